@@ -1,0 +1,192 @@
+"""What every transport shares: the Transport protocol and send results."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from lettre.envelope import Envelope
+    from lettre.message.message import Message
+    from lettre.protocol.replies import Reply
+
+__all__ = [
+    "BaseTransport",
+    "RecipientResult",
+    "SendResult",
+    "Signer",
+    "Transport",
+    "prepare_message",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientResult:
+    """The outcome for one recipient (forward path) of a send.
+
+    Attributes:
+        recipient: the recipient's address as it went into the envelope.
+        accepted: True when the transport (or server) took responsibility for
+            delivering to this recipient.
+        reply: the server's reply to this recipient's RCPT, when SMTP was used.
+    """
+
+    recipient: str
+    accepted: bool
+    reply: Reply | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What a successful send returns: an outcome for every recipient.
+
+    Attributes:
+        recipients: one entry per envelope recipient, in envelope order.
+        message_id: the Message-ID header of the sent message, when known.
+        transport_id: the identifier the transport gave the message: the
+            SES MessageId, the file transport's file id, or the queue id an
+            SMTP server reported (None when the server reported none).
+        reply: the final SMTP reply (to the end of data or the last BDAT).
+    """
+
+    recipients: tuple[RecipientResult, ...]
+    message_id: str | None = None
+    transport_id: str | None = None
+    reply: Reply | None = field(default=None)
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """The recipients that were accepted."""
+        return tuple(r.recipient for r in self.recipients if r.accepted)
+
+    @property
+    def refused(self) -> tuple[RecipientResult, ...]:
+        """The outcomes of the recipients that were refused."""
+        return tuple(r for r in self.recipients if not r.accepted)
+
+    @property
+    def all_accepted(self) -> bool:
+        """True when no recipient was refused."""
+        return all(r.accepted for r in self.recipients)
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Anything that signs serialised message bytes (for example DkimSigner)."""
+
+    def sign(self, data: bytes) -> bytes:
+        """Return ``data`` with the signature header(s) prepended."""
+        ...
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """The interface every lettre transport implements."""
+
+    async def send(
+        self, message: Message | EmailMessage, *, envelope: Envelope | None = None
+    ) -> SendResult:
+        """Send a message; the envelope defaults to the one the message implies."""
+        ...
+
+    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        """Send already-serialised message bytes with an explicit envelope."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release every resource the transport holds."""
+        ...
+
+
+def prepare_message(
+    message: Message | EmailMessage,
+    envelope: Envelope | None = None,
+    signers: Sequence[Signer] = (),
+) -> tuple[Envelope, bytes, str | None]:
+    """Serialise a message once for sending.
+
+    Returns the envelope (the explicit one, else the message's own), the bytes
+    (signed by each signer in turn) and the Message-ID, if the message has one.
+    """
+    from lettre.message.message import Message
+    from lettre.message.stdlib import envelope_from_email_message, email_message_to_bytes
+
+    if isinstance(message, Message):
+        env = envelope if envelope is not None else message.envelope
+        data = message.as_bytes()
+        message_id = message.message_id
+    elif isinstance(message, EmailMessage):
+        env = envelope if envelope is not None else envelope_from_email_message(message)
+        data = email_message_to_bytes(message)
+        raw_id = message.get("Message-ID")
+        message_id = str(raw_id).strip() if raw_id is not None else None
+    else:
+        raise TypeError(f"cannot send a {type(message).__name__}; expected Message or EmailMessage")
+    for signer in signers:
+        data = signer.sign(data)
+    return env, data, message_id
+
+
+class BaseTransport(abc.ABC):
+    """A base class that gives transports ``send``, ``async with`` and signing.
+
+    Subclasses implement :meth:`send_raw` (and :meth:`aclose` when they hold
+    resources). ``dkim`` takes one signer or several; each signs the exact
+    bytes that are sent.
+    """
+
+    def __init__(self, *, dkim: Signer | Sequence[Signer] | None = None) -> None:
+        if dkim is None:
+            self._signers: tuple[Signer, ...] = ()
+        elif isinstance(dkim, Signer):
+            self._signers = (dkim,)
+        else:
+            self._signers = tuple(dkim)
+
+    async def send(
+        self, message: Message | EmailMessage, *, envelope: Envelope | None = None
+    ) -> SendResult:
+        """Serialise ``message`` (signing it if configured) and send it.
+
+        Args:
+            message: a lettre :class:`~lettre.Message` or a stdlib
+                :class:`email.message.EmailMessage`.
+            envelope: overrides the envelope derived from the message's headers.
+
+        Returns:
+            A :class:`SendResult` accounting for every recipient.
+        """
+        env, data, message_id = prepare_message(message, envelope, self._signers)
+        result = await self.send_raw(env, data)
+        if result.message_id is None and message_id is not None:
+            return SendResult(
+                recipients=result.recipients,
+                message_id=message_id,
+                transport_id=result.transport_id,
+                reply=result.reply,
+            )
+        return result
+
+    @abc.abstractmethod
+    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        """Send already-serialised message bytes with an explicit envelope."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release every resource the transport holds (nothing by default)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

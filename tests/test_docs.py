@@ -1,0 +1,66 @@
+"""Runs every ```python example in docs/ so the documentation cannot rot.
+
+All python blocks of one page run in order in one namespace. A block preceded
+by the line ``<!-- no-run -->`` is shown but not run (examples that need the
+internet or real credentials). The namespace holds ``SMTP_PORT``: the port of
+a plain SMTP server on 127.0.0.1 that accepts every message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+NO_RUN = "<!-- no-run -->"
+
+
+def _blocks(text: str) -> list[str]:
+    blocks = []
+    for match in FENCE.finditer(text):
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1].strip()
+        if before != NO_RUN:
+            blocks.append(match.group(1))
+    return blocks
+
+
+def _pages() -> list[Path]:
+    return sorted(p for p in DOCS.rglob("*.md") if _blocks(p.read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def smtp_port() -> Iterator[int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def test_fence_detection() -> None:
+    text = "a\n```python\nx = 1\n```\n<!-- no-run -->\n```python\ny = 2\n```\n"
+    assert _blocks(text) == ["x = 1\n"]
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_docs_examples_run(
+    page: Path, smtp_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__docs__", "SMTP_PORT": smtp_port}
+    for index, block in enumerate(_blocks(page.read_text(encoding="utf-8"))):
+        code = compile(block, f"{page.relative_to(DOCS)}[block {index}]", "exec")
+        exec(code, namespace)
+    assert os.getcwd() == str(tmp_path)
