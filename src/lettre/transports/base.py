@@ -115,7 +115,7 @@ def prepare_message(
     (signed by each signer in turn) and the Message-ID, if the message has one.
     """
     from lettre.message.message import Message
-    from lettre.message.stdlib import envelope_from_email_message, email_message_to_bytes
+    from lettre.message.stdlib import email_message_to_bytes, envelope_from_email_message
 
     if isinstance(message, Message):
         env = envelope if envelope is not None else message.envelope
