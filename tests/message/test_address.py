@@ -1,0 +1,365 @@
+"""Tests of lettre.address: Address, Mailbox, Mailboxes."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lettre.address import Address, Mailbox, Mailboxes
+from lettre.errors import AddressError
+
+
+@pytest.mark.parametrize(
+    ("text", "local", "domain", "ascii_form"),
+    [
+        ("alice@example.org", "alice", "example.org", "alice@example.org"),
+        ("Alice.Smith+tag@Example.ORG", "Alice.Smith+tag", "example.org", None),
+        ('"john doe"@example.org', '"john doe"', "example.org", None),
+        ('"plain"@example.org', "plain", "example.org", "plain@example.org"),
+        ('"a\\"b"@example.org', '"a\\"b"', "example.org", None),
+        ('"a\\b"@example.org', "ab", "example.org", None),
+        ('"a@b"@example.org', '"a@b"', "example.org", None),
+        ("x@Bücher.example", "x", "bücher.example", "x@xn--bcher-kva.example"),
+        ("x@xn--bcher-kva.example", "x", "bücher.example", "x@xn--bcher-kva.example"),
+        (
+            "x@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\uff0ecom",
+            "x",
+            "example.com",
+            "x@example.com",
+        ),
+        ("postmaster@[192.0.2.1]", "postmaster", "[192.0.2.1]", "postmaster@[192.0.2.1]"),
+        ("a@[IPv6:2001:DB8:0::1]", "a", "[IPv6:2001:db8::1]", "a@[IPv6:2001:db8::1]"),
+        ("root@localhost", "root", "localhost", "root@localhost"),
+    ],
+)
+def test_valid_addresses(text: str, local: str, domain: str, ascii_form: str | None) -> None:
+    address = Address(text)
+    assert address.local_part == local
+    assert address.domain == domain
+    assert not address.needs_smtputf8
+    if ascii_form is not None:
+        assert address.to_ascii() == ascii_form
+    assert str(address) == f"{local}@{domain}"
+    # The canonical form parses back to the same address.
+    assert Address(str(address)) == address
+
+
+def test_smtputf8_address() -> None:
+    address = Address("åsa@exämple.se")
+    assert address.needs_smtputf8
+    assert address.local_part == "åsa"
+    assert address.ascii_domain == "xn--exmple-cua.se"
+    with pytest.raises(AddressError, match="SMTPUTF8"):
+        address.to_ascii()
+
+
+def test_idn_domain_only_does_not_need_smtputf8() -> None:
+    address = Address("info@müller.de")
+    assert not address.needs_smtputf8
+    assert address.to_ascii() == "info@xn--mller-kva.de"
+
+
+def test_equality_hash_and_immutability() -> None:
+    a = Address("bob@EXAMPLE.com")
+    b = Address('"bob"@example.com')
+    assert a == b
+    assert hash(a) == hash(b)
+    assert Address("Bob@example.com") != a  # local parts are case-sensitive
+    with pytest.raises(AttributeError):
+        a.local_part = "eve"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_coerce() -> None:
+    a = Address("a@example.org")
+    assert Address.coerce(a) is a
+    assert Address.coerce("a@example.org") == a
+    with pytest.raises(TypeError):
+        Address.coerce(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "alice",
+        "@example.org",
+        "alice@",
+        "a@b@c",
+        "a@b@c.d",
+        "alice@example.org)<bob@example.com>",
+        "alice@example.org <bob@example.com>",
+        "<alice@example.org>",
+        " alice@example.org",
+        "alice@example.org ",
+        "a b@example.org",
+        "a..b@example.org",
+        ".a@example.org",
+        "a.@example.org",
+        "a(b)@example.org",
+        "a@-example.org",
+        "a@example-.org",
+        "a@exa_mple.org",
+        "a@example..org",
+        "a@example.org.",
+        "a@.example.org",
+        "a@1.2.3.4",
+        "a@[1.2.3]",
+        "a@[300.1.1.1]",
+        "a@[01.2.3.4]",
+        "a@[IPv6:zz::1]",
+        "a@[IPv6:fe80::1%eth0]",
+        "a@[foo]",
+        "a@[1.2.3.4",
+        "a@xn--zz.example",
+        '"unterminated@example.org',
+        '"a"b@example.org',
+        '""@example.org',
+        '"a"@"b"',
+        "a\r\n@example.org",
+        "a@example.org\r\nBcc: eve@evil.example",
+        "a@example.org\n",
+        "a\x00@example.org",
+        "a@exa\x00mple.org",
+        "a\u2028@example.org",
+        "a\x85@example.org",
+        "a\u00a0b@example.org",
+        "x" * 65 + "@example.org",
+        "a@" + "b" * 64 + ".org",
+        "a@" + ".".join(["b" * 63] * 4) + ".org",
+        "a" * 64 + "@" + ".".join(["b" * 60] * 4),
+        "a@" + "x" * 1_000_000,
+    ],
+)
+def test_invalid_addresses(text: str) -> None:
+    with pytest.raises(AddressError):
+        Address(text)
+
+
+def test_address_type_error() -> None:
+    with pytest.raises(TypeError):
+        Address(b"a@example.org")  # type: ignore[arg-type]
+
+
+def test_length_limits_accept_the_maximum() -> None:
+    Address("x" * 64 + "@example.org")
+    domain = ".".join(["b" * 63] * 2) + "." + "c" * 57 + ".org"
+    Address("a" * 64 + "@" + domain)  # 64 + 1 + 189 = 254 octets
+    with pytest.raises(AddressError):
+        Address("a" * 64 + "@" + domain + "x")
+    # Non-ASCII local parts are measured in octets.
+    with pytest.raises(AddressError):
+        Address("é" * 33 + "@example.org")
+    Address("é" * 32 + "@example.org")
+
+
+# --- Mailbox -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "address"),
+    [
+        ("alice@example.org", None, "alice@example.org"),
+        ("<alice@example.org>", None, "alice@example.org"),
+        ("Alice <alice@example.org>", "Alice", "alice@example.org"),
+        ("Alice  Smith<alice@example.org>", "Alice Smith", "alice@example.org"),
+        ('"Smith, Alice" <alice@example.org>', "Smith, Alice", "alice@example.org"),
+        ('"Alice \\"Al\\" Smith" <a@example.org>', 'Alice "Al" Smith', "a@example.org"),
+        ('"alice@example.org" <bob@example.com>', "alice@example.org", "bob@example.com"),
+        ("(team lead) Alice (home) <alice@example.org> (x)", "Alice", "alice@example.org"),
+        ("alice@example.org (Alice)", None, "alice@example.org"),
+        ("John Q. Public <jqp@example.org>", "John Q. Public", "jqp@example.org"),
+        ("Åsa Ek <åsa@exämple.se>", "Åsa Ek", "åsa@exämple.se"),
+        ("=?utf-8?q?=C3=85sa_Ek?= <asa@example.se>", "Åsa Ek", "asa@example.se"),
+        ("=?utf-8?b?w4VzYQ==?= =?utf-8?q?_Ek?= <asa@example.se>", "Åsa Ek", "asa@example.se"),
+        ("=?unknown-charset?q?x?= <asa@example.se>", "=?unknown-charset?q?x?=", "asa@example.se"),
+        ('"" <a@example.org>', None, "a@example.org"),
+        ("< a@example.org >", None, "a@example.org"),
+        ("a@[192.0.2.1]", None, "a@[192.0.2.1]"),
+    ],
+)
+def test_mailbox_parse(text: str, name: str | None, address: str) -> None:
+    mailbox = Mailbox.parse(text)
+    assert mailbox.name == name
+    assert mailbox.address == Address(address)
+    assert Mailbox.parse(str(mailbox)) == mailbox
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "(just a comment)",
+        "Alice",
+        "Alice <>",
+        "Alice <alice@example.org",
+        "Alice alice@example.org>",
+        "alice@example.org)<bob@example.com>",
+        "alice@example.org <bob@example.com>",
+        "alice@example.org<bob@example.com>",
+        "Alice <alice@example.org> <bob@example.com>",
+        "Alice <alice@example.org> bob@example.com",
+        "Alice <<alice@example.org>>",
+        "Alice <@route:alice@example.org>",
+        "Alice <alice @example.org>",
+        "Alice <alice@example.org, bob@example.com>",
+        "a@b@c",
+        "a@example.org, b@example.org",
+        "group: a@example.org;",
+        "Alice (unterminated <a@example.org>",
+        '"unterminated <a@example.org>',
+        "Alice\r\n <a@example.org>",
+        "Alice <a@example.org>\r\nBcc: eve@evil.example",
+        "=?utf-8?q?Eve=0D=0ABcc:_x?= <a@example.org>",
+        "Ali\u2028ce <a@example.org>",
+        "Ali\x00ce <a@example.org>",
+        "x" * 1_000_000,
+        "(" * 1_000_000,
+    ],
+)
+def test_mailbox_parse_rejects(text: str) -> None:
+    with pytest.raises(AddressError):
+        Mailbox.parse(text)
+
+
+def test_mailbox_construction_and_format() -> None:
+    assert str(Mailbox("a@example.org")) == "a@example.org"
+    assert str(Mailbox("a@example.org", "Alice")) == "Alice <a@example.org>"
+    assert str(Mailbox("a@example.org", "Smith, Alice")) == '"Smith, Alice" <a@example.org>'
+    assert str(Mailbox("a@example.org", 'A "B" \\C')) == '"A \\"B\\" \\\\C" <a@example.org>'
+    assert Mailbox("a@example.org", "").name is None
+    for bad in ("A\rB", "A\nB", "A\x00B", "A\u2028B", "A\u2029B", "A\x7fB"):
+        with pytest.raises(AddressError):
+            Mailbox("a@example.org", bad)
+    with pytest.raises(TypeError):
+        Mailbox("a@example.org", 3)  # type: ignore[arg-type]
+
+
+def test_mailbox_coerce() -> None:
+    m = Mailbox("a@example.org", "A")
+    assert Mailbox.coerce(m) is m
+    assert Mailbox.coerce(Address("a@example.org")) == Mailbox("a@example.org")
+    assert Mailbox.coerce("A <a@example.org>") == m
+    with pytest.raises(TypeError):
+        Mailbox.coerce(None)  # type: ignore[arg-type]
+
+
+# --- Mailboxes ---------------------------------------------------------------
+
+
+def test_mailboxes_parse_lists_and_groups() -> None:
+    boxes = Mailboxes.parse('a@example.org, "Doe, J." <j@example.org>,Bob<b@example.org>')
+    assert [str(m.address) for m in boxes] == ["a@example.org", "j@example.org", "b@example.org"]
+    assert boxes[1].name == "Doe, J."
+    assert Mailboxes.parse("undisclosed-recipients:;") == Mailboxes()
+    grouped = Mailboxes.parse("friends: a@example.org, B <b@example.org>;, c@example.org")
+    assert [str(a) for a in grouped.addresses] == [
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+    ]
+    assert Mailboxes.parse("x: ;") == Mailboxes()
+    assert Mailboxes.parse(str(boxes)) == boxes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "a@example.org,",
+        ",a@example.org",
+        "a@example.org,,b@example.org",
+        "a@example.org b@example.org",
+        "a@example.org; b@example.org",
+        "group: a@example.org",
+        ": a@example.org;",
+        "g1: g2: a@example.org;;",
+        "alice@example.org)<bob@example.com>, c@example.org",
+        "a@b@c, d@example.org",
+        "a@example.org,\r\n b@example.org",
+        "a@example.org, " * 20_000,
+    ],
+)
+def test_mailboxes_parse_rejects(text: str) -> None:
+    with pytest.raises(AddressError):
+        Mailboxes.parse(text)
+
+
+def test_mailboxes_sequence_behaviour() -> None:
+    boxes = Mailboxes(["a@example.org", Address("b@example.org"), Mailbox("c@example.org", "C")])
+    assert len(boxes) == 3
+    assert boxes[2].name == "C"
+    assert isinstance(boxes[1:], Mailboxes)
+    assert len(boxes[1:]) == 2
+    assert hash(boxes) == hash(Mailboxes(list(boxes)))
+    assert "Mailboxes(" in repr(boxes)
+    with pytest.raises(TypeError):
+        Mailboxes("a@example.org")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 1_000_000,
+        "(" * 1_000_000,
+        '"' * 1_000_000,
+        "a," * 500_000,
+        "a@" * 500_000,
+        "<" * 1_000_000,
+        "a." * 32_000,
+        "a," * 32_000,
+        '"a" ' * 16_000,
+        "(" * 60_000 + ")" * 3_000,
+    ],
+)
+def test_hostile_input_fails_fast(text: str) -> None:
+    # Generous bound: the point is linear work on capped input, not speed.
+    started = time.perf_counter()
+    with pytest.raises(AddressError):
+        Mailboxes.parse(text)
+    with pytest.raises(AddressError):
+        Mailbox.parse(text)
+    with pytest.raises(AddressError):
+        Address(text)
+    assert time.perf_counter() - started < 1.0
+
+
+_atext = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~",
+    min_size=1,
+    max_size=10,
+)
+_label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    local=st.lists(_atext, min_size=1, max_size=3).map(".".join),
+    labels=st.lists(_label, min_size=1, max_size=3),
+    tld=st.from_regex(r"[a-z]{2,6}", fullmatch=True),
+    name=st.none()
+    | st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=30),
+)
+def test_mailbox_format_parse_round_trip(
+    local: str, labels: list[str], tld: str, name: str | None
+) -> None:
+    address = Address(f"{local}@{'.'.join([*labels, tld])}")
+    mailbox = Mailbox(address, name)
+    parsed = Mailbox.parse(str(mailbox))
+    assert parsed.address == address
+    if name and "=?" not in name:
+        assert parsed.name == name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_parsers_never_raise_anything_but_address_error(text: str) -> None:
+    for parse in (Address, Mailbox.parse, Mailboxes.parse):
+        with contextlib.suppress(AddressError):
+            parse(text)
