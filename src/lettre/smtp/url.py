@@ -1,0 +1,146 @@
+"""``smtp://`` and ``smtps://`` URLs -> :class:`~lettre.smtp.settings.SmtpSettings`.
+
+Form: ``smtp[s]://[user[:password]@]host[:port][?name=value&...]``.
+
+- ``smtp://`` uses STARTTLS, required, unless ``tls=`` says otherwise;
+  ``smtps://`` uses implicit TLS.
+- The user name and password are percent-decoded (write ``@`` as ``%40``).
+- The port defaults to the TLS mode's port (465, 587 or 25).
+- Query parameters: ``tls`` (none, opportunistic, starttls, implicit),
+  ``timeout``, ``connect_timeout``, ``data_timeout``, ``deadline`` (seconds),
+  ``hello_name``, ``auth`` (comma-separated mechanisms), ``allow_insecure_auth``
+  and ``require_all_recipients`` (true/false), ``local_address``.
+
+Unknown or repeated parameters are errors, so a typo never silently weakens a
+setting.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from lettre.smtp.auth import AuthMechanism, Credentials
+from lettre.smtp.settings import SmtpSettings
+from lettre.smtp.tls import TlsMode
+
+__all__ = ["parse_smtp_url", "settings_from_url"]
+
+_FLOAT_PARAMS = ("timeout", "connect_timeout", "data_timeout", "deadline")
+_BOOL_PARAMS = ("allow_insecure_auth", "require_all_recipients")
+_STR_PARAMS = ("hello_name", "local_address")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_smtp_url(url: str) -> dict[str, Any]:
+    """Parse an SMTP URL into keyword arguments for :class:`SmtpSettings`.
+
+    Args:
+        url: ``smtp://...`` or ``smtps://...``.
+
+    Returns:
+        The settings the URL names, as keyword arguments (``host``, ``port``,
+        ``tls``, ``credentials`` and whatever the query sets).
+
+    Raises:
+        ValueError: on another scheme, a missing host, a bad port, an unknown,
+            repeated or invalid query parameter. The message never contains the
+            password.
+    """
+    if not isinstance(url, str):
+        raise TypeError("an SMTP URL must be a str")
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid SMTP URL: {_redact(exc)}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtps"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r}: expected smtp or smtps")
+    host = parts.hostname
+    if not host:
+        raise ValueError("the SMTP URL has no host")
+    if parts.path not in ("", "/"):
+        raise ValueError("an SMTP URL has no path: use smtp://host:port?name=value")
+    if parts.fragment:
+        raise ValueError("an SMTP URL has no fragment")
+
+    kwargs: dict[str, Any] = {"host": host, "port": port}
+    tls = TlsMode.IMPLICIT if scheme == "smtps" else TlsMode.STARTTLS
+    if parts.username is not None:
+        username = unquote(parts.username)
+        password = unquote(parts.password) if parts.password is not None else None
+        if not username:
+            raise ValueError("the SMTP URL has an empty user name")
+        kwargs["credentials"] = Credentials(username, password)
+
+    seen: set[str] = set()
+    for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+        if name in seen:
+            raise ValueError(f"the SMTP URL repeats the parameter {name!r}")
+        seen.add(name)
+        if name == "tls":
+            mode = TlsMode.parse(value)
+            if scheme == "smtps" and mode is not TlsMode.IMPLICIT:
+                raise ValueError("smtps:// means implicit TLS; use smtp:// for tls=" + value)
+            tls = mode
+        elif name in _FLOAT_PARAMS:
+            kwargs[name] = _parse_seconds(name, value)
+        elif name in _BOOL_PARAMS:
+            kwargs[name] = _parse_bool(name, value)
+        elif name in _STR_PARAMS:
+            if not value:
+                raise ValueError(f"the SMTP URL parameter {name!r} is empty")
+            kwargs[name] = value
+        elif name in ("auth", "auth_mechanisms"):
+            mechanisms = [AuthMechanism.parse(m) for m in value.split(",") if m.strip()]
+            if not mechanisms:
+                raise ValueError("the SMTP URL parameter 'auth' names no mechanism")
+            kwargs["auth_mechanisms"] = tuple(mechanisms)
+        else:
+            raise ValueError(f"unknown SMTP URL parameter {name!r}")
+    kwargs["tls"] = tls
+    return kwargs
+
+
+def settings_from_url(url: str, **overrides: Any) -> SmtpSettings:
+    """Build :class:`SmtpSettings` from an SMTP URL, with keyword overrides.
+
+    Args:
+        url: ``smtp://...`` or ``smtps://...`` (see the module documentation).
+        **overrides: any :class:`SmtpSettings` field, replacing what the URL
+            says (for example ``tls_parameters=`` or ``token_provider=``).
+
+    Raises:
+        ValueError: when the URL or a resulting setting is invalid.
+    """
+    kwargs = parse_smtp_url(url)
+    kwargs.update(overrides)
+    return SmtpSettings(**kwargs)
+
+
+def _parse_seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"the SMTP URL parameter {name!r} must be a number of seconds") from None
+    if not seconds > 0 or math.isinf(seconds):
+        raise ValueError(f"the SMTP URL parameter {name!r} must be a positive number of seconds")
+    return seconds
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"the SMTP URL parameter {name!r} must be true or false")
+
+
+def _redact(exc: ValueError) -> str:
+    # urllib's messages quote the port text only, never the password; keep it short anyway.
+    text = str(exc)
+    return text.split(":", 1)[0] if "@" in text else text
