@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["Reply"]
+from lettre.errors import RemoteProtocolError
+
+__all__ = ["Reply", "ReplyParser"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +45,196 @@ class Reply:
     def is_permanent(self) -> bool:
         """True for 5xx replies."""
         return 500 <= self.code < 600
+
+
+# class.subject.detail (RFC 3463), followed by a space or the end of the line.
+_ENHANCED = re.compile(rb"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |$)")
+_FINAL = 0x20  # b" "
+_CONTINUED = 0x2D  # b"-"
+
+
+class ReplyParser:
+    """A bounded, streaming parser of SMTP replies.
+
+    Feed it bytes as they arrive, in chunks of any size split anywhere, and
+    take complete replies out with :meth:`next_reply`. Multi-line replies
+    (``250-...`` lines ending with a ``250 ...`` line) become one
+    :class:`Reply`. Lines end with CRLF; a bare LF is accepted as a line end
+    too. The text is decoded as UTF-8 with replacement characters, so a
+    reply never fails to decode.
+
+    The parser is strict: every line starts with three digits, the first of
+    them 2 to 5; the fourth octet, if any, is a space (last line) or a hyphen
+    (more lines follow); every line of a reply carries the same code. An RFC
+    3463 enhanced status code whose class matches the reply code is taken out
+    of each line's text and reported once, from the first line carrying one.
+
+    It is bounded: a line longer than ``max_line_length`` octets (line ending
+    excluded), a reply of more than ``max_lines`` lines or more than
+    ``max_reply_size`` octets raises :class:`RemoteProtocolError` as soon as
+    the excess is buffered, so the bytes held for an incomplete reply never
+    exceed ``max_reply_size``. After an error the parser is unusable.
+
+    Args:
+        max_line_length: the longest accepted line, without its line ending.
+        max_lines: the most lines in one reply.
+        max_reply_size: the most octets in one reply, line endings included.
+
+    Raises:
+        ValueError: when a bound is not a positive int.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_code",
+        "_enhanced",
+        "_error",
+        "_lines",
+        "_max_line_length",
+        "_max_lines",
+        "_max_reply_size",
+        "_pos",
+        "_scan",
+        "_size",
+    )
+
+    def __init__(
+        self, max_line_length: int = 2048, max_lines: int = 256, max_reply_size: int = 65536
+    ) -> None:
+        for name, value, minimum in (
+            ("max_line_length", max_line_length, 3),
+            ("max_lines", max_lines, 1),
+            ("max_reply_size", max_reply_size, 5),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name} must be an int >= {minimum}, not {value!r}")
+        self._max_line_length = max_line_length
+        self._max_lines = max_lines
+        self._max_reply_size = max_reply_size
+        self._buffer = bytearray()
+        self._pos = 0  # start of the unparsed bytes in _buffer
+        self._scan = 0  # bytes before this offset hold no LF
+        self._code = 0  # the code of the reply being assembled (0: none yet)
+        self._enhanced: str | None = None
+        self._lines: list[str] = []
+        self._size = 0  # octets of the complete lines of the current reply
+        self._error: str | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Octets received and not yet part of a returned reply."""
+        return len(self._buffer) - self._pos + self._size
+
+    @property
+    def unparsed(self) -> int:
+        """Octets received after the last complete line."""
+        return len(self._buffer) - self._pos
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes. Parsing happens in :meth:`next_reply`.
+
+        Args:
+            data: the bytes, exactly as read from the connection.
+        """
+        if data:
+            self._buffer += data
+
+    def next_reply(self) -> Reply | None:
+        """Return the next complete reply, or None when more bytes are needed.
+
+        Raises:
+            RemoteProtocolError: on a malformed reply or a bound exceeded;
+                every later call raises it again.
+        """
+        if self._error is not None:
+            raise RemoteProtocolError(self._error)
+        try:
+            return self._parse()
+        except RemoteProtocolError as exc:
+            self._error = str(exc)
+            raise
+
+    def _parse(self) -> Reply | None:
+        buffer = self._buffer
+        while True:
+            newline = buffer.find(b"\n", self._scan)
+            if newline < 0:
+                self._check_partial(len(buffer) - self._pos)
+                self._compact()
+                return None
+            start = self._pos
+            end = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
+            self._pos = self._scan = newline + 1
+            if end - start > self._max_line_length:
+                raise RemoteProtocolError(f"reply line longer than {self._max_line_length} octets")
+            self._size += newline + 1 - start
+            if self._size > self._max_reply_size:
+                raise RemoteProtocolError(f"reply longer than {self._max_reply_size} octets")
+            if self._line(bytes(buffer[start:end])):
+                reply = Reply(self._code, self._enhanced, tuple(self._lines))
+                self._code = 0
+                self._enhanced = None
+                self._lines = []
+                self._size = 0
+                if self._pos > len(buffer) // 2:
+                    self._compact()
+                return reply
+
+    def _check_partial(self, pending: int) -> None:
+        if pending:
+            # Reject a malformed line as soon as its first octets are in,
+            # rather than waiting for a line ending that may never come.
+            head = bytes(self._buffer[self._pos : self._pos + 4])
+            if pending == 4 and head[3] == 0x0D:
+                head = head[:3]  # "250" and the CR of its CRLF
+            _check_head(head)
+        # A partial line may end with the CR of its CRLF, hence the + 1.
+        if pending > self._max_line_length + 1:
+            raise RemoteProtocolError(f"reply line longer than {self._max_line_length} octets")
+        if self._size + pending > self._max_reply_size:
+            raise RemoteProtocolError(f"reply longer than {self._max_reply_size} octets")
+
+    def _compact(self) -> None:
+        if self._pos:
+            del self._buffer[: self._pos]
+            self._scan -= self._pos
+            self._pos = 0
+
+    def _line(self, line: bytes) -> bool:
+        """Add one line (without its ending) to the reply; True if it was the last."""
+        if len(line) < 3:
+            raise RemoteProtocolError(f"malformed reply line {line!r}")
+        _check_head(line[:4])
+        head = line[:3]
+        code = int(head)
+        final = len(line) == 3 or line[3] == _FINAL
+        if self._code and code != self._code:
+            raise RemoteProtocolError(
+                f"multi-line reply mixes codes {self._code} and {code}: {_shorten(line)!r}"
+            )
+        if len(self._lines) >= self._max_lines:
+            raise RemoteProtocolError(f"reply has more than {self._max_lines} lines")
+        self._code = code
+        text = line[4:]
+        match = _ENHANCED.match(text)
+        if match is not None and match.group(1)[0] == head[0]:
+            if self._enhanced is None:
+                self._enhanced = match.group(0).rstrip().decode("ascii")
+            text = text[match.end() :]
+        self._lines.append(text.decode("utf-8", "replace"))
+        return final
+
+
+def _check_head(head: bytes) -> None:
+    """Check the first (up to four) octets of a reply line."""
+    for index, octet in enumerate(head[:3]):
+        low = 0x32 if index == 0 else 0x30  # the first digit is 2 to 5
+        high = 0x35 if index == 0 else 0x39
+        if not low <= octet <= high:
+            raise RemoteProtocolError(f"malformed reply code in {_shorten(head)!r}")
+    if len(head) == 4 and head[3] not in (_FINAL, _CONTINUED):
+        raise RemoteProtocolError(f"bad separator after the reply code in {head!r}")
+
+
+def _shorten(line: bytes, limit: int = 80) -> bytes:
+    return line if len(line) <= limit else line[:limit] + b"..."
