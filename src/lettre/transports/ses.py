@@ -175,7 +175,7 @@ class _Settings:
         return {
             "connect_timeout": self.connect_timeout,
             "read_timeout": self.read_timeout,
-            "retries": {"max_attempts": self.max_attempts, "mode": "standard"},
+            "retries": {"total_max_attempts": self.max_attempts, "mode": "standard"},
             "max_pool_connections": self.max_pool_connections,
         }
 
