@@ -95,8 +95,7 @@ _HEADER_NAME = "DKIM-Signature"
 
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
 _WSP_RUN = re.compile(rb"[ \t]+")
-_BODY_WSP_RUN = re.compile(rb"[ \t]{2,}|\t")
-_TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
+_SPACE_RUN = re.compile(rb"  +")
 _DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
@@ -296,13 +295,18 @@ def _canonical_header(field: bytes, canonicalization: Canonicalization) -> bytes
 
 
 def _canonical_body(body: bytes, canonicalization: Canonicalization) -> bytes:
+    # The body is CRLF-normalised and ends with CRLF (or is empty), so CR and LF
+    # only occur as CRLF pairs.
     if canonicalization is Canonicalization.RELAXED:
-        if b" " in body or b"\t" in body:
-            body = _TRAILING_WSP.sub(b"\r\n", body)
-            body = _BODY_WSP_RUN.sub(b" ", body)
-        body = body.rstrip(b"\r\n")
+        # Every run of WSP becomes one SP: turning tabs into spaces first, then
+        # collapsing runs of spaces, gives the same result with fast byte searches.
+        if b"\t" in body:
+            body = body.replace(b"\t", b" ")
+        if b"  " in body:
+            body = _SPACE_RUN.sub(b" ", body)
+        # After collapsing, trailing white space is at most one SP before CRLF.
+        body = body.replace(b" \r\n", b"\r\n").rstrip(b"\r\n")
         return body + b"\r\n" if body else b""
-    # The body is CRLF-normalised here, so CR and LF only occur as CRLF pairs.
     return body.rstrip(b"\r\n") + b"\r\n"
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from dkim_support import DOMAIN, SELECTOR, DnsZone, PrivateKeyObject, tags, txt_record
 
 from lettre.dkim import (
@@ -35,11 +36,11 @@ MESSAGE = (
 PASSWORD = b"correct horse battery staple"
 
 
-def _pem(key: PrivateKeyObject, fmt: serialization.PrivateFormat) -> bytes:
+def _pem(key: PrivateKeyTypes, fmt: serialization.PrivateFormat) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
 
 
-def _der(key: PrivateKeyObject, fmt: serialization.PrivateFormat) -> bytes:
+def _der(key: PrivateKeyTypes, fmt: serialization.PrivateFormat) -> bytes:
     return key.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())
 
 
