@@ -1,0 +1,69 @@
+"""The sans-IO SMTP client core: commands in, bytes out; bytes in, replies out.
+
+Standard library only: no sockets, no anyio, no clock. The I/O layer
+(:mod:`lettre.smtp`) drives a :class:`ClientConnection`; anyone can drive one
+over any transport, or in tests with plain bytes.
+"""
+
+from __future__ import annotations
+
+from lettre.protocol.commands import (
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    Command,
+    Data,
+    Ehlo,
+    EndOfData,
+    Helo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    StartTls,
+)
+from lettre.protocol.connection import NEED_DATA, ClientConnection, NeedData
+from lettre.protocol.dotstuff import BdatEncoder, CrlfNormalizer, DataEncoder, encode_data
+from lettre.protocol.extensions import Capabilities
+from lettre.protocol.replies import Reply, ReplyParser
+from lettre.protocol.sasl import CramMd5, Login, Mechanism, Plain, XOAuth2, decode_challenge
+from lettre.protocol.state import ClientState
+
+__all__ = [
+    "NEED_DATA",
+    "Auth",
+    "AuthCancel",
+    "AuthResponse",
+    "Bdat",
+    "BdatEncoder",
+    "Capabilities",
+    "ClientConnection",
+    "ClientState",
+    "Command",
+    "CramMd5",
+    "CrlfNormalizer",
+    "Data",
+    "DataEncoder",
+    "Ehlo",
+    "EndOfData",
+    "Helo",
+    "Login",
+    "Mail",
+    "Mechanism",
+    "MessageData",
+    "NeedData",
+    "Noop",
+    "Plain",
+    "Quit",
+    "Rcpt",
+    "Reply",
+    "ReplyParser",
+    "Rset",
+    "StartTls",
+    "XOAuth2",
+    "decode_challenge",
+    "encode_data",
+]

@@ -1,0 +1,503 @@
+"""The sans-IO SMTP client connection: commands in, bytes out; bytes in, replies out.
+
+:class:`ClientConnection` does no I/O and keeps no clock. The driver writes
+what :meth:`~ClientConnection.send` returns, feeds what it reads to
+:meth:`~ClientConnection.receive_data` (``b""`` at end of file), and takes
+replies out of :meth:`~ClientConnection.next_event`, which returns
+:data:`NEED_DATA` when it must read more first.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+from lettre.errors import LocalProtocolError, RemoteProtocolError
+from lettre.protocol.commands import (
+    Auth,
+    Bdat,
+    Command,
+    Data,
+    EndOfData,
+    Helo,
+    Mail,
+    MessageData,
+    Rcpt,
+    StartTls,
+)
+from lettre.protocol.dotstuff import BdatEncoder, DataEncoder
+from lettre.protocol.extensions import Capabilities
+from lettre.protocol.replies import Reply, ReplyParser
+from lettre.protocol.state import (
+    EXACT_CODES,
+    GROUP_ENDERS,
+    PIPELINABLE,
+    TRANSITIONS,
+    ClientState,
+)
+
+__all__ = ["NEED_DATA", "ClientConnection", "NeedData"]
+
+
+class NeedData(enum.Enum):
+    """The type of :data:`NEED_DATA`."""
+
+    NEED_DATA = "NEED_DATA"
+
+
+#: Returned by :meth:`ClientConnection.next_event` when no complete reply is
+#: buffered: read more bytes and pass them to ``receive_data()``.
+NEED_DATA: Final = NeedData.NEED_DATA
+
+_CLOSING_CODE = 421
+_NO_CAPABILITIES = Capabilities()
+
+
+@dataclass(slots=True)
+class _Transaction:
+    """What the connection knows about one mail transaction."""
+
+    smtputf8: bool
+    binary: bool
+    mail_ok: bool | None = None
+    rcpt_sent: int = 0
+    rcpt_replied: int = 0
+    rcpt_accepted: int = 0
+    chunk_refused: bool = False
+    bdat: BdatEncoder | None = None
+
+
+class ClientConnection:
+    """The client side of one SMTP connection, without I/O.
+
+    The connection starts in :attr:`ClientState.GREETING` owing one reply,
+    the greeting: the first :meth:`next_event` returns it. Every command sent
+    owes one reply (message content owes none) and replies come back in the
+    order the commands were sent.
+
+    Args:
+        max_line_length: the longest reply line accepted, in octets.
+        max_reply_lines: the most lines in one reply.
+        max_reply_size: the most octets in one reply.
+
+    Raises:
+        ValueError: when a bound is not a positive int.
+    """
+
+    __slots__ = (
+        "_authenticated",
+        "_capabilities",
+        "_data_encoder",
+        "_ehlo_refused",
+        "_eof",
+        "_extended",
+        "_owed",
+        "_parser",
+        "_parser_bounds",
+        "_state",
+        "_tls_done",
+        "_tx",
+    )
+
+    def __init__(
+        self,
+        max_line_length: int = 2048,
+        max_reply_lines: int = 256,
+        max_reply_size: int = 65536,
+    ) -> None:
+        self._parser_bounds = (max_line_length, max_reply_lines, max_reply_size)
+        self._parser = ReplyParser(max_line_length, max_reply_lines, max_reply_size)
+        self._state = ClientState.GREETING
+        self._owed: deque[tuple[str, _Transaction | None]] = deque([("GREETING", None)])
+        self._capabilities: Capabilities | None = None
+        self._extended = False
+        self._authenticated = False
+        self._ehlo_refused = False
+        self._tls_done = False
+        self._eof = False
+        self._tx: _Transaction | None = None
+        self._data_encoder: DataEncoder | None = None
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection state={self._state.name} owed={len(self._owed)}>"
+
+    # -- what the connection knows -------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        """The current state (after every command sent so far)."""
+        return self._state
+
+    @property
+    def owed(self) -> int:
+        """How many replies the server still owes."""
+        return len(self._owed)
+
+    @property
+    def awaiting(self) -> tuple[str, ...]:
+        """The verbs of the commands whose replies are owed, oldest first.
+
+        The greeting is ``"GREETING"``; every BDAT chunk is ``"BDAT"``.
+        """
+        return tuple("BDAT" if verb == "BDAT-LAST" else verb for verb, _ in self._owed)
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the server announced in its last EHLO reply.
+
+        None until a positive EHLO reply (and again after STARTTLS, until the
+        new EHLO reply); an empty :class:`Capabilities` after HELO.
+        """
+        return self._capabilities
+
+    @property
+    def extended(self) -> bool:
+        """True when the session was opened with EHLO, False with HELO (or not yet)."""
+        return self._extended
+
+    @property
+    def authenticated(self) -> bool:
+        """True once the server accepted AUTH (reset by STARTTLS)."""
+        return self._authenticated
+
+    @property
+    def accepted_recipients(self) -> int:
+        """How many RCPT of the current transaction the server accepted so far."""
+        return 0 if self._tx is None else self._tx.rcpt_accepted
+
+    # -- sending -------------------------------------------------------------------
+
+    def send(self, command: Command) -> bytes:
+        """Return the bytes that send ``command``.
+
+        Args:
+            command: the next command (or chunk of message content).
+
+        Returns:
+            The bytes to write, in full, before anything sent later.
+
+        Raises:
+            LocalProtocolError: when the command may not be sent now: the
+                state does not allow it, a reply is owed and the server did
+                not offer PIPELINING, the command would follow one that ends
+                a pipelined group, or it needs an extension the server did
+                not announce. The connection is then in ERROR.
+        """
+        if self._state is ClientState.ERROR:
+            raise LocalProtocolError("the connection is in the ERROR state")
+        try:
+            return self._send(command)
+        except LocalProtocolError:
+            self._state = ClientState.ERROR
+            raise
+
+    def _send(self, command: Command) -> bytes:
+        verb = command.verb
+        event = "BDAT-LAST" if isinstance(command, Bdat) and command.last else verb
+        next_state = TRANSITIONS[self._state].get(event)
+        if next_state is None:
+            raise LocalProtocolError(f"{verb} cannot be sent in state {self._state.name}")
+        if self._owed:
+            last = self._owed[-1][0]
+            if last in GROUP_ENDERS:
+                raise LocalProtocolError(f"{verb} cannot be sent before the reply to {last}")
+            if not self._caps.pipelining:
+                raise LocalProtocolError(
+                    f"{verb} cannot be sent before the reply to {last}: "
+                    "the server did not offer PIPELINING"
+                )
+        out = self._encode(command)
+        self._state = next_state
+        if event != "DATA-CONTENT":
+            self._owed.append((event, self._tx))
+        if next_state is ClientState.READY:
+            # END-OF-DATA, BDAT-LAST and RSET end the transaction.
+            self._tx = None
+        return out
+
+    @property
+    def _caps(self) -> Capabilities:
+        return self._capabilities or _NO_CAPABILITIES
+
+    def _encode(self, command: Command) -> bytes:
+        """Check the command against what the server offers and serialise it."""
+        if isinstance(command, MessageData):
+            assert self._data_encoder is not None
+            return self._data_encoder.feed(command.data)
+        if isinstance(command, EndOfData):
+            assert self._data_encoder is not None
+            out = self._data_encoder.end()
+            self._data_encoder = None
+            return out
+        if isinstance(command, Bdat):
+            return self._encode_bdat(command)
+        if isinstance(command, Mail):
+            self._check_mail(command)
+            out = command.to_bytes()
+            self._tx = _Transaction(smtputf8=command.smtputf8, binary=command.body == "BINARYMIME")
+            return out
+        if isinstance(command, Rcpt):
+            self._check_rcpt(command)
+        elif isinstance(command, Data):
+            self._check_content_allowed("DATA")
+        elif isinstance(command, Helo):
+            if not self._ehlo_refused:
+                raise LocalProtocolError("HELO is only sent after the server refused EHLO")
+        elif isinstance(command, StartTls):
+            if self._tls_done:
+                raise LocalProtocolError("TLS is already established")
+            if not self._caps.starttls:
+                raise LocalProtocolError("the server did not offer STARTTLS")
+        elif isinstance(command, Auth):
+            if self._authenticated:
+                raise LocalProtocolError("already authenticated")
+            if not self._caps.supports("AUTH"):
+                raise LocalProtocolError("the server did not offer AUTH")
+        return command.to_bytes()
+
+    def _check_mail(self, mail: Mail) -> None:
+        caps = self._caps
+        needs = []
+        if mail.size is not None and caps.size is None:
+            needs.append("SIZE")
+        if mail.body == "BINARYMIME" and not (caps.binarymime and caps.chunking):
+            needs.append("BINARYMIME and CHUNKING")
+        elif mail.body == "8BITMIME" and not caps.eightbitmime:
+            needs.append("8BITMIME")
+        elif mail.body == "7BIT" and not (caps.eightbitmime or caps.binarymime):
+            needs.append("8BITMIME (for BODY=7BIT)")
+        if mail.smtputf8 and not caps.smtputf8:
+            needs.append("SMTPUTF8")
+        if (mail.ret is not None or mail.envid is not None) and not caps.dsn:
+            needs.append("DSN")
+        if mail.requiretls and not caps.requiretls:
+            needs.append("REQUIRETLS")
+        if needs:
+            raise LocalProtocolError(f"MAIL needs extensions the server did not offer: {needs}")
+
+    def _check_rcpt(self, rcpt: Rcpt) -> None:
+        tx = self._tx
+        assert tx is not None
+        if (rcpt.notify is not None or rcpt.orcpt is not None) and not self._caps.dsn:
+            raise LocalProtocolError("RCPT NOTIFY and ORCPT need DSN, which the server lacks")
+        if not tx.smtputf8 and not rcpt.forward_path.isascii():
+            raise LocalProtocolError("a non-ASCII forward path needs MAIL with smtputf8=True")
+        tx.rcpt_sent += 1
+
+    def _check_content_allowed(self, verb: str) -> None:
+        tx = self._tx
+        assert tx is not None
+        if tx.rcpt_replied == tx.rcpt_sent and tx.rcpt_accepted == 0:
+            raise LocalProtocolError(f"{verb} after every recipient was refused: send RSET")
+        if verb == "DATA" and tx.binary:
+            raise LocalProtocolError("a BODY=BINARYMIME transaction must use BDAT, not DATA")
+
+    def _encode_bdat(self, bdat: Bdat) -> bytes:
+        if not self._caps.chunking:
+            raise LocalProtocolError("the server did not offer CHUNKING (BDAT)")
+        tx = self._tx
+        assert tx is not None
+        if tx.bdat is None:
+            self._check_content_allowed("BDAT")
+            tx.bdat = BdatEncoder(binary=tx.binary)
+        payload = tx.bdat.chunk(bdat.data, last=bdat.last)
+        header = b"BDAT %d LAST\r\n" if bdat.last else b"BDAT %d\r\n"
+        return header % len(payload) + payload
+
+    # -- receiving -----------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes read from the server; ``b""`` means the server closed.
+
+        Nothing is parsed here: call :meth:`next_event` next. Call this only
+        after :meth:`next_event` returned :data:`NEED_DATA`, so that the
+        buffer never holds more than one read beyond an incomplete reply.
+
+        Args:
+            data: the bytes read, or ``b""`` at end of file.
+
+        Raises:
+            RemoteProtocolError: bytes arrived after the 220 reply to
+                STARTTLS and before :meth:`tls_established` (response
+                injection); the connection is then in ERROR.
+            LocalProtocolError: the connection is in ERROR, or bytes are
+                added after end of file.
+        """
+        if self._state is ClientState.ERROR:
+            raise LocalProtocolError("the connection is in the ERROR state")
+        if self._eof:
+            if data:
+                raise LocalProtocolError("data received after the end of file")
+            return
+        if not data:
+            self._eof = True
+            self._check_closed()
+            return
+        if self._state is ClientState.STARTTLS:
+            self._state = ClientState.ERROR
+            raise RemoteProtocolError(
+                "the server sent data after its 220 reply to STARTTLS (response injection)"
+            )
+        if self._state is ClientState.CLOSED:
+            return  # the session is over; nothing the server says matters
+        self._parser.feed(data)
+
+    def next_event(self) -> Reply | NeedData:
+        """Return the next reply, or :data:`NEED_DATA` when more bytes are needed.
+
+        Returns:
+            The next complete reply, answering the oldest command still owed
+            one (or an unsolicited 421), or :data:`NEED_DATA`.
+
+        Raises:
+            RemoteProtocolError: the server sent a malformed or over-long
+                reply, a reply nobody asked for, a reply code that makes no
+                sense for the command, bytes after the 220 to STARTTLS, or
+                closed the connection while a reply was owed. The connection
+                is then in ERROR.
+            LocalProtocolError: the connection is in ERROR, CLOSED (no reply
+                will ever come) or waiting for the TLS handshake.
+        """
+        state = self._state
+        if state is ClientState.ERROR:
+            raise LocalProtocolError("the connection is in the ERROR state")
+        if state is ClientState.CLOSED:
+            raise LocalProtocolError("the connection is closed: no reply will come")
+        if state is ClientState.STARTTLS:
+            raise LocalProtocolError("perform the TLS handshake and call tls_established()")
+        try:
+            reply = self._parser.next_reply()
+            if reply is None:
+                self._check_eof()
+                return NEED_DATA
+            self._handle(reply)
+        except RemoteProtocolError:
+            self._state = ClientState.ERROR
+            raise
+        self._check_closed()
+        return reply
+
+    def _check_eof(self) -> None:
+        if not self._eof:
+            return
+        if self._parser.buffered:
+            raise RemoteProtocolError("the server closed the connection in the middle of a reply")
+        raise RemoteProtocolError(
+            f"the server closed the connection while {len(self._owed)} reply(s) were owed"
+        )
+
+    def _check_closed(self) -> None:
+        if (
+            self._eof
+            and not self._owed
+            and not self._parser.buffered
+            and self._state is not ClientState.ERROR
+        ):
+            self._state = ClientState.CLOSED
+            self._data_encoder = None
+
+    def _handle(self, reply: Reply) -> None:
+        code = reply.code
+        if not self._owed:
+            if code != _CLOSING_CODE:
+                raise RemoteProtocolError(f"unsolicited reply: {code} {reply.text!r}")
+            self._close()
+            return
+        verb, tx = self._owed.popleft()
+        if code == _CLOSING_CODE:
+            self._close()
+            return
+        kind = "ok" if code < 300 else "more" if code < 400 else "fail"
+        event = f"{verb} {kind}"
+        exact = EXACT_CODES.get(event)
+        if exact is not None and code != exact:
+            raise RemoteProtocolError(f"reply {code} to {verb}: only {exact} makes sense")
+        next_state = TRANSITIONS[self._state].get(event)
+        if next_state is None:
+            if verb not in PIPELINABLE or kind == "more":
+                raise RemoteProtocolError(f"unexpected reply {code} to {verb}")
+            next_state = self._state
+        self._apply(event, reply, tx)
+        self._state = next_state
+        if not self._owed:
+            self._settle()
+
+    def _apply(self, event: str, reply: Reply, tx: _Transaction | None) -> None:
+        """The side effects of a reply, beyond the state change."""
+        if event == "EHLO ok":
+            self._capabilities = Capabilities.from_reply(reply)
+            self._extended = True
+        elif event == "EHLO fail":
+            self._ehlo_refused = True
+        elif event == "HELO ok":
+            self._capabilities = _NO_CAPABILITIES
+            self._extended = False
+        elif event == "STARTTLS ok":
+            if self._parser.buffered:
+                raise RemoteProtocolError(
+                    "the server sent data after its 220 reply to STARTTLS (response injection)"
+                )
+        elif event in ("AUTH ok", "AUTH-RESPONSE ok"):
+            self._authenticated = True
+        elif event == "DATA more":
+            self._data_encoder = DataEncoder()
+        elif tx is not None:
+            if event.startswith("MAIL "):
+                tx.mail_ok = event == "MAIL ok"
+            elif event.startswith("RCPT "):
+                tx.rcpt_replied += 1
+                if event == "RCPT ok":
+                    tx.rcpt_accepted += 1
+            elif event == "BDAT fail":
+                tx.chunk_refused = True
+
+    def _settle(self) -> None:
+        """Every reply is in: apply what the transaction's replies decided."""
+        tx = self._tx
+        if tx is None:
+            return
+        if tx.chunk_refused:
+            event = "CHUNK-REFUSED"
+        elif tx.mail_ok is False:
+            event = "MAIL-REFUSED"
+        else:
+            return
+        next_state = TRANSITIONS[self._state].get(event)
+        if next_state is not None:
+            self._state = next_state
+            if next_state is ClientState.READY:
+                self._tx = None
+
+    def _close(self) -> None:
+        self._state = ClientState.CLOSED
+        self._owed.clear()
+        self._tx = None
+        self._data_encoder = None
+
+    # -- TLS -----------------------------------------------------------------------
+
+    def tls_established(self) -> None:
+        """Record that the TLS handshake after STARTTLS succeeded.
+
+        Everything learnt before is forgotten (RFC 3207): the capabilities
+        become None, the session is no longer extended nor authenticated, and
+        EHLO is needed again.
+
+        Raises:
+            LocalProtocolError: when the server has not answered 220 to
+                STARTTLS; the connection is then in ERROR.
+        """
+        next_state = TRANSITIONS[self._state].get("TLS-ESTABLISHED")
+        if next_state is None:
+            state = self._state
+            self._state = ClientState.ERROR
+            raise LocalProtocolError(f"no TLS handshake is expected in state {state.name}")
+        self._state = next_state
+        self._tls_done = True
+        self._capabilities = None
+        self._extended = False
+        self._authenticated = False
+        self._ehlo_refused = False
+        self._parser = ReplyParser(*self._parser_bounds)
