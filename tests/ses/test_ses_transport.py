@@ -154,7 +154,8 @@ async def test_a_later_call_failing_reports_its_recipients_refused(
     assert result.accepted == ("a1@example.com", "a2@example.com")
     assert [r.recipient for r in result.refused] == recipients[2:]
     assert result.transport_id == stored["id"]
-    assert "call 2 of 2 failed" in caplog.text
+    assert "call 2 of 2 failed (code InvalidParameterValue" in caplog.text
+    assert "2 of 4 recipients were accepted" in caplog.text
     assert "b@1" not in caplog.text  # no addresses in logs
 
 
@@ -300,6 +301,51 @@ async def test_no_credentials_is_a_permanent_error(
         await transport.send_raw(Envelope(SENDER, ["rcpt@example.com"]), raw())
     assert caught.value.transient is False
     assert "credentials" in str(caught.value)
+
+
+@pytest.mark.parametrize("inside_async_with", [False, True])
+async def test_client_configuration_errors_are_ses_errors(
+    anyio_backend: Any, monkeypatch: pytest.MonkeyPatch, inside_async_with: bool
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    transport = SesTransport(credentials=CREDENTIALS)  # no region anywhere
+
+    async def use() -> None:
+        if inside_async_with:
+            async with transport:
+                pass
+        else:
+            await transport.send_raw(Envelope(SENDER, ["rcpt@example.com"]), raw())
+
+    with pytest.raises(SesError, match="region") as caught:
+        await use()
+    assert caught.value.transient is False
+    assert caught.value.__cause__ is not None
+
+    missing_profile = SesTransport(profile="no-such-profile", region=REGION)
+    with pytest.raises(SesError, match="no-such-profile") as caught:
+        await missing_profile.send_raw(Envelope(SENDER, ["rcpt@example.com"]), raw())
+    assert caught.value.transient is False
+
+
+async def test_async_client_refused_off_asyncio(anyio_backend: Any) -> None:
+    calls: list[dict[str, Any]] = []
+
+    class AsyncClient:
+        async def send_email(self, **kwargs: Any) -> dict[str, str]:
+            calls.append(kwargs)
+            return {"MessageId": "async-id"}
+
+    transport = SesTransport(client=AsyncClient())
+    envelope = Envelope(SENDER, ["rcpt@example.com"])
+    if anyio_backend[0] == "asyncio":
+        result = await transport.send_raw(envelope, raw())
+        assert result.transport_id == "async-id"
+        assert len(calls) == 1
+    else:
+        with pytest.raises(RuntimeError, match="asyncio"):
+            await transport.send_raw(envelope, raw())
+        assert calls == []
 
 
 async def test_external_boto3_client_and_request_options(moto: Moto, anyio_backend: Any) -> None:

@@ -470,11 +470,16 @@ def _wrap_external(client: Any) -> _Client:
 
 
 async def _open_client(settings: _Settings) -> _Client:
+    """Make a client for the current event loop; configuration errors become SesError."""
     if importlib.util.find_spec("botocore") is None:
         raise _missing_extra("botocore")
-    if _running_on_asyncio() and importlib.util.find_spec("aiobotocore") is not None:
-        return await _AioClient.open(settings)
-    return await _ThreadClient.open(settings)
+    use_aio = _running_on_asyncio() and importlib.util.find_spec("aiobotocore") is not None
+    try:
+        if use_aio:
+            return await _AioClient.open(settings)
+        return await _ThreadClient.open(settings)
+    except _aws_exception_types() as exc:
+        raise ses_error_from_exception(exc) from exc
 
 
 # ---------------------------------------------------------------------------
@@ -727,12 +732,16 @@ class SesTransport(BaseTransport):
                     error = ses_error_from_exception(exc)
                     if index == 0:
                         raise error from exc
+                    # The AWS message may name addresses: log the code only.
                     logger.warning(
-                        "SES call %d of %d failed after %d recipients were accepted: %s",
+                        "SES call %d of %d failed (code %s, transient %s); "
+                        "%d of %d recipients were accepted, the others are reported refused",
                         index + 1,
                         len(chunks),
+                        error.code,
+                        error.transient,
                         sent,
-                        error,
+                        len(originals),
                     )
                     break
                 if message_id is not None:
