@@ -186,7 +186,8 @@ class RecordingHandler:
         content = envelope.original_content or envelope.content or b""
         if isinstance(content, str):
             content = content.encode("utf-8", "surrogateescape")
-        login = session.login_data
+        auth = session.auth_data
+        login = auth.login if isinstance(auth, LoginPassword) else None
         message = ReceivedMessage(
             mail_from=envelope.mail_from or "",
             rcpt_tos=list(envelope.rcpt_tos),

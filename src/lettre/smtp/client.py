@@ -1,0 +1,993 @@
+"""SmtpClient: one SMTP connection, from the greeting to QUIT.
+
+A client connects (TCP, implicit TLS or STARTTLS, EHLO, AUTH), then carries
+any number of mail transactions, then quits. :meth:`SmtpClient.send` runs a
+whole transaction; connection pools drive the same transaction in phases so
+that, on a pipelining server, the end of one message and the envelope of the
+next go out in one write::
+
+    tx = client.prepare(envelope, data)           # checks only, nothing sent
+    async with client.operation(deadline):
+        await client.write(client.encode_envelope(tx))   # MAIL, RCPT..., DATA
+        await client.complete_envelope(tx)               # their replies
+        await client.write(client.encode_content(tx))    # content + end of data
+        result = await client.complete(tx)               # the final reply
+
+A pool may write ``client.encode_content(tx_a) + client.encode_envelope(tx_b)``
+in one :meth:`SmtpClient.write` and then read ``complete(tx_a)`` and
+``complete_envelope(tx_b)`` in that order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import math
+import re
+import ssl
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+
+from lettre.envelope import Envelope
+from lettre.errors import (
+    AuthenticationError,
+    DataRefused,
+    ExtensionNotSupported,
+    LocalProtocolError,
+    MessageTooLarge,
+    ProtocolError,
+    RecipientsRefused,
+    SenderRefused,
+    ServerDisconnected,
+    SmtpConnectError,
+    SmtpError,
+    SmtpReplyError,
+    TlsError,
+)
+from lettre.protocol.commands import (
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    Data,
+    Ehlo,
+    EndOfData,
+    Helo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    StartTls,
+)
+from lettre.protocol.connection import ClientConnection
+from lettre.protocol.extensions import Capabilities
+from lettre.protocol.sasl import CramMd5, Login, Mechanism, Plain, XOAuth2, decode_challenge
+from lettre.smtp.auth import AuthMechanism, choose_mechanisms
+from lettre.smtp.settings import SmtpSettings, default_hello_name
+from lettre.smtp.stream import Operation, SmtpStream, transcript_logger
+from lettre.smtp.tls import TlsMode
+from lettre.transports.base import RecipientResult, SendResult
+
+if TYPE_CHECKING:
+    from lettre.address import Address
+    from lettre.protocol.commands import Command
+    from lettre.protocol.replies import Reply
+
+__all__ = ["SmtpClient", "Transaction", "TransactionStage", "queue_id_from_reply"]
+
+_QUIT_TIMEOUT = 5.0
+_QUEUE_ID_PATTERNS = (
+    re.compile(r"\bqueued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
+    re.compile(r"\bid=<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
+)
+
+
+def queue_id_from_reply(reply: Reply) -> str | None:
+    """The queue id a server put in its final reply, if it shows one.
+
+    Recognises ``queued as ABC123`` (Postfix and many others) and ``id=...``
+    (Exim); returns None otherwise.
+    """
+    text = reply.text
+    for pattern in _QUEUE_ID_PATTERNS:
+        match = pattern.search(text)
+        if match is not None:
+            return match.group(1).rstrip(".")
+    return None
+
+
+class TransactionStage(enum.Enum):
+    """How far a :class:`Transaction` got.
+
+    Attributes:
+        PREPARED: checked, nothing sent.
+        ENVELOPE: MAIL (and RCPT/DATA) encoded or written.
+        ACCEPTING: the envelope was accepted; the content may be sent.
+        CONTENT: the content and the end of data were written: from here a
+            broken connection leaves the outcome unknown.
+        DONE: the final reply was positive.
+        FAILED: the transaction ended without delivery (refusal or error).
+    """
+
+    PREPARED = "prepared"
+    ENVELOPE = "envelope"
+    ACCEPTING = "accepting"
+    CONTENT = "content"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(eq=False, slots=True)
+class Transaction:
+    """One mail transaction on an :class:`SmtpClient`, made by :meth:`SmtpClient.prepare`.
+
+    Attributes:
+        envelope: the envelope being sent.
+        data: the message bytes.
+        mail: the MAIL command.
+        rcpts: the RCPT commands, one per forward path.
+        recipients: the forward paths as the results name them.
+        use_bdat: whether the content goes with BDAT (CHUNKING) instead of DATA.
+        pipelined: whether MAIL and RCPT go in one flight (PIPELINING).
+        data_in_flight: whether DATA goes in the same flight as MAIL and RCPT.
+        stage: how far the transaction got.
+        results: each recipient's outcome, once the RCPT replies are read.
+        reply: the final reply, once read.
+    """
+
+    envelope: Envelope
+    data: bytes
+    mail: Mail
+    rcpts: tuple[Rcpt, ...]
+    recipients: tuple[str, ...]
+    use_bdat: bool
+    pipelined: bool
+    data_in_flight: bool
+    stage: TransactionStage = TransactionStage.PREPARED
+    results: list[RecipientResult] = field(default_factory=list)
+    reply: Reply | None = None
+    content_sent: bool = False
+    """Whether the content and the end of data were handed to the server.
+
+    When a failure happens with this False, the server cannot have accepted
+    the message: sending it again (on a fresh connection) is safe.
+    """
+
+
+class SmtpClient:
+    """One SMTP connection.
+
+    Args:
+        settings: where to connect and how (see :class:`SmtpSettings`).
+        ssl_context: the TLS context to use; built from ``settings`` when None
+            (share one context between clients: building one loads the trust
+            store).
+        logger: the logger for the transcript; ``lettre.smtp`` by default.
+
+    The client is not safe for concurrent use: one task at a time (a pool or
+    :class:`~lettre.transports.smtp.SmtpTransport` guarantees that).
+    """
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not isinstance(settings, SmtpSettings):
+            raise TypeError("settings must be an SmtpSettings")
+        self._settings = settings
+        if ssl_context is None and settings.uses_tls:
+            ssl_context = settings.create_ssl_context()
+        self._ssl_context = ssl_context
+        self._logger = logger if logger is not None else transcript_logger
+        self._stream: SmtpStream | None = None
+        self._capabilities: Capabilities | None = None
+        self._greeting: Reply | None = None
+        self._hello_name: str | None = None
+        self._authenticated_as: str | None = None
+        self._auth_mechanism: AuthMechanism | None = None
+        self._pending_content: list[Transaction] = []
+        self._messages_sent = 0
+        self._transactions = 0
+        self._created_at = math.nan
+        self._last_used = math.nan
+        self.last_transaction: Transaction | None = None
+        """The most recent transaction (kept so a caller can tell how far a failed one got)."""
+
+    def __repr__(self) -> str:
+        state = "usable" if self.is_usable else "closed" if self._stream is None else "broken"
+        return (
+            f"<SmtpClient {self._settings.host}:{self._settings.effective_port} "
+            f"tls={self._settings.tls.value} {state}>"
+        )
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def settings(self) -> SmtpSettings:
+        """The settings this client was made with."""
+        return self._settings
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the server announced in its last EHLO reply (None before connecting)."""
+        return self._capabilities
+
+    @property
+    def greeting(self) -> Reply | None:
+        """The server's greeting."""
+        return self._greeting
+
+    @property
+    def hello_name(self) -> str | None:
+        """The name this client sent with EHLO."""
+        return self._hello_name
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection was made and not closed since."""
+        return self._stream is not None and not self._stream.closed
+
+    @property
+    def is_usable(self) -> bool:
+        """Whether the connection can carry another transaction.
+
+        False before :meth:`connect`, and after the connection broke, timed
+        out, was cancelled mid-command, got a 421 or a protocol error, or was
+        closed.
+        """
+        stream = self._stream
+        return (
+            stream is not None
+            and not stream.broken
+            and not stream.closed
+            and self._capabilities is not None
+            and not self._pending_content
+            and stream.unacknowledged_content == 0
+        )
+
+    @property
+    def is_encrypted(self) -> bool:
+        """Whether the connection is protected by TLS."""
+        return self._stream is not None and self._stream.encrypted
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version in use ("TLSv1.3"), or None."""
+        return self._stream.tls_version if self._stream is not None else None
+
+    @property
+    def authenticated_as(self) -> str | None:
+        """The user name AUTH succeeded with, or None."""
+        return self._authenticated_as
+
+    @property
+    def auth_mechanism(self) -> AuthMechanism | None:
+        """The mechanism AUTH succeeded with, or None."""
+        return self._auth_mechanism
+
+    @property
+    def messages_sent(self) -> int:
+        """How many mail transactions this connection has started."""
+        return self._transactions
+
+    @property
+    def messages_accepted(self) -> int:
+        """How many messages the server accepted on this connection."""
+        return self._messages_sent
+
+    @property
+    def created_at(self) -> float:
+        """When the connection was opened (``anyio.current_time()``; NaN before)."""
+        return self._created_at
+
+    @property
+    def last_used(self) -> float:
+        """When the connection last completed a command (``anyio.current_time()``)."""
+        return self._last_used
+
+    def _require_stream(self) -> SmtpStream:
+        stream = self._stream
+        if stream is None:
+            raise LocalProtocolError("the SMTP client is not connected; call connect() first")
+        if stream.broken or stream.closed:
+            raise ServerDisconnected(
+                f"the connection to {stream.peer} is no longer usable; open a new one"
+            )
+        return stream
+
+    def operation(self, deadline: float | None = None) -> Operation:
+        """An async context manager bounding the I/O inside it by one cancel scope.
+
+        Args:
+            deadline: an absolute time on anyio's clock (``anyio.current_time()``)
+                after which everything inside fails with
+                :class:`~lettre.errors.SmtpTimeoutError`; None for none (each
+                wait still has its timeout).
+        """
+        return self._require_stream().operation(deadline)
+
+    def _default_deadline(self, deadline: float | None) -> float | None:
+        if deadline is None and self._settings.deadline is not None:
+            return anyio.current_time() + self._settings.deadline
+        return deadline
+
+    # ------------------------------------------------------------------ connecting
+
+    async def connect(self, *, deadline: float | None = None) -> None:
+        """Open the connection: TCP (or TLS), greeting, EHLO, STARTTLS, AUTH.
+
+        Args:
+            deadline: an absolute time on anyio's clock bounding the whole
+                connection set-up; default ``settings.deadline`` from now.
+
+        Raises:
+            SmtpConnectError: no connection, or the greeting refused it.
+            SmtpTimeoutError: a step took too long.
+            TlsError: TLS failed, or STARTTLS was required and not available
+                (nothing else was sent then), or credentials would have gone
+                over plain text.
+            AuthenticationError: the server refused the credentials.
+            ExtensionNotSupported: no AUTH mechanism in common.
+            LocalProtocolError: the client is already connected.
+        """
+        if self._stream is not None:
+            raise LocalProtocolError("the SMTP client is already connected; use a new one")
+        settings = self._settings
+        deadline = self._default_deadline(deadline)
+        stream = await SmtpStream.open(
+            settings.host,
+            settings.effective_port,
+            conn=ClientConnection(),
+            connect_timeout=settings.effective_connect_timeout,
+            deadline=deadline,
+            local_address=settings.local_address,
+            implicit_tls=self._ssl_context if settings.tls is TlsMode.IMPLICIT else None,
+            server_name=settings.server_name,
+            logger=self._logger,
+        )
+        self._stream = stream
+        self._created_at = anyio.current_time()
+        try:
+            async with stream.operation(deadline):
+                await self._handshake(stream)
+        except BaseException:
+            await stream.aclose()
+            raise
+        self._last_used = anyio.current_time()
+
+    async def _handshake(self, stream: SmtpStream) -> None:
+        settings = self._settings
+        timeout = settings.timeout
+        greeting = await stream.read_reply(limit=timeout, what="the greeting")
+        self._greeting = greeting
+        if greeting.code != 220:
+            raise SmtpConnectError(
+                f"{stream.peer} refused the connection: {greeting.code} {greeting.text}",
+                transient=greeting.is_transient,
+            )
+        name = settings.hello_name
+        if name is None:
+            stream.relax()
+            name = await default_hello_name(stream.local_ip)
+        self._hello_name = name
+        await self._ehlo(stream, name)
+
+        if settings.tls in (TlsMode.STARTTLS, TlsMode.OPPORTUNISTIC) and not stream.encrypted:
+            await self._starttls(stream, name)
+
+        if settings.credentials is not None:
+            await self._authenticate(stream)
+
+    async def _ehlo(self, stream: SmtpStream, name: str) -> None:
+        reply = await self._command(stream, Ehlo(name), "the reply to EHLO")
+        if reply.code == 250:
+            self._capabilities = stream.conn.capabilities or Capabilities()
+            return
+        if reply.code == 421:
+            raise await self._reply_error(stream, reply, SmtpReplyError, "EHLO")
+        requires_extensions = (
+            self._settings.tls is TlsMode.STARTTLS and not stream.encrypted
+        ) or stream.encrypted
+        if 500 <= reply.code < 600 and not requires_extensions:
+            # An old server without ESMTP: HELO, and no extensions.
+            helo = await self._command(stream, Helo(name), "the reply to HELO")
+            if helo.code == 250:
+                self._capabilities = Capabilities()
+                return
+            raise await self._reply_error(stream, helo, SmtpReplyError, "HELO")
+        raise await self._reply_error(stream, reply, SmtpReplyError, "EHLO")
+
+    async def _starttls(self, stream: SmtpStream, name: str) -> None:
+        settings = self._settings
+        required = settings.tls is TlsMode.STARTTLS
+        caps = self._capabilities or Capabilities()
+        if not caps.starttls:
+            if required:
+                raise TlsError(
+                    f"{stream.peer} does not offer STARTTLS, which is required "
+                    "(tls=TlsMode.STARTTLS); nothing else was sent"
+                )
+            self._logger.debug("%s does not offer STARTTLS; continuing without TLS", stream.peer)
+            return
+        reply = await self._command(stream, StartTls(), "the reply to STARTTLS")
+        if reply.code != 220:
+            if reply.code == 421:
+                raise await self._reply_error(stream, reply, SmtpReplyError, "STARTTLS")
+            if required:
+                raise TlsError(
+                    f"{stream.peer} refused STARTTLS, which is required: "
+                    f"{reply.code} {reply.text}; nothing else was sent"
+                )
+            self._logger.debug(
+                "%s refused STARTTLS (%d); continuing without TLS", stream.peer, reply.code
+            )
+            return
+        context = self._ssl_context
+        if context is None:  # pragma: no cover - settings.uses_tls guarantees one
+            raise TlsError("no TLS context")
+        self._capabilities = None
+        await stream.start_tls(context, settings.server_name, limit=settings.timeout)
+        await self._ehlo(stream, name)
+
+    # ------------------------------------------------------------------ AUTH
+
+    async def _authenticate(self, stream: SmtpStream) -> None:
+        settings = self._settings
+        credentials = settings.credentials
+        assert credentials is not None
+        if not stream.encrypted and not settings.allow_insecure_auth:
+            raise TlsError(
+                f"refusing to send credentials to {stream.peer} over an unencrypted "
+                "connection; use TLS (TlsMode.STARTTLS or IMPLICIT) or pass "
+                "allow_insecure_auth=True"
+            )
+        caps = self._capabilities or Capabilities()
+        if not caps.auth:
+            raise ExtensionNotSupported(
+                f"{stream.peer} does not offer AUTH, but credentials are configured"
+            )
+        mechanisms = choose_mechanisms(
+            caps.auth,
+            encrypted=stream.encrypted,
+            has_password=credentials.password is not None,
+            has_token_provider=settings.token_provider is not None,
+            preference=settings.auth_mechanisms,
+        )
+        if not mechanisms:
+            offered = " ".join(sorted(caps.auth))
+            raise ExtensionNotSupported(
+                f"no usable AUTH mechanism in common with {stream.peer} (it offers: {offered})"
+            )
+        for index, mechanism in enumerate(mechanisms):
+            try:
+                await self._auth_with(stream, mechanism)
+            except AuthenticationError as exc:
+                # 504: the mechanism is not available after all; try the next.
+                if exc.code == 504 and index + 1 < len(mechanisms):
+                    continue
+                raise
+            self._authenticated_as = credentials.username
+            self._auth_mechanism = mechanism
+            self._logger.debug(
+                "authenticated to %s as %s with %s",
+                stream.peer,
+                credentials.username,
+                mechanism.value,
+            )
+            return
+
+    async def _auth_with(self, stream: SmtpStream, mechanism: AuthMechanism) -> None:
+        credentials = self._settings.credentials
+        assert credentials is not None
+        username = credentials.username
+        if mechanism is AuthMechanism.XOAUTH2:
+            provider = self._settings.token_provider
+            assert provider is not None
+            for attempt in range(2):
+                stream.relax()
+                token = await provider()
+                if not isinstance(token, str) or not token:
+                    raise TypeError("the token provider must return a non-empty str")
+                reply = await self._sasl(stream, XOAuth2(username, token))
+                if reply.code == 235:
+                    return
+                if reply.code != 535 or attempt == 1:
+                    break
+                self._logger.debug("XOAUTH2 refused with 535; asking for a fresh token")
+            raise await self._reply_error(stream, reply, AuthenticationError, "AUTH XOAUTH2")
+        password = credentials.password
+        assert password is not None
+        sasl: Mechanism
+        if mechanism is AuthMechanism.PLAIN:
+            sasl = Plain(username, password)
+        elif mechanism is AuthMechanism.LOGIN:
+            sasl = Login(username, password)
+        else:
+            sasl = CramMd5(username, password)
+        reply = await self._sasl(stream, sasl)
+        if reply.code != 235:
+            raise await self._reply_error(
+                stream, reply, AuthenticationError, f"AUTH {mechanism.value}"
+            )
+
+    async def _sasl(self, stream: SmtpStream, mechanism: Mechanism) -> Reply:
+        what = f"the reply to AUTH {mechanism.name}"
+        reply = await self._command(
+            stream, Auth(mechanism.name, mechanism.initial_response()), what
+        )
+        while reply.code == 334:
+            try:
+                response = mechanism.respond(decode_challenge(reply))
+            except ProtocolError:
+                # A challenge we cannot answer: cancel the exchange (RFC 4954).
+                await self._command(stream, AuthCancel(), what)
+                raise
+            reply = await self._command(stream, AuthResponse(response), what)
+        return reply
+
+    # ------------------------------------------------------------------ commands
+
+    async def _command(self, stream: SmtpStream, command: Command, what: str) -> Reply:
+        await stream.write(stream.encode(command), limit=self._settings.timeout)
+        reply = await stream.read_reply(limit=self._settings.timeout, what=what)
+        self._last_used = anyio.current_time()
+        return reply
+
+    async def _reply_error(
+        self,
+        stream: SmtpStream,
+        reply: Reply,
+        cls: type[SmtpReplyError],
+        command: str,
+    ) -> SmtpReplyError:
+        """Build the error for a negative reply; a 421 also closes the connection."""
+        if reply.code == 421:
+            self._logger.debug("%s is closing the connection (421)", stream.peer)
+            await stream.aclose()
+        return cls(
+            reply.code,
+            reply.text,
+            enhanced_status=reply.enhanced_status,
+            command=command,
+        )
+
+    async def rset(self) -> None:
+        """Abort any transaction (RSET); the connection stays open.
+
+        Raises:
+            SmtpReplyError: the server refused RSET.
+            ServerDisconnected, SmtpTimeoutError: the connection failed.
+        """
+        stream = self._require_stream()
+        async with stream.operation(self._default_deadline(None)):
+            reply = await self._command(stream, Rset(), "the reply to RSET")
+            if reply.code != 250:
+                raise await self._reply_error(stream, reply, SmtpReplyError, "RSET")
+
+    async def noop(self) -> Reply:
+        """Send NOOP and return the server's reply (a liveness check).
+
+        Raises:
+            SmtpReplyError: the server answered with an error.
+            ServerDisconnected, SmtpTimeoutError: the connection failed.
+        """
+        stream = self._require_stream()
+        async with stream.operation(self._default_deadline(None)):
+            reply = await self._command(stream, Noop(), "the reply to NOOP")
+            if not 200 <= reply.code < 300:
+                raise await self._reply_error(stream, reply, SmtpReplyError, "NOOP")
+            return reply
+
+    async def check(self) -> bool:
+        """Whether the connection still works (NOOP answered); for connection pools.
+
+        Never raises for connection trouble: a failed check returns False and
+        leaves the client unusable.
+        """
+        if not self.is_usable:
+            return False
+        try:
+            await self.noop()
+        except (SmtpError, ProtocolError):
+            if self._stream is not None:
+                await self._stream.aclose()
+            return False
+        return True
+
+    async def quit(self) -> None:
+        """Say QUIT, read the reply and close the connection.
+
+        Raises:
+            ServerDisconnected, SmtpTimeoutError: the connection failed first
+                (it is closed anyway).
+        """
+        stream = self._require_stream()
+        try:
+            async with stream.operation(self._default_deadline(None)):
+                await self._command(stream, Quit(), "the reply to QUIT")
+        finally:
+            await stream.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection: QUIT when it is usable (bounded), then the socket.
+
+        Shielded from cancellation, never raises for connection trouble, and
+        safe to call more than once.
+        """
+        stream = self._stream
+        if stream is None or stream.closed:
+            return
+        with anyio.CancelScope(shield=True):
+            if self.is_usable:
+                with (
+                    anyio.move_on_after(min(self._settings.timeout, _QUIT_TIMEOUT)),
+                    contextlib.suppress(SmtpError, ProtocolError),
+                ):
+                    await self.quit()
+            await stream.aclose()
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self, envelope: Envelope, data: bytes, *, deadline: float | None = None
+    ) -> SendResult:
+        """Send one message over this connection.
+
+        Args:
+            envelope: the reverse path and the recipients.
+            data: the message, serialised (CRLF line endings; bare CR or LF are
+                normalised, leading dots stuffed).
+            deadline: an absolute time on anyio's clock for the whole
+                transaction; default ``settings.deadline`` from now.
+
+        Returns:
+            Every recipient's outcome and the final reply. Recipients the
+            server refused are reported in it when others were accepted.
+
+        Raises:
+            MessageTooLarge: larger than the server's SIZE (nothing sent).
+            ExtensionNotSupported: the message needs SMTPUTF8 or 8BITMIME and
+                the server lacks it (nothing sent).
+            SenderRefused: MAIL refused (after RSET; the connection stays
+                usable unless the reply was 421).
+            RecipientsRefused: every recipient refused, or any with
+                ``require_all_recipients`` (after RSET; nothing delivered).
+            DataRefused: DATA, BDAT or the content refused.
+            OutcomeUnknown: the connection broke, or the deadline passed, after
+                the end of data was written and before the final reply.
+            ServerDisconnected, SmtpTimeoutError: the connection failed before
+                the content was handed over (safe to retry).
+        """
+        tx = self.prepare(envelope, data)
+        stream = self._require_stream()
+        async with stream.operation(self._default_deadline(deadline)):
+            await self.write(self.encode_envelope(tx))
+            await self.complete_envelope(tx)
+            await self.write(self.encode_content(tx))
+            return await self.complete(tx)
+
+    def prepare(self, envelope: Envelope, data: bytes) -> Transaction:
+        """Check a message against the server's capabilities and build its commands.
+
+        Nothing is sent.
+
+        Raises:
+            TypeError: ``envelope`` is not an Envelope or ``data`` not bytes.
+            MessageTooLarge: larger than the server's SIZE.
+            ExtensionNotSupported: SMTPUTF8 or 8BITMIME needed and not offered.
+            LocalProtocolError: not connected.
+            ServerDisconnected: the connection is no longer usable.
+        """
+        if not isinstance(envelope, Envelope):
+            raise TypeError(f"envelope must be an Envelope, not {type(envelope).__name__}")
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        if not isinstance(data, bytes):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        stream = self._require_stream()
+        caps = self._capabilities
+        if caps is None:
+            raise LocalProtocolError("the SMTP client has not finished connecting")
+
+        if caps.size and len(data) > caps.size:
+            raise MessageTooLarge(
+                f"the message is {len(data)} bytes; {stream.peer} accepts at most {caps.size}"
+            )
+
+        addresses: list[Address] = list(envelope.forward_paths)
+        if envelope.reverse_path is not None:
+            addresses.append(envelope.reverse_path)
+        non_ascii = any(not str(a).isascii() for a in addresses)
+        smtputf8 = False
+        if non_ascii:
+            if caps.smtputf8:
+                smtputf8 = True
+            elif envelope.needs_smtputf8:
+                raise ExtensionNotSupported(
+                    f"an address has a non-ASCII local part, which needs SMTPUTF8; "
+                    f"{stream.peer} does not offer it"
+                )
+
+        def path(address: Address) -> str:
+            text = str(address)
+            if smtputf8 or text.isascii():
+                return text
+            return address.to_ascii()
+
+        body: str | None = None
+        if not data.isascii():
+            if not caps.eightbitmime:
+                raise ExtensionNotSupported(
+                    f"the message has 8-bit content and {stream.peer} does not offer 8BITMIME"
+                )
+            body = "8BITMIME"
+
+        dsn = caps.dsn
+        if envelope.has_dsn and not dsn:
+            self._logger.debug(
+                "%s does not offer DSN; the DSN parameters are not sent", stream.peer
+            )
+        reverse = path(envelope.reverse_path) if envelope.reverse_path is not None else ""
+        mail = Mail(
+            reverse,
+            size=len(data) if caps.size is not None else None,
+            body=body,
+            smtputf8=smtputf8,
+            ret=envelope.ret if dsn else None,
+            envid=envelope.envid if dsn else None,
+        )
+        recipients: list[str] = []
+        rcpts: list[Rcpt] = []
+        for address in envelope.forward_paths:
+            forward = path(address)
+            recipients.append(str(address))
+            rcpts.append(
+                Rcpt(
+                    forward,
+                    notify=envelope.notify if dsn else None,
+                    orcpt=forward if dsn and envelope.orcpt else None,
+                )
+            )
+        use_bdat = caps.chunking
+        pipelined = caps.pipelining
+        return Transaction(
+            envelope=envelope,
+            data=data,
+            mail=mail,
+            rcpts=tuple(rcpts),
+            recipients=tuple(recipients),
+            use_bdat=use_bdat,
+            pipelined=pipelined,
+            data_in_flight=(
+                pipelined and not use_bdat and not self._settings.require_all_recipients
+            ),
+        )
+
+    def encode_envelope(self, tx: Transaction) -> bytes:
+        """The first flight of ``tx``: MAIL, and with PIPELINING every RCPT (and DATA).
+
+        Nothing is written; pass the bytes to :meth:`write` (possibly joined
+        after another transaction's :meth:`encode_content`).
+        """
+        if tx.stage is not TransactionStage.PREPARED:
+            raise LocalProtocolError("this transaction's envelope was already sent")
+        stream = self._require_stream()
+        parts = [stream.encode(tx.mail)]
+        if tx.pipelined:
+            parts.extend(stream.encode(rcpt) for rcpt in tx.rcpts)
+            if tx.data_in_flight:
+                parts.append(stream.encode(Data()))
+        tx.stage = TransactionStage.ENVELOPE
+        self._transactions += 1
+        self.last_transaction = tx
+        return b"".join(parts)
+
+    async def write(self, data: bytes) -> None:
+        """Write a flight of bytes from ``encode_envelope``/``encode_content`` at once.
+
+        Once the write completes, every transaction whose content was in it is
+        in the CONTENT stage: a failure from then on until its final reply is
+        :class:`~lettre.errors.OutcomeUnknown`.
+        """
+        stream = self._require_stream()
+        pending = self._pending_content
+        if pending:
+            limit = self._settings.data_timeout
+            what = "the server to read the message"
+        else:
+            limit = self._settings.timeout
+            what = "the server to read the commands"
+        try:
+            await stream.write(data, limit=limit, what=what)
+        except BaseException:
+            for tx in pending:
+                tx.stage = TransactionStage.FAILED
+            pending.clear()
+            raise
+        for tx in pending:
+            tx.stage = TransactionStage.CONTENT
+            tx.content_sent = True
+            stream.unacknowledged_content += 1
+        pending.clear()
+        self._last_used = anyio.current_time()
+
+    async def complete_envelope(self, tx: Transaction) -> None:
+        """Read the replies to the envelope (sending the rest in lock-step without PIPELINING).
+
+        Returns when the server is ready for the content.
+
+        Raises:
+            SenderRefused, RecipientsRefused, DataRefused: as for :meth:`send`;
+                the transaction was reset and the connection stays usable
+                unless the reply was 421.
+        """
+        if tx.stage is not TransactionStage.ENVELOPE:
+            raise LocalProtocolError(
+                "complete_envelope() needs a transaction whose envelope was sent"
+            )
+        stream = self._require_stream()
+        try:
+            await self._envelope_replies(stream, tx)
+        except BaseException:
+            if tx.stage is TransactionStage.ENVELOPE:
+                tx.stage = TransactionStage.FAILED
+            raise
+        tx.stage = TransactionStage.ACCEPTING
+        self._last_used = anyio.current_time()
+
+    async def _envelope_replies(self, stream: SmtpStream, tx: Transaction) -> None:
+        timeout = self._settings.timeout
+        mail_reply = await stream.read_reply(limit=timeout, what="the reply to MAIL")
+        if mail_reply.code == 421:
+            raise await self._reply_error(stream, mail_reply, SenderRefused, "MAIL")
+
+        if not tx.pipelined:
+            if mail_reply.code != 250:
+                await self._abort(stream, tx, data_reply=None)
+                raise await self._reply_error(stream, mail_reply, SenderRefused, "MAIL")
+            for rcpt, recipient in zip(tx.rcpts, tx.recipients, strict=True):
+                reply = await self._command(stream, rcpt, "the reply to RCPT")
+                if reply.code == 421:
+                    raise await self._reply_error(stream, reply, SmtpReplyError, "RCPT")
+                tx.results.append(RecipientResult(recipient, reply.code in (250, 251), reply))
+        else:
+            for recipient in tx.recipients:
+                reply = await stream.read_reply(limit=timeout, what="the reply to RCPT")
+                if reply.code == 421:
+                    raise await self._reply_error(stream, reply, SmtpReplyError, "RCPT")
+                tx.results.append(RecipientResult(recipient, reply.code in (250, 251), reply))
+
+        data_reply: Reply | None = None
+        if tx.data_in_flight:
+            data_reply = await stream.read_reply(limit=timeout, what="the reply to DATA")
+            if data_reply.code == 421:
+                raise await self._reply_error(stream, data_reply, DataRefused, "DATA")
+
+        if mail_reply.code != 250:
+            await self._abort(stream, tx, data_reply=data_reply)
+            raise await self._reply_error(stream, mail_reply, SenderRefused, "MAIL")
+        refused = [r for r in tx.results if not r.accepted]
+        if len(refused) == len(tx.results) or (refused and self._settings.require_all_recipients):
+            await self._abort(stream, tx, data_reply=data_reply)
+            raise self._recipients_refused(tx, refused)
+
+        if not tx.use_bdat:
+            if data_reply is None:
+                data_reply = await self._command(stream, Data(), "the reply to DATA")
+            if data_reply.code != 354:
+                if data_reply.code != 421:
+                    await self._abort(stream, tx, data_reply=data_reply)
+                raise await self._reply_error(stream, data_reply, DataRefused, "DATA")
+
+    def _recipients_refused(
+        self, tx: Transaction, refused: list[RecipientResult]
+    ) -> RecipientsRefused:
+        first = refused[0].reply
+        code = first.code if first is not None else 550
+        text = first.text if first is not None else "recipient refused"
+        count = len(refused)
+        total = len(tx.results)
+        if count == total:
+            summary = f"the server refused every recipient ({count})"
+        else:
+            summary = (
+                f"the server refused {count} of {total} recipients and "
+                "require_all_recipients is set; nothing was sent"
+            )
+        details = "; ".join(
+            f"{r.recipient}: {r.reply.code if r.reply else '?'} {r.reply.text if r.reply else ''}"
+            for r in refused[:5]
+        )
+        more = f" (and {count - 5} more)" if count > 5 else ""
+        return RecipientsRefused(
+            code,
+            text,
+            results=tuple(tx.results),
+            enhanced_status=first.enhanced_status if first is not None else None,
+            message=f"{summary}: {details}{more}",
+        )
+
+    async def _abort(
+        self, stream: SmtpStream, tx: Transaction, *, data_reply: Reply | None
+    ) -> None:
+        """End a refused transaction so the connection can carry the next one."""
+        tx.stage = TransactionStage.FAILED
+        try:
+            if data_reply is not None and data_reply.code == 354:
+                if any(r.accepted for r in tx.results):
+                    # The server would deliver whatever ends this DATA: drop the
+                    # connection instead of sending a message nobody asked for.
+                    await stream.aclose()
+                    return
+                # No valid recipient: an empty message goes nowhere (RFC 2920 3.1).
+                await stream.write(stream.encode(EndOfData()), limit=self._settings.timeout)
+                await stream.read_reply(
+                    limit=self._settings.timeout, what="the reply to the end of data"
+                )
+            reply = await self._command(stream, Rset(), "the reply to RSET")
+            if reply.code != 250:
+                await stream.aclose()
+        except (SmtpError, ProtocolError):
+            # The refusal is what the caller needs to hear; the broken
+            # connection is closed by the enclosing operation.
+            stream.broken = True
+
+    def encode_content(self, tx: Transaction) -> bytes:
+        """The content of ``tx`` and the end of data (DATA), or one ``BDAT ... LAST``.
+
+        Nothing is written; the next :meth:`write` moves ``tx`` to the CONTENT
+        stage.
+        """
+        if tx.stage is not TransactionStage.ACCEPTING:
+            raise LocalProtocolError(
+                "encode_content() needs a transaction whose envelope was accepted"
+            )
+        stream = self._require_stream()
+        if tx.use_bdat:
+            out = stream.encode(Bdat(tx.data, last=True))
+        else:
+            out = stream.encode(MessageData(tx.data)) + stream.encode(EndOfData())
+        self._pending_content.append(tx)
+        return out
+
+    async def complete(self, tx: Transaction) -> SendResult:
+        """Read the final reply of ``tx`` and return its result.
+
+        Raises:
+            DataRefused: the server refused the message (a 421 also closes the
+                connection).
+            OutcomeUnknown: the connection broke or timed out before the reply.
+        """
+        if tx.stage is not TransactionStage.CONTENT:
+            raise LocalProtocolError("complete() needs a transaction whose content was written")
+        stream = self._require_stream()
+        verb = "BDAT" if tx.use_bdat else "DATA"
+        try:
+            reply = await stream.read_reply(
+                limit=self._settings.data_timeout,
+                what="the reply to BDAT" if tx.use_bdat else "the reply to the end of data",
+            )
+        except BaseException:
+            tx.stage = TransactionStage.FAILED
+            raise
+        stream.unacknowledged_content -= 1
+        tx.reply = reply
+        self._last_used = anyio.current_time()
+        if reply.code != 250:
+            tx.stage = TransactionStage.FAILED
+            raise await self._reply_error(stream, reply, DataRefused, verb)
+        tx.stage = TransactionStage.DONE
+        self._messages_sent += 1
+        return SendResult(
+            recipients=tuple(tx.results),
+            transport_id=queue_id_from_reply(reply),
+            reply=reply,
+        )

@@ -1,0 +1,517 @@
+"""Drive the sans-IO :class:`~lettre.protocol.connection.ClientConnection` over anyio.
+
+This is the only place where lettre's SMTP code touches sockets. It:
+
+- opens the TCP connection (anyio's happy eyeballs) and, for implicit TLS,
+  the TLS session; upgrades with STARTTLS through ``TLSStream.wrap``;
+- writes the bytes the core produces (one ``send`` per flight) and feeds
+  what it reads back into the core until a reply is complete;
+- keeps ONE cancel scope per operation (:class:`Operation`) whose deadline is
+  moved before each wait, instead of a timeout object per command;
+- converts foreign exceptions (``OSError``, ``ssl.SSLError``, anyio's) into
+  lettre's, chained, at this boundary;
+- writes the DEBUG transcript to the ``lettre.smtp`` logger: ``C: ...`` for
+  what the client sends, ``S: ...`` for what the server answers. AUTH
+  payloads are never logged, and message content only by its size.
+
+No SMTP text is parsed here: replies come from the core as
+:class:`~lettre.protocol.replies.Reply` objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute
+from anyio.streams.tls import TLSStream
+
+from lettre.errors import (
+    LocalProtocolError,
+    OutcomeUnknown,
+    ServerDisconnected,
+    SmtpConnectError,
+    SmtpError,
+    SmtpTimeoutError,
+    TlsError,
+)
+from lettre.protocol.commands import (
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    EndOfData,
+    MessageData,
+)
+from lettre.protocol.connection import NEED_DATA, ClientConnection
+
+if TYPE_CHECKING:
+    from lettre.protocol.commands import Command
+    from lettre.protocol.replies import Reply
+
+__all__ = ["Operation", "SmtpStream", "transcript_logger"]
+
+transcript_logger = logging.getLogger("lettre.smtp")
+"""The logger of the SMTP transcript (DEBUG) and connection events."""
+
+_READ_SIZE = 65536
+
+
+class SmtpStream:
+    """One SMTP connection: an anyio byte stream and the protocol state driving it.
+
+    Built by :meth:`open`; used by :class:`~lettre.smtp.client.SmtpClient`.
+    Every read and write must happen inside an :class:`Operation`, whose
+    single cancel scope enforces the per-reply timeouts and the overall
+    deadline.
+
+    Attributes:
+        conn: the sans-IO protocol state.
+        encrypted: whether the stream is TLS-protected now.
+        broken: True once the connection can no longer be used (closed, timed
+            out, cancelled mid-command, protocol error).
+        unacknowledged_content: how many messages' end of data were written
+            without their final reply read yet; a failure while this is
+            positive is reported as :class:`~lettre.errors.OutcomeUnknown`.
+    """
+
+    def __init__(
+        self,
+        stream: ByteStream,
+        conn: ClientConnection,
+        *,
+        peer: str,
+        encrypted: bool,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._stream: ByteStream = stream
+        self.conn = conn
+        self.peer = peer
+        self.encrypted = encrypted
+        self.broken = False
+        self.closed = False
+        self.unacknowledged_content = 0
+        self.logger = logger if logger is not None else transcript_logger
+        self._debug = self.logger.isEnabledFor(logging.DEBUG)
+        self._scope: anyio.CancelScope | None = None
+        self._deadline = math.inf
+        self._waiting_for = "the server"
+        self._armed_timeout = 0.0
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    async def open(
+        cls,
+        host: str,
+        port: int,
+        *,
+        conn: ClientConnection,
+        connect_timeout: float,
+        deadline: float | None = None,
+        local_address: str | None = None,
+        implicit_tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+        logger: logging.Logger | None = None,
+    ) -> SmtpStream:
+        """Connect to ``host``:``port`` (and do the TLS handshake for implicit TLS).
+
+        Args:
+            host: host name or IP address.
+            port: TCP port.
+            conn: a fresh protocol state.
+            connect_timeout: seconds for the TCP connection and the TLS handshake
+                together.
+            deadline: an absolute time (anyio's clock) that also bounds them.
+            local_address: the local IP address to bind to.
+            implicit_tls: the context for TLS from the first byte, if any.
+            server_name: the name the certificate must match (default ``host``).
+            logger: the transcript logger (default ``lettre.smtp``).
+
+        Raises:
+            SmtpConnectError: the connection could not be made.
+            SmtpTimeoutError: it took longer than ``connect_timeout``.
+            TlsError: the implicit TLS handshake failed.
+        """
+        log = logger if logger is not None else transcript_logger
+        peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        stream: ByteStream | None = None
+        limit = anyio.current_time() + connect_timeout
+        if deadline is not None:
+            limit = min(limit, deadline)
+        with anyio.CancelScope(deadline=limit) as scope:
+            try:
+                stream = await anyio.connect_tcp(host, port, local_host=local_address)
+            except OSError as exc:
+                raise SmtpConnectError(f"cannot connect to {peer}: {_describe(exc)}") from exc
+            if implicit_tls is not None:
+                stream = await _handshake(
+                    stream, implicit_tls, server_name or host, peer, when="connecting"
+                )
+        if scope.cancelled_caught or stream is None:
+            if stream is not None:
+                await anyio.aclose_forcefully(stream)
+            if deadline is not None and deadline <= anyio.current_time():
+                raise SmtpTimeoutError(f"the deadline passed while connecting to {peer}")
+            raise SmtpTimeoutError(f"connecting to {peer} timed out after {connect_timeout:g} s")
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "connected to %s%s", peer, " (implicit TLS)" if implicit_tls is not None else ""
+            )
+        return cls(stream, conn, peer=peer, encrypted=implicit_tls is not None, logger=log)
+
+    @property
+    def local_ip(self) -> str | None:
+        """The local IP address of the connection, when known."""
+        try:
+            address = self._stream.extra(SocketAttribute.local_address)  # noqa: S610
+        except (anyio.TypedAttributeLookupError, OSError):
+            return None
+        if isinstance(address, tuple) and address and isinstance(address[0], str):
+            return address[0]
+        return None
+
+    @property
+    def tls_version(self) -> str | None:
+        """The negotiated TLS version ("TLSv1.3"), or None without TLS."""
+        if not self.encrypted:
+            return None
+        try:
+            from anyio.streams.tls import TLSAttribute
+
+            return self._stream.extra(TLSAttribute.tls_version)  # noqa: S610
+        except anyio.TypedAttributeLookupError:
+            return None
+
+    # ------------------------------------------------------------------ deadlines
+
+    def operation(self, deadline: float | None = None) -> Operation:
+        """An async context manager bounding the I/O inside it.
+
+        Args:
+            deadline: an absolute time on anyio's clock (``anyio.current_time()``)
+                after which everything inside fails with a timeout; None for no
+                overall deadline (each wait still has its own timeout).
+        """
+        return Operation(self, deadline)
+
+    def _arm(self, timeout: float, waiting_for: str) -> None:
+        scope = self._scope
+        if scope is None:
+            raise RuntimeError("SMTP I/O outside an operation; use `async with stream.operation()`")
+        self._waiting_for = waiting_for
+        self._armed_timeout = timeout
+        scope.deadline = min(self._deadline, anyio.current_time() + timeout)
+
+    def relax(self) -> None:
+        """Lift the per-wait timeout until the next wait (the overall deadline stays).
+
+        Used before awaiting user code (a token provider) or a name lookup, so
+        a timeout armed for an earlier reply cannot cut them short.
+        """
+        if self._scope is not None:
+            self._waiting_for = "the client"
+            self._scope.deadline = self._deadline
+
+    def _timeout_error(self) -> SmtpError:
+        expired_deadline = self._deadline <= anyio.current_time()
+        if expired_deadline:
+            message = f"the deadline passed while waiting for {self._waiting_for} from {self.peer}"
+        else:
+            message = (
+                f"no progress from {self.peer} within {self._armed_timeout:g} s "
+                f"while waiting for {self._waiting_for}"
+            )
+        return SmtpTimeoutError(message)
+
+    # ------------------------------------------------------------------ writing
+
+    def encode(self, command: Command) -> bytes:
+        """Hand ``command`` to the protocol state and return the bytes to write.
+
+        Nothing is written: callers collect the bytes of a whole flight and
+        write them with one :meth:`write`.
+
+        Raises:
+            LocalProtocolError: the command is not allowed now.
+        """
+        try:
+            data = self.conn.send(command)
+        except LocalProtocolError:
+            # The protocol state is now ERROR: this connection is done.
+            self.broken = True
+            raise
+        if self._debug:
+            self._log_command(command, data)
+        return data
+
+    async def write(self, data: bytes, *, limit: float, what: str = "the server to read") -> None:
+        """Write ``data`` with one stream send.
+
+        Raises:
+            ServerDisconnected: the connection broke (OutcomeUnknown when a
+                message's final reply was still owed).
+        """
+        if self.broken:
+            raise ServerDisconnected(f"the connection to {self.peer} is no longer usable")
+        self._arm(limit, what)
+        try:
+            await self._stream.send(data)
+        except (
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            anyio.EndOfStream,
+            OSError,
+            ssl.SSLError,
+        ) as exc:
+            self.broken = True
+            raise self._lost(f"writing to {self.peer} failed: {_describe(exc)}") from exc
+
+    # ------------------------------------------------------------------ reading
+
+    async def read_reply(self, *, limit: float, what: str) -> Reply:
+        """Read until the protocol state yields the next reply.
+
+        Args:
+            limit: seconds allowed for the reply to arrive complete.
+            what: what is awaited, for error messages ("the reply to RCPT").
+
+        Raises:
+            ServerDisconnected: the server closed the connection (OutcomeUnknown
+                when a message's final reply was owed).
+            RemoteProtocolError: the server broke the protocol.
+        """
+        conn = self.conn
+        try:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                self._arm(limit, what)
+                while event is NEED_DATA:
+                    try:
+                        data = await self._stream.receive(_READ_SIZE)
+                    except anyio.EndOfStream:
+                        self.broken = True
+                        raise self._lost(
+                            f"{self.peer} closed the connection while we waited for {what}"
+                        ) from None
+                    except (
+                        anyio.BrokenResourceError,
+                        anyio.ClosedResourceError,
+                        OSError,
+                        ssl.SSLError,
+                    ) as exc:
+                        self.broken = True
+                        raise self._lost(
+                            f"reading {what} from {self.peer} failed: {_describe(exc)}"
+                        ) from exc
+                    conn.receive_data(data)
+                    event = conn.next_event()
+        except SmtpError:
+            raise
+        except Exception as exc:
+            # RemoteProtocolError from the core, or anything unexpected: the
+            # connection's state is unknown from here on.
+            self.broken = True
+            if self.unacknowledged_content > 0:
+                raise OutcomeUnknown(
+                    f"{self.peer} sent an invalid reply while we waited for {what} ({exc}); "
+                    "the message may or may not have been accepted"
+                ) from exc
+            raise
+        if self._debug:
+            self._log_reply(event)
+        return event
+
+    def _lost(self, message: str) -> ServerDisconnected:
+        if self.unacknowledged_content > 0:
+            return OutcomeUnknown(
+                message + "; the message may or may not have been accepted (do not retry blindly)"
+            )
+        return ServerDisconnected(message)
+
+    # ------------------------------------------------------------------ TLS
+
+    async def start_tls(self, context: ssl.SSLContext, server_name: str, *, limit: float) -> None:
+        """Perform the TLS handshake after a 220 to STARTTLS and tell the core.
+
+        Raises:
+            TlsError: the handshake failed (certificate, name, protocol).
+            ServerDisconnected: the connection broke during the handshake.
+        """
+        self._arm(limit, "the TLS handshake")
+        try:
+            self._stream = await _handshake(
+                self._stream, context, server_name, self.peer, when="after STARTTLS"
+            )
+        except SmtpError:
+            self.broken = True
+            raise
+        self.encrypted = True
+        self.conn.tls_established()
+        if self._debug:
+            self.logger.debug("TLS established with %s (%s)", self.peer, self.tls_version)
+
+    # ------------------------------------------------------------------ closing
+
+    async def aclose(self) -> None:
+        """Close the stream at once (no QUIT), shielded from cancellation."""
+        if self.closed:
+            return
+        self.closed = True
+        self.broken = True
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(self._stream)
+
+    # ------------------------------------------------------------------ logging
+
+    def _log_command(self, command: Command, data: bytes) -> None:
+        log = self.logger.debug
+        if isinstance(command, Auth):
+            suffix = " <redacted>" if command.initial_response is not None else ""
+            log("C: AUTH %s%s", command.mechanism, suffix)
+        elif isinstance(command, AuthResponse):
+            log("C: <redacted>")
+        elif isinstance(command, AuthCancel):
+            log("C: *")
+        elif isinstance(command, MessageData):
+            log("C: <%d bytes of message content>", len(command.data))
+        elif isinstance(command, EndOfData):
+            log("C: .")
+        elif isinstance(command, Bdat):
+            log(
+                "C: BDAT <%d bytes of message content>%s",
+                len(command.data),
+                " LAST" if command.last else "",
+            )
+        else:
+            for line in data.decode("utf-8", "replace").split("\r\n"):
+                if line:
+                    log("C: %s", line)
+
+    def _log_reply(self, reply: Reply) -> None:
+        lines = reply.lines or ("",)
+        status = f"{reply.enhanced_status} " if reply.enhanced_status else ""
+        last = len(lines) - 1
+        for index, line in enumerate(lines):
+            sep = " " if index == last else "-"
+            self.logger.debug("S: %d%s%s%s", reply.code, sep, status, line)
+
+
+class Operation:
+    """One cancel scope around a sequence of SMTP reads and writes.
+
+    Created by :meth:`SmtpStream.operation`. Inside it each wait moves the
+    scope's deadline to ``min(overall deadline, now + that wait's timeout)``.
+    On exit:
+
+    - a deadline that fired becomes :class:`~lettre.errors.SmtpTimeoutError`
+      (:class:`~lettre.errors.OutcomeUnknown` if a message's final reply was
+      owed) and the connection is closed;
+    - cancellation from outside, or any exception that is not a lettre error,
+      closes the connection (its state is unknown) and propagates;
+    - a lettre error that left the connection broken closes it too.
+
+    Operations nest: an inner one only tightens the deadline.
+    """
+
+    __slots__ = ("_deadline", "_outer", "_scope", "_stream")
+
+    def __init__(self, stream: SmtpStream, deadline: float | None) -> None:
+        self._stream = stream
+        self._deadline = math.inf if deadline is None else deadline
+        self._scope: anyio.CancelScope | None = None
+        self._outer: tuple[anyio.CancelScope | None, float] = (None, math.inf)
+
+    async def __aenter__(self) -> Operation:
+        stream = self._stream
+        self._outer = (stream._scope, stream._deadline)
+        deadline = min(self._deadline, stream._deadline)
+        if stream._scope is None:
+            scope = anyio.CancelScope(deadline=deadline)
+            scope.__enter__()
+            self._scope = scope
+            stream._scope = scope
+        stream._deadline = deadline
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stream = self._stream
+        scope = self._scope
+        outer_scope, outer_deadline = self._outer
+        stream._deadline = outer_deadline
+        if scope is None:
+            # Nested: the outermost operation handles timeouts and closing.
+            if stream._scope is not None:
+                stream._scope.deadline = outer_deadline
+            return
+        stream._scope = outer_scope
+        try:
+            swallowed = scope.__exit__(exc_type, exc, tb)
+        except BaseException:
+            await stream.aclose()
+            raise
+        if scope.cancelled_caught or (exc is not None and swallowed):
+            # Our own deadline fired (cancellation from outside is not caught here).
+            error = stream._timeout_error()
+            await stream.aclose()
+            if stream.unacknowledged_content > 0:
+                raise OutcomeUnknown(
+                    f"{error}; the message may or may not have been accepted"
+                ) from error
+            raise error
+        if exc is not None and (not isinstance(exc, SmtpError) or stream.broken):
+            await stream.aclose()
+
+
+async def _handshake(
+    stream: ByteStream, context: ssl.SSLContext, server_name: str, peer: str, *, when: str
+) -> TLSStream:
+    try:
+        return await TLSStream.wrap(
+            stream,
+            server_side=False,
+            hostname=server_name,
+            ssl_context=context,
+            standard_compatible=False,
+        )
+    except ssl.SSLCertVerificationError as exc:
+        await anyio.aclose_forcefully(stream)
+        reason = exc.verify_message or str(exc)
+        raise TlsError(f"the certificate of {peer} was not accepted ({when}): {reason}") from exc
+    except ssl.SSLError as exc:
+        await anyio.aclose_forcefully(stream)
+        raise TlsError(f"TLS handshake with {peer} failed ({when}): {_describe(exc)}") from exc
+    except anyio.EndOfStream:
+        await anyio.aclose_forcefully(stream)
+        raise TlsError(f"{peer} closed the connection during the TLS handshake ({when})") from None
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+        await anyio.aclose_forcefully(stream)
+        raise ServerDisconnected(
+            f"the connection to {peer} broke during the TLS handshake ({when}): {_describe(exc)}"
+        ) from exc
+    except ValueError as exc:
+        # ssl rejects some server names (for example an empty one) this way.
+        await anyio.aclose_forcefully(stream)
+        raise TlsError(f"cannot start TLS with {peer}: {exc}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    cause: BaseException = exc
+    while isinstance(cause, (anyio.BrokenResourceError, anyio.ClosedResourceError)):
+        if cause.__cause__ is None:
+            break
+        cause = cause.__cause__
+    if isinstance(cause, ssl.SSLError):
+        return cause.reason or str(cause)
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return str(cause) or type(cause).__name__
