@@ -196,7 +196,8 @@ class RecordingHandler:
             rcpt_options=list(envelope.rcpt_options),
             smtp_utf8=bool(envelope.smtp_utf8),
             login=login.decode() if isinstance(login, bytes) else login,
-            tls=session.ssl is not None,
+            tls=session.ssl is not None
+            or server.transport.get_extra_info("ssl_object") is not None,
         )
         with self._lock:
             self.messages.append(message)
@@ -404,6 +405,7 @@ class ScriptedConnection:
         self.chunks: list[bytes] = []
         self.sent: list[bytes] = []
         self.peer_closed = False
+        self.tls_error: ssl.SSLError | None = None
         self._buffer = bytearray()
         self._max_buffer = max_buffer
 
@@ -482,9 +484,14 @@ class ScriptedConnection:
         """Perform the server side of a TLS handshake (after a 220 to STARTTLS)."""
         if self._buffer:
             raise AssertionError("the client sent bytes before the TLS handshake")
-        self.stream = await TLSStream.wrap(
-            self.stream, server_side=True, ssl_context=context, standard_compatible=False
-        )
+        try:
+            self.stream = await TLSStream.wrap(
+                self.stream, server_side=True, ssl_context=context, standard_compatible=False
+            )
+        except ssl.SSLError as exc:
+            # The client gave up on the handshake: the session is over.
+            self.tls_error = exc
+            raise anyio.EndOfStream from exc
 
 
 Script = Callable[[ScriptedConnection], Awaitable[None]]

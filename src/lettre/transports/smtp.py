@@ -149,12 +149,11 @@ class SmtpTransport(BaseTransport):
         return cls(host, port, tls=TlsMode.STARTTLS, **kwargs)
 
     @classmethod
-    def local(cls, port: int = 25, **kwargs: Any) -> Self:
-        """A transport for an MTA on this machine (localhost, no TLS, no AUTH by default).
+    def local(cls, port: int = 25, *, host: str = "localhost", **kwargs: Any) -> Self:
+        """A transport for an MTA on this machine (no TLS, no AUTH by default).
 
         Keyword arguments are those of the constructor (except ``tls``).
         """
-        host = kwargs.pop("host", "localhost")
         return cls(host, port, tls=TlsMode.NONE, **kwargs)
 
     @classmethod

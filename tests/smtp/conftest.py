@@ -1,0 +1,74 @@
+"""Fixtures for the SMTP tests: trustme certificates and aiosmtpd servers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from smtp_support import ServerFactory
+
+from lettre.smtp.tls import TlsParameters
+from servers import AiosmtpdServer, TlsMaterial
+
+
+@pytest.fixture(scope="session")
+def tls_material() -> TlsMaterial:
+    """A CA and a server certificate for 127.0.0.1, ::1 and localhost."""
+    return TlsMaterial.create()
+
+
+@pytest.fixture(scope="session")
+def tls_params(tls_material: TlsMaterial) -> TlsParameters:
+    """Client TLS parameters trusting the test CA (and the system store)."""
+    return TlsParameters(ca_data=tls_material.ca_pem)
+
+
+@pytest.fixture
+def smtpd(tls_material: TlsMaterial) -> Iterator[ServerFactory]:
+    """Start aiosmtpd servers: ``smtpd(tls="starttls", auth=True, ...)``; stopped afterwards."""
+    started: list[AiosmtpdServer] = []
+
+    def start(**kwargs: Any) -> AiosmtpdServer:
+        if kwargs.get("tls", "none") != "none":
+            kwargs.setdefault("tls_material", tls_material)
+        server = AiosmtpdServer(**kwargs).start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def plain_server(smtpd: ServerFactory) -> AiosmtpdServer:
+    """aiosmtpd without TLS or AUTH."""
+    return smtpd()
+
+
+@pytest.fixture
+def starttls_server(smtpd: ServerFactory) -> AiosmtpdServer:
+    """aiosmtpd offering STARTTLS, then AUTH (PLAIN, LOGIN, CRAM-MD5, XOAUTH2) over TLS."""
+    return smtpd(tls="starttls", auth=True)
+
+
+@pytest.fixture
+def implicit_server(smtpd: ServerFactory) -> AiosmtpdServer:
+    """aiosmtpd speaking TLS from the first byte, with AUTH."""
+    return smtpd(tls="implicit", auth=True)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_aiosmtpd() -> Iterator[None]:
+    # aiosmtpd logs every session at INFO; keep test output readable.
+    logger = logging.getLogger("mail.log")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
