@@ -395,7 +395,7 @@ class Mailbox:
         Raises:
             AddressError: the text is not exactly one valid mailbox.
         """
-        items = _parse_list(text, MAX_MAILBOX_TEXT_LENGTH, allow_groups=False)
+        items = _parse_cached(text, MAX_MAILBOX_TEXT_LENGTH, allow_groups=False)
         if len(items) != 1:
             raise AddressError(f"expected one mailbox, found {len(items)} in {_preview(text)}")
         return items[0]
@@ -453,8 +453,12 @@ class Mailboxes(Sequence[Mailbox]):
         Raises:
             AddressError: the text is empty, malformed or ambiguous.
         """
-        result = cls()
-        result._items = tuple(_parse_list(text, MAX_LIST_TEXT_LENGTH, allow_groups=True))
+        return cls._of(_parse_cached(text, MAX_LIST_TEXT_LENGTH, allow_groups=True))
+
+    @classmethod
+    def _of(cls, items: tuple[Mailbox, ...]) -> Mailboxes:
+        result = object.__new__(cls)
+        result._items = items
         return result
 
     @overload
@@ -637,6 +641,22 @@ def _addr_spec_text(text: str, tokens: list[_Token], first: int, last: int) -> s
         if tokens[index][4]:
             raise AddressError(f"whitespace or a comment inside the address in {_preview(text)}")
     return text[tokens[first][2] : tokens[last - 1][3]]
+
+
+# Mailbox text seen again (the same From on every message of a bulk run) is
+# not parsed again; results are immutable, and only short texts are kept.
+_CACHEABLE_TEXT: Final = 512
+
+
+@lru_cache(maxsize=1024)
+def _parse_short(text: str, limit: int, allow_groups: bool) -> tuple[Mailbox, ...]:
+    return tuple(_parse_list(text, limit, allow_groups=allow_groups))
+
+
+def _parse_cached(text: str, limit: int, *, allow_groups: bool) -> tuple[Mailbox, ...]:
+    if isinstance(text, str) and len(text) <= _CACHEABLE_TEXT:
+        return _parse_short(text, limit, allow_groups)
+    return tuple(_parse_list(text, limit, allow_groups=allow_groups))
 
 
 def _parse_list(text: str, limit: int, *, allow_groups: bool) -> list[Mailbox]:

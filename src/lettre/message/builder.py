@@ -1,0 +1,495 @@
+"""The fluent :class:`MessageBuilder` that makes :class:`~lettre.message.Message` objects."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
+
+from lettre.address import Address, Mailbox, Mailboxes
+from lettre.envelope import Envelope
+from lettre.errors import MessageError
+from lettre.message.headers import (
+    RESERVED_HEADERS,
+    check_value,
+    format_date,
+    normalize_msg_id,
+    render_address_list,
+    render_msg_ids,
+    render_structured,
+    render_unstructured,
+    validate_name,
+)
+from lettre.message.message import Message
+from lettre.message.mime import (
+    Attachment,
+    Chunks,
+    ContentType,
+    MultiPart,
+    Part,
+    SinglePart,
+    TransferEncoding,
+    part_header_fields,
+    render_part_headers,
+    resolve,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["MailboxInput", "MessageBuilder", "Priority"]
+
+MailboxInput = Mailbox | Address | str
+"""What the address methods accept: a Mailbox, an Address or mailbox text."""
+
+Priority = Literal["high", "normal", "low"]
+"""A message priority for :meth:`MessageBuilder.priority`."""
+
+_PRIORITIES: Final = {
+    "high": ("1 (Highest)", "high"),
+    "normal": ("3 (Normal)", "normal"),
+    "low": ("5 (Lowest)", "low"),
+}
+_MAX_URI_LENGTH: Final = 900
+
+
+def _mailboxes(values: Iterable[MailboxInput | Iterable[MailboxInput]]) -> list[Mailbox]:
+    result: list[Mailbox] = []
+    for value in values:
+        if isinstance(value, str):
+            result.extend(Mailboxes.parse(value))
+        elif isinstance(value, (Mailbox, Address)):
+            result.append(Mailbox.coerce(value))
+        elif isinstance(value, Iterable):
+            result.extend(_mailboxes(value))
+        else:
+            raise TypeError(
+                f"expected a Mailbox, an Address, a str or a list of them, not "
+                f"{type(value).__name__}"
+            )
+    return result
+
+
+def _msg_ids(values: Iterable[str], what: str) -> list[str]:
+    ids: list[str] = []
+    for value in values:
+        check_value(value, what)
+        ids.extend(normalize_msg_id(item, what) for item in value.split())
+    if not ids:
+        raise MessageError(f"{what} needs at least one message ID")
+    return ids
+
+
+def _read(content: bytes | os.PathLike[str], what: str) -> tuple[bytes, str | None]:
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return bytes(content), None
+    if isinstance(content, os.PathLike):
+        path = Path(content)
+        return path.read_bytes(), path.name
+    if isinstance(content, str):
+        raise TypeError(
+            f"{what} takes bytes or a path object: use pathlib.Path({content[:40]!r}) for a "
+            "file, or .encode() for text"
+        )
+    raise TypeError(f"{what} takes bytes or a path object, not {type(content).__name__}")
+
+
+def _check_uri(uri: str) -> str:
+    check_value(uri, "a List-Unsubscribe URI")
+    inner = uri[1:-1] if uri.startswith("<") and uri.endswith(">") else uri
+    scheme = inner.partition(":")[0].lower()
+    if (
+        not inner.isascii()
+        or any(ch in inner for ch in ' \t<>"')
+        or scheme not in ("https", "http", "mailto")
+        or len(inner) > _MAX_URI_LENGTH
+    ):
+        raise MessageError(
+            f"invalid List-Unsubscribe URI {uri!r}: expected an ASCII https:, http: or mailto: "
+            f"URI without spaces or angle brackets, at most {_MAX_URI_LENGTH} characters"
+        )
+    return inner
+
+
+class MessageBuilder:
+    """Collects the parts of a message; :meth:`build` makes the immutable Message.
+
+    Every method validates its input at once (raising ``AddressError`` or
+    ``MessageError``) and returns the builder, so calls chain. A builder can
+    be reused: each :meth:`build` takes a fresh Date and Message-ID unless
+    they were set.
+    """
+
+    def __init__(self) -> None:
+        self._from: list[Mailbox] = []
+        self._sender: Mailbox | None = None
+        self._reply_to: list[Mailbox] = []
+        self._to: list[Mailbox] = []
+        self._cc: list[Mailbox] = []
+        self._bcc: list[Mailbox] = []
+        self._subject: str | None = None
+        self._date: datetime | None = None
+        self._message_id: str | None = None
+        self._message_id_domain: str | None = None
+        self._in_reply_to: list[str] = []
+        self._references: list[str] = []
+        self._user_agent: str | None = None
+        self._priority: Priority | None = None
+        self._unsubscribe: list[str] = []
+        self._one_click: bool | None = None
+        self._headers: list[tuple[str, str | Mailboxes]] = []
+        self._text: SinglePart | None = None
+        self._html: SinglePart | None = None
+        self._attachments: list[SinglePart] = []
+        self._inline: list[SinglePart] = []
+        self._body: Part | None = None
+        self._envelope: Envelope | None = None
+
+    # -- addresses ----------------------------------------------------------
+
+    def from_(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
+        """Add From mailboxes (``"Name <a@b>"`` text, Mailbox or Address; lists allowed).
+
+        With more than one From mailbox a Sender is required.
+        """
+        self._from.extend(_mailboxes(mailboxes))
+        return self
+
+    def sender(self, mailbox: MailboxInput) -> Self:
+        """Set the Sender: the one mailbox that actually sends (and the envelope sender)."""
+        self._sender = Mailbox.coerce(mailbox)
+        return self
+
+    def reply_to(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
+        """Add Reply-To mailboxes."""
+        self._reply_to.extend(_mailboxes(mailboxes))
+        return self
+
+    def to(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
+        """Add To recipients (``"a@b, Bob <c@d>"`` text is split into mailboxes)."""
+        self._to.extend(_mailboxes(mailboxes))
+        return self
+
+    def cc(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
+        """Add Cc recipients."""
+        self._cc.extend(_mailboxes(mailboxes))
+        return self
+
+    def bcc(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
+        """Add Bcc recipients: they get the message but never appear in its bytes."""
+        self._bcc.extend(_mailboxes(mailboxes))
+        return self
+
+    # -- header fields ------------------------------------------------------
+
+    def subject(self, subject: str) -> Self:
+        """Set the Subject (any text without line breaks or control characters)."""
+        self._subject = check_value(subject, "the subject")
+        return self
+
+    def date(self, date: datetime) -> Self:
+        """Set the Date (timezone-aware); by default the time of :meth:`build`, in UTC."""
+        if not isinstance(date, datetime):
+            raise TypeError(f"the date must be a datetime, not {type(date).__name__}")
+        format_date(date)
+        self._date = date.replace(microsecond=0)
+        return self
+
+    def message_id(self, message_id: str | None = None, *, domain: str | None = None) -> Self:
+        """Set the Message-ID, or the domain of the generated one.
+
+        Args:
+            message_id: ``<id@host>`` (brackets optional). None keeps the
+                generated identifier: ``<random@domain>`` with 144 random bits.
+            domain: the domain of generated identifiers; by default the domain
+                of the (first) From address.
+        """
+        if message_id is not None:
+            self._message_id = normalize_msg_id(message_id, "the Message-ID")
+        if domain is not None:
+            self._message_id_domain = Address(f"x@{domain}").ascii_domain
+        return self
+
+    def in_reply_to(self, *message_ids: str) -> Self:
+        """Set In-Reply-To: the Message-ID(s) of the message(s) answered."""
+        self._in_reply_to = _msg_ids(message_ids, "In-Reply-To")
+        return self
+
+    def references(self, *message_ids: str) -> Self:
+        """Set References: the thread's Message-IDs, oldest first (space-separated text ok)."""
+        self._references = _msg_ids(message_ids, "References")
+        return self
+
+    def user_agent(self, user_agent: str) -> Self:
+        """Set the User-Agent header."""
+        self._user_agent = check_value(user_agent, "the user agent")
+        return self
+
+    def priority(self, priority: Priority) -> Self:
+        """Set the priority: ``"high"``, ``"normal"`` or ``"low"`` (X-Priority and Importance)."""
+        if priority not in _PRIORITIES:
+            raise MessageError(f"priority must be 'high', 'normal' or 'low', not {priority!r}")
+        self._priority = priority
+        return self
+
+    def list_unsubscribe(self, *uris: str, one_click: bool | None = None) -> Self:
+        """Set List-Unsubscribe (RFC 2369) and, for one-click, List-Unsubscribe-Post (RFC 8058).
+
+        Args:
+            uris: ``https:`` and/or ``mailto:`` URIs, in order of preference.
+            one_click: add ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``.
+                By default it is added when an ``https:`` URI is given. It needs
+                an ``https:`` URI, and the message should be DKIM-signed over
+                both headers.
+        """
+        if not uris:
+            raise MessageError("List-Unsubscribe needs at least one URI")
+        checked = [_check_uri(uri) for uri in uris]
+        has_https = any(u.lower().startswith("https:") for u in checked)
+        if one_click and not has_https:
+            raise MessageError("one-click unsubscribe (RFC 8058) needs an https: URI")
+        self._unsubscribe = checked
+        self._one_click = has_https if one_click is None else one_click
+        return self
+
+    def header(self, name: str, value: str | Mailbox | Address | Mailboxes) -> Self:
+        """Add any other header; it may be given several times.
+
+        Args:
+            name: the field name (printable ASCII, no spaces or colons). Fields
+                with their own method (From, To, Subject, Date, Message-ID, ...)
+                and ``Content-*`` are refused.
+            value: text (encoded as RFC 2047 words where not ASCII), or
+                addresses for address-type fields.
+        """
+        validate_name(name)
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith("content-"):
+            raise MessageError(
+                f"set {name} with its own builder method (or on the MIME part), not header()"
+            )
+        if isinstance(value, str):
+            self._headers.append((name, check_value(value, f"the {name} header")))
+        elif isinstance(value, Mailboxes):
+            self._headers.append((name, value))
+        elif isinstance(value, (Mailbox, Address)):
+            self._headers.append((name, Mailboxes([value])))
+        else:
+            raise TypeError(
+                f"a header value must be a str or addresses, not {type(value).__name__}"
+            )
+        return self
+
+    # -- body ---------------------------------------------------------------
+
+    def text(self, text: str, *, transfer_encoding: TransferEncoding | str | None = None) -> Self:
+        """Set the plain-text body (with :meth:`html` too: multipart/alternative)."""
+        self._text = SinglePart(text, "text/plain", transfer_encoding=transfer_encoding)
+        return self
+
+    def html(self, html: str, *, transfer_encoding: TransferEncoding | str | None = None) -> Self:
+        """Set the HTML body (with :meth:`text` too: multipart/alternative)."""
+        self._html = SinglePart(html, "text/html", transfer_encoding=transfer_encoding)
+        return self
+
+    def attach(
+        self,
+        content: bytes | os.PathLike[str] | Attachment | SinglePart,
+        filename: str | None = None,
+        content_type: ContentType | str | None = None,
+    ) -> Self:
+        """Add an attachment.
+
+        Args:
+            content: the bytes, a path (``pathlib.Path``; read now), an
+                :class:`Attachment` or a prepared :class:`SinglePart`.
+            filename: the name shown to the recipient (default: the path's
+                name). Required for bytes.
+            content_type: the type; guessed from the file name by default.
+        """
+        if isinstance(content, SinglePart):
+            self._attachments.append(content)
+            return self
+        if isinstance(content, Attachment):
+            self._attachments.append(content.to_part())
+            return self
+        data, path_name = _read(content, "attach()")
+        name = filename if filename is not None else path_name
+        if name is None:
+            raise MessageError("attach() needs a filename for bytes content")
+        self._attachments.append(Attachment(data, name, content_type).to_part())
+        return self
+
+    def inline(
+        self,
+        content: bytes | os.PathLike[str],
+        content_id: str,
+        content_type: ContentType | str | None = None,
+        filename: str | None = None,
+    ) -> Self:
+        """Add an inline part (an image, say) that the HTML body shows as ``cid:<content_id>``.
+
+        Args:
+            content: the bytes or a path (read now).
+            content_id: the identifier the HTML refers to: ``<img src="cid:logo">``
+                for ``content_id="logo"``.
+            content_type: the type; guessed from the file name by default.
+            filename: an optional file name.
+        """
+        data, path_name = _read(content, "inline()")
+        name = filename if filename is not None else path_name
+        if content_type is None and name is None:
+            raise MessageError("inline() needs a content_type (e.g. 'image/png') or a filename")
+        self._inline.append(
+            Attachment(data, name, content_type, inline=True, content_id=content_id).to_part()
+        )
+        return self
+
+    def body(self, part: SinglePart | MultiPart) -> Self:
+        """Set an explicit MIME tree as the body (instead of text/html/inline)."""
+        if not isinstance(part, (SinglePart, MultiPart)):
+            raise TypeError(f"body() takes a SinglePart or MultiPart, not {type(part).__name__}")
+        self._body = part
+        return self
+
+    def envelope(self, envelope: Envelope) -> Self:
+        """Use an explicit envelope instead of the one derived from the headers."""
+        if not isinstance(envelope, Envelope):
+            raise TypeError(f"expected an Envelope, not {type(envelope).__name__}")
+        self._envelope = envelope
+        return self
+
+    # -- build --------------------------------------------------------------
+
+    def _compose_body(self) -> Part | None:
+        if self._body is not None:
+            if self._text is not None or self._html is not None or self._inline:
+                raise MessageError(
+                    "an explicit body() cannot be combined with text(), html() or inline()"
+                )
+            main: Part | None = self._body
+        else:
+            html: Part | None = self._html
+            if self._inline:
+                if self._html is None:
+                    raise MessageError("inline parts need an HTML body that refers to them")
+                html = MultiPart(
+                    "related", [self._html, *self._inline], params={"type": "text/html"}
+                )
+            if self._text is not None and html is not None:
+                main = MultiPart("alternative", [self._text, html])
+            else:
+                main = self._text if self._text is not None else html
+        if self._attachments:
+            main = MultiPart("mixed", [*([main] if main is not None else []), *self._attachments])
+        return main
+
+    def build(self) -> Message:
+        """Validate everything and make the immutable :class:`Message`.
+
+        Raises:
+            MessageError: no From; several From without a Sender; no recipient
+                and no explicit envelope; an invalid body combination.
+        """
+        if not self._from:
+            raise MessageError("a message needs a From address: call .from_(...)")
+        if len(self._from) > 1 and self._sender is None:
+            raise MessageError("a message with several From addresses needs a Sender")
+        sender_mailbox = self._sender if self._sender is not None else self._from[0]
+        if self._envelope is not None:
+            envelope = self._envelope
+        else:
+            recipients = [m.address for m in (*self._to, *self._cc, *self._bcc)]
+            if not recipients:
+                raise MessageError(
+                    "a message needs a recipient: call .to(), .cc() or .bcc(), "
+                    "or give an explicit .envelope()"
+                )
+            envelope = Envelope(sender_mailbox.address, recipients)
+
+        date = self._date
+        if date is None:
+            date = datetime.now(timezone.utc).replace(microsecond=0)
+        message_id = self._message_id
+        if message_id is None:
+            domain = self._message_id_domain or self._from[0].address.ascii_domain
+            message_id = f"<{secrets.token_urlsafe(18)}@{domain}>"
+        body = self._compose_body()
+        if body is not None:
+            body = resolve(body)
+
+        from_ = Mailboxes._of(tuple(self._from))
+        reply_to = Mailboxes._of(tuple(self._reply_to))
+        to = Mailboxes._of(tuple(self._to))
+        cc = Mailboxes._of(tuple(self._cc))
+        out: Chunks = []
+        fields: list[tuple[str, str]] = []
+        date_text = format_date(date)
+        out.append(f"Date: {date_text}\r\n".encode("ascii"))
+        fields.append(("Date", date_text))
+        out.append(render_address_list("From", from_))
+        fields.append(("From", str(from_)))
+        if self._sender is not None:
+            out.append(render_address_list("Sender", [self._sender]))
+            fields.append(("Sender", str(self._sender)))
+        for name, boxes in (("Reply-To", reply_to), ("To", to), ("Cc", cc)):
+            if boxes:
+                out.append(render_address_list(name, boxes))
+                fields.append((name, str(boxes)))
+        if self._subject is not None:
+            out.append(render_unstructured("Subject", self._subject))
+            fields.append(("Subject", self._subject))
+        out.append(render_msg_ids("Message-ID", [message_id]))
+        fields.append(("Message-ID", message_id))
+        for name, ids in (("In-Reply-To", self._in_reply_to), ("References", self._references)):
+            if ids:
+                out.append(render_msg_ids(name, ids))
+                fields.append((name, " ".join(ids)))
+        if self._user_agent is not None:
+            out.append(render_unstructured("User-Agent", self._user_agent))
+            fields.append(("User-Agent", self._user_agent))
+        if self._priority is not None:
+            x_priority, importance = _PRIORITIES[self._priority]
+            out.append(render_structured("X-Priority", x_priority))
+            out.append(render_structured("Importance", importance))
+            fields.extend((("X-Priority", x_priority), ("Importance", importance)))
+        if self._unsubscribe:
+            value = ", ".join(f"<{uri}>" for uri in self._unsubscribe)
+            out.append(render_structured("List-Unsubscribe", value))
+            fields.append(("List-Unsubscribe", value))
+            if self._one_click:
+                post = "List-Unsubscribe=One-Click"
+                out.append(render_structured("List-Unsubscribe-Post", post))
+                fields.append(("List-Unsubscribe-Post", post))
+        for name, header_value in self._headers:
+            if isinstance(header_value, Mailboxes):
+                out.append(render_address_list(name, header_value))
+                fields.append((name, str(header_value)))
+            else:
+                out.append(render_unstructured(name, header_value))
+                fields.append((name, header_value))
+        if body is not None:
+            out.append(b"MIME-Version: 1.0\r\n")
+            fields.append(("MIME-Version", "1.0"))
+            render_part_headers(body, out)
+            fields.extend(part_header_fields(body))
+        out.append(b"\r\n")
+        return Message._create(
+            from_=from_,
+            sender=self._sender,
+            reply_to=reply_to,
+            to=to,
+            cc=cc,
+            bcc=Mailboxes._of(tuple(self._bcc)),
+            subject=self._subject,
+            date=date,
+            message_id=message_id,
+            headers=tuple(fields),
+            body=body,
+            envelope=envelope,
+            head=b"".join(out),
+            data=None,
+        )

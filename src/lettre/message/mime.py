@@ -1,0 +1,868 @@
+"""MIME parts: content types, single parts, multiparts, attachments, transfer encodings.
+
+A message body is a tree of :class:`SinglePart` (leaves with bytes) and
+:class:`MultiPart` (``multipart/*`` nodes). Parts are immutable values; the
+transfer encoding of each leaf and the boundary of each multipart are fixed
+when the message is built, so serialising twice gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Final, TypeAlias
+
+from lettre.errors import MessageError
+from lettre.message.headers import (
+    MAX_LINE_LENGTH,
+    WRAP_LENGTH,
+    check_value,
+    normalize_msg_id,
+    render_params,
+    render_structured,
+    render_unstructured,
+    validate_name,
+)
+
+__all__ = [
+    "MAX_NESTING",
+    "Attachment",
+    "Chunks",
+    "ContentType",
+    "MultiPart",
+    "Part",
+    "SinglePart",
+    "TransferEncoding",
+]
+
+MAX_NESTING: Final = 32
+"""The deepest MIME tree accepted."""
+
+Chunks: TypeAlias = "list[bytes | bytearray]"
+"""Pieces of serialised output, joined once at the end."""
+
+_MAX_FILENAME: Final = 255
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+# Bytes 0x80-0xFF, for counting non-ASCII bytes with bytes.translate.
+_ASCII_BYTES: Final = bytes(range(128))
+
+_TYPES: Final[Mapping[str, str]] = {
+    "7z": "application/x-7z-compressed",
+    "aac": "audio/aac",
+    "avif": "image/avif",
+    "bmp": "image/bmp",
+    "bz2": "application/x-bzip2",
+    "css": "text/css",
+    "csv": "text/csv",
+    "doc": "application/msword",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "eml": "message/rfc822",
+    "epub": "application/epub+zip",
+    "flac": "audio/flac",
+    "gif": "image/gif",
+    "gz": "application/gzip",
+    "heic": "image/heic",
+    "htm": "text/html",
+    "html": "text/html",
+    "ico": "image/vnd.microsoft.icon",
+    "ics": "text/calendar",
+    "jpeg": "image/jpeg",
+    "jpg": "image/jpeg",
+    "js": "text/javascript",
+    "json": "application/json",
+    "m4a": "audio/mp4",
+    "md": "text/markdown",
+    "mov": "video/quicktime",
+    "mp3": "audio/mpeg",
+    "mp4": "video/mp4",
+    "mpeg": "video/mpeg",
+    "odp": "application/vnd.oasis.opendocument.presentation",
+    "ods": "application/vnd.oasis.opendocument.spreadsheet",
+    "odt": "application/vnd.oasis.opendocument.text",
+    "oga": "audio/ogg",
+    "ogg": "audio/ogg",
+    "ogv": "video/ogg",
+    "otf": "font/otf",
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "ppt": "application/vnd.ms-powerpoint",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "rar": "application/vnd.rar",
+    "rtf": "application/rtf",
+    "svg": "image/svg+xml",
+    "tar": "application/x-tar",
+    "tgz": "application/gzip",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "ttf": "font/ttf",
+    "txt": "text/plain",
+    "vcf": "text/vcard",
+    "wav": "audio/wav",
+    "weba": "audio/webm",
+    "webm": "video/webm",
+    "webp": "image/webp",
+    "woff": "font/woff",
+    "woff2": "font/woff2",
+    "xls": "application/vnd.ms-excel",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "xml": "application/xml",
+    "yaml": "application/yaml",
+    "yml": "application/yaml",
+    "zip": "application/zip",
+}
+
+
+class TransferEncoding(str, enum.Enum):
+    """A Content-Transfer-Encoding (RFC 2045 section 6)."""
+
+    SEVEN_BIT = "7bit"
+    """ASCII text in lines of at most 998 octets: the content goes as it is."""
+    EIGHT_BIT = "8bit"
+    """Like 7bit but with 8-bit octets; needs the server's 8BITMIME. Only used when asked."""
+    QUOTED_PRINTABLE = "quoted-printable"
+    """Mostly-ASCII text: readable, with non-ASCII octets as ``=XX``."""
+    BASE64 = "base64"
+    """Anything: 76-column lines of base64."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class ContentType:
+    """A MIME type with parameters, such as ``text/plain; charset=utf-8``.
+
+    Args:
+        value: ``"type/subtype"`` optionally followed by ``; name=value``
+            parameters (quoted values allowed).
+        params: more parameters, added after those in ``value``.
+
+    Raises:
+        MessageError: the text is not a valid MIME type.
+
+    Attributes:
+        maintype: the top-level type, lower case (``"text"``).
+        subtype: the subtype, lower case (``"plain"``).
+        params: the parameters as ``(name, value)`` pairs, names lower case.
+    """
+
+    maintype: str
+    subtype: str
+    params: tuple[tuple[str, str], ...]
+
+    def __init__(self, value: str, params: Mapping[str, str] | None = None) -> None:
+        check_value(value, "a content type")
+        essence, _, rest = value.partition(";")
+        maintype, slash, subtype = essence.strip().partition("/")
+        if not slash or not _TOKEN.fullmatch(maintype) or not _TOKEN.fullmatch(subtype):
+            raise MessageError(f"invalid content type {value!r}: expected type/subtype")
+        pairs = _parse_params(rest, value) if rest.strip() else []
+        for name, param in (params or {}).items():
+            pairs.append(_check_param(name, param))
+        object.__setattr__(self, "maintype", maintype.lower())
+        object.__setattr__(self, "subtype", subtype.lower())
+        object.__setattr__(self, "params", tuple(pairs))
+
+    @classmethod
+    def coerce(cls, value: ContentType | str) -> ContentType:
+        """Return ``value`` if it is a ContentType, else parse it."""
+        if isinstance(value, ContentType):
+            return value
+        if isinstance(value, str) and len(value) <= 200:
+            return _parse_content_type(value)
+        return cls(value)
+
+    @classmethod
+    def guess(cls, filename: str) -> ContentType:
+        """Guess the type from a file name's extension.
+
+        Uses a fixed table of common types (no system files are read, so the
+        result is the same on every machine); unknown extensions give
+        ``application/octet-stream``.
+        """
+        _, dot, extension = filename.rpartition(".")
+        mime = _TYPES.get(extension.lower()) if dot else None
+        return cls(mime or "application/octet-stream")
+
+    @property
+    def essence(self) -> str:
+        """``type/subtype`` without parameters."""
+        return f"{self.maintype}/{self.subtype}"
+
+    def param(self, name: str) -> str | None:
+        """The value of parameter ``name`` (case-insensitive), or None."""
+        name = name.lower()
+        for key, value in self.params:
+            if key == name:
+                return value
+        return None
+
+    def with_param(self, name: str, value: str) -> ContentType:
+        """A copy with parameter ``name`` set to ``value`` (replacing any)."""
+        pair = _check_param(name, value)
+        params = [p for p in self.params if p[0] != pair[0]]
+        params.append(pair)
+        return _content_type(self.maintype, self.subtype, tuple(params))
+
+    def __str__(self) -> str:
+        parts = [self.essence]
+        for name, value in self.params:
+            if _TOKEN.fullmatch(value):
+                parts.append(f"{name}={value}")
+            else:
+                quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+                parts.append(f'{name}="{quoted}"')
+        return "; ".join(parts)
+
+
+@lru_cache(maxsize=256)
+def _parse_content_type(value: str) -> ContentType:
+    return ContentType(value)
+
+
+@lru_cache(maxsize=64)
+def _with_charset(ctype: ContentType, charset: str) -> ContentType:
+    return ctype.with_param("charset", charset)
+
+
+def _content_type(maintype: str, subtype: str, params: tuple[tuple[str, str], ...]) -> ContentType:
+    result = object.__new__(ContentType)
+    object.__setattr__(result, "maintype", maintype)
+    object.__setattr__(result, "subtype", subtype)
+    object.__setattr__(result, "params", params)
+    return result
+
+
+def _check_param(name: str, value: str) -> tuple[str, str]:
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name) or "*" in name:
+        raise MessageError(f"invalid parameter name {name!r}")
+    check_value(value, f"the {name} parameter")
+    return name.lower(), value
+
+
+def _parse_params(text: str, whole: str) -> list[tuple[str, str]]:
+    """Parse ``; a=b; c="d"`` (simple values and quoted strings, no RFC 2231)."""
+    pairs: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t;":
+            i += 1
+        if i >= n:
+            break
+        eq = text.find("=", i)
+        if eq < 0:
+            raise MessageError(f"invalid parameter in content type {whole!r}")
+        name = text[i:eq].strip()
+        i = eq + 1
+        while i < n and text[i] in " \t":
+            i += 1
+        if i < n and text[i] == '"':
+            chars: list[str] = []
+            i += 1
+            while i < n and text[i] != '"':
+                if text[i] == "\\" and i + 1 < n:
+                    i += 1
+                chars.append(text[i])
+                i += 1
+            if i >= n:
+                raise MessageError(f"unterminated quoted parameter in {whole!r}")
+            value = "".join(chars)
+            i += 1
+        else:
+            end = text.find(";", i)
+            end = n if end < 0 else end
+            value = text[i:end].strip()
+            i = end
+        pairs.append(_check_param(name, value))
+    return pairs
+
+
+def _canonical_lines(data: bytes) -> bool:
+    """True when every CR and LF in ``data`` is part of a CRLF pair."""
+    crlf = data.count(b"\r\n")
+    return data.count(b"\r") == crlf and data.count(b"\n") == crlf
+
+
+def _max_line(data: bytes) -> int:
+    if len(data) <= WRAP_LENGTH:
+        return len(data)
+    return max(map(len, data.split(b"\r\n")))
+
+
+def _fits_7bit(data: bytes, limit: int = WRAP_LENGTH) -> bool:
+    return (
+        data.isascii() and b"\0" not in data and _canonical_lines(data) and _max_line(data) <= limit
+    )
+
+
+def _fits_8bit(data: bytes) -> bool:
+    return b"\0" not in data and _canonical_lines(data) and _max_line(data) <= MAX_LINE_LENGTH
+
+
+def choose_encoding(content_type: ContentType, data: bytes) -> TransferEncoding:
+    """Pick the transfer encoding for a leaf part's content.
+
+    7bit for ASCII in short lines (at most 78 octets), quoted-printable for
+    text that is mostly ASCII (at most a sixth of its octets non-ASCII) with
+    CRLF line endings, base64 for everything else.
+    """
+    if _fits_7bit(data):
+        return TransferEncoding.SEVEN_BIT
+    if content_type.maintype == "text" and _canonical_lines(data):
+        non_ascii = len(data.translate(None, _ASCII_BYTES))
+        if non_ascii * 6 <= len(data):
+            return TransferEncoding.QUOTED_PRINTABLE
+    return TransferEncoding.BASE64
+
+
+def encode_base64(data: bytes, out: Chunks) -> None:
+    """Append the base64 form of ``data`` to ``out`` in 76-column CRLF lines.
+
+    The payload is encoded in large blocks with :func:`binascii.b2a_base64`
+    and cut into lines with strided slice assignment, so no per-line Python
+    work is done and memory stays at the size of the output.
+    """
+    if not data:
+        return
+    lines_per_block = 4096
+    step = 57 * lines_per_block
+    view = memoryview(data)
+    b2a = binascii.b2a_base64
+    full_cr = b"\r" * lines_per_block
+    full_lf = b"\n" * lines_per_block
+    for start in range(0, len(data), step):
+        encoded = b2a(view[start : start + step], newline=False)
+        lines, rest = divmod(len(encoded), 76)
+        if lines:
+            block = bytearray(78 * lines)
+            for column in range(76):
+                block[column::78] = encoded[column : 76 * lines : 76]
+            if lines == lines_per_block:
+                block[76::78] = full_cr
+                block[77::78] = full_lf
+            else:
+                block[76::78] = b"\r" * lines
+                block[77::78] = b"\n" * lines
+            out.append(block)
+        if rest:
+            out.append(encoded[76 * lines :] + b"\r\n")
+    view.release()
+
+
+def encode_quoted_printable(data: bytes) -> bytes:
+    """Quoted-printable for text with CRLF line endings (lines of at most 76)."""
+    return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+
+
+def _normalize_text(text: str) -> str:
+    """CRLF line endings, and a final line break when the text is not empty."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\n", "\r\n")
+    if text and not text.endswith("\r\n"):
+        text += "\r\n"
+    return text
+
+
+def _normalize_content_id(value: str) -> str:
+    return normalize_msg_id(value, "Content-ID")[1:-1]
+
+
+def _check_filename(filename: str) -> str:
+    check_value(filename, "the file name")
+    if not filename or len(filename) > _MAX_FILENAME:
+        raise MessageError(f"a file name must be 1 to {_MAX_FILENAME} characters long")
+    return filename
+
+
+_PART_FIELDS: Final = frozenset(
+    {"content-type", "content-transfer-encoding", "content-disposition", "content-id"}
+)
+
+
+def _extra_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    result: list[tuple[str, str]] = []
+    for name, value in headers:
+        validate_name(name)
+        if name.lower() in _PART_FIELDS or name.lower() == "mime-version":
+            raise MessageError(
+                f"set {name} through the part's own arguments, not as an extra header"
+            )
+        check_value(value, f"the {name} header")
+        result.append((name, value))
+    return tuple(result)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class SinglePart:
+    """A leaf of the MIME tree: one content type and its bytes.
+
+    Args:
+        body: the content. A ``str`` is for ``text/*`` types: its line endings
+            become CRLF, a final line break is added and it is encoded with the
+            type's charset (``utf-8`` unless given). ``bytes`` are kept exactly.
+        content_type: a :class:`ContentType` or its text; defaults to
+            ``text/plain`` for a str body, ``application/octet-stream`` for bytes.
+        transfer_encoding: force a transfer encoding; by default 7bit,
+            quoted-printable or base64 is chosen from the content. 8bit is only
+            used when asked for (and the content must have CRLF lines of at most
+            998 octets without NUL).
+        disposition: ``"inline"`` or ``"attachment"`` (Content-Disposition).
+        filename: the file name offered to the recipient (any Unicode; RFC
+            2231-encoded when needed).
+        content_id: a Content-ID (``<logo@example>`` or ``logo@example``), for
+            parts referenced from HTML as ``cid:logo@example``.
+        headers: extra headers of this part, such as Content-Description.
+
+    Raises:
+        MessageError: an invalid argument.
+    """
+
+    content_type: ContentType
+    body: bytes
+    transfer_encoding: TransferEncoding | None
+    disposition: str | None
+    filename: str | None
+    content_id: str | None
+    headers: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        body: bytes | str,
+        content_type: ContentType | str | None = None,
+        *,
+        transfer_encoding: TransferEncoding | str | None = None,
+        disposition: str | None = None,
+        filename: str | None = None,
+        content_id: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        if isinstance(body, str):
+            ctype = ContentType.coerce(content_type or "text/plain")
+            if ctype.maintype != "text":
+                raise MessageError(
+                    f"a str body needs a text/* content type, not {ctype.essence}; pass bytes"
+                )
+            charset = ctype.param("charset")
+            if charset is None:
+                charset = "utf-8"
+                ctype = _with_charset(ctype, charset)
+            try:
+                data = _normalize_text(body).encode(charset)
+            except LookupError as exc:
+                raise MessageError(f"unknown charset {charset!r}") from exc
+            except UnicodeError as exc:
+                raise MessageError(f"the text cannot be encoded as {charset}: {exc}") from exc
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body)
+            ctype = ContentType.coerce(content_type or "application/octet-stream")
+        else:
+            raise TypeError(f"a part body must be bytes or str, not {type(body).__name__}")
+        if ctype.maintype == "multipart":
+            raise MessageError("use MultiPart for multipart/* content")
+        encoding = None if transfer_encoding is None else _coerce_encoding(transfer_encoding)
+        if disposition is not None:
+            disposition = disposition.lower()
+            if disposition not in ("inline", "attachment"):
+                raise MessageError(
+                    f"disposition must be 'inline' or 'attachment', not {disposition!r}"
+                )
+        object.__setattr__(self, "content_type", ctype)
+        object.__setattr__(self, "body", data)
+        object.__setattr__(self, "transfer_encoding", encoding)
+        object.__setattr__(self, "disposition", disposition)
+        object.__setattr__(
+            self, "filename", None if filename is None else _check_filename(filename)
+        )
+        object.__setattr__(
+            self, "content_id", None if content_id is None else _normalize_content_id(content_id)
+        )
+        object.__setattr__(self, "headers", _extra_headers(headers))
+
+    @classmethod
+    def plain(cls, text: str) -> SinglePart:
+        """A ``text/plain; charset=utf-8`` part."""
+        return cls(text, "text/plain")
+
+    @classmethod
+    def html(cls, text: str) -> SinglePart:
+        """A ``text/html; charset=utf-8`` part."""
+        return cls(text, "text/html")
+
+    def _with_encoding(self, encoding: TransferEncoding) -> SinglePart:
+        copy = object.__new__(SinglePart)
+        for name in SinglePart.__slots__:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "transfer_encoding", encoding)
+        return copy
+
+
+def _coerce_encoding(value: TransferEncoding | str) -> TransferEncoding:
+    try:
+        return TransferEncoding(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        raise MessageError(
+            f"unknown transfer encoding {value!r}; use 7bit, 8bit, quoted-printable or base64"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class MultiPart:
+    """A ``multipart/*`` node of the MIME tree.
+
+    Args:
+        subtype: ``"mixed"``, ``"alternative"``, ``"related"`` or another
+            multipart subtype.
+        parts: the children (at least one): parts or attachments.
+        boundary: the boundary; by default a random one is chosen when the
+            message is built, and checked not to occur in the content.
+        params: more Content-Type parameters (such as ``type`` for related).
+        headers: extra headers of this part.
+
+    Raises:
+        MessageError: an invalid argument.
+    """
+
+    subtype: str
+    parts: tuple[Part, ...]
+    boundary: str | None
+    params: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        subtype: str,
+        parts: Iterable[Part | Attachment],
+        *,
+        boundary: str | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        if not isinstance(subtype, str) or not _TOKEN.fullmatch(subtype):
+            raise MessageError(f"invalid multipart subtype {subtype!r}")
+        children: list[Part] = []
+        for part in parts:
+            if isinstance(part, Attachment):
+                children.append(part.to_part())
+            elif isinstance(part, (SinglePart, MultiPart)):
+                children.append(part)
+            else:
+                raise TypeError(
+                    f"a multipart holds SinglePart, MultiPart or Attachment, "
+                    f"not {type(part).__name__}"
+                )
+        if not children:
+            raise MessageError("a multipart needs at least one part")
+        if boundary is not None:
+            check_value(boundary, "the boundary")
+            if _BOUNDARY.fullmatch(boundary) is None:
+                raise MessageError(
+                    f"invalid boundary {boundary!r}: 1 to 70 of letters, digits and "
+                    "'()+_,-./:=? (space allowed, not last)"
+                )
+        pairs = [_check_param(k, v) for k, v in (params or {}).items()]
+        if any(name == "boundary" for name, _ in pairs):
+            raise MessageError("set the boundary with the boundary argument")
+        object.__setattr__(self, "subtype", subtype.lower())
+        object.__setattr__(self, "parts", tuple(children))
+        object.__setattr__(self, "boundary", boundary)
+        object.__setattr__(self, "params", tuple(pairs))
+        object.__setattr__(self, "headers", _extra_headers(headers))
+
+    @classmethod
+    def mixed(cls, *parts: Part | Attachment, boundary: str | None = None) -> MultiPart:
+        """``multipart/mixed``: a body followed by attachments."""
+        return cls("mixed", parts, boundary=boundary)
+
+    @classmethod
+    def alternative(cls, *parts: Part | Attachment, boundary: str | None = None) -> MultiPart:
+        """``multipart/alternative``: the same content in several forms, simplest first."""
+        return cls("alternative", parts, boundary=boundary)
+
+    @classmethod
+    def related(cls, *parts: Part | Attachment, boundary: str | None = None) -> MultiPart:
+        """``multipart/related``: a root part (usually HTML) and the resources it uses."""
+        return cls("related", parts, boundary=boundary)
+
+    @property
+    def content_type(self) -> ContentType:
+        """The Content-Type, with the boundary once it is known."""
+        params = self.params
+        if self.boundary is not None:
+            params = (("boundary", self.boundary), *params)
+        return _content_type("multipart", self.subtype, params)
+
+    def _with(self, parts: tuple[Part, ...], boundary: str) -> MultiPart:
+        copy = object.__new__(MultiPart)
+        for name in MultiPart.__slots__:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "parts", parts)
+        object.__setattr__(copy, "boundary", boundary)
+        return copy
+
+
+Part: TypeAlias = "SinglePart | MultiPart"
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Attachment:
+    """A file for the recipient: its bytes, name and type.
+
+    Args:
+        data: the file's content.
+        filename: the name shown to the recipient; the content type is guessed
+            from its extension unless given.
+        content_type: the type, overriding the guess.
+        inline: mark the part ``inline`` (shown in the message) instead of
+            ``attachment``.
+        content_id: a Content-ID, for images referenced from HTML.
+
+    Raises:
+        MessageError: an invalid argument.
+    """
+
+    data: bytes
+    filename: str | None
+    content_type: ContentType
+    inline: bool
+    content_id: str | None
+
+    def __init__(
+        self,
+        data: bytes,
+        filename: str | None = None,
+        content_type: ContentType | str | None = None,
+        *,
+        inline: bool = False,
+        content_id: str | None = None,
+    ) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"attachment data must be bytes, not {type(data).__name__}; "
+                "use Attachment.from_path() for files"
+            )
+        if filename is not None:
+            _check_filename(filename)
+        if content_type is not None:
+            ctype = ContentType.coerce(content_type)
+        elif filename is not None:
+            ctype = ContentType.guess(filename)
+        else:
+            ctype = ContentType("application/octet-stream")
+        object.__setattr__(self, "data", bytes(data))
+        object.__setattr__(self, "filename", filename)
+        object.__setattr__(self, "content_type", ctype)
+        object.__setattr__(self, "inline", bool(inline))
+        object.__setattr__(
+            self, "content_id", None if content_id is None else _normalize_content_id(content_id)
+        )
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        filename: str | None = None,
+        content_type: ContentType | str | None = None,
+        inline: bool = False,
+        content_id: str | None = None,
+    ) -> Attachment:
+        """Read a file now and make an attachment of it.
+
+        The file name defaults to the path's last component. This reads the
+        file synchronously; in async code, read it with ``anyio.Path`` and pass
+        the bytes to :class:`Attachment` instead.
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        file = Path(path)
+        return cls(
+            file.read_bytes(),
+            filename if filename is not None else file.name,
+            content_type,
+            inline=inline,
+            content_id=content_id,
+        )
+
+    def to_part(self) -> SinglePart:
+        """The :class:`SinglePart` this attachment becomes."""
+        return SinglePart(
+            self.data,
+            self.content_type,
+            disposition="inline" if self.inline else "attachment",
+            filename=self.filename,
+            content_id=self.content_id,
+        )
+
+
+def new_boundary() -> str:
+    """A fresh random boundary.
+
+    It contains ``=_``, which quoted-printable and base64 output never do, so
+    only 7bit and 8bit content needs to be checked for it.
+    """
+    return "=_" + secrets.token_hex(16)
+
+
+def _encoded_bodies(part: Part) -> Iterable[bytes]:
+    if isinstance(part, SinglePart):
+        chunks: Chunks = []
+        encode_body(part, chunks)
+        yield b"".join(chunks)
+    else:
+        for child in part.parts:
+            yield from _encoded_bodies(child)
+
+
+def resolve(part: Part, depth: int = 0) -> Part:
+    """Fix transfer encodings and boundaries so that serialisation is deterministic.
+
+    Raises:
+        MessageError: the tree is too deep, a forced encoding does not fit the
+            content, or an explicit boundary occurs in the content.
+    """
+    if depth > MAX_NESTING:
+        raise MessageError(f"the MIME tree is deeper than {MAX_NESTING} levels")
+    if isinstance(part, SinglePart):
+        return part._with_encoding(_resolve_encoding(part))
+    children = tuple(resolve(child, depth + 1) for child in part.parts)
+    boundary = part.boundary
+    if boundary is not None:
+        delimiter = b"--" + boundary.encode("ascii")
+        for child in children:
+            if any(delimiter in body for body in _encoded_bodies(child)):
+                raise MessageError(f"the boundary {boundary!r} occurs in the content")
+    else:
+        raw = [
+            body
+            for body, child in _leaves_with_encoding(children)
+            if child in (TransferEncoding.SEVEN_BIT, TransferEncoding.EIGHT_BIT)
+        ]
+        while True:
+            boundary = new_boundary()
+            delimiter = b"--" + boundary.encode("ascii")
+            if not any(delimiter in body for body in raw):
+                break
+    return part._with(children, boundary)
+
+
+def _leaves_with_encoding(parts: Iterable[Part]) -> Iterable[tuple[bytes, TransferEncoding]]:
+    for part in parts:
+        if isinstance(part, SinglePart):
+            assert part.transfer_encoding is not None
+            yield part.body, part.transfer_encoding
+        else:
+            yield from _leaves_with_encoding(part.parts)
+
+
+def _resolve_encoding(part: SinglePart) -> TransferEncoding:
+    encoding = part.transfer_encoding
+    data = part.body
+    if encoding is None:
+        if part.content_type.maintype == "message":
+            if _fits_7bit(data, MAX_LINE_LENGTH):
+                return TransferEncoding.SEVEN_BIT
+            if _fits_8bit(data):
+                return TransferEncoding.EIGHT_BIT
+        return choose_encoding(part.content_type, data)
+    if encoding is TransferEncoding.SEVEN_BIT and not _fits_7bit(data, MAX_LINE_LENGTH):
+        raise MessageError(
+            "7bit needs ASCII content without NUL, with CRLF lines of at most 998 octets"
+        )
+    if encoding is TransferEncoding.EIGHT_BIT and not _fits_8bit(data):
+        raise MessageError("8bit needs content without NUL, with CRLF lines of at most 998 octets")
+    if encoding is TransferEncoding.QUOTED_PRINTABLE and not _canonical_lines(data):
+        raise MessageError("quoted-printable needs content with CRLF line endings; use base64")
+    return encoding
+
+
+def encode_body(part: SinglePart, out: Chunks) -> None:
+    """Append the transfer-encoded body of a resolved leaf to ``out``."""
+    encoding = part.transfer_encoding
+    if encoding is TransferEncoding.BASE64:
+        encode_base64(part.body, out)
+    elif encoding is TransferEncoding.QUOTED_PRINTABLE:
+        out.append(encode_quoted_printable(part.body))
+    else:
+        out.append(part.body)
+
+
+def render_part_headers(part: Part, out: Chunks) -> None:
+    """Append the Content-* headers (and extra headers) of a resolved part to ``out``."""
+    if isinstance(part, MultiPart):
+        ctype = part.content_type
+        out.append(render_params("Content-Type", ctype.essence, ctype.params))
+        for name, value in part.headers:
+            out.append(render_unstructured(name, value))
+        return
+    ctype = part.content_type
+    if ctype.params:
+        out.append(render_params("Content-Type", ctype.essence, ctype.params))
+    else:
+        out.append(render_structured("Content-Type", ctype.essence))
+    encoding = part.transfer_encoding
+    assert encoding is not None
+    out.append(b"Content-Transfer-Encoding: " + encoding.value.encode("ascii") + b"\r\n")
+    if part.disposition is not None or part.filename is not None:
+        params = () if part.filename is None else (("filename", part.filename),)
+        out.append(render_params("Content-Disposition", part.disposition or "attachment", params))
+    if part.content_id is not None:
+        out.append(render_structured("Content-ID", f"<{part.content_id}>"))
+    for name, value in part.headers:
+        out.append(render_unstructured(name, value))
+
+
+def part_header_fields(part: Part) -> list[tuple[str, str]]:
+    """The Content-* headers of a resolved part as readable ``(name, value)`` pairs."""
+    fields = [("Content-Type", str(part.content_type))]
+    if isinstance(part, SinglePart):
+        assert part.transfer_encoding is not None
+        fields.append(("Content-Transfer-Encoding", part.transfer_encoding.value))
+        if part.disposition is not None or part.filename is not None:
+            disposition = part.disposition or "attachment"
+            if part.filename is not None:
+                quoted = part.filename.replace("\\", "\\\\").replace('"', '\\"')
+                disposition += f'; filename="{quoted}"'
+            fields.append(("Content-Disposition", disposition))
+        if part.content_id is not None:
+            fields.append(("Content-ID", f"<{part.content_id}>"))
+    fields.extend(part.headers)
+    return fields
+
+
+def write_part(part: Part, out: Chunks) -> None:
+    """Append a resolved part (headers, blank line, body) to ``out``."""
+    render_part_headers(part, out)
+    out.append(b"\r\n")
+    write_body(part, out)
+
+
+def write_body(part: Part, out: Chunks) -> None:
+    """Append the body of a resolved part (without its headers) to ``out``."""
+    if isinstance(part, SinglePart):
+        encode_body(part, out)
+        return
+    assert part.boundary is not None
+    delimiter = b"--" + part.boundary.encode("ascii")
+    for child in part.parts:
+        out.append(delimiter + b"\r\n")
+        write_part(child, out)
+        # The CRLF before the next delimiter belongs to the delimiter. Base64
+        # output and nested multiparts already end with a line break that is
+        # not content; other content is exact and needs one more.
+        if isinstance(child, SinglePart) and not (
+            child.transfer_encoding is TransferEncoding.BASE64 and child.body
+        ):
+            out.append(b"\r\n")
+    out.append(delimiter + b"--\r\n")

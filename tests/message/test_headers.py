@@ -1,0 +1,217 @@
+"""Tests of header rendering: encoded words, folding, parameters, the final check."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from lettre.address import Address, Mailbox
+from lettre.errors import MessageError
+from lettre.message.headers import (
+    encode_words,
+    finish_header,
+    format_date,
+    normalize_msg_id,
+    render_address_list,
+    render_msg_ids,
+    render_params,
+    render_structured,
+    render_unstructured,
+    validate_name,
+)
+
+from .conftest import parse
+
+
+def _reparse(header: bytes) -> str:
+    name = header.split(b":", 1)[0].decode()
+    return str(parse(header + b"\r\n")[name])
+
+
+def test_short_ascii_subject_is_one_line() -> None:
+    assert render_unstructured("Subject", "Hello there") == b"Subject: Hello there\r\n"
+
+
+def test_empty_subject() -> None:
+    header = render_unstructured("Subject", "")
+    assert header == b"Subject:\r\n"
+    assert _reparse(header) == ""
+
+
+def test_long_ascii_subject_folds_at_spaces() -> None:
+    subject = " ".join(f"word{i}" for i in range(40))
+    header = render_unstructured("Subject", subject)
+    lines = header.split(b"\r\n")[:-1]
+    assert len(lines) > 1
+    assert all(len(line) <= 78 for line in lines)
+    assert all(line.startswith(b" ") for line in lines[1:])
+    assert _reparse(header) == subject
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Grüße aus Köln",
+        "日本語の件名です。とても長い件名なので、複数のエンコードされた単語に分割する必要があります。",
+        "Emoji 🎉🎉🎉 party",
+        "=?utf-8?q?not_really?= an encoded word",
+        "  leading and trailing spaces  ",
+        "multiple   spaces\tand\ttabs",
+        "x" * 2000,
+        "mixed ascii and ñ and more ascii words that go on and on to force folding ä",
+        " ",
+        "?=?=?=",
+    ],
+)
+def test_unstructured_round_trip(subject: str) -> None:
+    header = render_unstructured("Subject", subject)
+    assert header.isascii()
+    for line in header.split(b"\r\n")[:-1]:
+        assert len(line) <= 78
+    assert _reparse(header) == subject
+
+
+def test_encoded_words_are_at_most_75_characters_and_whole_characters() -> None:
+    for text in ("ä" * 200, "😀" * 50, "a" * 300, "x ä " * 40):
+        words = encode_words(text)
+        assert all(len(w) <= 75 for w in words)
+        for word in words:
+            # Each word decodes on its own: no character was split.
+            assert str(parse(b"Subject: " + word.encode() + b"\r\n\r\n")["Subject"])
+
+
+@pytest.mark.parametrize("bad", ["a\rb", "a\nb", "a\r\nBcc: x@y.z", "a\x00b", "a\u2028b", "a\x1bb"])
+def test_unstructured_rejects_controls(bad: str) -> None:
+    with pytest.raises(MessageError):
+        render_unstructured("Subject", bad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Subject: a\r\nBcc: x@example.org\r\n",
+        "Subject: a\nb\r\n",
+        "Subject: a\rb\r\n",
+        "Subject: a\r\n\r\n",
+        "Subject: a\r\n \r\n",
+        "Subject: a\x00\r\n",
+        "Subject: a",
+        "Subject: " + "x" * 1000 + "\r\n",
+    ],
+)
+def test_final_check_refuses_unsafe_headers(text: str) -> None:
+    with pytest.raises(MessageError):
+        finish_header(text)
+
+
+def test_final_check_accepts_folds() -> None:
+    assert finish_header("Subject: a\r\n b\r\n\tc\r\n") == b"Subject: a\r\n b\r\n\tc\r\n"
+
+
+@pytest.mark.parametrize("name", ["X-Custom", "List-Id", "a", "X" * 76])
+def test_valid_header_names(name: str) -> None:
+    assert validate_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "X Custom", "X:Custom", "X-Ä", "X\r\n", "X" * 77, "X\x00"])
+def test_invalid_header_names(name: str) -> None:
+    with pytest.raises(MessageError):
+        validate_name(name)
+
+
+def test_address_list_rendering() -> None:
+    header = render_address_list(
+        "To",
+        [
+            Mailbox("a@example.org", "Alice"),
+            Mailbox("b@example.org", "Smith, Bob"),
+            Mailbox("c@example.org", "Åsa Ek"),
+            Mailbox("d@bücher.example"),
+            Address("e@example.org"),
+            Mailbox("f@example.org", 'Say "hi"'),
+        ],
+    )
+    text = header.decode("ascii")
+    assert "Alice <a@example.org>" in text
+    assert '"Smith, Bob" <b@example.org>' in text
+    assert "=?utf-8?q?=C3=85sa_Ek?= <c@example.org>" in text
+    assert "d@xn--bcher-kva.example" in text
+    assert all(len(line) <= 78 for line in header.split(b"\r\n"))
+    parsed = parse(header + b"\r\n")["To"]
+    names = [(a.display_name, a.addr_spec) for a in parsed.addresses]
+    assert names == [
+        ("Alice", "a@example.org"),
+        ("Smith, Bob", "b@example.org"),
+        ("Åsa Ek", "c@example.org"),
+        ("", "d@xn--bcher-kva.example"),
+        ("", "e@example.org"),
+        ('Say "hi"', "f@example.org"),
+    ]
+
+
+def test_smtputf8_addresses_are_raw_utf8() -> None:
+    header = render_address_list("From", [Mailbox("jörg@exämple.de", "Jörg")])
+    assert "jörg@exämple.de".encode() in header
+    assert b"=?utf-8?q?J=C3=B6rg?=" in header
+
+
+def test_long_address_list_folds_between_mailboxes() -> None:
+    boxes = [Mailbox(f"user{i}@example.org", f"User Number {i}") for i in range(30)]
+    header = render_address_list("To", boxes)
+    assert all(len(line) <= 78 for line in header.split(b"\r\n"))
+    parsed = parse(header + b"\r\n")["To"]
+    assert [a.addr_spec for a in parsed.addresses] == [f"user{i}@example.org" for i in range(30)]
+
+
+def test_empty_address_list_is_an_error() -> None:
+    with pytest.raises(MessageError):
+        render_address_list("To", [])
+
+
+def test_msg_ids() -> None:
+    assert normalize_msg_id("abc@example.org") == "<abc@example.org>"
+    assert normalize_msg_id("<abc@example.org>") == "<abc@example.org>"
+    for bad in ("", "<>", "a b@c", "<a<b@c>", "a@b\r\nX: y", "x" * 300, "ä@b"):
+        with pytest.raises(MessageError):
+            normalize_msg_id(bad)
+    ids = [f"<id{i}.{'x' * 20}@example.org>" for i in range(10)]
+    header = render_msg_ids("References", ids)
+    assert all(len(line) <= 78 for line in header.split(b"\r\n"))
+    assert str(parse(header + b"\r\n")["References"]).split() == ids
+
+
+def test_format_date() -> None:
+    date = datetime(2025, 3, 4, 10, 5, 9, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))
+    assert format_date(date) == "Tue, 04 Mar 2025 10:05:09 -0530"
+    assert format_date(datetime(2024, 12, 29, tzinfo=timezone.utc)) == (
+        "Sun, 29 Dec 2024 00:00:00 +0000"
+    )
+    with pytest.raises(MessageError, match="timezone"):
+        format_date(datetime(2025, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "report.pdf",
+        "with space.pdf",
+        'quote"and\\backslash.txt',
+        "räkning.pdf",
+        "日本語のファイル名" * 6 + ".doc",
+        "a" * 255,
+        "semi;colon=equals.txt",
+    ],
+)
+def test_filename_parameters_round_trip(filename: str) -> None:
+    header = render_params("Content-Disposition", "attachment", [("filename", filename)])
+    assert header.isascii()
+    assert all(len(line) <= 78 for line in header.split(b"\r\n"))
+    message = parse(header + b"\r\nbody")
+    assert message.get_filename() == filename
+
+
+def test_structured_values_must_be_ascii() -> None:
+    assert render_structured("X-Priority", "1 (Highest)") == b"X-Priority: 1 (Highest)\r\n"
+    with pytest.raises(MessageError):
+        render_structured("X-Thing", "ä")
