@@ -357,16 +357,14 @@ class ClientConnection:
                 sense for the command, bytes after the 220 to STARTTLS, or
                 closed the connection while a reply was owed. The connection
                 is then in ERROR.
-            LocalProtocolError: the connection is in ERROR, CLOSED (no reply
-                will ever come) or waiting for the TLS handshake.
+            LocalProtocolError: the connection is in ERROR or CLOSED (no
+                reply will ever come).
         """
         state = self._state
         if state is ClientState.ERROR:
             raise LocalProtocolError("the connection is in the ERROR state")
         if state is ClientState.CLOSED:
             raise LocalProtocolError("the connection is closed: no reply will come")
-        if state is ClientState.STARTTLS:
-            raise LocalProtocolError("perform the TLS handshake and call tls_established()")
         try:
             reply = self._parser.next_reply()
             if reply is None:

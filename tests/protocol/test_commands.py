@@ -1,0 +1,272 @@
+"""Commands: validation on construction and exact serialisation."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+
+from lettre.errors import LocalProtocolError
+from lettre.protocol.commands import (
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    Data,
+    Ehlo,
+    EndOfData,
+    Helo,
+    Mail,
+    MessageData,
+    Noop,
+    Quit,
+    Rcpt,
+    Rset,
+    StartTls,
+    xtext_encode,
+)
+
+CONTROLS = ["\r", "\n", "\r\n", "\0", "\t", "\x1b", "\x7f", "\x85", "\u009f"]
+
+
+def test_simple_commands() -> None:
+    assert StartTls().to_bytes() == b"STARTTLS\r\n"
+    assert AuthCancel().to_bytes() == b"*\r\n"
+    assert Data().to_bytes() == b"DATA\r\n"
+    assert Rset().to_bytes() == b"RSET\r\n"
+    assert Noop().to_bytes() == b"NOOP\r\n"
+    assert Quit().to_bytes() == b"QUIT\r\n"
+    verbs = [c.verb for c in (StartTls(), AuthCancel(), Data(), Rset(), Noop(), Quit())]
+    assert verbs == ["STARTTLS", "AUTH-CANCEL", "DATA", "RSET", "NOOP", "QUIT"]
+    assert MessageData(b"x").verb == "DATA-CONTENT"
+    assert EndOfData().verb == "END-OF-DATA"
+    assert Bdat(b"").verb == "BDAT"
+
+
+def test_commands_are_frozen_values() -> None:
+    mail = Mail("a@example.com")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mail.reverse_path = "b@example.com"  # type: ignore[misc]
+    assert mail == Mail("a@example.com")
+    assert hash(mail) == hash(Mail("a@example.com"))
+    assert not hasattr(mail, "__dict__")
+
+
+@pytest.mark.parametrize("hostname", ["client.example", "[192.0.2.1]", "[IPv6:2001:db8::1]"])
+def test_ehlo_helo(hostname: str) -> None:
+    assert Ehlo(hostname).to_bytes() == f"EHLO {hostname}\r\n".encode()
+    assert Helo(hostname).to_bytes() == f"HELO {hostname}\r\n".encode()
+    assert Ehlo(hostname).verb == "EHLO"
+    assert Helo(hostname).verb == "HELO"
+
+
+@pytest.mark.parametrize("hostname", ["", "a b", "exämple.com", "a\r\nMAIL FROM:<x>"])
+def test_bad_hostnames(hostname: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        Ehlo(hostname)
+    with pytest.raises(LocalProtocolError):
+        Helo(hostname)
+
+
+def test_non_str_arguments() -> None:
+    with pytest.raises(LocalProtocolError, match="must be a str"):
+        Ehlo(b"client")  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="must be bytes"):
+        MessageData("text")  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="must be bytes"):
+        AuthResponse("text")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_controls_are_rejected_everywhere(control: str) -> None:
+    bad = f"a{control}b"
+    builders: list[Callable[[], object]] = [
+        lambda: Ehlo(bad),
+        lambda: Helo(bad),
+        lambda: Auth(bad),
+        lambda: Mail(f"{bad}@example.com"),
+        lambda: Mail("a@example.com", body=bad),
+        lambda: Mail("a@example.com", ret=bad),
+        lambda: Mail("a@example.com", envid=bad),
+        lambda: Rcpt(f"{bad}@example.com"),
+        lambda: Rcpt("a@example.com", notify=frozenset({bad})),
+        lambda: Rcpt("a@example.com", orcpt=bad),
+        lambda: Mail(f'"{bad}"@example.com'),
+    ]
+    for build in builders:
+        with pytest.raises(LocalProtocolError, match="control character"):
+            build()
+
+
+def test_auth() -> None:
+    assert Auth("plain").mechanism == "PLAIN"
+    assert Auth("PLAIN").to_bytes() == b"AUTH PLAIN\r\n"
+    assert Auth("PLAIN", b"").to_bytes() == b"AUTH PLAIN =\r\n"
+    assert Auth("PLAIN", b"\0user\0pass").to_bytes() == b"AUTH PLAIN AHVzZXIAcGFzcw==\r\n"
+    assert Auth("X", bytearray(b"a")).initial_response == b"a"  # type: ignore[arg-type]
+    assert "pass" not in repr(Auth("PLAIN", b"\0user\0pass"))
+    assert repr(Auth("LOGIN")) == "Auth(mechanism='LOGIN', initial_response=None)"
+    for bad in ("", "PL AIN", "A" * 21, "PLÄIN"):
+        with pytest.raises(LocalProtocolError, match="mechanism"):
+            Auth(bad)
+    with pytest.raises(LocalProtocolError):
+        Auth("PLAIN", "text")  # type: ignore[arg-type]
+
+
+def test_auth_response() -> None:
+    assert AuthResponse(b"").to_bytes() == b"\r\n"
+    assert AuthResponse(b"user").to_bytes() == b"dXNlcg==\r\n"
+    assert AuthResponse(b"\r\n").to_bytes() == b"DQo=\r\n"
+    assert repr(AuthResponse(b"secret")) == "AuthResponse(data=<hidden>)"
+    assert AuthResponse(memoryview(b"ab")).data == b"ab"  # type: ignore[arg-type]
+
+
+def test_mail_plain_and_null_path() -> None:
+    assert Mail("a@example.com").to_bytes() == b"MAIL FROM:<a@example.com>\r\n"
+    assert Mail("").to_bytes() == b"MAIL FROM:<>\r\n"
+
+
+def test_mail_all_parameters() -> None:
+    mail = Mail(
+        "ä@example.com",
+        size=1234,
+        body="8bitmime",
+        smtputf8=True,
+        ret="hdrs",
+        envid="id 1+2=3",
+        requiretls=True,
+    )
+    assert mail.body == "8BITMIME"
+    assert mail.ret == "HDRS"
+    assert (
+        mail.to_bytes()
+        == (
+            "MAIL FROM:<ä@example.com> SIZE=1234 BODY=8BITMIME SMTPUTF8 RET=HDRS "
+            "ENVID=id+201+2B2+3D3 REQUIRETLS\r\n"
+        ).encode()
+    )
+    assert Mail("a@b", body="7bit").to_bytes() == b"MAIL FROM:<a@b> BODY=7BIT\r\n"
+    assert Mail("a@b", size=0).to_bytes() == b"MAIL FROM:<a@b> SIZE=0\r\n"
+    assert Mail("a@b", body="BINARYMIME").body == "BINARYMIME"
+    assert Mail("a@b", ret="FULL").to_bytes() == b"MAIL FROM:<a@b> RET=FULL\r\n"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"size": -1}, "SIZE"),
+        ({"size": True}, "SIZE"),
+        ({"size": 1.5}, "SIZE"),
+        ({"body": "9BIT"}, "BODY"),
+        ({"ret": "ALL"}, "RET"),
+        ({"envid": ""}, "ENVID"),
+        ({"envid": "x" * 101}, "ENVID"),
+        ({"envid": "é"}, "ENVID"),
+        ({"smtputf8": 1}, "smtputf8"),
+        ({"requiretls": "yes"}, "requiretls"),
+    ],
+)
+def test_mail_bad_parameters(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(LocalProtocolError, match=message):
+        Mail("a@example.com", **kwargs)  # type: ignore[arg-type]
+
+
+def test_mail_envid_limit() -> None:
+    assert Mail("a@b", envid="x" * 100).envid == "x" * 100
+
+
+def test_non_ascii_path_needs_smtputf8() -> None:
+    with pytest.raises(LocalProtocolError, match="smtputf8"):
+        Mail("ä@example.com")
+    with pytest.raises(LocalProtocolError, match="smtputf8"):
+        Mail("a@exämple.com")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "a b@example.com",
+        "a@example.com> SIZE=1",
+        "<a@example.com",
+        "a@exa mple.com",
+        '"quoted"@exa mple.com',
+        '"unterminated@example.com',
+        '"escaped quote at end\\"@example.com',
+        '"a"b c@example.com',
+    ],
+)
+def test_paths_that_would_change_the_command(path: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        Mail(path)
+    with pytest.raises(LocalProtocolError):
+        Rcpt(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ['"john doe"@example.com', '"a<b>c"@example.com', '"say \\"hi\\""@example.com', "Postmaster"],
+)
+def test_quoted_local_parts_may_hold_spaces_and_brackets(path: str) -> None:
+    assert Mail(path).to_bytes() == f"MAIL FROM:<{path}>\r\n".encode()
+    assert Rcpt(path).to_bytes() == f"RCPT TO:<{path}>\r\n".encode()
+
+
+def test_rcpt() -> None:
+    assert Rcpt("b@example.com").to_bytes() == b"RCPT TO:<b@example.com>\r\n"
+    assert Rcpt("ü@example.com").to_bytes() == "RCPT TO:<ü@example.com>\r\n".encode()
+    with pytest.raises(LocalProtocolError, match="empty"):
+        Rcpt("")
+
+
+def test_rcpt_dsn_parameters() -> None:
+    rcpt = Rcpt("b@example.com", notify=frozenset({"delay", "Failure", "SUCCESS"}))
+    assert rcpt.notify == frozenset({"DELAY", "FAILURE", "SUCCESS"})
+    assert rcpt.to_bytes() == b"RCPT TO:<b@example.com> NOTIFY=SUCCESS,FAILURE,DELAY\r\n"
+    never = Rcpt("b@example.com", notify=frozenset({"never"}))
+    assert never.to_bytes() == b"RCPT TO:<b@example.com> NOTIFY=NEVER\r\n"
+    orcpt = Rcpt("b@example.com", orcpt="b+tag=x@example.com")
+    assert orcpt.to_bytes() == b"RCPT TO:<b@example.com> ORCPT=rfc822;b+2Btag+3Dx@example.com\r\n"
+    utf8 = Rcpt("b@example.com", orcpt="jö+=\\@example.com")
+    assert utf8.to_bytes() == (
+        b"RCPT TO:<b@example.com> ORCPT=utf-8;j\\x{F6}\\x{2B}\\x{3D}\\x{5C}@example.com\r\n"
+    )
+    emoji = Rcpt("b@example.com", orcpt="\U0001f600@example.com")
+    assert b"ORCPT=utf-8;\\x{1F600}@example.com" in emoji.to_bytes()
+
+
+@pytest.mark.parametrize(
+    "notify",
+    [frozenset(), frozenset({"NEVER", "SUCCESS"}), frozenset({"SOMETIMES"}), "SUCCESS", 5],
+)
+def test_rcpt_bad_notify(notify: object) -> None:
+    with pytest.raises(LocalProtocolError, match="NOTIFY"):
+        Rcpt("b@example.com", notify=notify)  # type: ignore[arg-type]
+
+
+def test_rcpt_notify_accepts_any_iterable() -> None:
+    rcpt = Rcpt("b@example.com", notify=["success"])  # type: ignore[arg-type]
+    assert rcpt.notify == frozenset({"SUCCESS"})
+
+
+def test_rcpt_empty_orcpt() -> None:
+    with pytest.raises(LocalProtocolError, match="ORCPT"):
+        Rcpt("b@example.com", orcpt="")
+
+
+def test_content_commands() -> None:
+    assert MessageData(bytearray(b"abc")).data == b"abc"  # type: ignore[arg-type]
+    assert repr(MessageData(b"abc")) == "MessageData(<3 bytes>)"
+    assert Bdat(b"abc", last=True).last
+    assert repr(Bdat(b"abc")) == "Bdat(<3 bytes>, last=False)"
+    with pytest.raises(LocalProtocolError, match="last"):
+        Bdat(b"", last=1)  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="bytes"):
+        Bdat("abc")  # type: ignore[arg-type]
+
+
+def test_xtext() -> None:
+    assert xtext_encode("abc") == "abc"
+    assert xtext_encode("a+b=c d\x7f~!") == "a+2Bb+3Dc+20d+7F~!"
+    with pytest.raises(LocalProtocolError, match="ASCII"):
+        xtext_encode("é")

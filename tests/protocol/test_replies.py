@@ -1,0 +1,284 @@
+"""The streaming reply parser: any chunking, strictness, bounds."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lettre.errors import RemoteProtocolError
+from lettre.protocol.replies import Reply, ReplyParser
+
+SAMPLES: list[tuple[bytes, Reply]] = [
+    (b"220 mx.example ESMTP ready\r\n", Reply(220, None, ("mx.example ESMTP ready",))),
+    (
+        b"250-mx.example\r\n250-PIPELINING\r\n250 SIZE 1000\r\n",
+        Reply(250, None, ("mx.example", "PIPELINING", "SIZE 1000")),
+    ),
+    (b"550 5.1.1 <x@y>: no such user\r\n", Reply(550, "5.1.1", ("<x@y>: no such user",))),
+    (
+        b"452-4.5.3 Too many recipients\r\n452 4.5.3 Try later\r\n",
+        Reply(452, "4.5.3", ("Too many recipients", "Try later")),
+    ),
+    (b"250\r\n", Reply(250, None, ("",))),
+    (b"250-\r\n250 \r\n", Reply(250, None, ("", ""))),
+    (b"250 2.0.0\r\n", Reply(250, "2.0.0", ("",))),
+    (
+        b"354 End data with <CR><LF>.<CR><LF>\n",
+        Reply(354, None, ("End data with <CR><LF>.<CR><LF>",)),
+    ),
+    ("250 Grüße\r\n".encode(), Reply(250, None, ("Grüße",))),
+    (b"250 bad \xff\xfe utf8\r\n", Reply(250, None, ("bad \ufffd\ufffd utf8",))),
+    # The enhanced code's class must match the reply code to count as one.
+    (b"250 5.1.1 looks like a code\r\n", Reply(250, None, ("5.1.1 looks like a code",))),
+    (b"250 2.1.0x not a code\r\n", Reply(250, None, ("2.1.0x not a code",))),
+    (b"334 VXNlcm5hbWU6\r\n", Reply(334, None, ("VXNlcm5hbWU6",))),
+    (
+        b"250-first line\r\n250-2.0.0 second line\r\n250 2.0.1 third\r\n",
+        Reply(250, "2.0.0", ("first line", "second line", "third")),
+    ),
+]
+
+
+def parse_all(parser: ReplyParser, data: bytes, cuts: list[int]) -> list[Reply]:
+    replies = []
+    start = 0
+    for cut in [*cuts, len(data)]:
+        parser.feed(data[start:cut])
+        start = cut
+        while (reply := parser.next_reply()) is not None:
+            replies.append(reply)
+    return replies
+
+
+@pytest.mark.parametrize(("raw", "expected"), SAMPLES)
+def test_every_split_offset(raw: bytes, expected: Reply) -> None:
+    for cut in range(len(raw) + 1):
+        assert parse_all(ReplyParser(), raw, [cut]) == [expected], cut
+    assert parse_all(ReplyParser(), raw, list(range(1, len(raw)))) == [expected]
+
+
+def test_many_replies_in_one_chunk_and_across_chunks() -> None:
+    stream = b"".join(raw for raw, _ in SAMPLES)
+    expected = [reply for _, reply in SAMPLES]
+    assert parse_all(ReplyParser(), stream, []) == expected
+    for cut in range(0, len(stream), 7):
+        assert parse_all(ReplyParser(), stream, [cut, min(cut + 13, len(stream))]) == expected
+
+
+def test_reply_properties() -> None:
+    reply = Reply(452, "4.5.3", ("a", "b"))
+    assert reply.text == "a\nb"
+    assert reply.is_transient
+    assert not reply.is_permanent
+    assert not reply.is_positive
+
+
+def test_buffered_and_unparsed() -> None:
+    parser = ReplyParser()
+    parser.feed(b"250-a\r\n250")
+    assert parser.next_reply() is None
+    assert parser.unparsed == 3
+    assert parser.buffered == 10
+    parser.feed(b" b\r\n220 next\r\n")
+    assert parser.next_reply() == Reply(250, None, ("a", "b"))
+    assert parser.buffered == parser.unparsed == 10
+    assert parser.next_reply() == Reply(220, None, ("next",))
+    assert parser.buffered == 0
+    assert parser.next_reply() is None
+    parser.feed(b"")
+    assert parser.buffered == 0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\r\n",
+        b"25\r\n",
+        b"2500 x\r\n",
+        b"250x\r\n",
+        b"25a ok\r\n",
+        b"a50 ok\r\n",
+        b"150 preliminary\r\n",
+        b"650 nonsense\r\n",
+        b"099 nonsense\r\n",
+        b"250\tok\r\n",
+        b"250\r\r\n",
+        b"250-a\r\n251 b\r\n",
+        b"HTTP/1.1 400 Bad Request\r\n",
+        b" 250 ok\r\n",
+    ],
+)
+def test_malformed_lines(raw: bytes) -> None:
+    for cut in range(len(raw) + 1):
+        parser = ReplyParser()
+        with pytest.raises(RemoteProtocolError):
+            parse_all(parser, raw, [cut])
+        # The parser stays broken.
+        with pytest.raises(RemoteProtocolError):
+            parser.next_reply()
+
+
+def test_garbage_is_rejected_before_any_line_end() -> None:
+    parser = ReplyParser()
+    parser.feed(b"HTTP/1.1")
+    with pytest.raises(RemoteProtocolError, match="malformed"):
+        parser.next_reply()
+    parser = ReplyParser()
+    parser.feed(b"250;")
+    with pytest.raises(RemoteProtocolError, match="separator"):
+        parser.next_reply()
+
+
+def test_partial_code_and_cr_wait_for_more() -> None:
+    for partial in (b"2", b"25", b"250", b"250\r", b"250-", b"250 "):
+        parser = ReplyParser()
+        parser.feed(partial)
+        assert parser.next_reply() is None
+
+
+def test_line_length_bound() -> None:
+    ok = b"250 " + b"x" * 12 + b"\r\n"
+    assert parse_all(ReplyParser(max_line_length=16), ok, []) == [Reply(250, None, ("x" * 12,))]
+    long = b"250 " + b"x" * 13 + b"\r\n"
+    with pytest.raises(RemoteProtocolError, match="line longer"):
+        parse_all(ReplyParser(max_line_length=16), long, [])
+    # Without a line end: detected as soon as the excess is buffered.
+    parser = ReplyParser(max_line_length=16)
+    parser.feed(b"250 " + b"x" * 13)
+    assert parser.next_reply() is None  # 17 octets: could still be 16 + CR
+    parser.feed(b"x")
+    with pytest.raises(RemoteProtocolError, match="line longer"):
+        parser.next_reply()
+
+
+def test_lines_per_reply_bound() -> None:
+    three = b"250-a\r\n250-b\r\n250 c\r\n"
+    assert parse_all(ReplyParser(max_lines=3), three, [])[0].lines == ("a", "b", "c")
+    with pytest.raises(RemoteProtocolError, match="more than 2 lines"):
+        parse_all(ReplyParser(max_lines=2), three, [])
+
+
+def test_reply_size_bound() -> None:
+    raw = b"250-aaaa\r\n250 bbbb\r\n"  # 20 octets
+    assert len(parse_all(ReplyParser(max_reply_size=20), raw, [])) == 1
+    with pytest.raises(RemoteProtocolError, match="reply longer"):
+        parse_all(ReplyParser(max_reply_size=19), raw, [])
+    # Detected on a partial line too.
+    parser = ReplyParser(max_reply_size=12)
+    parser.feed(b"250-aaaa\r\n250")
+    with pytest.raises(RemoteProtocolError, match="reply longer"):
+        parser.next_reply()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_line_length": 2},
+        {"max_lines": 0},
+        {"max_reply_size": 4},
+        {"max_line_length": True},
+        {"max_lines": 2.0},
+    ],
+)
+def test_bad_bounds(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="must be an int"):
+        ReplyParser(**kwargs)  # type: ignore[arg-type]
+
+
+def test_long_message_is_shortened_in_errors() -> None:
+    parser = ReplyParser()
+    parser.feed(b"250-a\r\n" + b"251 " + b"y" * 200 + b"\r\n")
+    with pytest.raises(RemoteProtocolError) as info:
+        parser.next_reply()
+    assert len(str(info.value)) < 200
+
+
+def test_buffer_is_compacted_while_replies_are_taken() -> None:
+    parser = ReplyParser()
+    parser.feed(b"250 ok\r\n" * 1000)
+    for _ in range(1000):
+        assert parser.next_reply() == Reply(250, None, ("ok",))
+        assert len(parser._buffer) <= 8 * 1000
+    assert parser.next_reply() is None
+    assert len(parser._buffer) == 0
+
+
+# -- properties --------------------------------------------------------------------
+
+TEXT = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"),
+    max_size=40,
+)
+CODES = st.integers(200, 599)
+
+
+@st.composite
+def replies(draw: st.DrawFn) -> tuple[bytes, int, list[str]]:
+    code = draw(CODES)
+    lines = draw(st.lists(TEXT, min_size=1, max_size=5))
+    raw = b"".join(
+        f"{code}{'-' if i < len(lines) - 1 else ' '}{line}\r\n".encode()
+        for i, line in enumerate(lines)
+    )
+    return raw, code, lines
+
+
+@settings(max_examples=200, deadline=None)
+@given(replies(), st.lists(st.integers(0, 400), max_size=6))
+def test_any_valid_reply_any_chunking(
+    sample: tuple[bytes, int, list[str]], cuts: list[int]
+) -> None:
+    raw, code, lines = sample
+    cuts = sorted(min(c, len(raw)) for c in cuts)
+    (parsed,) = parse_all(ReplyParser(), raw, cuts)
+    assert parsed.code == code
+    assert len(parsed.lines) == len(lines)
+    if parsed.enhanced_status is None:
+        assert list(parsed.lines) == lines
+    else:
+        # The enhanced status code was taken out of the text.
+        assert parsed.enhanced_status[0] == str(code)[0]
+        assert any(line.startswith(parsed.enhanced_status) for line in lines)
+
+
+PIECES = st.sampled_from(
+    [
+        b"250",
+        b"354",
+        b"-",
+        b" ",
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"2.1.0 ",
+        b"x" * 30,
+        b"\xff",
+        b"1",
+        b"\x00",
+    ]
+)
+NOISE = st.one_of(st.binary(max_size=300), st.lists(PIECES, max_size=60).map(b"".join))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(NOISE, min_size=1, max_size=8))
+def test_random_bytes_never_hang_nor_grow(chunks: list[bytes]) -> None:
+    max_line, max_lines, max_size = 64, 4, 160
+    parser = ReplyParser(max_line_length=max_line, max_lines=max_lines, max_reply_size=max_size)
+    for chunk in chunks:
+        parser.feed(chunk)
+        try:
+            for _ in range(parser.buffered + 1):  # each reply consumes octets
+                reply = parser.next_reply()
+                if reply is None:
+                    break
+                assert len(reply.lines) <= max_lines
+                assert all(len(line) <= max_line for line in reply.lines)
+            else:
+                pytest.fail("the parser returned more replies than octets")
+        except RemoteProtocolError:
+            return
+        # After a None, only an incomplete reply is held, and within bounds.
+        assert parser.buffered <= max_size
+        assert parser.unparsed <= max_line + 1
