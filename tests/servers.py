@@ -398,6 +398,7 @@ class ScriptedConnection:
         chunks: every chunk of bytes received, in order (one ``receive()`` each).
         sent: every piece of bytes sent to the client, in order.
         peer_closed: True once the client closed the connection.
+        closed: an event set when the script saw the client close the connection.
     """
 
     def __init__(self, stream: ByteStream, *, max_buffer: int = 16 * 1024 * 1024) -> None:
@@ -405,6 +406,7 @@ class ScriptedConnection:
         self.chunks: list[bytes] = []
         self.sent: list[bytes] = []
         self.peer_closed = False
+        self.closed = anyio.Event()
         self.tls_error: ssl.SSLError | None = None
         self._buffer = bytearray()
         self._max_buffer = max_buffer
@@ -424,6 +426,7 @@ class ScriptedConnection:
             data = await self.stream.receive()
         except (anyio.EndOfStream, anyio.BrokenResourceError):
             self.peer_closed = True
+            self.closed.set()
             raise anyio.EndOfStream from None
         self.chunks.append(data)
         self._buffer += data

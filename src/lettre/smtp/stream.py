@@ -217,8 +217,8 @@ class SmtpStream:
             self._waiting_for = "the client"
             self._scope.deadline = self._deadline
 
-    def _timeout_error(self) -> SmtpError:
-        expired_deadline = self._deadline <= anyio.current_time()
+    def _timeout_error(self, deadline: float) -> SmtpError:
+        expired_deadline = deadline <= anyio.current_time()
         if expired_deadline:
             message = f"the deadline passed while waiting for {self._waiting_for} from {self.peer}"
         else:
@@ -447,6 +447,7 @@ class Operation:
         stream = self._stream
         scope = self._scope
         outer_scope, outer_deadline = self._outer
+        own_deadline = stream._deadline
         stream._deadline = outer_deadline
         if scope is None:
             # Nested: the outermost operation handles timeouts and closing.
@@ -461,7 +462,7 @@ class Operation:
             raise
         if scope.cancelled_caught or (exc is not None and swallowed):
             # Our own deadline fired (cancellation from outside is not caught here).
-            error = stream._timeout_error()
+            error = stream._timeout_error(own_deadline)
             await stream.aclose()
             if stream.unacknowledged_content > 0:
                 raise OutcomeUnknown(
