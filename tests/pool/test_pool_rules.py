@@ -861,8 +861,8 @@ async def test_hand_off_refuses_a_connection_due_for_retirement(reason: str) -> 
     await pool.aclose()
 
 
-async def test_chained_connection_abandoned_by_its_taker_is_passed_on() -> None:
-    pool, _, _ = make_pool(max_size=1)
+async def test_chained_connection_abandoned_by_its_taker_is_closed_not_passed_on() -> None:
+    pool, factory, _ = make_pool(max_size=1)
     conn = await pool.acquire()
     scope = anyio.CancelScope()
     got: list[FakeConnection] = []
@@ -881,9 +881,13 @@ async def test_chained_connection_abandoned_by_its_taker_is_passed_on() -> None:
         await settle()
         assert pool.hand_off(conn)
         scope.cancel()
-    assert got == [conn]
-    assert not conn.closed
-    await pool.release(conn)
+    # Commands for "first" may already be on that connection: "second" gets
+    # a new one instead.
+    assert conn.closed
+    assert len(got) == 1
+    assert got[0] is not conn
+    assert factory.calls == 2
+    await pool.release(got[0])
     await pool.aclose()
 
 
@@ -909,4 +913,84 @@ async def test_chained_connection_abandoned_with_nobody_next_is_closed() -> None
     assert fresh is not conn
     assert factory.calls == 2
     await pool.release(fresh)
+    await pool.aclose()
+
+
+async def test_hand_off_shows_the_waiters_ticket_to_claim() -> None:
+    pool, _, _ = make_pool(max_size=1)
+    conn = await pool.acquire()
+    seen: list[object] = []
+    got: list[FakeConnection] = []
+
+    async def take(ticket: str) -> None:
+        got.append(await pool.acquire(ticket))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(take, "first")
+        await settle()
+        group.start_soon(take, "second")
+        await settle()
+        assert not pool.hand_off(conn, lambda ticket: seen.append(ticket) or False)
+        assert seen == ["first"]
+        assert pool.statistics().waiting == 2
+        assert pool.hand_off(conn, lambda ticket: seen.append(ticket) or True)
+        assert seen == ["first", "first"]
+        await settle()
+        assert got == [conn]
+        await pool.release(conn)
+    assert got == [conn, conn]
+    await pool.release(conn)
+    await pool.aclose()
+
+
+# -- fresh connections --------------------------------------------------------------------
+
+
+async def test_fresh_acquire_opens_a_new_connection_when_there_is_room() -> None:
+    pool, factory, _ = make_pool(max_size=2)
+    conn = await pool.acquire()
+    await pool.release(conn)
+    fresh = await pool.acquire(fresh=True)
+    assert fresh is not conn
+    assert not conn.closed
+    assert factory.calls == 2
+    await pool.release(fresh)
+    await pool.aclose()
+
+
+async def test_fresh_acquire_at_the_cap_replaces_the_least_recently_used() -> None:
+    pool, factory, _ = make_pool(max_size=2)
+    older, newer = await pool.acquire(), await pool.acquire()
+    await pool.release(older)
+    await pool.release(newer)
+    fresh = await pool.acquire(fresh=True)
+    assert fresh not in (older, newer)
+    assert older.closed
+    assert not newer.closed
+    stats = pool.statistics()
+    assert (stats.open, stats.idle, stats.in_use) == (2, 1, 1)
+    assert factory.peak_live == 2
+    await pool.release(fresh)
+    await pool.aclose()
+
+
+async def test_fresh_waiter_is_never_chained_and_replaces_what_it_is_given() -> None:
+    pool, factory, _ = make_pool(max_size=1)
+    conn = await pool.acquire()
+    got: list[FakeConnection] = []
+
+    async def take() -> None:
+        got.append(await pool.acquire(fresh=True))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(take)
+        await settle()
+        assert not pool.hand_off(conn)
+        await pool.release(conn)
+    assert len(got) == 1
+    assert got[0] is not conn
+    assert conn.closed
+    assert factory.calls == 2
+    assert factory.peak_live == 1
+    await pool.release(got[0])
     await pool.aclose()

@@ -192,9 +192,11 @@ class PoolStatistics:
 class _Waiter(Generic[C]):
     """A caller queued for a connection; filled in by whoever serves it."""
 
-    __slots__ = ("cancelled", "chained", "closed", "connection", "event", "slot")
+    __slots__ = ("cancelled", "chained", "closed", "connection", "event", "fresh", "slot", "ticket")
 
-    def __init__(self) -> None:
+    def __init__(self, ticket: object, fresh: bool) -> None:
+        self.ticket = ticket
+        self.fresh = fresh
         self.event = anyio.Event()
         self.connection: C | None = None
         self.slot = False
@@ -323,8 +325,16 @@ class ConnectionPool(Generic[C]):
 
     # -- checkout ---------------------------------------------------------------------------
 
-    async def acquire(self) -> C:
+    async def acquire(self, ticket: object = None, *, fresh: bool = False) -> C:
         """Lend a connection, opening one if the cap allows, else wait for one.
+
+        Args:
+            ticket: any object describing what the caller wants to do; while
+                the caller waits, :meth:`hand_off` shows it to the caller
+                passing a busy connection on (used for chaining).
+            fresh: lend a newly opened connection, never a reused one (used
+                to retry after a connection failed). At the cap, an idle
+                connection is closed to make room.
 
         Returns:
             A connection that is now in use by the caller; give it back with
@@ -344,29 +354,40 @@ class ConnectionPool(Generic[C]):
             timeout = max(0.0, timeout - (self._clock() - started))
             if self._closed:
                 raise self._closed_error()
-        conn, slot, expired = self._acquire_nowait()
+        conn, slot, expired = self._acquire_nowait(fresh)
         if expired:
             await self._close_retired(expired, keep_slot=conn is None and not slot)
             if conn is None and not slot:
                 # We took over the slot of the first retired connection.
                 slot = True
         if conn is None and not slot:
-            conn, slot = await self._wait(timeout)
+            conn, slot = await self._wait(timeout, ticket, fresh)
         if slot:
             return await self._open_in_slot()
         assert conn is not None
-        return await self._prepare(conn)
+        return await self._prepare(conn, replace=fresh)
 
-    def _acquire_nowait(self) -> tuple[C | None, bool, list[C]]:
+    def _acquire_nowait(self, fresh: bool) -> tuple[C | None, bool, list[C]]:
         """Decide synchronously: an idle connection, a slot to open one, or neither.
 
         Also pops retired idle connections met on the way (they stay counted,
-        as closing, until the caller has closed them).
+        as closing, until the caller has closed them). With ``fresh``, an idle
+        connection is only taken to be replaced, when the cap leaves no room.
         """
         expired: list[C] = []
         if self._waiting:
             return None, False, expired
         idle = self._idle
+        if fresh:
+            if self._open_count() < self._config.max_size:
+                self._opening += 1
+                return None, True, expired
+            if idle:
+                # The least recently used one makes room for the new connection.
+                conn = idle.pop(0)
+                self._in_use.add(conn)
+                return conn, False, expired
+            return None, False, expired
         if idle:
             now = self._clock()
             while idle:
@@ -383,8 +404,8 @@ class ConnectionPool(Generic[C]):
             return None, True, expired
         return None, False, expired
 
-    async def _wait(self, limit: float) -> tuple[C | None, bool]:
-        waiter: _Waiter[C] = _Waiter()
+    async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool]:
+        waiter: _Waiter[C] = _Waiter(ticket, fresh)
         self._waiters.append(waiter)
         self._waiting += 1
         try:
@@ -412,15 +433,17 @@ class ConnectionPool(Generic[C]):
         """Undo a waiter that gives up, returning whatever it had been given."""
         if waiter.connection is not None:
             conn, waiter.connection = waiter.connection, None
-            next_waiter = self._next_waiter()
-            if next_waiter is not None:
-                self._assign(next_waiter, conn, chained=waiter.chained)
-            elif waiter.chained:
-                # A chained connection still carries its previous user's
-                # transaction; only closing it hands that back cleanly.
+            if waiter.chained:
+                # A connection handed off while busy may already carry commands
+                # written for this waiter: nobody else can use it. Closing it
+                # lets the connection finish what earlier users wait for.
                 self._in_use.discard(conn)
                 self._closing += 1
                 await self._close_one(conn)
+                return
+            next_waiter = self._next_waiter()
+            if next_waiter is not None:
+                self._assign(next_waiter, conn, chained=False)
             else:
                 self._in_use.discard(conn)
                 self._put_idle(conn)
@@ -453,12 +476,12 @@ class ConnectionPool(Generic[C]):
         self._in_use.add(conn)
         return conn
 
-    async def _prepare(self, conn: C) -> C:
+    async def _prepare(self, conn: C, *, replace: bool) -> C:
         """Make sure a reused connection is fit; replace it in its slot if not."""
         config = self._config
         try:
             now = self._clock()
-            if self._is_retired(conn, now):
+            if replace or self._is_retired(conn, now):
                 fit = False
             elif config.check_after_idle is not None and (
                 now - conn.last_used > config.check_after_idle
@@ -512,17 +535,24 @@ class ConnectionPool(Generic[C]):
             self._in_use.discard(conn)
             self._put_idle(conn)
 
-    def hand_off(self, conn: C) -> bool:
+    def hand_off(self, conn: C, claim: Callable[[object], bool] | None = None) -> bool:
         """Pass a connection that is still busy straight to the first waiter.
 
-        Used for chaining: the caller has written its message and still awaits
-        the final reply, while the next caller may already write its own
-        commands on the same connection. Nothing is done when nobody waits or
-        the connection must be retired.
+        Used for chaining: the caller has the server's go-ahead for its
+        message content and will still read the final reply, while the next
+        caller's commands may already go out on the same connection. Nothing
+        happens when nobody waits, when the first waiter asked for a fresh
+        connection, or when ``conn`` is due for retirement.
+
+        Args:
+            conn: a connection lent to the caller.
+            claim: called synchronously with the first waiter's ticket before
+                it is served; returning False keeps the connection with the
+                caller. It must not raise.
 
         Returns:
-            True when a waiter now owns ``conn`` (the caller must not release
-            it); False when the caller keeps it.
+            True when the first waiter now owns ``conn`` (the caller must not
+            release it); False when the caller keeps it.
 
         Raises:
             ValueError: ``conn`` is not lent from this pool.
@@ -531,9 +561,16 @@ class ConnectionPool(Generic[C]):
             raise ValueError("this connection is not checked out from this pool")
         if not self._waiting or self._closed or self._is_retired(conn, self._clock()):
             return False
-        waiter = self._next_waiter()
-        if waiter is None:
+        waiters = self._waiters
+        while waiters and waiters[0].cancelled:
+            waiters.popleft()
+        if not waiters or waiters[0].fresh:
             return False
+        waiter = waiters[0]
+        if claim is not None and not claim(waiter.ticket):
+            return False
+        waiters.popleft()
+        self._waiting -= 1
         self._assign(waiter, conn, chained=True)
         return True
 
