@@ -53,6 +53,9 @@ NEED_DATA: Final = NeedData.NEED_DATA
 
 _CLOSING_CODE = 421
 _NO_CAPABILITIES = Capabilities()
+# Plain-dict views of the state module's read-only tables, for speed.
+_TABLE = {state: dict(row) for state, row in TRANSITIONS.items()}
+_EXACT = dict(EXACT_CODES)
 
 
 @dataclass(slots=True)
@@ -196,7 +199,7 @@ class ClientConnection:
     def _send(self, command: Command) -> bytes:
         verb = command.verb
         event = "BDAT-LAST" if isinstance(command, Bdat) and command.last else verb
-        next_state = TRANSITIONS[self._state].get(event)
+        next_state = _TABLE[self._state].get(event)
         if next_state is None:
             raise LocalProtocolError(f"{verb} cannot be sent in state {self._state.name}")
         if self._owed:
@@ -374,7 +377,8 @@ class ClientConnection:
         except RemoteProtocolError:
             self._state = ClientState.ERROR
             raise
-        self._check_closed()
+        if self._eof:
+            self._check_closed()
         return reply
 
     def _check_eof(self) -> None:
@@ -387,12 +391,8 @@ class ClientConnection:
         )
 
     def _check_closed(self) -> None:
-        if (
-            self._eof
-            and not self._owed
-            and not self._parser.buffered
-            and self._state is not ClientState.ERROR
-        ):
+        # Called once the server closed its side.
+        if not self._owed and not self._parser.buffered and self._state is not ClientState.ERROR:
             self._state = ClientState.CLOSED
             self._data_encoder = None
 
@@ -409,10 +409,10 @@ class ClientConnection:
             return
         kind = "ok" if code < 300 else "more" if code < 400 else "fail"
         event = f"{verb} {kind}"
-        exact = EXACT_CODES.get(event)
+        exact = _EXACT.get(event)
         if exact is not None and code != exact:
             raise RemoteProtocolError(f"reply {code} to {verb}: only {exact} makes sense")
-        next_state = TRANSITIONS[self._state].get(event)
+        next_state = _TABLE[self._state].get(event)
         if next_state is None:
             if verb not in PIPELINABLE or kind == "more":
                 raise RemoteProtocolError(f"unexpected reply {code} to {verb}")
@@ -462,7 +462,7 @@ class ClientConnection:
             event = "MAIL-REFUSED"
         else:
             return
-        next_state = TRANSITIONS[self._state].get(event)
+        next_state = _TABLE[self._state].get(event)
         if next_state is not None:
             self._state = next_state
             if next_state is ClientState.READY:
@@ -487,7 +487,7 @@ class ClientConnection:
             LocalProtocolError: when the server has not answered 220 to
                 STARTTLS; the connection is then in ERROR.
         """
-        next_state = TRANSITIONS[self._state].get("TLS-ESTABLISHED")
+        next_state = _TABLE[self._state].get("TLS-ESTABLISHED")
         if next_state is None:
             state = self._state
             self._state = ClientState.ERROR

@@ -47,10 +47,16 @@ class Reply:
         return 500 <= self.code < 600
 
 
-# class.subject.detail (RFC 3463), followed by a space or the end of the line.
-_ENHANCED = re.compile(rb"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |$)")
-_FINAL = 0x20  # b" "
-_CONTINUED = 0x2D  # b"-"
+# A reply line: a three-digit code whose first digit is 2 to 5, then a space
+# (last line), a hyphen (more lines follow) or nothing at all; then maybe an
+# RFC 3463 enhanced status code whose class repeats the code's first digit,
+# followed by a space or the end of the line.
+_LINE = re.compile(
+    rb"([2-5])[0-9][0-9](?:([ -])(?:((?=[245])\1\.[0-9]{1,3}\.[0-9]{1,3})(?: |$))?)?"
+)
+# The first (up to four) octets of a line whose end has not arrived yet.
+_HEAD = re.compile(rb"[2-5](?:[0-9](?:[0-9][ \r-]?)?)?")
+_CONTINUED = b"-"
 
 
 class ReplyParser:
@@ -114,7 +120,7 @@ class ReplyParser:
         self._buffer = bytearray()
         self._pos = 0  # start of the unparsed bytes in _buffer
         self._scan = 0  # bytes before this offset hold no LF
-        self._code = 0  # the code of the reply being assembled (0: none yet)
+        self._code = 0  # the code of the reply being assembled
         self._enhanced: str | None = None
         self._lines: list[str] = []
         self._size = 0  # octets of the complete lines of the current reply
@@ -159,8 +165,12 @@ class ReplyParser:
         while True:
             newline = buffer.find(b"\n", self._scan)
             if newline < 0:
-                self._check_partial(len(buffer) - self._pos)
-                self._compact()
+                if self._pos == len(buffer):
+                    # Everything was consumed: the common case, made cheap.
+                    buffer.clear()
+                    self._pos = self._scan = 0
+                else:
+                    self._check_partial()
                 return None
             start = self._pos
             end = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
@@ -170,70 +180,50 @@ class ReplyParser:
             self._size += newline + 1 - start
             if self._size > self._max_reply_size:
                 raise RemoteProtocolError(f"reply longer than {self._max_reply_size} octets")
-            if self._line(bytes(buffer[start:end])):
-                reply = Reply(self._code, self._enhanced, tuple(self._lines))
-                self._code = 0
+            match = _LINE.match(buffer, start, end)
+            if match is None:
+                separator = enhanced = None
+            else:
+                _, separator, enhanced = match.groups()
+            if match is None or (separator is None and match.end() != end):
+                line = bytes(buffer[start:end])
+                raise RemoteProtocolError(f"malformed reply line {_shorten(line)!r}")
+            code = int(buffer[start : start + 3])
+            if self._lines:
+                if code != self._code:
+                    raise RemoteProtocolError(
+                        f"multi-line reply mixes codes {self._code} and {code}"
+                    )
+                if len(self._lines) >= self._max_lines:
+                    raise RemoteProtocolError(f"reply has more than {self._max_lines} lines")
+            self._code = code
+            if enhanced is not None and self._enhanced is None:
+                self._enhanced = enhanced.decode("ascii")
+            self._lines.append(buffer[match.end() : end].decode("utf-8", "replace"))
+            if separator != _CONTINUED:
+                reply = Reply(code, self._enhanced, tuple(self._lines))
                 self._enhanced = None
                 self._lines = []
                 self._size = 0
-                if self._pos > len(buffer) // 2:
-                    self._compact()
                 return reply
 
-    def _check_partial(self, pending: int) -> None:
-        if pending:
-            # Reject a malformed line as soon as its first octets are in,
-            # rather than waiting for a line ending that may never come.
-            head = bytes(self._buffer[self._pos : self._pos + 4])
-            if pending == 4 and head[3] == 0x0D:
-                head = head[:3]  # "250" and the CR of its CRLF
-            _check_head(head)
+    def _check_partial(self) -> None:
+        pos = self._pos
+        pending = len(self._buffer) - pos
+        # Reject a malformed line as soon as its first octets are in, rather
+        # than waiting for a line ending that may never come.
+        if _HEAD.fullmatch(self._buffer, pos, pos + 4) is None:
+            line = bytes(self._buffer[pos : pos + 4])
+            raise RemoteProtocolError(f"malformed reply line {line!r}...")
         # A partial line may end with the CR of its CRLF, hence the + 1.
         if pending > self._max_line_length + 1:
             raise RemoteProtocolError(f"reply line longer than {self._max_line_length} octets")
         if self._size + pending > self._max_reply_size:
             raise RemoteProtocolError(f"reply longer than {self._max_reply_size} octets")
-
-    def _compact(self) -> None:
-        if self._pos:
-            del self._buffer[: self._pos]
-            self._scan -= self._pos
-            self._pos = 0
-
-    def _line(self, line: bytes) -> bool:
-        """Add one line (without its ending) to the reply; True if it was the last."""
-        if len(line) < 3:
-            raise RemoteProtocolError(f"malformed reply line {line!r}")
-        _check_head(line[:4])
-        head = line[:3]
-        code = int(head)
-        final = len(line) == 3 or line[3] == _FINAL
-        if self._code and code != self._code:
-            raise RemoteProtocolError(
-                f"multi-line reply mixes codes {self._code} and {code}: {_shorten(line)!r}"
-            )
-        if len(self._lines) >= self._max_lines:
-            raise RemoteProtocolError(f"reply has more than {self._max_lines} lines")
-        self._code = code
-        text = line[4:]
-        match = _ENHANCED.match(text)
-        if match is not None and match.group(1)[0] == head[0]:
-            if self._enhanced is None:
-                self._enhanced = match.group(0).rstrip().decode("ascii")
-            text = text[match.end() :]
-        self._lines.append(text.decode("utf-8", "replace"))
-        return final
-
-
-def _check_head(head: bytes) -> None:
-    """Check the first (up to four) octets of a reply line."""
-    for index, octet in enumerate(head[:3]):
-        low = 0x32 if index == 0 else 0x30  # the first digit is 2 to 5
-        high = 0x35 if index == 0 else 0x39
-        if not low <= octet <= high:
-            raise RemoteProtocolError(f"malformed reply code in {_shorten(head)!r}")
-    if len(head) == 4 and head[3] not in (_FINAL, _CONTINUED):
-        raise RemoteProtocolError(f"bad separator after the reply code in {head!r}")
+        # Drop the consumed octets: what stays is one incomplete line.
+        del self._buffer[:pos]
+        self._scan -= pos
+        self._pos = 0
 
 
 def _shorten(line: bytes, limit: int = 80) -> bytes:

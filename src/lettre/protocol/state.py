@@ -78,6 +78,10 @@ class ClientState(enum.Enum):
     CLOSED = "CLOSED"
     ERROR = "ERROR"
 
+    # Members are singletons compared by identity: hash them the same way
+    # (C speed) rather than by name, as Enum does in Python code.
+    __hash__ = object.__hash__
+
 
 _S = ClientState
 
