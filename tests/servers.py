@@ -50,6 +50,7 @@ __all__ = [
     "MiniTransaction",
     "ReceivedMessage",
     "RecordingHandler",
+    "Script",
     "ScriptedConnection",
     "ScriptedServer",
     "TlsMaterial",
@@ -197,7 +198,10 @@ class RecordingHandler:
             smtp_utf8=bool(envelope.smtp_utf8),
             login=login.decode() if isinstance(login, bytes) else login,
             tls=session.ssl is not None
-            or server.transport.get_extra_info("ssl_object") is not None,
+            or (
+                server.transport is not None
+                and server.transport.get_extra_info("ssl_object") is not None
+            ),
         )
         with self._lock:
             self.messages.append(message)
@@ -399,6 +403,7 @@ class ScriptedConnection:
         sent: every piece of bytes sent to the client, in order.
         peer_closed: True once the client closed the connection.
         closed: an event set when the script saw the client close the connection.
+        done: an event set once the script returned and the server closed the socket.
     """
 
     def __init__(self, stream: ByteStream, *, max_buffer: int = 16 * 1024 * 1024) -> None:
@@ -407,6 +412,7 @@ class ScriptedConnection:
         self.sent: list[bytes] = []
         self.peer_closed = False
         self.closed = anyio.Event()
+        self.done = anyio.Event()
         self.tls_error: ssl.SSLError | None = None
         self._buffer = bytearray()
         self._max_buffer = max_buffer
@@ -546,27 +552,35 @@ async def scripted_server(
     server = ScriptedServer(host="127.0.0.1", port=port)
 
     async def handle(stream: ByteStream) -> None:
-        async with stream:
-            with anyio.fail_after(timeout):
-                if tls_context is not None:
+        conn: ScriptedConnection | None = None
+        try:
+            async with stream:
+                with anyio.fail_after(timeout):
+                    if tls_context is not None:
+                        try:
+                            stream = await TLSStream.wrap(
+                                stream,
+                                server_side=True,
+                                ssl_context=tls_context,
+                                standard_compatible=False,
+                            )
+                        except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream):
+                            return
+                    conn = ScriptedConnection(stream)
+                    server.connections.append(conn)
+                    server.accepted.set()
                     try:
-                        stream = await TLSStream.wrap(
-                            stream,
-                            server_side=True,
-                            ssl_context=tls_context,
-                            standard_compatible=False,
-                        )
-                    except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream):
-                        return
-                conn = ScriptedConnection(stream)
-                server.connections.append(conn)
-                server.accepted.set()
-                try:
-                    await script(conn)
-                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    conn.peer_closed = True
-                finally:
-                    server._finished += 1
+                        await script(conn)
+                    except (
+                        anyio.EndOfStream,
+                        anyio.BrokenResourceError,
+                        anyio.ClosedResourceError,
+                    ):
+                        conn.peer_closed = True
+        finally:
+            server._finished += 1
+            if conn is not None:
+                conn.done.set()
 
     async def serve(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         async with listener, anyio.create_task_group() as tg:

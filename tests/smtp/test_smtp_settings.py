@@ -184,7 +184,7 @@ def test_settings_defaults() -> None:
     assert settings.data_timeout == 600.0
     assert settings.effective_connect_timeout == 30.0
     assert settings.server_name == "smtp.example.com"
-    assert SmtpSettings("[::1]", tls="none").host == "::1"
+    assert SmtpSettings("[::1]", tls=TlsMode.NONE).host == "::1"
 
 
 @pytest.mark.parametrize(
