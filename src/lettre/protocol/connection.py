@@ -392,7 +392,7 @@ class ClientConnection:
 
     def _check_closed(self) -> None:
         # Called once the server closed its side.
-        if not self._owed and not self._parser.buffered and self._state is not ClientState.ERROR:
+        if not self._owed and not self._parser.buffered:
             self._state = ClientState.CLOSED
             self._data_encoder = None
 
