@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib.metadata
 import platform
 import re
 import time
@@ -116,7 +117,8 @@ def main() -> None:
     }
 
     print(
-        f"Python {platform.python_version()}, dkimpy {getattr(dkim, '__version__', '?')}, "
+        f"Python {platform.python_version()}, dkimpy {importlib.metadata.version('dkimpy')}, "
+        f"cryptography {importlib.metadata.version('cryptography')}, "
         f"{args.seconds:g} s per measurement; relaxed/relaxed, same h= list\n"
     )
     print("| key | message | lettre sig/s | dkimpy sig/s | lettre / dkimpy |")
