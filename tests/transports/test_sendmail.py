@@ -446,7 +446,7 @@ def test_constructor_validation() -> None:
 
 
 def test_transport_protocol_and_repr(recorder: Path) -> None:
-    transport = SendmailTransport(recorder, timeout=60)
+    transport = SendmailTransport(recorder, timeout=5)
     assert isinstance(transport, Transport)
     assert transport.timeout == 5.0
     assert str(recorder) in repr(transport)
