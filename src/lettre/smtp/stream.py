@@ -96,7 +96,6 @@ class SmtpStream:
         self.closed = False
         self.unacknowledged_content = 0
         self.logger = logger if logger is not None else transcript_logger
-        self._debug = self.logger.isEnabledFor(logging.DEBUG)
         self._scope: anyio.CancelScope | None = None
         self._deadline = math.inf
         self._waiting_for = "the server"
@@ -245,7 +244,7 @@ class SmtpStream:
             # The protocol state is now ERROR: this connection is done.
             self.broken = True
             raise
-        if self._debug:
+        if self.logger.isEnabledFor(logging.DEBUG):
             self._log_command(command, data)
         return data
 
@@ -322,7 +321,7 @@ class SmtpStream:
                     "the message may or may not have been accepted"
                 ) from exc
             raise
-        if self._debug:
+        if self.logger.isEnabledFor(logging.DEBUG):
             self._log_reply(event)
         return event
 
@@ -352,7 +351,7 @@ class SmtpStream:
             raise
         self.encrypted = True
         self.conn.tls_established()
-        if self._debug:
+        if self.logger.isEnabledFor(logging.DEBUG):
             self.logger.debug("TLS established with %s (%s)", self.peer, self.tls_version)
 
     # ------------------------------------------------------------------ closing

@@ -237,7 +237,7 @@ class SmtpTransport(BaseTransport):
         client, reused = await self._get_client(deadline)
         try:
             return await client.send(envelope, data, deadline=deadline)
-        except (ServerDisconnected, SmtpReplyError, SmtpTimeoutError) as exc:
+        except (ServerDisconnected, SmtpReplyError) as exc:
             tx = client.last_transaction
             retry = (
                 reused
