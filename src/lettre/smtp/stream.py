@@ -222,8 +222,8 @@ class SmtpStream:
             message = f"the deadline passed while waiting for {self._waiting_for} from {self.peer}"
         else:
             message = (
-                f"no progress from {self.peer} within {self._armed_timeout:g} s "
-                f"while waiting for {self._waiting_for}"
+                f"timed out after {self._armed_timeout:g} s waiting for "
+                f"{self._waiting_for} from {self.peer}"
             )
         return SmtpTimeoutError(message)
 
