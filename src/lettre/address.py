@@ -361,7 +361,9 @@ def _clean_name(name: str | None) -> str | None:
     if not isinstance(name, str):
         raise TypeError(f"a display name must be a str, not {type(name).__name__}")
     check_header_text(name, "the display name")
-    return name or None
+    # A display name is a phrase: runs of whitespace mean one space, and
+    # surrounding whitespace means nothing (readers collapse and drop it).
+    return " ".join(name.split()) or None
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -371,7 +373,9 @@ class Mailbox:
     Args:
         address: the address, as an :class:`Address` or a string.
         name: the display name, or None. Any text without line breaks or
-            control characters; quoting and encoding happen on output.
+            control characters; runs of whitespace become one space, surrounding
+            whitespace is removed (an empty name is None); quoting and encoding
+            happen on output.
 
     Raises:
         AddressError: the address is invalid or the name contains a line

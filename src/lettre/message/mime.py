@@ -382,6 +382,9 @@ def _check_filename(filename: str) -> str:
     check_value(filename, "the file name")
     if not filename or len(filename) > _MAX_FILENAME:
         raise MessageError(f"a file name must be 1 to {_MAX_FILENAME} characters long")
+    if filename.strip() != filename:
+        # Mail readers strip it anyway: refuse rather than send another name.
+        raise MessageError(f"the file name {filename!r} starts or ends with whitespace")
     return filename
 
 

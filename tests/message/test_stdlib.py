@@ -1,0 +1,186 @@
+"""Tests of the stdlib interop: EmailMessage to bytes and envelope, and back."""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage
+from email.message import Message as Compat32Message
+
+import pytest
+
+from lettre.address import Address
+from lettre.envelope import Envelope
+from lettre.errors import AddressError, MessageError
+from lettre.message import Message
+from lettre.message.stdlib import email_message_to_bytes, envelope_from_email_message
+
+from .conftest import assert_wire_format, parse
+
+
+def stdlib_message() -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "Alice <alice@example.org>"
+    msg["To"] = "Bob <bob@example.com>, carl@example.com"
+    msg["Cc"] = "dave@example.com"
+    msg["Bcc"] = "eve@example.com, bob@example.com"
+    msg["Subject"] = "Grüße"
+    msg["Message-ID"] = "<std@example.org>"
+    msg["Date"] = "Tue, 04 Mar 2025 10:00:00 +0000"
+    msg.set_content("Hello\nthere\n")
+    msg.add_attachment(
+        b"\x00\x01\x02", maintype="application", subtype="octet-stream", filename="a.bin"
+    )
+    return msg
+
+
+def test_email_message_to_bytes() -> None:
+    msg = stdlib_message()
+    data = email_message_to_bytes(msg)
+    assert_wire_format(data)
+    assert b"Bcc" not in data
+    assert b"eve@example.com" not in data
+    assert msg["Bcc"] is not None  # the caller's message is untouched
+    parsed = parse(data)
+    assert parsed["Subject"] == "Grüße"
+    assert next(iter(parsed.iter_attachments())).get_content() == b"\x00\x01\x02"
+
+
+def test_resent_bcc_and_folded_bcc_removed() -> None:
+    msg = EmailMessage(policy=policy.default)
+    msg["From"] = "a@example.org"
+    msg["To"] = "b@example.org"
+    msg["Bcc"] = ", ".join(f"hidden{i}@example.org" for i in range(20))
+    msg["Resent-Bcc"] = "r@example.org"
+    msg["X-After"] = "kept"
+    msg.set_content("x")
+    data = email_message_to_bytes(msg)
+    assert b"hidden" not in data
+    assert b"r@example.org" not in data
+    assert parse(data)["X-After"] == "kept"
+
+
+def test_compat32_message_with_bare_newlines() -> None:
+    msg = Compat32Message()
+    msg["From"] = "a@example.org"
+    msg["To"] = "=?utf-8?q?B=C3=B6b?= <b@example.org>"
+    msg.set_payload("line one\nline two\rline three\r\n")
+    data = email_message_to_bytes(msg)  # type: ignore[arg-type]
+    assert_wire_format(data)
+    env = envelope_from_email_message(msg)  # type: ignore[arg-type]
+    assert env.forward_paths == (Address("b@example.org"),)
+
+
+def test_envelope_from_email_message() -> None:
+    env = envelope_from_email_message(stdlib_message())
+    assert env.reverse_path == Address("alice@example.org")
+    assert [str(a) for a in env.forward_paths] == [
+        "bob@example.com",
+        "carl@example.com",
+        "dave@example.com",
+        "eve@example.com",
+    ]
+
+
+def test_envelope_prefers_sender_and_resent() -> None:
+    msg = stdlib_message()
+    msg["Sender"] = "list@example.org"
+    assert envelope_from_email_message(msg).reverse_path == Address("list@example.org")
+    msg["Resent-Date"] = "Wed, 05 Mar 2025 10:00:00 +0000"
+    msg["Resent-From"] = "forwarder@example.net"
+    msg["Resent-To"] = "new@example.net"
+    env = envelope_from_email_message(msg)
+    assert env.reverse_path == Address("forwarder@example.net")
+    assert env.forward_paths == (Address("new@example.net"),)
+    msg["Resent-Date"] = "Thu, 06 Mar 2025 10:00:00 +0000"
+    with pytest.raises(MessageError, match="Resent"):
+        envelope_from_email_message(msg)
+
+
+def test_envelope_errors() -> None:
+    msg = EmailMessage()
+    msg["To"] = "b@example.org"
+    with pytest.raises(MessageError, match="From"):
+        envelope_from_email_message(msg)
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    with pytest.raises(MessageError, match="recipient"):
+        envelope_from_email_message(msg)
+    msg["To"] = "undisclosed-recipients:;"
+    with pytest.raises(MessageError, match="recipient"):
+        envelope_from_email_message(msg)
+    with pytest.raises(TypeError):
+        envelope_from_email_message("not a message")  # type: ignore[arg-type]
+
+
+def test_hostile_stdlib_address_is_refused() -> None:
+    msg = Compat32Message()
+    msg["From"] = "a@example.org"
+    msg["To"] = "alice@example.org)<bob@example.com>"
+    with pytest.raises(AddressError):
+        envelope_from_email_message(msg)  # type: ignore[arg-type]
+
+
+def test_message_from_email_message_keeps_bytes() -> None:
+    msg = stdlib_message()
+    message = Message.from_email_message(msg)
+    assert message.as_bytes() == email_message_to_bytes(msg)
+    assert message.subject == "Grüße"
+    assert message.message_id == "<std@example.org>"
+    assert message.date is not None
+    assert message.date.year == 2025
+    assert [str(m.address) for m in message.bcc] == ["eve@example.com", "bob@example.com"]
+    assert str(message.from_) == "Alice <alice@example.org>"
+    assert message.body is None
+    assert ("Subject", "Grüße") in message.headers
+    assert all(name.lower() != "bcc" for name, _ in message.headers)
+    assert len(message.envelope.forward_paths) == 4
+    explicit = Envelope("x@example.org", ["y@example.org"])
+    assert Message.from_email_message(msg, envelope=explicit).envelope is explicit
+
+
+def test_to_email_message_and_back() -> None:
+    original = (
+        Message.builder()
+        .from_("Åsa <asa@example.se>")
+        .to("b@example.org")
+        .bcc("hidden@example.org")
+        .subject("Tjänare")
+        .text("hej")
+        .attach(b"\xff\x00", "blob.bin")
+        .build()
+    )
+    converted = original.to_email_message()
+    assert isinstance(converted, EmailMessage)
+    assert converted["Subject"] == "Tjänare"
+    assert converted["Bcc"] == "hidden@example.org"
+    assert next(iter(converted.iter_attachments())).get_content() == b"\xff\x00"
+    back = Message.from_email_message(converted)
+    assert back.envelope == original.envelope
+    assert back.message_id == original.message_id
+    assert b"hidden@example.org" not in back.as_bytes()
+    assert parse(back.as_bytes())["Subject"] == "Tjänare"
+
+
+def test_prepare_message_uses_these_functions() -> None:
+    from lettre.transports.base import prepare_message
+
+    msg = stdlib_message()
+    env, data, message_id = prepare_message(msg)
+    assert env == envelope_from_email_message(msg)
+    assert data == email_message_to_bytes(msg)
+    assert message_id == "<std@example.org>"
+    built = Message.builder().from_("a@example.org").to("b@example.org").build()
+    env2, data2, id2 = prepare_message(built)
+    assert (env2, data2, id2) == (built.envelope, built.as_bytes(), built.message_id)
+
+
+def test_smtputf8_policy_message() -> None:
+    msg = EmailMessage(policy=policy.SMTPUTF8)
+    msg["From"] = "jörg@exämple.de"
+    msg["To"] = "b@example.org"
+    msg.set_content("x")
+    data = email_message_to_bytes(msg)
+    assert "jörg@exämple.de".encode() in data
+    env = envelope_from_email_message(msg)
+    assert env.needs_smtputf8
+    assert Message.from_email_message(msg).needs_smtputf8
