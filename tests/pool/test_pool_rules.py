@@ -821,7 +821,7 @@ async def test_rate_limit_is_never_exceeded_in_any_window() -> None:
 async def test_hand_off_needs_a_waiter() -> None:
     pool, _, _ = make_pool(max_size=1)
     conn = await pool.acquire()
-    assert not pool.hand_off(conn)
+    assert pool.hand_off(conn) is None
     got: list[FakeConnection] = []
 
     async def take() -> None:
@@ -831,7 +831,13 @@ async def test_hand_off_needs_a_waiter() -> None:
         group.start_soon(take)
         await settle()
         assert pool.has_waiters
-        assert pool.hand_off(conn)
+        wake = pool.hand_off(conn)
+        assert wake is not None
+        assert not pool.has_waiters
+        # The waiter owns the connection but sleeps until woken.
+        await settle()
+        assert got == []
+        wake()
     assert got == [conn]
     stats = pool.statistics()
     assert (stats.in_use, stats.waiting) == (1, 0)
@@ -855,7 +861,7 @@ async def test_hand_off_refuses_a_connection_due_for_retirement(reason: str) -> 
     async with anyio.create_task_group() as group:
         group.start_soon(take)
         await settle()
-        assert not pool.hand_off(conn)
+        assert pool.hand_off(conn) is None
         await pool.release(conn)
     assert conn.closed
     await pool.aclose()
@@ -879,8 +885,11 @@ async def test_chained_connection_abandoned_by_its_taker_is_closed_not_passed_on
         await settle()
         group.start_soon(second)
         await settle()
-        assert pool.hand_off(conn)
+        wake = pool.hand_off(conn)
+        assert wake is not None
         scope.cancel()
+        await settle()
+        wake()  # too late: harmless
     # Commands for "first" may already be on that connection: "second" gets
     # a new one instead.
     assert conn.closed
@@ -904,8 +913,11 @@ async def test_chained_connection_abandoned_with_nobody_next_is_closed() -> None
     async with anyio.create_task_group() as group:
         group.start_soon(first)
         await settle()
-        assert pool.hand_off(conn)
+        wake = pool.hand_off(conn)
+        assert wake is not None
         scope.cancel()
+        await settle()
+        wake()  # too late: harmless
     assert not got
     assert conn.closed
     assert pool.statistics().open == 0
@@ -913,6 +925,28 @@ async def test_chained_connection_abandoned_with_nobody_next_is_closed() -> None
     assert fresh is not conn
     assert factory.calls == 2
     await pool.release(fresh)
+    await pool.aclose()
+
+
+async def test_waiter_served_by_hand_off_is_no_longer_bound_by_pool_timeout() -> None:
+    pool, _, _ = make_pool(max_size=1, pool_timeout=0.05)
+    conn = await pool.acquire()
+    got: list[FakeConnection] = []
+
+    async def take() -> None:
+        got.append(await pool.acquire())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(take)
+        await settle()
+        wake = pool.hand_off(conn)
+        assert wake is not None
+        # Longer than pool_timeout: the previous user is still reading its reply.
+        await anyio.sleep(0.3)
+        assert got == []
+        wake()
+    assert got == [conn]
+    await pool.release(conn)
     await pool.aclose()
 
 
@@ -930,11 +964,13 @@ async def test_hand_off_shows_the_waiters_ticket_to_claim() -> None:
         await settle()
         group.start_soon(take, "second")
         await settle()
-        assert not pool.hand_off(conn, lambda ticket: seen.append(ticket) or False)
+        assert pool.hand_off(conn, lambda ticket: seen.append(ticket) or False) is None
         assert seen == ["first"]
         assert pool.statistics().waiting == 2
-        assert pool.hand_off(conn, lambda ticket: seen.append(ticket) or True)
+        wake = pool.hand_off(conn, lambda ticket: seen.append(ticket) or True)
+        assert wake is not None
         assert seen == ["first", "first"]
+        wake()
         await settle()
         assert got == [conn]
         await pool.release(conn)
@@ -985,7 +1021,7 @@ async def test_fresh_waiter_is_never_chained_and_replaces_what_it_is_given() -> 
     async with anyio.create_task_group() as group:
         group.start_soon(take)
         await settle()
-        assert not pool.hand_off(conn)
+        assert pool.hand_off(conn) is None
         await pool.release(conn)
     assert len(got) == 1
     assert got[0] is not conn

@@ -192,11 +192,22 @@ class PoolStatistics:
 class _Waiter(Generic[C]):
     """A caller queued for a connection; filled in by whoever serves it."""
 
-    __slots__ = ("cancelled", "chained", "closed", "connection", "event", "fresh", "slot", "ticket")
+    __slots__ = (
+        "cancelled",
+        "chained",
+        "closed",
+        "connection",
+        "event",
+        "fresh",
+        "scope",
+        "slot",
+        "ticket",
+    )
 
     def __init__(self, ticket: object, fresh: bool) -> None:
         self.ticket = ticket
         self.fresh = fresh
+        self.scope: anyio.CancelScope | None = None
         self.event = anyio.Event()
         self.connection: C | None = None
         self.slot = False
@@ -409,11 +420,14 @@ class ConnectionPool(Generic[C]):
         self._waiters.append(waiter)
         self._waiting += 1
         try:
-            with anyio.move_on_after(limit):
+            with anyio.move_on_after(limit) as scope:
+                waiter.scope = scope
                 await waiter.event.wait()
-            if waiter.connection is not None or waiter.slot:
+            waiter.scope = None
+            if (waiter.connection is not None and not waiter.chained) or waiter.slot:
                 # A caller cancelled after being served gives back what it got,
                 # on every backend (trio would otherwise resume it normally).
+                # A chained connection's new owner handles its own cancellation.
                 await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -535,14 +549,21 @@ class ConnectionPool(Generic[C]):
             self._in_use.discard(conn)
             self._put_idle(conn)
 
-    def hand_off(self, conn: C, claim: Callable[[object], bool] | None = None) -> bool:
+    def hand_off(
+        self, conn: C, claim: Callable[[object], bool] | None = None
+    ) -> Callable[[], None] | None:
         """Pass a connection that is still busy straight to the first waiter.
 
         Used for chaining: the caller has the server's go-ahead for its
         message content and will still read the final reply, while the next
-        caller's commands may already go out on the same connection. Nothing
-        happens when nobody waits, when the first waiter asked for a fresh
-        connection, or when ``conn`` is due for retirement.
+        caller's commands go out on the same connection. The waiter owns the
+        connection at once but stays asleep until the returned ``wake`` is
+        called (when the caller has read its last reply), so it resumes
+        exactly when it may use the connection. From then on its wait is no
+        longer bounded by ``pool_timeout``: the caller's own timeouts bound it.
+
+        Nothing happens when nobody waits, when the first waiter asked for a
+        fresh connection, or when ``conn`` is due for retirement.
 
         Args:
             conn: a connection lent to the caller.
@@ -551,8 +572,9 @@ class ConnectionPool(Generic[C]):
                 caller. It must not raise.
 
         Returns:
-            True when the first waiter now owns ``conn`` (the caller must not
-            release it); False when the caller keeps it.
+            None when the caller keeps ``conn``. Otherwise ``wake``: the first
+            waiter now owns ``conn`` (the caller must not release it), and the
+            caller must call ``wake()`` exactly once, even on failure.
 
         Raises:
             ValueError: ``conn`` is not lent from this pool.
@@ -560,19 +582,22 @@ class ConnectionPool(Generic[C]):
         if conn not in self._in_use:
             raise ValueError("this connection is not checked out from this pool")
         if not self._waiting or self._closed or self._is_retired(conn, self._clock()):
-            return False
+            return None
         waiters = self._waiters
         while waiters and waiters[0].cancelled:
             waiters.popleft()
         if not waiters or waiters[0].fresh:
-            return False
+            return None
         waiter = waiters[0]
         if claim is not None and not claim(waiter.ticket):
-            return False
+            return None
         waiters.popleft()
         self._waiting -= 1
-        self._assign(waiter, conn, chained=True)
-        return True
+        waiter.connection = conn
+        waiter.chained = True
+        if waiter.scope is not None:
+            waiter.scope.deadline = math.inf
+        return waiter.event.set
 
     async def discard(self, conn: C) -> None:
         """Close a lent connection and drop it from the pool, whatever its state.
