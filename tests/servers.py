@@ -30,7 +30,7 @@ import itertools
 import secrets
 import ssl
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -38,6 +38,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import anyio
+import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
@@ -53,8 +54,11 @@ __all__ = [
     "Script",
     "ScriptedConnection",
     "ScriptedServer",
+    "ServerFactory",
     "TlsMaterial",
     "scripted_server",
+    "smtpd",
+    "tls_material",
 ]
 
 SERVER_NAME = "mx.lettre.test"
@@ -880,3 +884,39 @@ def _path_of(line: str) -> str:
     if start < 0 or end < 0:
         return ""
     return line[start + 1 : end]
+
+
+# --------------------------------------------------------------------------- fixtures
+#
+# Import these into a conftest.py to use them: ``from servers import smtpd, tls_material``.
+
+ServerFactory = Callable[..., AiosmtpdServer]
+
+
+@pytest.fixture(scope="session")
+def tls_material() -> TlsMaterial:
+    """A CA and a server certificate for 127.0.0.1, ::1 and localhost (one per session)."""
+    return TlsMaterial.create()
+
+
+@pytest.fixture
+def smtpd(tls_material: TlsMaterial) -> Iterator[ServerFactory]:
+    """Start aiosmtpd servers: ``smtpd(tls="starttls", auth=True, ...)``; stopped afterwards.
+
+    Keyword arguments are those of :class:`AiosmtpdServer`; ``tls_material``
+    defaults to the session's.
+    """
+    started: list[AiosmtpdServer] = []
+
+    def start(**kwargs: Any) -> AiosmtpdServer:
+        if kwargs.get("tls", "none") != "none":
+            kwargs.setdefault("tls_material", tls_material)
+        server = AiosmtpdServer(**kwargs).start()
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()

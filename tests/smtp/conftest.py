@@ -4,44 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from smtp_support import ServerFactory
 
 from lettre.smtp.tls import TlsParameters
-from servers import AiosmtpdServer, TlsMaterial
-
-
-@pytest.fixture(scope="session")
-def tls_material() -> TlsMaterial:
-    """A CA and a server certificate for 127.0.0.1, ::1 and localhost."""
-    return TlsMaterial.create()
+from servers import AiosmtpdServer, ServerFactory, TlsMaterial
+from servers import smtpd as smtpd  # noqa: PLC0414 - re-exported fixture
+from servers import tls_material as tls_material  # noqa: PLC0414 - re-exported fixture
 
 
 @pytest.fixture(scope="session")
 def tls_params(tls_material: TlsMaterial) -> TlsParameters:
     """Client TLS parameters trusting the test CA (and the system store)."""
     return TlsParameters(ca_data=tls_material.ca_pem)
-
-
-@pytest.fixture
-def smtpd(tls_material: TlsMaterial) -> Iterator[ServerFactory]:
-    """Start aiosmtpd servers: ``smtpd(tls="starttls", auth=True, ...)``; stopped afterwards."""
-    started: list[AiosmtpdServer] = []
-
-    def start(**kwargs: Any) -> AiosmtpdServer:
-        if kwargs.get("tls", "none") != "none":
-            kwargs.setdefault("tls_material", tls_material)
-        server = AiosmtpdServer(**kwargs).start()
-        started.append(server)
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from lettre.envelope import Envelope
@@ -12,8 +11,6 @@ from lettre.smtp.tls import TlsMode
 from servers import AiosmtpdServer, ScriptedServer
 
 HELLO = "client.lettre.test"
-
-ServerFactory = Callable[..., AiosmtpdServer]
 
 
 def message_bytes(subject: str = "Hello", body: str = "Hello there.\r\n") -> bytes:

@@ -6,13 +6,13 @@ import base64
 import logging
 
 import pytest
-from smtp_support import ServerFactory, connected, envelope, message_bytes, settings_for
+from smtp_support import connected, envelope, message_bytes, settings_for
 
 from lettre.errors import AuthenticationError, ExtensionNotSupported, TlsError
 from lettre.smtp.auth import AuthMechanism, Credentials
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.tls import TlsMode, TlsParameters
-from servers import MiniSmtp, ScriptedConnection, scripted_server
+from servers import MiniSmtp, ScriptedConnection, ServerFactory, scripted_server
 
 pytestmark = pytest.mark.anyio
 

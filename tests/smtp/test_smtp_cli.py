@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from smtp_support import ServerFactory
 
 from lettre.__main__ import main
-from servers import RecordingHandler, TlsMaterial
+from servers import RecordingHandler, ServerFactory, TlsMaterial
 
 TIMEOUT = 120
 _BASE = ["send", "--url", "smtp://127.0.0.1", "--from", "a@e.com", "--to", "b@e.com"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from smtp_support import ServerFactory, connected, envelope, message_bytes
+from smtp_support import connected, envelope, message_bytes
 
 from lettre.envelope import Envelope
 from lettre.errors import (
@@ -15,7 +15,7 @@ from lettre.errors import (
     SmtpReplyError,
 )
 from lettre.smtp.client import TransactionStage, queue_id_from_reply
-from servers import MiniSmtp, RecordingHandler, scripted_server
+from servers import MiniSmtp, RecordingHandler, ServerFactory, scripted_server
 
 pytestmark = pytest.mark.anyio
 

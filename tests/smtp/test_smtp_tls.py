@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from anyio.streams.tls import TLSAttribute
-from smtp_support import HELLO, ServerFactory, connected, envelope, message_bytes, settings_for
+from smtp_support import HELLO, connected, envelope, message_bytes, settings_for
 
 from lettre.errors import RemoteProtocolError, TlsError
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.tls import TlsMode, TlsParameters
-from servers import MiniSmtp, ScriptedConnection, TlsMaterial, scripted_server
+from servers import MiniSmtp, ScriptedConnection, ServerFactory, TlsMaterial, scripted_server
 
 pytestmark = pytest.mark.anyio
 

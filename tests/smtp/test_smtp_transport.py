@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import anyio
 import pytest
-from smtp_support import HELLO, ServerFactory, envelope, message_bytes
+from smtp_support import HELLO, envelope, message_bytes
 
 from lettre.errors import (
     AuthenticationError,
@@ -20,7 +20,14 @@ from lettre.smtp.auth import Credentials
 from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.transports.base import Transport
 from lettre.transports.smtp import SmtpTransport
-from servers import MiniSmtp, RecordingHandler, Script, ScriptedConnection, scripted_server
+from servers import (
+    MiniSmtp,
+    RecordingHandler,
+    Script,
+    ScriptedConnection,
+    ServerFactory,
+    scripted_server,
+)
 
 pytestmark = pytest.mark.anyio
 
