@@ -91,8 +91,9 @@ _PCT_SAFE: Final = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~"
 )
 _PCT_TABLE: Final = tuple(chr(b) if b in _PCT_SAFE else f"%{b:02X}" for b in range(256))
-# RFC 2045 token characters: printable ASCII except tspecials.
-_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+# Parameter values written bare: RFC 2045 token characters, minus those that
+# some parsers treat specially (% ' * { }, which RFC 2231 gives meaning).
+_BARE_VALUE = re.compile(r"[!#$&+\-.0-9A-Z^_`a-z|~]+")
 
 _ENCODED_WORD_MAX: Final = 75
 # The first encoded word of a display name fits after "Reply-To: " and other
@@ -429,7 +430,7 @@ def format_date(value: datetime) -> str:
 def _param_pieces(attribute: str, value: str) -> list[str]:
     """``; attribute=value`` pieces: token, quoted string or RFC 2231 (non-ASCII, long)."""
     if value.isascii() and len(attribute) + len(value) + 4 <= WRAP_LENGTH - 2:
-        if _TOKEN.fullmatch(value):
+        if _BARE_VALUE.fullmatch(value):
             return [f" {attribute}={value}"]
         return [" " + attribute + '="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"']
     # RFC 2231: charset, empty language, percent-encoded UTF-8, in continuations
