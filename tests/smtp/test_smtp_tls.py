@@ -9,7 +9,7 @@ import pytest
 from anyio.streams.tls import TLSAttribute
 from smtp_support import HELLO, connected, envelope, message_bytes, settings_for
 
-from lettre.errors import RemoteProtocolError, TlsError
+from lettre.errors import RemoteProtocolError, SmtpReplyError, TlsError
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.tls import TlsMode, TlsParameters
 from servers import MiniSmtp, ScriptedConnection, ServerFactory, TlsMaterial, scripted_server
@@ -270,3 +270,13 @@ async def test_client_certificate(tls_material: TlsMaterial, tmp_path: Path) -> 
     peer = peers[0]
     assert isinstance(peer, dict)
     assert "client@lettre.test" in repr(peer.get("subjectAltName"))
+
+
+async def test_no_helo_fallback_when_starttls_is_required() -> None:
+    mini = MiniSmtp(replies={"EHLO": "502 5.5.2 Command not recognized"})
+    async with scripted_server(mini) as server:
+        client = SmtpClient(settings_for(server, tls=TlsMode.STARTTLS))
+        with pytest.raises(SmtpReplyError) as info:
+            await client.connect()
+    assert info.value.command == "EHLO"
+    assert mini.verbs() == ["EHLO"]

@@ -393,10 +393,12 @@ class SmtpClient:
             return
         if reply.code == 421:
             raise await self._reply_error(stream, reply, SmtpReplyError, "EHLO")
-        requires_extensions = (
-            self._settings.tls is TlsMode.STARTTLS and not stream.encrypted
-        ) or stream.encrypted
-        if 500 <= reply.code < 600 and not requires_extensions:
+        # STARTTLS needs ESMTP, and after STARTTLS the server must take EHLO again.
+        tls = self._settings.tls
+        needs_ehlo = (tls is TlsMode.STARTTLS and not stream.encrypted) or (
+            stream.encrypted and tls is not TlsMode.IMPLICIT
+        )
+        if 500 <= reply.code < 600 and not needs_ehlo:
             # An old server without ESMTP: HELO, and no extensions.
             helo = await self._command(stream, Helo(name), "the reply to HELO")
             if helo.code == 250:
