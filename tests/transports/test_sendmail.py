@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -354,6 +355,49 @@ async def test_stderr_flood_is_truncated_to_64_kib(
     assert (tmp_path / "records" / "size").read_text() == str(len(data))
     # The error message shows only an excerpt.
     assert len(str(info.value)) < 1000
+
+
+DAEMON_BODY = """
+import subprocess
+# Like a sendmail that forks a background delivery process: the child keeps
+# the inherited stderr open long after this program has exited.
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(3600)"], stdin=subprocess.DEVNULL
+)
+with open(os.path.join(OUT, "daemon.part"), "w") as handle:
+    handle.write(str(child.pid))
+os.replace(os.path.join(OUT, "daemon.part"), os.path.join(OUT, "daemon"))
+sys.stdin.buffer.read()
+sys.stderr.write("local delivery failed\\n")
+sys.stderr.flush()
+sys.exit(STATUS)
+"""
+
+
+@pytest.mark.parametrize("status", [0, 1])
+async def test_background_child_holding_stderr_does_not_block(
+    make_script: ScriptFactory, tmp_path: Path, status: int
+) -> None:
+    script = make_script("daemonizes", f"STATUS = {status}\n" + DAEMON_BODY)
+    # A send that waited for the end of stderr would wait for the child's
+    # hour of sleep; the guard turns that into a failure instead of a hang.
+    transport = SendmailTransport(script, timeout=3600)
+    daemon_file = tmp_path / "records" / "daemon"
+    envelope = Envelope("a@example.com", ["b@example.com"])
+    try:
+        with anyio.fail_after(60):
+            if status == 0:
+                result = await transport.send_raw(envelope, MESSAGE)
+                assert result.all_accepted
+            else:
+                with pytest.raises(SendmailError) as info:
+                    await transport.send_raw(envelope, MESSAGE)
+                assert info.value.returncode == 1
+                assert info.value.stderr == b"local delivery failed\n"
+    finally:
+        if daemon_file.exists():
+            os.kill(int(daemon_file.read_text()), signal.SIGKILL)
+    assert daemon_file.exists()
 
 
 # -- timeouts and cancellation -------------------------------------------------------

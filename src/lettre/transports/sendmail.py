@@ -61,6 +61,9 @@ _SYSEXITS: dict[int, tuple[str, str, bool]] = {
 
 _WRITE_CHUNK = 64 * 1024
 _STDERR_IN_MESSAGE = 500
+# After a failed exit, how long to keep reading stderr for the end of the
+# diagnostics; a background child that inherited stderr may never close it.
+_STDERR_GRACE = 2.0
 
 CommandArg = str | os.PathLike[str]
 
@@ -196,12 +199,13 @@ async def _communicate(process: anyio.abc.Process, data: bytes, run: _Run) -> No
         tg.start_soon(_drain, process.stderr, run)
         await _feed(process.stdin, data)
         run.returncode = await process.wait()
-        if run.returncode == 0:
-            # Success: stderr does not matter, and a background child that
-            # inherited it must not keep us waiting for its end.
-            tg.cancel_scope.cancel()
-        else:
-            await run.stderr_done.wait()
+        if run.returncode != 0:
+            # Collect the rest of the diagnostics for the error. On success
+            # stderr does not matter; either way, a background child that
+            # inherited stderr must not keep the send waiting for its end.
+            with anyio.move_on_after(_STDERR_GRACE):
+                await run.stderr_done.wait()
+        tg.cancel_scope.cancel()
 
 
 class SendmailTransport(BaseTransport):
