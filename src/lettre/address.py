@@ -57,9 +57,9 @@ MAX_LIST_TEXT_LENGTH: Final = 64 * 1024
 _MAX_ADDR_SPEC_TEXT: Final = 1024
 
 # Characters that can end or start a header line, or that no mail system
-# handles safely: C0 controls except HTAB, DEL, C1 controls and the Unicode
-# line and paragraph separators.
-_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# handles safely: C0 controls except HTAB, DEL, C1 controls, the Unicode
+# line and paragraph separators, and lone surrogates (not encodable).
+_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 _ATEXT_ASCII: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"

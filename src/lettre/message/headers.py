@@ -96,10 +96,10 @@ _PCT_TABLE: Final = tuple(chr(b) if b in _PCT_SAFE else f"%{b:02X}" for b in ran
 _BARE_VALUE = re.compile(r"[!#$&+\-.0-9A-Z^_`a-z|~]+")
 
 _ENCODED_WORD_MAX: Final = 75
+_EW_OVERHEAD: Final = len("=?utf-8?q??=")
 # The first encoded word of a display name fits after "Reply-To: " and other
 # header names of up to 16 characters.
 _FIRST_NAME_WORD: Final = WRAP_LENGTH - 18
-_EW_PREFIX_LEN: Final = len("=?utf-8?q?")
 
 _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS: Final = (
@@ -202,9 +202,9 @@ def _fold(name: str, pieces: Iterable[str]) -> bytes:
 def encode_words(text: str, first_max: int = _ENCODED_WORD_MAX) -> list[str]:
     """Encode ``text`` as RFC 2047 UTF-8 encoded words of at most 75 characters.
 
-    "Q" or "B" is chosen, whichever is shorter; characters are never split
-    across words. The words are meant to be separated by folding whitespace,
-    which decoders drop between adjacent encoded words.
+    "Q" is used unless "B" is much shorter; characters are never split across
+    words. The words are meant to be separated by folding whitespace, which
+    decoders drop between adjacent encoded words.
 
     Args:
         text: the text to encode.
@@ -212,42 +212,43 @@ def encode_words(text: str, first_max: int = _ENCODED_WORD_MAX) -> list[str]:
             name on the first line).
     """
     data = text.encode("utf-8")
-    q_length = sum(len(_Q_TABLE[b]) for b in data)
-    b_length = 4 * ((len(data) + 2) // 3)
-    overhead = _EW_PREFIX_LEN + 2
-    budget = max(min(first_max, _ENCODED_WORD_MAX) - overhead, 12)
-    full_budget = _ENCODED_WORD_MAX - overhead
+    n = len(data)
+    full = _ENCODED_WORD_MAX - _EW_OVERHEAD
+    budget = max(min(first_max, _ENCODED_WORD_MAX) - _EW_OVERHEAD, 12)
+    q_parts = [_Q_TABLE[b] for b in data]
+    q_length = sum(map(len, q_parts))
+    b_length = 4 * ((n + 2) // 3)
     words: list[str] = []
     if q_length * 2 <= b_length * 3:  # Q stays readable: prefer it unless much longer
+        if q_length <= budget:
+            return ["=?utf-8?q?" + "".join(q_parts) + "?="]
         current: list[str] = []
-        size = 0
-        for ch in text:
-            encoded = "".join(_Q_TABLE[b] for b in ch.encode("utf-8"))
-            if size + len(encoded) > budget and current:
+        size = i = 0
+        while i < n:
+            lead = data[i]
+            step = 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+            piece = q_parts[i] if step == 1 else "".join(q_parts[i : i + step])
+            if size + len(piece) > budget and current:
                 words.append("=?utf-8?q?" + "".join(current) + "?=")
-                current, size = [], 0
-                budget = full_budget
-            current.append(encoded)
-            size += len(encoded)
-        if current or not words:
-            words.append("=?utf-8?q?" + "".join(current) + "?=")
+                current, size, budget = [], 0, full
+            current.append(piece)
+            size += len(piece)
+            i += step
+        words.append("=?utf-8?q?" + "".join(current) + "?=")
         return words
-    chunk: list[bytes] = []
-    size = 0
-    max_bytes = budget // 4 * 3
-    for ch in text:
-        raw = ch.encode("utf-8")
-        if size + len(raw) > max_bytes and chunk:
-            payload = binascii.b2a_base64(b"".join(chunk), newline=False).decode("ascii")
-            words.append("=?utf-8?b?" + payload + "?=")
-            chunk, size = [], 0
-            max_bytes = full_budget // 4 * 3
-        chunk.append(raw)
-        size += len(raw)
-    if chunk or not words:
-        payload = binascii.b2a_base64(b"".join(chunk), newline=False).decode("ascii")
+    i = 0
+    while True:
+        end = i + budget // 4 * 3
+        if end >= n:
+            end = n
+        else:
+            while 0x80 <= data[end] < 0xC0:  # never split a character
+                end -= 1
+        payload = binascii.b2a_base64(data[i:end], newline=False).decode("ascii")
         words.append("=?utf-8?b?" + payload + "?=")
-    return words
+        if end >= n:
+            return words
+        i, budget = end, full
 
 
 def _needs_encoding(word: str) -> bool:
@@ -408,6 +409,7 @@ def render_msg_ids(name: str, ids: Sequence[str]) -> bytes:
     return _fold(name, [" " + i for i in ids])
 
 
+@lru_cache(maxsize=64)
 def format_date(value: datetime) -> str:
     """Format an aware datetime as an RFC 5322 date (``Tue, 04 Mar 2025 10:00:00 +0100``).
 

@@ -801,6 +801,15 @@ def encode_body(part: SinglePart, out: Chunks) -> None:
         out.append(part.body)
 
 
+@lru_cache(maxsize=256)
+def _render_leaf_type(ctype: ContentType, encoding: TransferEncoding) -> bytes:
+    if ctype.params:
+        rendered = render_params("Content-Type", ctype.essence, ctype.params)
+    else:
+        rendered = render_structured("Content-Type", ctype.essence)
+    return rendered + b"Content-Transfer-Encoding: " + encoding.value.encode("ascii") + b"\r\n"
+
+
 def render_part_headers(part: Part, out: Chunks) -> None:
     """Append the Content-* headers (and extra headers) of a resolved part to ``out``."""
     if isinstance(part, MultiPart):
@@ -809,14 +818,9 @@ def render_part_headers(part: Part, out: Chunks) -> None:
         for name, value in part.headers:
             out.append(render_unstructured(name, value))
         return
-    ctype = part.content_type
-    if ctype.params:
-        out.append(render_params("Content-Type", ctype.essence, ctype.params))
-    else:
-        out.append(render_structured("Content-Type", ctype.essence))
     encoding = part.transfer_encoding
     assert encoding is not None
-    out.append(b"Content-Transfer-Encoding: " + encoding.value.encode("ascii") + b"\r\n")
+    out.append(_render_leaf_type(part.content_type, encoding))
     if part.disposition is not None or part.filename is not None:
         params = () if part.filename is None else (("filename", part.filename),)
         out.append(render_params("Content-Disposition", part.disposition or "attachment", params))
