@@ -179,8 +179,9 @@ async def test_starttls_refused_fails_closed(tls_material: TlsMaterial) -> None:
                 credentials=None,
             )
         )
-        with pytest.raises(TlsError, match="refused STARTTLS"):
+        with pytest.raises(TlsError, match="refused STARTTLS") as info:
             await client.connect()
+    assert info.value.transient  # a 454 is temporary
     assert mini.verbs() == ["EHLO", "STARTTLS"]
 
 

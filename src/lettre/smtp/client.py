@@ -426,7 +426,8 @@ class SmtpClient:
             if required:
                 raise TlsError(
                     f"{stream.peer} refused STARTTLS, which is required: "
-                    f"{reply.code} {reply.text}; nothing else was sent"
+                    f"{reply.code} {reply.text}; nothing else was sent",
+                    transient=reply.is_transient,
                 )
             self._logger.debug(
                 "%s refused STARTTLS (%d); continuing without TLS", stream.peer, reply.code

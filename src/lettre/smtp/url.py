@@ -54,8 +54,12 @@ def parse_smtp_url(url: str) -> dict[str, Any]:
     try:
         parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid SMTP URL: {_redact(exc)}") from None
+    except ValueError:
+        # urllib's message may quote part of the password: never echo it.
+        raise ValueError(
+            "invalid SMTP URL: bad host or port (percent-encode '/', '?', '#' and '@' "
+            "in the user name and password)"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in ("smtp", "smtps"):
         raise ValueError(f"unsupported URL scheme {parts.scheme!r}: expected smtp or smtps")
@@ -138,9 +142,3 @@ def _parse_bool(name: str, value: str) -> bool:
     if lowered in _FALSE:
         return False
     raise ValueError(f"the SMTP URL parameter {name!r} must be true or false")
-
-
-def _redact(exc: ValueError) -> str:
-    # urllib's messages quote the port text only, never the password; keep it short anyway.
-    text = str(exc)
-    return text.split(":", 1)[0] if "@" in text else text
