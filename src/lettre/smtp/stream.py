@@ -31,8 +31,8 @@ from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSStream
 
 from lettre.errors import (
-    LocalProtocolError,
     OutcomeUnknown,
+    ProtocolError,
     ServerDisconnected,
     SmtpConnectError,
     SmtpError,
@@ -240,7 +240,7 @@ class SmtpStream:
         """
         try:
             data = self.conn.send(command)
-        except LocalProtocolError:
+        except ProtocolError:
             # The protocol state is now ERROR: this connection is done.
             self.broken = True
             raise
