@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 ScriptFactory = Callable[[str, str], Path]
 
 
