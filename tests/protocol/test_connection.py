@@ -860,6 +860,42 @@ def test_unsolicited_reply_is_a_protocol_error() -> None:
         feed(conn, b"250 ok\r\n250 extra\r\n")
 
 
+def test_bytes_left_after_a_reply_are_refused_before_the_next_command() -> None:
+    # The extra line arrives in the same read as the EHLO reply: the driver
+    # stops reading once nothing is owed, so send() must look at the buffer.
+    conn = ClientConnection()
+    conn.receive_data(b"220 mx.example\r\n")
+    assert conn.next_event() != NEED_DATA
+    conn.send(Ehlo("client.example"))
+    conn.receive_data(EHLO_PLAIN + b"250 2.0.0 ok\r\n")
+    assert conn.next_event() != NEED_DATA
+    with pytest.raises(RemoteProtocolError, match="unsolicited"):
+        conn.send(Mail("a@example.org"))
+    assert conn.state is S.ERROR
+
+
+def test_partial_unsolicited_bytes_are_refused_before_the_next_command() -> None:
+    conn = connect()
+    conn.receive_data(b"554 5.7.1 rej")
+    with pytest.raises(RemoteProtocolError, match="unsolicited data"):
+        conn.send(Noop())
+    assert conn.state is S.ERROR
+
+
+def test_buffered_421_closes_before_the_next_command() -> None:
+    conn = connect()
+    conn.receive_data(b"421 4.4.2 bye\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.send(Noop())
+    assert conn.owed == 0
+
+    conn = connect()
+    conn.receive_data(b"421 4.4.2 bye\r\n250 more\r\n")
+    with pytest.raises(RemoteProtocolError, match="after its 421"):
+        conn.send(Noop())
+    assert conn.state is S.ERROR
+
+
 def test_421_to_quit() -> None:
     conn = connect()
     conn.send(Quit())

@@ -187,14 +187,36 @@ class ClientConnection:
                 not offer PIPELINING, the command would follow one that ends
                 a pipelined group, or it needs an extension the server did
                 not announce. The connection is then in ERROR.
+            RemoteProtocolError: the server sent bytes while no reply was
+                owed (other than a lone 421); they are never taken as the
+                reply to this command. The connection is then in ERROR.
         """
         if self._state is ClientState.ERROR:
             raise LocalProtocolError("the connection is in the ERROR state")
+        if not self._owed and self._parser.buffered:
+            self._reject_unsolicited()
         try:
             return self._send(command)
         except LocalProtocolError:
             self._state = ClientState.ERROR
             raise
+
+    def _reject_unsolicited(self) -> None:
+        # Bytes that arrived while no reply was owed must never be taken as
+        # the reply to the next command. A complete 421 closes the session
+        # (RFC 5321 3.8); anything else is an unsolicited reply.
+        reply = None
+        try:
+            reply = self._parser.next_reply()
+            if reply is not None:
+                self._handle(reply)
+        except RemoteProtocolError:
+            self._state = ClientState.ERROR
+            raise
+        if reply is None or self._parser.buffered:
+            self._state = ClientState.ERROR
+            where = "between commands" if reply is None else "after its 421 reply"
+            raise RemoteProtocolError(f"unsolicited data from the server {where}")
 
     def _send(self, command: Command) -> bytes:
         verb = command.verb
