@@ -10,7 +10,9 @@ with lettre (``Message.builder() ... .build().as_bytes()``) and with the
 standard library (``EmailMessage`` + ``policy.SMTP``, ``as_bytes()``); both
 get a Date and a Message-ID. Cases:
 
-    (a) a plain-text message;
+    (a) a plain-text message (the same addresses every time, as in a loop
+        that builds one message many times, and a new recipient each time,
+        as in a mailing);
     (b) text + HTML alternative with a non-ASCII subject and display names;
     (c) one attachment of 100 KiB and one of 10 MiB (throughput in MB/s).
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import sys
 import time
@@ -56,6 +59,34 @@ def lettre_plain() -> bytes:
         .build()
         .as_bytes()
     )
+
+
+_counter = itertools.count()
+
+
+def lettre_plain_distinct() -> bytes:
+    n = next(_counter)
+    return (
+        Message.builder()
+        .from_("Alice Example <alice@example.org>")
+        .to(f"Reader {n} <reader{n}@example.com>")
+        .subject("The weekly report")
+        .text(TEXT)
+        .build()
+        .as_bytes()
+    )
+
+
+def stdlib_plain_distinct() -> bytes:
+    n = next(_counter)
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = "Alice Example <alice@example.org>"
+    msg["To"] = f"Reader {n} <reader{n}@example.com>"
+    msg["Subject"] = "The weekly report"
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = make_msgid(domain="example.org")
+    msg.set_content(TEXT)
+    return msg.as_bytes()
 
 
 def stdlib_plain() -> bytes:
@@ -185,6 +216,7 @@ def main() -> int:
 
     for label, ours, theirs in (
         ("(a) plain text", lettre_plain, stdlib_plain),
+        ("(a) plain text, new recipient each", lettre_plain_distinct, stdlib_plain_distinct),
         ("(b) text+html, non-ASCII", lettre_alternative, stdlib_alternative),
     ):
         lettre_rate, stdlib_rate = compare(ours, theirs, seconds, rounds)

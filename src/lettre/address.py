@@ -74,6 +74,10 @@ _ENCODED_WORD = re.compile(r"=\?([^?*\s]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=
 
 # RFC 5322 specials (plus space): everything else that is printable is atext.
 _SPECIALS: Final = frozenset('()<>[]:;@\\,." \t')
+_PHRASE_SPECIALS: Final = _SPECIALS - {" "}
+# Text without these characters is "Name <a@b>" or "a@b" at most (fast path).
+_NOT_SIMPLE: Final = frozenset('"()[]\\,;:@')
+_NOT_BARE: Final = frozenset("()<>,;: \t")
 
 
 def check_header_text(value: str, what: str) -> None:
@@ -346,7 +350,7 @@ def _phrase_needs_quotes(name: str) -> bool:
     """True unless ``name`` is atoms separated by single spaces."""
     if not name or name[0] == " " or name[-1] == " " or "  " in name:
         return True
-    return any(ch in _SPECIALS and ch != " " for ch in name)
+    return not _PHRASE_SPECIALS.isdisjoint(name)
 
 
 def _quote_phrase(name: str) -> str:
@@ -663,12 +667,46 @@ def _parse_cached(text: str, limit: int, *, allow_groups: bool) -> tuple[Mailbox
     return tuple(_parse_list(text, limit, allow_groups=allow_groups))
 
 
+def _parse_simple(text: str) -> Mailbox | None:
+    """Parse ``a@b`` or ``Name <a@b>`` without tokenizing; None for anything else.
+
+    Gives the same result as the full parser for the inputs it accepts.
+    """
+    if "=?" in text:
+        return None
+    lt = text.find("<")
+    if lt < 0:
+        if not _NOT_BARE.isdisjoint(text) or text.count("@") != 1:
+            return None
+        return Mailbox(Address(text))
+    gt = text.find(">")
+    if gt < lt or text.count("<") != 1 or text.count(">") != 1 or text[gt + 1 :].strip(" \t"):
+        return None
+    name_text = text[:lt]
+    addr_text = text[lt + 1 : gt].strip(" \t")
+    if (
+        not _NOT_SIMPLE.isdisjoint(name_text)
+        or not _NOT_BARE.isdisjoint(addr_text)
+        or addr_text.count("@") != 1
+    ):
+        return None
+    return Mailbox(Address(addr_text), name_text or None)
+
+
 def _parse_list(text: str, limit: int, *, allow_groups: bool) -> list[Mailbox]:
     if not isinstance(text, str):
         raise TypeError(f"expected a str, not {type(text).__name__}")
     if len(text) > limit:
         raise AddressError(f"the address text is longer than {limit} characters")
     check_header_text(text, "the address text")
+    simple = _parse_simple(text)
+    if simple is not None:
+        return [simple]
+    return _parse_full(text, allow_groups=allow_groups)
+
+
+def _parse_full(text: str, *, allow_groups: bool) -> list[Mailbox]:
+    """The complete RFC 5322 mailbox-list parser (input already length- and control-checked)."""
     tokens = _tokenize(text)
     if not tokens:
         raise AddressError("the address text is empty")

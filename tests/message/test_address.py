@@ -363,3 +363,29 @@ def test_parsers_never_raise_anything_but_address_error(text: str) -> None:
     for parse in (Address, Mailbox.parse, Mailboxes.parse):
         with contextlib.suppress(AddressError):
             parse(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet='ab.@<> "()\\,;:[]\t=?é1', max_size=30),
+        st.builds(
+            lambda name, local, domain: f"{name}<{local}@{domain}>",
+            st.text(alphabet="ab .é=?\t", max_size=10),
+            st.text(alphabet='ab."\\ ', min_size=1, max_size=8),
+            st.sampled_from(["example.org", "[192.0.2.1]", "bücher.example", "x..y"]),
+        ),
+    )
+)
+def test_fast_path_agrees_with_full_parser(text: str) -> None:
+    from lettre.address import _parse_full, _parse_simple
+
+    try:
+        simple = _parse_simple(text)
+    except AddressError:
+        with pytest.raises(AddressError):
+            _parse_full(text, allow_groups=True)
+        return
+    if simple is None:
+        return
+    assert _parse_full(text, allow_groups=True) == [simple]
