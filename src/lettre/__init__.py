@@ -1,3 +1,153 @@
-"""lettre: an asyncio-native email client."""
+"""lettre: an asyncio-native email client for asyncio and trio.
+
+Build a message with :meth:`Message.builder`, then send it with a transport::
+
+    async with SmtpTransport.starttls_relay("smtp.example.org", credentials=...) as smtp:
+        result = await smtp.send(message)
+
+The SES transport and the DKIM signer need optional extras (``lettre[ses]``,
+``lettre[dkim]``); they are imported on first use so that ``import lettre``
+stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lettre.address import Address, Mailbox, Mailboxes
+from lettre.envelope import Envelope
+from lettre.errors import (
+    AddressError,
+    AuthenticationError,
+    DataRefused,
+    ExtensionNotSupported,
+    FileTransportError,
+    LettreError,
+    LocalProtocolError,
+    MessageError,
+    MessageTooLarge,
+    OutcomeUnknown,
+    PoolTimeout,
+    ProtocolError,
+    RecipientsRefused,
+    RemoteProtocolError,
+    SenderRefused,
+    SendmailError,
+    ServerDisconnected,
+    SesError,
+    SmtpConnectError,
+    SmtpError,
+    SmtpReplyError,
+    SmtpTimeoutError,
+    TlsError,
+    TransportError,
+)
+from lettre.message import (
+    Attachment,
+    ContentType,
+    Message,
+    MessageBuilder,
+    MultiPart,
+    Priority,
+    SinglePart,
+    TransferEncoding,
+)
+from lettre.smtp.auth import AuthMechanism, Credentials
+from lettre.smtp.pool import PoolConfig, PoolStatistics
+from lettre.smtp.tls import TlsMode, TlsParameters
+from lettre.transports.base import (
+    BaseTransport,
+    RecipientResult,
+    SendResult,
+    Signer,
+    Transport,
+)
+from lettre.transports.file import FileTransport
+from lettre.transports.memory import MemoryTransport
+from lettre.transports.sendmail import SendmailTransport
+from lettre.transports.smtp import SmtpTransport
+
+if TYPE_CHECKING:
+    from lettre.dkim import DkimSigner
+    from lettre.transports.ses import AwsCredentials, SesTransport
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "DkimSigner": "lettre.dkim",
+    "SesTransport": "lettre.transports.ses",
+    "AwsCredentials": "lettre.transports.ses",
+}
+
+__all__ = [
+    "Address",
+    "AddressError",
+    "Attachment",
+    "AuthMechanism",
+    "AuthenticationError",
+    "AwsCredentials",
+    "BaseTransport",
+    "ContentType",
+    "Credentials",
+    "DataRefused",
+    "DkimSigner",
+    "Envelope",
+    "ExtensionNotSupported",
+    "FileTransport",
+    "FileTransportError",
+    "LettreError",
+    "LocalProtocolError",
+    "Mailbox",
+    "Mailboxes",
+    "MemoryTransport",
+    "Message",
+    "MessageBuilder",
+    "MessageError",
+    "MessageTooLarge",
+    "MultiPart",
+    "OutcomeUnknown",
+    "PoolConfig",
+    "PoolStatistics",
+    "PoolTimeout",
+    "Priority",
+    "ProtocolError",
+    "RecipientResult",
+    "RecipientsRefused",
+    "RemoteProtocolError",
+    "SendResult",
+    "SenderRefused",
+    "SendmailError",
+    "SendmailTransport",
+    "ServerDisconnected",
+    "SesError",
+    "SesTransport",
+    "Signer",
+    "SinglePart",
+    "SmtpConnectError",
+    "SmtpError",
+    "SmtpReplyError",
+    "SmtpTimeoutError",
+    "SmtpTransport",
+    "TlsError",
+    "TlsMode",
+    "TlsParameters",
+    "TransferEncoding",
+    "Transport",
+    "TransportError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the transports and signers with optional dependencies on first use."""
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'lettre' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,49 @@
+"""The top-level package: what it exports and what importing it costs."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+import lettre
+
+
+def test_every_exported_name_resolves_and_is_documented() -> None:
+    for name in lettre.__all__:
+        value = getattr(lettre, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert inspect.getdoc(value), f"{name} has no docstring"
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="NoSuchThing"):
+        _ = lettre.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_dir_lists_the_lazy_names() -> None:
+    assert {"DkimSigner", "SesTransport", "AwsCredentials"} <= set(dir(lettre))
+
+
+def test_import_lettre_stays_light() -> None:
+    code = (
+        "import sys, lettre\n"
+        "heavy = [m for m in ('cryptography', 'botocore', 'boto3', 'aiobotocore', 'aiohttp',"
+        " 'pytest', 'trio', 'dkim', 'aiosmtpd') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_lazy_names_load_their_module() -> None:
+    from lettre.dkim import DkimSigner
+    from lettre.transports.ses import AwsCredentials, SesTransport
+
+    assert lettre.DkimSigner is DkimSigner
+    assert lettre.SesTransport is SesTransport
+    assert lettre.AwsCredentials is AwsCredentials
