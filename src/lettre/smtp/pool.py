@@ -38,10 +38,26 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from lettre.errors import PoolTimeout, TransportError
+from lettre.errors import (
+    LettreError,
+    OutcomeUnknown,
+    PoolTimeout,
+    ServerDisconnected,
+    SmtpReplyError,
+    SmtpTimeoutError,
+    TransportError,
+)
+from lettre.smtp.client import SmtpClient
 
 if TYPE_CHECKING:
+    import ssl
+
     from typing_extensions import Self
+
+    from lettre.envelope import Envelope
+    from lettre.smtp.client import Transaction
+    from lettre.smtp.settings import SmtpSettings
+    from lettre.transports.base import SendResult
 
 __all__ = [
     "ConnectionFactory",
@@ -49,6 +65,8 @@ __all__ = [
     "PoolConfig",
     "PoolStatistics",
     "PooledConnection",
+    "PooledSmtpConnection",
+    "SmtpPool",
 ]
 
 logger = logging.getLogger(__name__)
@@ -371,11 +389,16 @@ class ConnectionPool(Generic[C]):
             if conn is None and not slot:
                 # We took over the slot of the first retired connection.
                 slot = True
+        chained = False
         if conn is None and not slot:
-            conn, slot = await self._wait(timeout, ticket, fresh)
+            conn, slot, chained = await self._wait(timeout, ticket, fresh)
         if slot:
             return await self._open_in_slot()
         assert conn is not None
+        if chained:
+            # Handed over mid-use: commands for this caller may already be on
+            # it. Its new owner must see it as it is, broken or not.
+            return conn
         return await self._prepare(conn, replace=fresh)
 
     def _acquire_nowait(self, fresh: bool) -> tuple[C | None, bool, list[C]]:
@@ -415,7 +438,7 @@ class ConnectionPool(Generic[C]):
             return None, True, expired
         return None, False, expired
 
-    async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool]:
+    async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool, bool]:
         waiter: _Waiter[C] = _Waiter(ticket, fresh)
         self._waiters.append(waiter)
         self._waiting += 1
@@ -441,7 +464,7 @@ class ConnectionPool(Generic[C]):
                 f"no connection became available within {self._config.pool_timeout:g} s "
                 f"(max_size={self._config.max_size})"
             )
-        return waiter.connection, waiter.slot
+        return waiter.connection, waiter.slot, waiter.chained
 
     async def _abandon(self, waiter: _Waiter[C]) -> None:
         """Undo a waiter that gives up, returning whatever it had been given."""
@@ -806,3 +829,378 @@ class ConnectionPool(Generic[C]):
                 # in an exception group): the reaper never raises.
                 await group.__aexit__(None, None, None)
         return None
+
+
+# -- pooled SMTP connections with chaining -----------------------------------------------------
+
+
+class _Turn:
+    """One transaction's place in a connection's queue of reply readers."""
+
+    __slots__ = ("active", "event", "orphan", "wake")
+
+    def __init__(self, *, active: bool) -> None:
+        self.active = active  # its owner will read (False: written for a waiter not yet awake)
+        self.orphan = False  # its owner went away: skip it
+        self.event: anyio.Event | None = None
+        self.wake: Callable[[], None] | None = None
+
+
+class PooledSmtpConnection:
+    """An :class:`~lettre.smtp.client.SmtpClient` as the pool lends it.
+
+    Besides what :class:`PooledConnection` asks for, it keeps the queue of
+    *turns*: with chaining, several transactions are in flight on one
+    connection and their replies come back in the order their commands were
+    written, so each reader waits for its turn.
+
+    Args:
+        client: a connected client.
+        clock: the pool's clock, for ``created_at`` and ``last_used``.
+    """
+
+    __slots__ = ("_changed", "_clock", "_poisoned", "_turns", "client", "created_at", "last_used")
+
+    def __init__(self, client: SmtpClient, clock: Callable[[], float] = anyio.current_time) -> None:
+        self.client = client
+        self._clock = clock
+        self.created_at = clock()
+        self.last_used = self.created_at
+        self._turns: deque[_Turn] = deque()
+        self._poisoned = False
+        self._changed: anyio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<PooledSmtpConnection {self.client!r} turns={len(self._turns)}>"
+
+    @property
+    def is_usable(self) -> bool:
+        """Whether the connection can carry more transactions.
+
+        Unlike ``SmtpClient.is_usable`` this stays True while an earlier
+        transaction's final reply is outstanding (that is what chaining does).
+        """
+        if self._poisoned:
+            return False
+        client = self.client
+        return client.is_usable or (client.is_connected and not _is_broken(client))
+
+    @property
+    def messages_sent(self) -> int:
+        return self.client.messages_sent
+
+    def touch(self) -> None:
+        """Record that the connection was just used (by the pool's clock)."""
+        self.last_used = self._clock()
+
+    async def check(self) -> bool:
+        """NOOP on an idle connection."""
+        ok = await self.client.check()
+        self.touch()
+        return ok
+
+    async def aclose(self) -> None:
+        """Let the readers already queued finish, then close (QUIT if still usable)."""
+        with anyio.CancelScope(shield=True):
+            while self._turns and self._turns[0].active:
+                self._changed = anyio.Event()
+                with anyio.move_on_after(_drain_limit(self.client)) as scope:
+                    await self._changed.wait()
+                if scope.cancelled_caught:
+                    break
+            if self._poisoned:
+                await _abort(self.client)
+            else:
+                await self.client.aclose()
+
+    def poison(self) -> None:
+        """Never lend this connection again (commands of a vanished caller are on it)."""
+        self._poisoned = True
+
+    def last_turn(self) -> _Turn:
+        return self._turns[-1]
+
+    def new_turn(self, *, active: bool) -> _Turn:
+        turn = _Turn(active=active)
+        self._turns.append(turn)
+        return turn
+
+    async def wait_turn(self, turn: _Turn) -> None:
+        """Wait until every transaction written before ``turn`` has read its replies."""
+        if self._turns and self._turns[0] is turn:
+            return
+        turn.event = anyio.Event()
+        with anyio.move_on_after(_drain_limit(self.client)):
+            await turn.event.wait()
+        if not turn.event.is_set():
+            raise SmtpTimeoutError("the connection's earlier transactions never finished")
+
+    def end_turn(self, turn: _Turn) -> None:
+        """``turn``'s owner is done reading (or gave up): the next reader may go."""
+        turns = self._turns
+        if not turns or turns[0] is not turn:
+            turn.orphan = True
+            turn.wake = None
+            return
+        turns.popleft()
+        while turns and turns[0].orphan:
+            turns.popleft()
+        if turns:
+            head = turns[0]
+            wake, head.wake = head.wake, None
+            if wake is not None:
+                wake()
+            if head.event is not None:
+                head.event.set()
+        if self._changed is not None:
+            self._changed.set()
+
+
+def _drain_limit(client: SmtpClient) -> float:
+    # Earlier readers are bounded by their own reply timeouts; this only
+    # guards against a bug leaving a turn open forever.
+    settings = client.settings
+    return settings.data_timeout + 2 * settings.timeout
+
+
+class _Ticket:
+    """What a caller waiting for a connection wants to send (for chaining)."""
+
+    __slots__ = ("data", "envelope", "turn", "tx")
+
+    def __init__(self, envelope: Envelope, data: bytes) -> None:
+        self.envelope = envelope
+        self.data = data
+        self.tx: Transaction | None = None
+        self.turn: _Turn | None = None
+
+
+class _Retry(Exception):  # an internal signal: never escapes SmtpPool.send
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class SmtpPool:
+    """A :class:`ConnectionPool` of SMTP connections that chains transactions.
+
+    ``send()`` borrows a connection, runs one mail transaction and gives the
+    connection back. On a server that offers PIPELINING, when the content of
+    one message is ready while other sends wait for a connection, the first
+    waiter's MAIL, RCPT and DATA go in the same write as that content; the
+    waiter then reads its own replies, in order, when the previous message's
+    final reply is in. Each send still gets exactly its own result.
+
+    A connection that fails before the server took the message (before the
+    end of data was written) is replaced and the message sent again once, on
+    a newly opened connection. A failure after that is
+    :class:`~lettre.errors.OutcomeUnknown` and is never retried.
+
+    Args:
+        settings: how to connect.
+        config: the pool's limits.
+        ssl_context: the TLS context shared by the connections (built from
+            ``settings`` when None).
+        clock: the time source for ageing and rate limiting (tests pass a
+            fake one, with the matching ``sleep``).
+        sleep: the matching sleep function.
+    """
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        config: PoolConfig | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._settings = settings
+        if ssl_context is None and settings.uses_tls:
+            ssl_context = settings.create_ssl_context()
+        self._ssl_context = ssl_context
+        self._clock = clock
+        self._pool: ConnectionPool[PooledSmtpConnection] = ConnectionPool(
+            self._open, config, clock=clock, sleep=sleep
+        )
+
+    @property
+    def settings(self) -> SmtpSettings:
+        """The connection settings."""
+        return self._settings
+
+    @property
+    def pool(self) -> ConnectionPool[PooledSmtpConnection]:
+        """The underlying connection pool."""
+        return self._pool
+
+    def statistics(self) -> PoolStatistics:
+        """The pool's counters."""
+        return self._pool.statistics()
+
+    async def _open(self) -> PooledSmtpConnection:
+        client = SmtpClient(self._settings, ssl_context=self._ssl_context)
+        await client.connect()
+        return PooledSmtpConnection(client, self._clock)
+
+    async def send(
+        self, envelope: Envelope, data: bytes, *, deadline: float | None = None
+    ) -> SendResult:
+        """Send one message on a pooled connection.
+
+        Args:
+            envelope: the reverse path and the recipients.
+            data: the serialised message.
+            deadline: an absolute time on anyio's clock for the whole send,
+                waiting for a connection and the retry included.
+
+        Raises:
+            PoolTimeout: no connection within ``pool_timeout``.
+            SmtpTimeoutError: the deadline passed.
+            OutcomeUnknown: the connection broke after the content was sent.
+            SmtpError: any other failure, as ``SmtpClient.send`` raises it.
+        """
+        try:
+            return await self._attempt(envelope, data, deadline, fresh=False)
+        except _Retry as retry:
+            logger.debug("retrying on a new connection after: %s", retry.error)
+        return await self._attempt(envelope, data, deadline, fresh=True, last=True)
+
+    async def _acquire(
+        self, ticket: _Ticket, deadline: float | None, *, fresh: bool
+    ) -> PooledSmtpConnection:
+        if deadline is None:
+            return await self._pool.acquire(ticket, fresh=fresh)
+        with anyio.CancelScope(deadline=deadline) as scope:
+            return await self._pool.acquire(ticket, fresh=fresh)
+        assert scope.cancelled_caught
+        raise SmtpTimeoutError("the deadline passed while waiting for a connection")
+
+    async def _attempt(
+        self,
+        envelope: Envelope,
+        data: bytes,
+        deadline: float | None,
+        *,
+        fresh: bool,
+        last: bool = False,
+    ) -> SendResult:
+        pool = self._pool
+        ticket = _Ticket(envelope, data)
+        conn = await self._acquire(ticket, deadline, fresh=fresh)
+        client = conn.client
+        tx = ticket.tx
+        turn = ticket.turn
+        owner = True  # False once the connection was handed to the next caller
+        first: bytes | None = None
+        try:
+            if turn is None:
+                # Our own envelope; nobody else is queued on this connection.
+                tx = client.prepare(envelope, data)
+                turn = conn.new_turn(active=True)
+                first = client.encode_envelope(tx)
+            else:
+                # The previous user wrote our envelope after its content.
+                turn.active = True
+                await conn.wait_turn(turn)
+            assert tx is not None
+            async with client.operation(deadline):
+                if first is not None:
+                    await client.write(first)
+                await client.complete_envelope(tx)
+                out = client.encode_content(tx)
+                if tx.pipelined:
+                    chained: list[bytes] = []
+
+                    def claim(other: object) -> bool:
+                        return self._claim(conn, other, chained)
+
+                    wake = pool.hand_off(conn, claim)
+                    if wake is not None:
+                        owner = False
+                        conn.last_turn().wake = wake
+                        out += chained[0]
+                await client.write(out)
+                return await client.complete(tx)
+        except BaseException as exc:
+            if owner and _owed(client) and not _is_broken(client):
+                # Replies nobody will read are on their way (say, we were
+                # cancelled while an earlier user was still reading): the
+                # connection cannot be reused.
+                conn.poison()
+            if (
+                not last
+                and isinstance(exc, (ServerDisconnected, SmtpTimeoutError, SmtpReplyError))
+                and _retryable(exc, tx, deadline)
+            ):
+                raise _Retry(exc) from exc
+            raise
+        finally:
+            conn.touch()
+            if turn is not None:
+                conn.end_turn(turn)
+            if owner:
+                with anyio.CancelScope(shield=True):
+                    await pool.release(conn)
+
+    def _claim(self, conn: PooledSmtpConnection, other: object, out: list[bytes]) -> bool:
+        """Write the first waiter's envelope after our content, if it can go."""
+        if not isinstance(other, _Ticket) or other.turn is not None:
+            return False
+        client = conn.client
+        try:
+            tx = client.prepare(other.envelope, other.data)
+        except (LettreError, TypeError, ValueError):  # the waiter will meet it on its own
+            return False
+        if not tx.pipelined:
+            return False
+        other.turn = conn.new_turn(active=False)
+        out.append(client.encode_envelope(tx))
+        other.tx = tx
+        return True
+
+    async def aclose(self) -> None:
+        """Close every idle connection (QUIT); the others close as they come back."""
+        await self._pool.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self._pool.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        return await self._pool.__aexit__(exc_type, exc, tb)
+
+
+def _retryable(exc: Exception, tx: Transaction | None, deadline: float | None) -> bool:
+    """Whether a failed attempt may be sent again on a new connection."""
+    if isinstance(exc, OutcomeUnknown):
+        return False
+    if tx is not None and tx.content_sent:
+        return False
+    if isinstance(exc, SmtpReplyError):
+        return exc.code == 421
+    if isinstance(exc, SmtpTimeoutError):
+        return deadline is None or anyio.current_time() < deadline
+    return True
+
+
+def _is_broken(client: SmtpClient) -> bool:
+    stream = client._stream
+    return stream is None or stream.broken or stream.closed
+
+
+def _owed(client: SmtpClient) -> int:
+    stream = client._stream
+    return 0 if stream is None else stream.conn.owed
+
+
+async def _abort(client: SmtpClient) -> None:
+    """Close without QUIT: the connection carries replies nobody will read."""
+    stream = client._stream
+    if stream is not None:
+        await stream.aclose()
