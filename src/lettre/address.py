@@ -256,6 +256,10 @@ def _parse_addr_spec(text: str) -> tuple[str, str, str]:
     """Parse and validate an addr-spec: (local part, Unicode domain, ASCII domain)."""
     local_text, domain_text = _split_addr_spec(text)
     local = _parse_local(local_text)
+    if "=?" in local:
+        # Lenient parsers decode RFC 2047 encoded words even here, turning one
+        # address into another (a known way to smuggle addresses past checks).
+        raise AddressError(f"the local part {local!r} looks like an RFC 2047 encoded word")
     if len(local) > MAX_LOCAL_PART_LENGTH or (
         not local.isascii() and len(local.encode("utf-8")) > MAX_LOCAL_PART_LENGTH
     ):
@@ -278,6 +282,9 @@ class Address:
             ``'"john doe"@example.org'``, ``"åsa@exämple.se"`` or
             ``"postmaster@[192.0.2.1]"``. No surrounding spaces, angle
             brackets or display name: use :meth:`Mailbox.parse` for those.
+
+    Local parts containing ``=?`` are refused: lenient parsers decode them as
+    RFC 2047 encoded words, which can turn one address into another.
 
     Raises:
         AddressError: the text is not exactly one valid address.

@@ -215,3 +215,13 @@ def test_structured_values_must_be_ascii() -> None:
     assert render_structured("X-Priority", "1 (Highest)") == b"X-Priority: 1 (Highest)\r\n"
     with pytest.raises(MessageError):
         render_structured("X-Thing", "ä")
+
+
+def test_long_quoted_display_name_folds_between_words() -> None:
+    name = "Department of Redundancy Department, Office of the Assistant (Deputy) Manager"
+    header = render_address_list("From", [Mailbox("office@example.org", name)])
+    assert all(len(line) <= 78 for line in header.split(b"\r\n"))
+    assert b'"Department,"' in header
+    (parsed,) = parse(header + b"\r\n")["From"].addresses
+    assert parsed.display_name == name
+    assert parsed.addr_spec == "office@example.org"

@@ -338,10 +338,19 @@ def _phrase_pieces(name: str) -> list[str]:
         words = name.split(" ")
         if all(word and _ATEXT.issuperset(word) for word in words):
             return [" " + word for word in words]
-        quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if len(quoted) <= _MAX_RAW_WORD:
+        quoted = _quote(name)
+        if len(quoted) <= _FIRST_NAME_WORD:
             return [" " + quoted]
+        # A long name is quoted word by word, so that it can be folded between
+        # words: a phrase means its words joined by single spaces.
+        pieces = [" " + (w if w and _ATEXT.issuperset(w) else _quote(w)) for w in words]
+        if all(len(piece) <= _MAX_RAW_WORD for piece in pieces):
+            return pieces
     return [" " + word for word in encode_words(name, _FIRST_NAME_WORD)]
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @lru_cache(maxsize=1024)
