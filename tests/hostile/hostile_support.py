@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
 from scripted import HostileServer, SmtpScript
 
 from lettre.envelope import Envelope
@@ -88,3 +89,23 @@ def bounded_memory(limit: int = MEMORY_LIMIT, *, enabled: bool = True) -> Iterat
         if not was_tracing:
             tracemalloc.stop()
     assert peak - base < limit, f"the client held {peak - base} bytes while flooded"
+
+
+async def each_step(steps: Iterable[str], scenario: Callable[[str], Awaitable[None]]) -> None:
+    """Run ``scenario(step)`` for every step at once (timeouts then overlap).
+
+    A failure names its step.
+    """
+
+    async def run(step: str) -> None:
+        try:
+            await scenario(step)
+        except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                raise
+            raise AssertionError(f"at step {step}: {exc!r}") from exc
+
+    with anyio.fail_after(GUARD):
+        async with anyio.create_task_group() as tg:
+            for step in steps:
+                tg.start_soon(run, step)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -24,6 +23,7 @@ from hostile_support import (
     GUARD,
     assert_next_send_uses_new_connection,
     bounded_memory,
+    each_step,
     envelope,
     message_bytes,
     transport_for,
@@ -108,26 +108,6 @@ async def expect_failure(
 
 
 # --------------------------------------------------------------------------- silence
-
-
-async def each_step(steps: Iterable[str], scenario: Callable[[str], Awaitable[None]]) -> None:
-    """Run ``scenario(step)`` for every step at once (timeouts then overlap).
-
-    A failure names its step.
-    """
-
-    async def run(step: str) -> None:
-        try:
-            await scenario(step)
-        except BaseException as exc:
-            if isinstance(exc, anyio.get_cancelled_exc_class()):
-                raise
-            raise AssertionError(f"at step {step}: {exc!r}") from exc
-
-    with anyio.fail_after(GUARD):
-        async with anyio.create_task_group() as tg:
-            for step in steps:
-                tg.start_soon(run, step)
 
 
 SILENT_STEPS = (
