@@ -45,7 +45,7 @@ __all__ = [
 MAX_NESTING: Final = 32
 """The deepest MIME tree accepted."""
 
-Chunks: TypeAlias = "list[bytes | bytearray]"
+Chunks: TypeAlias = list[bytes | bytearray]
 """Pieces of serialised output, joined once at the end."""
 
 _MAX_FILENAME: Final = 255
@@ -614,7 +614,8 @@ class MultiPart:
         return copy
 
 
-Part: TypeAlias = "SinglePart | MultiPart"
+Part: TypeAlias = SinglePart | MultiPart
+"""A node of the MIME tree."""
 
 
 @dataclass(frozen=True, slots=True, init=False)
