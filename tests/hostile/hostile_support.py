@@ -53,19 +53,36 @@ def transport_for(
     return SmtpTransport(server.host, server.port, tls=tls, **kwargs)
 
 
+def assert_no_pooled_connection(transport: SmtpTransport) -> None:
+    """Once a send failed on a broken connection, the transport keeps no connection.
+
+    Checked through the pool's statistics when the transport has them.
+    """
+    statistics = getattr(transport, "statistics", None)
+    if statistics is None:
+        return
+    stats = statistics()
+    assert (stats.open, stats.idle, stats.in_use, stats.opening) == (0, 0, 0, 0), stats
+
+
 async def assert_next_send_uses_new_connection(
     transport: SmtpTransport, server: HostileServer, script: SmtpScript
 ) -> None:
     """After a failure, the next send works, on a connection opened for it.
 
-    The failed connection must have been discarded: the script's later
-    connections are well-mannered, so the send succeeds only on a new one.
+    The script is made well-mannered first (``script.hostile = False``); the
+    broken connections must have been discarded, so the send opens a new one.
     """
+    script.hostile = False
     before = len(server.connections)
     result = await transport.send_raw(envelope(), message_bytes("After"))
     assert result.all_accepted
     assert len(server.connections) == before + 1
     assert script.messages[-1].connection == before
+    statistics = getattr(transport, "statistics", None)
+    if statistics is not None:
+        stats = statistics()
+        assert (stats.open, stats.idle) == (1, 1), stats
 
 
 @contextmanager

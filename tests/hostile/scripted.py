@@ -337,10 +337,14 @@ class SmtpScript:
     not the last), ``RSET``, ``NOOP``, ``QUIT``. A step without an action
     behaves like a well-mannered server. A str action is a one-line reply.
 
+    The actions play on every connection while :attr:`hostile` is True (set
+    it to False to get a well-mannered server for the next connections), or
+    only on the first ``connections`` ones.
+
     Args:
-        actions: step -> action, for the first connection.
-        later: step -> action for connections after the first (default: none,
-            a well-mannered server).
+        actions: step -> action.
+        connections: how many connections (the first ones) get the actions;
+            None for all of them.
         extensions: the EHLO keywords.
         tls_context: a server context; STARTTLS is then offered (and done).
         greeting: the greeting line.
@@ -351,14 +355,15 @@ class SmtpScript:
         self,
         actions: Mapping[str, Action | str] | None = None,
         *,
-        later: Mapping[str, Action | str] | None = None,
+        connections: int | None = None,
         extensions: Iterable[str] = DEFAULT_EXTENSIONS,
         tls_context: ssl.SSLContext | None = None,
         greeting: str = "220 hostile.lettre.test ESMTP",
         drip_all: bool = False,
     ) -> None:
         self.actions = {k: _action(v) for k, v in (actions or {}).items()}
-        self.later = {k: _action(v) for k, v in (later or {}).items()}
+        self.connections = connections
+        self.hostile = True
         self.extensions = list(extensions)
         self.tls_context = tls_context
         self.greeting = greeting
@@ -383,7 +388,8 @@ class SmtpScript:
         ]
 
     async def __call__(self, conn: HostileConnection) -> None:
-        actions = self.actions if conn.index == 0 else self.later
+        active = self.hostile and (self.connections is None or conn.index < self.connections)
+        actions = self.actions if active else {}
         conn.drip_all = self.drip_all and conn.index == 0
         await Session(self, conn, actions).run()
 

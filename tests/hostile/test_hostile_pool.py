@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 from hostile_support import GUARD, each_step, envelope, message_bytes
-from scripted import Action, HostileServer, Session, SmtpScript, flood, hang_up, hostile_server
+from scripted import Action, HostileServer, SmtpScript, flood, hang_up, hostile_server
 from scripted import raw as raw_bytes
 from scripted import silence as silent
 
@@ -34,22 +34,6 @@ from lettre.smtp.settings import SmtpSettings
 from lettre.smtp.tls import TlsMode
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Switch:
-    """Whether the hostile actions still play."""
-
-    on: bool = True
-
-
-def while_on(switch: Switch, action: Action) -> Action:
-    async def wrapper(session: Session, line: str) -> bool | None:
-        if not switch.on:
-            return None
-        return await action(session, line)
-
-    return wrapper
 
 
 @dataclass(frozen=True)
@@ -89,9 +73,7 @@ def pool_for(server: HostileServer) -> SmtpPool:
 async def test_broken_pooled_connections_are_discarded() -> None:
     async def scenario(name: str) -> None:
         case = CASES[name]
-        switch = Switch()
-        actions = {case.step: while_on(switch, case.action)}
-        script = SmtpScript(actions, later=actions)
+        script = SmtpScript({case.step: case.action})
         async with hostile_server(script) as server, pool_for(server) as pool:
             with pytest.raises(case.error):
                 await pool.send(envelope(), message_bytes())
@@ -107,7 +89,7 @@ async def test_broken_pooled_connections_are_discarded() -> None:
             else:
                 assert script.messages == []
             # The next send opens a new connection and works.
-            switch.on = False
+            script.hostile = False
             result = await pool.send(envelope(), message_bytes("After"))
             assert result.all_accepted
             assert len(server.connections) == attempts + 1
@@ -119,16 +101,15 @@ async def test_broken_pooled_connections_are_discarded() -> None:
 
 
 async def test_refused_recipient_leaves_a_healthy_pooled_connection() -> None:
-    switch = Switch()
-    actions = {"RCPT": while_on(switch, raw_bytes(b"550 5.1.1 no such user\r\n"))}
-    script = SmtpScript(actions)
+    script = SmtpScript({"RCPT": raw_bytes(b"550 5.1.1 no such user\r\n")})
     with anyio.fail_after(GUARD):
         async with hostile_server(script) as server, pool_for(server) as pool:
             with pytest.raises(RecipientsRefused):
                 await pool.send(envelope(), message_bytes())
             stats = pool.statistics()
             assert (stats.open, stats.idle) == (1, 1), stats
-            switch.on = False
+            script.hostile = False  # the connection is open: only new ones change
+            script.actions.clear()
             await pool.send(envelope(), message_bytes("After"))
             # Same connection: the refusal was cleaned up with RSET.
             assert len(server.connections) == 1
@@ -139,7 +120,7 @@ async def test_refused_recipient_leaves_a_healthy_pooled_connection() -> None:
 async def test_concurrent_sends_on_a_dying_server_all_fail_cleanly() -> None:
     # Several callers share the pool while every connection dies after the
     # data: each gets its own OutcomeUnknown, none hangs, nothing stays open.
-    script = SmtpScript({"END": hang_up()}, later={"END": hang_up()})
+    script = SmtpScript({"END": hang_up()})
     errors: list[BaseException] = []
 
     async def one(pool: SmtpPool, n: int) -> None:

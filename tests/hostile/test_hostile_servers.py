@@ -6,8 +6,10 @@ with a 0.5 s reply timeout, and checks:
 - the send fails with the right error TYPE (never a hang: ``anyio.fail_after``
   guards every test, and no test asserts elapsed time);
 - the server sees the client close its socket;
-- the broken connection is not reused: the next send opens a new one (the
-  script's later connections are well-mannered).
+- the broken connection is not reused: no connection stays in the pool, and
+  once the script turns well-mannered the next send opens a new one. (A send
+  that failed before the content may be retried once on a new connection:
+  the hostile behaviour holds on every connection until switched off.)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from hostile_support import (
     GUARD,
     assert_next_send_uses_new_connection,
+    assert_no_pooled_connection,
     bounded_memory,
     each_step,
     envelope,
@@ -98,8 +101,18 @@ async def expect_failure(
             try:
                 with bounded_memory(enabled=memory), pytest.raises(error) as info:
                     await transport.send_raw(envelope(), message_bytes())
-                await server.client_closed(0)
-                if not isinstance(info.value, OutcomeUnknown | DataRefused):
+                # Every connection involved (a retry may have opened a second)
+                # was closed by the client and none went back to the pool.
+                for index in range(len(server.connections)):
+                    await server.client_closed(index)
+                assert_no_pooled_connection(transport)
+                if isinstance(info.value, OutcomeUnknown):
+                    # The message in doubt went out once and was never resent.
+                    assert len(script.messages) == 1
+                elif isinstance(info.value, DataRefused):
+                    # Refused at DATA (nothing sent) or after the content (sent once).
+                    assert len(script.messages) <= 1
+                else:
                     assert not script.messages
                 await assert_next_send_uses_new_connection(transport, server, script)
             finally:
@@ -413,7 +426,7 @@ async def test_disconnect_on_reused_connection_before_content_is_retried_once() 
         await session.conn.hang_up()
         return False
 
-    script = SmtpScript({"MAIL": mail_then_die})
+    script = SmtpScript({"MAIL": mail_then_die}, connections=1)
     with anyio.fail_after(GUARD):
         async with hostile_server(script) as server:
             transport = transport_for(server)
@@ -438,7 +451,7 @@ async def test_disconnect_on_reused_connection_after_content_is_not_retried() ->
         await session.conn.hang_up()
         return False
 
-    script = SmtpScript({"END": queue_then_die})
+    script = SmtpScript({"END": queue_then_die}, connections=1)
     with anyio.fail_after(GUARD):
         async with hostile_server(script) as server:
             transport = transport_for(server)
