@@ -5,17 +5,15 @@ Build a message with :meth:`Message.builder`, then send it with a transport::
     async with SmtpTransport.starttls_relay("smtp.example.org", credentials=...) as smtp:
         result = await smtp.send(message)
 
-The SES transport and the DKIM signer need optional extras (``lettre[ses]``,
-``lettre[dkim]``); they are imported on first use so that ``import lettre``
-stays light.
+Names are imported on first use, so that ``import lettre`` (and the message
+layer and the protocol core) load no I/O library; the SES transport and the
+DKIM signer also need optional extras (``lettre[ses]``, ``lettre[dkim]``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lettre.address import Address, Mailbox, Mailboxes
-from lettre.envelope import Envelope
 from lettre.errors import (
     AddressError,
     AuthenticationError,
@@ -42,41 +40,73 @@ from lettre.errors import (
     TlsError,
     TransportError,
 )
-from lettre.message import (
-    Attachment,
-    ContentType,
-    Message,
-    MessageBuilder,
-    MultiPart,
-    Priority,
-    SinglePart,
-    TransferEncoding,
-)
-from lettre.smtp.auth import AuthMechanism, Credentials
-from lettre.smtp.pool import PoolConfig, PoolStatistics
-from lettre.smtp.tls import TlsMode, TlsParameters
-from lettre.transports.base import (
-    BaseTransport,
-    RecipientResult,
-    SendResult,
-    Signer,
-    Transport,
-)
-from lettre.transports.file import FileTransport
-from lettre.transports.memory import MemoryTransport
-from lettre.transports.sendmail import SendmailTransport
-from lettre.transports.smtp import SmtpTransport
 
 if TYPE_CHECKING:
+    from lettre.address import Address, Mailbox, Mailboxes
     from lettre.dkim import DkimSigner
+    from lettre.envelope import Envelope
+    from lettre.message import (
+        Attachment,
+        ContentType,
+        Message,
+        MessageBuilder,
+        MultiPart,
+        Priority,
+        SinglePart,
+        TransferEncoding,
+    )
+    from lettre.smtp.auth import AuthMechanism, Credentials
+    from lettre.smtp.pool import PoolConfig, PoolStatistics
+    from lettre.smtp.tls import TlsMode, TlsParameters
+    from lettre.transports.base import (
+        BaseTransport,
+        RecipientResult,
+        SendResult,
+        Signer,
+        Transport,
+    )
+    from lettre.transports.file import FileTransport
+    from lettre.transports.memory import MemoryTransport
+    from lettre.transports.sendmail import SendmailTransport
     from lettre.transports.ses import AwsCredentials, SesTransport
+    from lettre.transports.smtp import SmtpTransport
 
 __version__ = "0.1.0"
 
+# Every name but the errors is imported on first use: the transports need
+# anyio (and SES and DKIM optional extras), and the message layer and the
+# protocol core must load without any of that.
 _LAZY = {
-    "DkimSigner": "lettre.dkim",
-    "SesTransport": "lettre.transports.ses",
+    "Address": "lettre.address",
+    "Attachment": "lettre.message",
+    "BaseTransport": "lettre.transports.base",
+    "ContentType": "lettre.message",
+    "Envelope": "lettre.envelope",
+    "Mailbox": "lettre.address",
+    "Mailboxes": "lettre.address",
+    "Message": "lettre.message",
+    "MessageBuilder": "lettre.message",
+    "MultiPart": "lettre.message",
+    "Priority": "lettre.message",
+    "RecipientResult": "lettre.transports.base",
+    "SendResult": "lettre.transports.base",
+    "Signer": "lettre.transports.base",
+    "SinglePart": "lettre.message",
+    "TransferEncoding": "lettre.message",
+    "Transport": "lettre.transports.base",
+    "AuthMechanism": "lettre.smtp.auth",
     "AwsCredentials": "lettre.transports.ses",
+    "Credentials": "lettre.smtp.auth",
+    "DkimSigner": "lettre.dkim",
+    "FileTransport": "lettre.transports.file",
+    "MemoryTransport": "lettre.transports.memory",
+    "PoolConfig": "lettre.smtp.pool",
+    "PoolStatistics": "lettre.smtp.pool",
+    "SendmailTransport": "lettre.transports.sendmail",
+    "SesTransport": "lettre.transports.ses",
+    "SmtpTransport": "lettre.transports.smtp",
+    "TlsMode": "lettre.smtp.tls",
+    "TlsParameters": "lettre.smtp.tls",
 }
 
 __all__ = [
