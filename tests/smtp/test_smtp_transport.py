@@ -17,6 +17,7 @@ from lettre.errors import (
 )
 from lettre.message import Message
 from lettre.smtp.auth import Credentials
+from lettre.smtp.pool import PoolConfig
 from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.transports.base import Transport
 from lettre.transports.smtp import SmtpTransport
@@ -110,7 +111,8 @@ async def test_one_connection_is_reused() -> None:
 
 async def test_concurrent_sends_share_the_connection() -> None:
     mini = MiniSmtp()
-    async with scripted_server(mini) as server, _plain(server) as transport:
+    one_connection = PoolConfig(max_size=1)
+    async with scripted_server(mini) as server, _plain(server, pool=one_connection) as transport:
         results = []
 
         async def one(number: int) -> None:
@@ -124,6 +126,19 @@ async def test_concurrent_sends_share_the_connection() -> None:
     assert sorted(t.content for t in mini.transactions if t.content) == sorted(
         message_bytes(f"M{n}") for n in range(5)
     )
+
+
+async def test_concurrent_sends_use_at_most_max_size_connections() -> None:
+    mini = MiniSmtp()
+    async with scripted_server(mini) as server, _plain(server) as transport:
+        async with anyio.create_task_group() as tg:
+            for number in range(30):
+                tg.start_soon(transport.send_raw, envelope(), message_bytes(f"M{number}"))
+        stats = transport.statistics()
+    assert transport.pool_config.max_size == 10
+    assert 1 <= len(mini.connections) <= 10
+    assert stats.messages_sent == 30
+    assert len(mini.transactions) == 30
 
 
 def _drop_after_first_message(goodbye: bytes | None) -> tuple[MiniSmtp, Script]:

@@ -254,6 +254,18 @@ class SmtpClient:
         )
 
     @property
+    def is_broken(self) -> bool:
+        """Whether the connection is gone for good: never made, closed, or broken."""
+        stream = self._stream
+        return stream is None or stream.broken or stream.closed
+
+    @property
+    def replies_owed(self) -> int:
+        """How many replies the server still owes (commands written, replies not read)."""
+        stream = self._stream
+        return 0 if stream is None else stream.conn.owed
+
+    @property
     def is_encrypted(self) -> bool:
         """Whether the connection is protected by TLS."""
         return self._stream is not None and self._stream.encrypted
@@ -617,6 +629,15 @@ class SmtpClient:
             async with stream.operation(self._default_deadline(None)):
                 await self._command(stream, Quit(), "the reply to QUIT")
         finally:
+            await stream.aclose()
+
+    async def abort(self) -> None:
+        """Close the socket at once, without QUIT (shielded; never raises).
+
+        For a connection that carries replies nobody will read.
+        """
+        stream = self._stream
+        if stream is not None:
             await stream.aclose()
 
     async def aclose(self) -> None:

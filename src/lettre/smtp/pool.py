@@ -43,9 +43,9 @@ from lettre.errors import (
     OutcomeUnknown,
     PoolTimeout,
     ServerDisconnected,
+    SmtpError,
     SmtpReplyError,
     SmtpTimeoutError,
-    TransportError,
 )
 from lettre.smtp.client import SmtpClient
 
@@ -371,7 +371,7 @@ class ConnectionPool(Generic[C]):
 
         Raises:
             PoolTimeout: no connection (or rate-limit slot) within ``pool_timeout``.
-            TransportError: the pool is closed.
+            SmtpError: the pool is closed.
             Exception: whatever the factory raised when opening a connection.
         """
         if self._closed:
@@ -736,8 +736,8 @@ class ConnectionPool(Generic[C]):
                 else:
                     await self._close_one(conn)
 
-    def _closed_error(self) -> TransportError:
-        return TransportError("the connection pool is closed", transient=False)
+    def _closed_error(self) -> SmtpError:
+        return SmtpError("the connection pool is closed", transient=False)
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -782,7 +782,7 @@ class ConnectionPool(Generic[C]):
 
         Idle connections are closed (QUIT) concurrently; connections still in
         use are closed when they are released. Further :meth:`acquire` calls
-        raise ``TransportError``. Calling it again does nothing.
+        raise ``SmtpError``. Calling it again does nothing.
         """
         if self._closed:
             return
@@ -883,7 +883,7 @@ class PooledSmtpConnection:
         if self._poisoned:
             return False
         client = self.client
-        return client.is_usable or (client.is_connected and not _is_broken(client))
+        return client.is_usable or (client.is_connected and not client.is_broken)
 
     @property
     def messages_sent(self) -> int:
@@ -909,7 +909,7 @@ class PooledSmtpConnection:
                 if scope.cancelled_caught:
                     break
             if self._poisoned:
-                await _abort(self.client)
+                await self.client.abort()
             else:
                 await self.client.aclose()
 
@@ -1067,7 +1067,7 @@ class SmtpPool:
         return await self._attempt(envelope, data, deadline, fresh=True, last=True)
 
     async def _acquire(
-        self, ticket: _Ticket, deadline: float | None, *, fresh: bool
+        self, ticket: _Ticket | None, deadline: float | None, *, fresh: bool
     ) -> PooledSmtpConnection:
         if deadline is None:
             return await self._pool.acquire(ticket, fresh=fresh)
@@ -1123,7 +1123,7 @@ class SmtpPool:
                 await client.write(out)
                 return await client.complete(tx)
         except BaseException as exc:
-            if owner and _owed(client) and not _is_broken(client):
+            if owner and client.replies_owed and not client.is_broken:
                 # Replies nobody will read are on their way (say, we were
                 # cancelled while an earlier user was still reading): the
                 # connection cannot be reused.
@@ -1159,6 +1159,28 @@ class SmtpPool:
         other.tx = tx
         return True
 
+    async def test_connection(self, *, deadline: float | None = None) -> None:
+        """Check that a pooled connection works (connecting if needed) with NOOP.
+
+        A reused connection that turns out dead is replaced once.
+
+        Raises:
+            SmtpError: what went wrong, typed (connection, TLS, authentication).
+        """
+        for fresh in (False, True):
+            conn = await self._acquire(None, deadline, fresh=fresh)
+            try:
+                await conn.client.noop()
+            except (ServerDisconnected, SmtpReplyError) as exc:
+                if fresh or (isinstance(exc, SmtpReplyError) and exc.code != 421):
+                    raise
+                logger.debug("the pooled connection failed NOOP (%s); trying a new one", exc)
+            else:
+                return
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._pool.release(conn)
+
     async def aclose(self) -> None:
         """Close every idle connection (QUIT); the others close as they come back."""
         await self._pool.aclose()
@@ -1187,20 +1209,3 @@ def _retryable(exc: Exception, tx: Transaction | None, deadline: float | None) -
     if isinstance(exc, SmtpTimeoutError):
         return deadline is None or anyio.current_time() < deadline
     return True
-
-
-def _is_broken(client: SmtpClient) -> bool:
-    stream = client._stream
-    return stream is None or stream.broken or stream.closed
-
-
-def _owed(client: SmtpClient) -> int:
-    stream = client._stream
-    return 0 if stream is None else stream.conn.owed
-
-
-async def _abort(client: SmtpClient) -> None:
-    """Close without QUIT: the connection carries replies nobody will read."""
-    stream = client._stream
-    if stream is not None:
-        await stream.aclose()

@@ -48,6 +48,7 @@ from lettre.protocol.commands import (
     MessageData,
 )
 from lettre.protocol.connection import NEED_DATA, ClientConnection
+from lettre.protocol.state import ClientState
 
 if TYPE_CHECKING:
     from lettre.protocol.commands import Command
@@ -238,8 +239,11 @@ class SmtpStream:
         Raises:
             LocalProtocolError: the command is not allowed now.
         """
+        conn = self.conn
+        if not conn.owed:
+            self._check_idle()
         try:
-            data = self.conn.send(command)
+            data = conn.send(command)
         except ProtocolError:
             # The protocol state is now ERROR: this connection is done.
             self.broken = True
@@ -247,6 +251,25 @@ class SmtpStream:
         if self.logger.isEnabledFor(logging.DEBUG):
             self._log_command(command, data)
         return data
+
+    def _check_idle(self) -> None:
+        """Before a new flight: did the server say goodbye (421) while we were idle?
+
+        Bytes read with an earlier reply may hold it. Anything else that
+        arrived unasked is a protocol error, raised by the core.
+        """
+        conn = self.conn
+        try:
+            if conn.state is ClientState.CLOSED:
+                event: object = conn
+            else:
+                event = conn.next_event()
+        except ProtocolError:
+            self.broken = True
+            raise
+        if event is not NEED_DATA:
+            self.broken = True
+            raise ServerDisconnected(f"{self.peer} closed the connection while it was idle")
 
     async def write(self, data: bytes, *, limit: float, what: str = "the server to read") -> None:
         """Write ``data`` with one stream send.

@@ -1,38 +1,38 @@
 """SmtpTransport: send messages to an SMTP server (submission, relay or local MTA).
 
-The transport keeps one connection open between sends and reuses it (sends
-take turns on it); a connection that broke, timed out or was closed by the
-server is replaced on the next send.
+The transport keeps a pool of connections (:class:`~lettre.smtp.pool.PoolConfig`)
+shared by every send: up to ``max_size`` connections, reused, retired by age,
+idleness and use. On a server that offers PIPELINING, a connection carries the
+next waiting message's envelope in the same write as the current message's
+content (chaining). A connection that dies before the message was handed over
+is replaced and the message sent again, once.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import ssl
 from collections.abc import Iterable, Sequence
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from lettre.errors import (
-    OutcomeUnknown,
-    ServerDisconnected,
-    SmtpError,
-    SmtpReplyError,
-    SmtpTimeoutError,
-)
+from lettre.errors import SmtpError
 from lettre.smtp.auth import AuthMechanism, Credentials, TokenProvider
-from lettre.smtp.client import SmtpClient
+from lettre.smtp.pool import PoolConfig, PoolStatistics, SmtpPool
 from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, DEFAULT_TIMEOUT, SmtpSettings
 from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.smtp.url import parse_smtp_url
 from lettre.transports.base import BaseTransport, SendResult, Signer
 
 if TYPE_CHECKING:
+    import ssl
+    from types import TracebackType
+
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
+    from lettre.message.message import Message
 
 __all__ = ["SmtpTransport"]
 
@@ -66,6 +66,8 @@ class SmtpTransport(BaseTransport):
             default the message goes to the accepted ones and the refusals are
             reported in the :class:`~lettre.transports.base.SendResult`).
         dkim: a signer (or several) that signs each message before it is sent.
+        pool: the connection pool's limits (:class:`~lettre.smtp.pool.PoolConfig`;
+            default ``PoolConfig()``: up to 10 connections).
 
     Raises:
         TypeError, ValueError: an invalid setting.
@@ -91,6 +93,7 @@ class SmtpTransport(BaseTransport):
         local_address: str | None = None,
         require_all_recipients: bool = False,
         dkim: Signer | Sequence[Signer] | None = None,
+        pool: PoolConfig | None = None,
     ) -> None:
         settings = SmtpSettings(
             host=host,
@@ -109,27 +112,37 @@ class SmtpTransport(BaseTransport):
             local_address=local_address,
             require_all_recipients=require_all_recipients,
         )
-        self._setup(settings, dkim)
+        self._setup(settings, dkim, pool)
 
-    def _setup(self, settings: SmtpSettings, dkim: Signer | Sequence[Signer] | None) -> None:
+    def _setup(
+        self,
+        settings: SmtpSettings,
+        dkim: Signer | Sequence[Signer] | None,
+        pool: PoolConfig | None,
+    ) -> None:
+        if pool is not None and not isinstance(pool, PoolConfig):
+            raise TypeError(f"pool must be a PoolConfig, not {type(pool).__name__}")
         BaseTransport.__init__(self, dkim=dkim)
         self._settings = settings
         self._ssl_context = settings.create_ssl_context()
-        self._lock = anyio.Lock()
-        self._client: SmtpClient | None = None
+        self._pool = SmtpPool(settings, pool, ssl_context=self._ssl_context)
         self._closed = False
 
     # ------------------------------------------------------------------ constructors
 
     @classmethod
     def from_settings(
-        cls, settings: SmtpSettings, *, dkim: Signer | Sequence[Signer] | None = None
+        cls,
+        settings: SmtpSettings,
+        *,
+        dkim: Signer | Sequence[Signer] | None = None,
+        pool: PoolConfig | None = None,
     ) -> Self:
         """A transport for already-built :class:`~lettre.smtp.settings.SmtpSettings`."""
         if not isinstance(settings, SmtpSettings):
             raise TypeError("settings must be an SmtpSettings")
         transport = cls.__new__(cls)
-        transport._setup(settings, dkim)
+        transport._setup(settings, dkim, pool)
         return transport
 
     @classmethod
@@ -158,7 +171,12 @@ class SmtpTransport(BaseTransport):
 
     @classmethod
     def from_url(
-        cls, url: str, *, dkim: Signer | Sequence[Signer] | None = None, **overrides: Any
+        cls,
+        url: str,
+        *,
+        dkim: Signer | Sequence[Signer] | None = None,
+        pool: PoolConfig | None = None,
+        **overrides: Any,
     ) -> Self:
         """A transport from an ``smtp://`` or ``smtps://`` URL.
 
@@ -178,7 +196,7 @@ class SmtpTransport(BaseTransport):
             kwargs["auth_mechanisms"] = _mechanisms(kwargs["auth_mechanisms"])
         if "tls" in kwargs:
             kwargs["tls"] = TlsMode.parse(kwargs["tls"])
-        return cls.from_settings(SmtpSettings(**kwargs), dkim=dkim)
+        return cls.from_settings(SmtpSettings(**kwargs), dkim=dkim, pool=pool)
 
     # ------------------------------------------------------------------ state
 
@@ -193,9 +211,18 @@ class SmtpTransport(BaseTransport):
         return self._ssl_context
 
     @property
+    def pool_config(self) -> PoolConfig:
+        """The connection pool's limits."""
+        return self._pool.pool.config
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`aclose` was called."""
         return self._closed
+
+    def statistics(self) -> PoolStatistics:
+        """A snapshot of the connection pool: open, idle, in use, waiting, messages sent."""
+        return self._pool.statistics()
 
     def __repr__(self) -> str:
         s = self._settings
@@ -204,120 +231,118 @@ class SmtpTransport(BaseTransport):
 
     # ------------------------------------------------------------------ sending
 
+    def _deadline(self) -> float | None:
+        seconds = self._settings.deadline
+        return None if seconds is None else anyio.current_time() + seconds
+
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Send serialised message bytes with an explicit envelope.
 
-        Reuses the open connection when it is usable, else connects. When a
-        reused connection turns out to be dead before the message was handed
-        over (the server closed it while idle), the send is retried once on a
-        fresh connection.
+        Takes a pooled connection (waiting, first come first served, at most
+        ``pool_timeout`` seconds when all ``max_size`` are busy), runs one
+        mail transaction on it and gives it back. When the connection dies
+        before the message was handed over (the server closed it while idle,
+        or went away mid-envelope), the send is retried once on a new
+        connection.
 
         Returns:
             Every recipient's outcome and the server's final reply.
 
         Raises:
-            SmtpError: any failure, typed (see :meth:`SmtpClient.send`).
+            PoolTimeout: every connection stayed busy for ``pool_timeout``.
+            OutcomeUnknown: the connection broke after the content was sent;
+                the server may have accepted the message (never retried).
+            SmtpError: any other failure, typed (see :meth:`SmtpClient.send`).
         """
-        deadline = (
-            anyio.current_time() + self._settings.deadline
-            if self._settings.deadline is not None
-            else None
-        )
-        with anyio.CancelScope(deadline=deadline if deadline is not None else math.inf) as scope:
-            async with self._lock:
-                scope.deadline = math.inf
-                return await self._send_locked(envelope, data, deadline)
-        raise SmtpTimeoutError("the deadline passed while waiting for the connection")
-
-    async def _send_locked(
-        self, envelope: Envelope, data: bytes, deadline: float | None
-    ) -> SendResult:
         if self._closed:
             raise SmtpError("the SMTP transport is closed")
-        client, reused = await self._get_client(deadline)
-        try:
-            return await client.send(envelope, data, deadline=deadline)
-        except (ServerDisconnected, SmtpReplyError) as exc:
-            tx = client.last_transaction
-            retry = (
-                reused
-                and not isinstance(exc, OutcomeUnknown)
-                and (tx is None or not tx.content_sent)
-                and (
-                    isinstance(exc, ServerDisconnected)
-                    or (isinstance(exc, SmtpReplyError) and exc.code == 421)
-                )
-            )
-            if not retry:
-                raise
-            _logger.debug("the reused connection failed (%s); retrying on a new one", exc)
-        finally:
-            if not client.is_usable:
-                await self._drop(client)
-        client, _ = await self._get_client(deadline)
-        try:
-            return await client.send(envelope, data, deadline=deadline)
-        finally:
-            if not client.is_usable:
-                await self._drop(client)
+        return await self._pool.send(envelope, data, deadline=self._deadline())
 
-    async def _get_client(self, deadline: float | None) -> tuple[SmtpClient, bool]:
-        client = self._client
-        if client is not None:
-            if client.is_usable:
-                return client, True
-            await self._drop(client)
-        client = SmtpClient(self._settings, ssl_context=self._ssl_context)
-        await client.connect(deadline=deadline)
-        self._client = client
-        return client, False
+    async def send_many(
+        self,
+        messages: Iterable[Message | EmailMessage],
+        *,
+        concurrency: int | None = None,
+    ) -> list[SendResult | Exception]:
+        """Send many messages concurrently; one outcome per message, in order.
 
-    async def _drop(self, client: SmtpClient) -> None:
-        if self._client is client:
-            self._client = None
-        await client.aclose()
+        Up to ``concurrency`` sends run at once over the pool (default: twice
+        the pool's ``max_size``, so that a connection always has a next
+        message to chain). A failure only affects its own message: its
+        outcome is the exception, and the others go on.
+
+        Args:
+            messages: lettre ``Message`` or stdlib ``EmailMessage`` objects.
+            concurrency: how many sends may be in flight at once.
+
+        Returns:
+            For each message, in the same order, its :class:`SendResult` or
+            the exception its send raised.
+
+        Raises:
+            TypeError, ValueError: ``concurrency`` is not a positive int.
+        """
+        if concurrency is None:
+            concurrency = 2 * self.pool_config.max_size
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+            raise TypeError(f"concurrency must be an int, not {type(concurrency).__name__}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        items = list(messages)
+        outcomes: list[SendResult | Exception | None] = [None] * len(items)
+        queue = iter(enumerate(items))
+
+        async def worker() -> None:
+            for index, message in queue:
+                try:
+                    outcomes[index] = await self.send(message)
+                except Exception as exc:  # noqa: BLE001 - each failure is that message's outcome
+                    outcomes[index] = exc
+
+        async with anyio.create_task_group() as group:
+            for _ in range(min(concurrency, len(items))):
+                group.start_soon(worker)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def test_connection(self) -> None:
         """Check that the server can be reached, TLS and AUTH included, and answers NOOP.
 
-        Uses (and keeps) the transport's connection.
+        Uses a pooled connection (opening one if needed) and keeps it.
 
         Raises:
             SmtpError: what went wrong, typed (connection, TLS, authentication).
         """
-        async with self._lock:
-            if self._closed:
-                raise SmtpError("the SMTP transport is closed")
-            deadline = (
-                anyio.current_time() + self._settings.deadline
-                if self._settings.deadline is not None
-                else None
-            )
-            client, reused = await self._get_client(deadline)
-            try:
-                await client.noop()
-            except (ServerDisconnected, SmtpReplyError):
-                if not reused:
-                    raise
-                await self._drop(client)
-                client, _ = await self._get_client(deadline)
-                await client.noop()
-            finally:
-                if not client.is_usable:
-                    await self._drop(client)
+        if self._closed:
+            raise SmtpError("the SMTP transport is closed")
+        await self._pool.test_connection(deadline=self._deadline())
+
+    # ------------------------------------------------------------------ closing
 
     async def aclose(self) -> None:
-        """Close the connection (QUIT) after any send in progress; later sends fail.
+        """Close the pool's idle connections (QUIT); later sends fail.
 
+        Connections still busy with a send are closed when that send ends.
         Shielded from cancellation; safe to call more than once.
         """
         self._closed = True
         with anyio.CancelScope(shield=True):
-            async with self._lock:
-                client = self._client
-                self._client = None
-                if client is not None:
-                    await client.aclose()
+            await self._pool.aclose()
+
+    async def __aenter__(self) -> Self:
+        """Open the transport's context: a task that closes connections as they expire."""
+        if self._closed:
+            raise SmtpError("the SMTP transport is closed")
+        await self._pool.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closed = True
+        await self._pool.__aexit__(exc_type, exc, tb)
 
 
 def _mechanisms(
