@@ -267,6 +267,34 @@ async def test_credentials_cannot_inject_commands(where: str, sep: str) -> None:
             assert "\u2028" not in line
 
 
+@pytest.mark.parametrize("sep", SEP_IDS)
+def test_dkim_parameters_refuse_line_breaks(sep: str) -> None:
+    # The DKIM-Signature header is built from these: none may add a header.
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from lettre.dkim import DkimSigner
+
+    key = Ed25519PrivateKey.generate()
+    bad = SEPARATORS[sep] + INJECTED_HEADER
+    for kwargs in (
+        {"domain": f"example.com{bad}"},
+        {"selector": f"s1{bad}"},
+        {"identity": f"user{bad}@example.com"},
+        {"identity": f"user@example.com{bad}"},
+        {"signed_headers": ["From", f"Subject{bad}"]},
+        {"oversigned_headers": [f"To{bad}"]},
+    ):
+        arguments: dict[str, Any] = {"domain": "example.com", "selector": "s1", **kwargs}
+        with pytest.raises(MessageError):
+            DkimSigner(private_key=key, **arguments)
+    # A working signer's header holds no injected line either.
+    signer = DkimSigner("example.com", "s1", key)
+    signed = signer.sign(message_bytes())
+    assert_harmless(signed, bad)
+    assert signed.endswith(message_bytes())
+
+
 # --------------------------------------------------------------------------- sendmail
 
 RECORDER = """\

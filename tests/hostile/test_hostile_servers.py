@@ -637,6 +637,7 @@ async def test_malformed_auth_challenge_is_refused(challenge: str) -> None:
 STEP_ERRORS: dict[str, tuple[type[BaseException], str]] = {
     "EHLO": (SmtpReplyError, "EHLO"),
     "AUTH": (AuthenticationError, "AUTH"),
+    "AUTH-RESPONSE": (AuthenticationError, "AUTH LOGIN"),
     "MAIL": (SenderRefused, "MAIL"),
     "RCPT": (RecipientsRefused, "RCPT"),
     "DATA": (DataRefused, "DATA"),
@@ -677,8 +678,10 @@ async def test_error_reply_at_every_step(step: str, klass: int, tls_material: Tl
     if step == "EHLO":
         actions["HELO"] = once(reply)  # no fallback escape
         command = "EHLO" if klass == 4 else "HELO"
-    if step == "AUTH":
+    if step in ("AUTH", "AUTH-RESPONSE"):
         client = {"credentials": Credentials("alice", PASSWORD), "allow_insecure_auth": True}
+        if step == "AUTH-RESPONSE":
+            client["auth_mechanisms"] = ["LOGIN"]
     if step == "BDAT":
         extensions = CHUNKING
         actions = {"END": once(reply)}
