@@ -38,6 +38,8 @@ __all__ = [
     "Action",
     "HostileConnection",
     "HostileServer",
+    "Received",
+    "Session",
     "SmtpScript",
     "drip",
     "flood",

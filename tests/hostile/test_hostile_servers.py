@@ -34,6 +34,7 @@ from hostile_support import (
 from scripted import (
     DEFAULT_EXTENSIONS,
     Action,
+    Session,
     SmtpScript,
     drip,
     flood,
@@ -127,6 +128,7 @@ SILENT_STEPS = (
     "GREETING",
     "EHLO",
     "STARTTLS",
+    "TLS-HANDSHAKE",
     "AUTH",
     "AUTH-RESPONSE",
     "MAIL",
@@ -137,13 +139,24 @@ SILENT_STEPS = (
 )
 
 
+async def ready_then_silent(session: Session, line: str) -> bool:
+    """Say 220 to STARTTLS, then never answer the TLS handshake."""
+    await session.conn.reply("220 2.0.0 Ready to start TLS")
+    await session.conn.wait_closed()
+    return False
+
+
 async def test_silence_at_every_step_times_out(tls_material: TlsMaterial) -> None:
     async def scenario(step: str) -> None:
         script_kwargs, client = step_kwargs(step, tls_material)
+        action: Action = silence()
         if step == "BDAT-END":
             script_kwargs["extensions"] = CHUNKING
             step = "END"
-        script = SmtpScript({step: silence()}, **script_kwargs)
+        if step == "TLS-HANDSHAKE":
+            script_kwargs, client = step_kwargs("STARTTLS", tls_material)
+            step, action = "STARTTLS", ready_then_silent
+        script = SmtpScript({step: action}, **script_kwargs)
         error = await expect_failure(script, (SmtpTimeoutError, OutcomeUnknown), **client)
         if step == "END":
             # The content went out: a timeout now leaves the outcome unknown.
@@ -156,6 +169,25 @@ async def test_silence_at_every_step_times_out(tls_material: TlsMaterial) -> Non
             assert not isinstance(error, OutcomeUnknown)
 
     await each_step(SILENT_STEPS, scenario)
+
+
+async def test_silent_implicit_tls_handshake_times_out(tls_material: TlsMaterial) -> None:
+    # The server accepts the connection and never answers the ClientHello.
+    script = SmtpScript({"GREETING": silence()})
+    with anyio.fail_after(GUARD):
+        async with hostile_server(script) as server:
+            transport = transport_for(
+                server,
+                tls=TlsMode.IMPLICIT,
+                tls_parameters=TlsParameters(ca_data=tls_material.ca_pem),
+            )
+            async with transport:
+                with pytest.raises(SmtpTimeoutError):
+                    await transport.send_raw(envelope(), message_bytes())
+                assert_no_pooled_connection(transport)
+            await server.client_closed(0)
+    # The client spoke first (a TLS ClientHello), nothing in the clear.
+    assert server.connections[0].received[:1] == b"\x16"
 
 
 async def test_silent_quit_does_not_block_close() -> None:
