@@ -783,3 +783,78 @@ async def test_421_at_every_step_closes_the_connection(
     assert isinstance(error, SmtpReplyError)
     assert error.code == 421
     assert error.transient
+
+
+# --------------------------------------------------------------------------- stalls and cancellation
+
+
+async def test_server_that_stops_reading_the_content_times_out() -> None:
+    # The server says 354 and then reads nothing: the client's write fills the
+    # socket buffers and blocks. data_timeout bounds the write too; the message
+    # was not handed over (no end of data went out), so it is not in doubt.
+    release = anyio.Event()
+
+    async def stall(session: Session, line: str) -> bool:
+        await session.conn.reply("354 go ahead")
+        await release.wait()
+        # Drain without keeping anything, until the client closes.
+        try:
+            while True:
+                await session.conn.stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            session.conn.peer_closed = True
+        return False
+
+    # Every connection stalls (a send may be retried once before its content).
+    script = SmtpScript({"DATA": stall}, extensions=("8BITMIME",))
+    big = message_bytes(body=("z" * 998 + "\r\n") * 24_000)  # about 24 MiB
+    with anyio.fail_after(GUARD):
+        async with hostile_server(script) as server:
+            transport = transport_for(server)
+            try:
+                with pytest.raises(SmtpTimeoutError) as info:
+                    await transport.send_raw(envelope(), big)
+                assert not isinstance(info.value, OutcomeUnknown)
+                assert_no_pooled_connection(transport)
+                release.set()
+                await server.client_closed(0)
+                await assert_next_send_uses_new_connection(transport, server, script)
+            finally:
+                release.set()
+                await transport.aclose()
+
+
+async def test_cancelled_send_never_leaves_a_desynchronised_connection() -> None:
+    # The caller gives up (its own cancel scope) while the server sits on the
+    # reply to RCPT; the late reply must not be read by the next send as the
+    # reply to its own MAIL.
+    late = anyio.Event()
+    waiting = anyio.Event()
+
+    async def slow_rcpt(session: Session, line: str) -> bool:
+        waiting.set()
+        await late.wait()
+        session.rcpts.append(line)
+        await session.conn.reply("250 2.1.5 Ok (late)")
+        return True
+
+    script = SmtpScript({"RCPT": once(slow_rcpt)})
+    with anyio.fail_after(GUARD):
+        async with hostile_server(script) as server:
+            transport = transport_for(server, timeout=5.0)
+            try:
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(transport.send_raw, envelope(), message_bytes("Cancelled"))
+                        await waiting.wait()
+                        scope.cancel()
+                assert scope.cancelled_caught
+                late.set()  # the reply nobody will read now goes out
+                result = await transport.send_raw(
+                    envelope("second@example.com"), message_bytes("Second")
+                )
+            finally:
+                await transport.aclose()
+    assert result.accepted == ("second@example.com",)
+    assert [b"Subject: Second" in m.content for m in script.messages] == [True]
+    assert script.messages[0].rcpts == ["RCPT TO:<second@example.com>"]
