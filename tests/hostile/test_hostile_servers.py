@@ -785,7 +785,7 @@ async def test_421_at_every_step_closes_the_connection(
     assert error.transient
 
 
-# --------------------------------------------------------------------------- stalls and cancellation
+# ----------------------------------------------------------------- stalls and cancellation
 
 
 async def test_server_that_stops_reading_the_content_times_out() -> None:
