@@ -149,6 +149,53 @@ def test_address_parsing_refuses_line_breaks(sep: str) -> None:
         Mailboxes.parse(f"a@example.com,{payload}b@example.com")
 
 
+STDLIB_BUG = (
+    "email_message_to_bytes passes what the stdlib generator writes for a compat32 "
+    "EmailMessage: a header value with CRLF CRLF ends the header block early, NUL "
+    "goes out raw, and HeaderParseError escapes untyped"
+)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(
+            "hi\r\n\r\nFake body",
+            id="CRLFCRLF",
+            marks=pytest.mark.xfail(strict=True, reason=STDLIB_BUG),
+        ),
+        pytest.param(
+            "hi\x00there", id="NUL", marks=pytest.mark.xfail(strict=True, reason=STDLIB_BUG)
+        ),
+        pytest.param(
+            "hi\nX-Injected: yes",
+            id="LF-header",
+            marks=pytest.mark.xfail(strict=True, reason=STDLIB_BUG),
+        ),
+        pytest.param("hi\u2028X-Injected: yes", id="U+2028"),
+        pytest.param("hi\r\n X-folded: yes", id="fold"),
+    ],
+)
+def test_stdlib_messages_cannot_break_the_header_block(value: str) -> None:
+    # A compat32 EmailMessage accepts line breaks in header values; lettre
+    # serialises stdlib messages for sending, so it must refuse or neutralise.
+    from lettre.message.stdlib import email_message_to_bytes
+
+    message = EmailMessage(policy=policy.compat32)
+    message["Subject"] = value
+    message["From"] = "sender@example.com"
+    message["To"] = "rcpt@example.com"
+    message.set_payload("body")
+    try:
+        data = email_message_to_bytes(message)
+    except MessageError:
+        return
+    assert_harmless(data, value)
+    parsed = message_from_bytes(data, policy=policy.default)
+    assert parsed["From"] == "sender@example.com"
+    assert parsed["To"] == "rcpt@example.com"
+
+
 # --------------------------------------------------------------------------- SMTP arguments
 
 
