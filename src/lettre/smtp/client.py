@@ -553,7 +553,7 @@ class SmtpClient:
     async def _command(self, stream: SmtpStream, command: Command, what: str) -> Reply:
         await stream.write(stream.encode(command), limit=self._settings.timeout)
         reply = await stream.read_reply(limit=self._settings.timeout, what=what)
-        self._last_used = anyio.current_time()
+        self._last_used = stream.now()
         return reply
 
     async def _reply_error(
@@ -841,7 +841,7 @@ class SmtpClient:
             tx.content_sent = True
             stream.unacknowledged_content += 1
         pending.clear()
-        self._last_used = anyio.current_time()
+        self._last_used = stream.now()
 
     async def complete_envelope(self, tx: Transaction) -> None:
         """Read the replies to the envelope (sending the rest in lock-step without PIPELINING).
@@ -865,7 +865,7 @@ class SmtpClient:
                 tx.stage = TransactionStage.FAILED
             raise
         tx.stage = TransactionStage.ACCEPTING
-        self._last_used = anyio.current_time()
+        self._last_used = stream.now()
 
     async def _envelope_replies(self, stream: SmtpStream, tx: Transaction) -> None:
         timeout = self._settings.timeout
@@ -1004,7 +1004,7 @@ class SmtpClient:
             raise
         stream.unacknowledged_content -= 1
         tx.reply = reply
-        self._last_used = anyio.current_time()
+        self._last_used = stream.now()
         if reply.code != 250:
             tx.stage = TransactionStage.FAILED
             raise await self._reply_error(stream, reply, DataRefused, verb)

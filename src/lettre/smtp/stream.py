@@ -20,11 +20,15 @@ No SMTP text is parsed here: replies come from the core as
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import socket
 import ssl
+from collections import deque
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
@@ -101,6 +105,7 @@ class SmtpStream:
         self._deadline = math.inf
         self._waiting_for = "the server"
         self._armed_timeout = 0.0
+        self._clock = _current_clock()
 
     # ------------------------------------------------------------------ opening
 
@@ -145,7 +150,10 @@ class SmtpStream:
             limit = min(limit, deadline)
         with anyio.CancelScope(deadline=limit) as scope:
             try:
-                stream = await anyio.connect_tcp(host, port, local_host=local_address)
+                if _running_on_asyncio():
+                    stream = await _AsyncioByteStream.connect(host, port, local_address)
+                else:
+                    stream = await anyio.connect_tcp(host, port, local_host=local_address)
             except OSError as exc:
                 raise SmtpConnectError(f"cannot connect to {peer}: {_describe(exc)}") from exc
             if implicit_tls is not None:
@@ -199,13 +207,30 @@ class SmtpStream:
         """
         return Operation(self, deadline)
 
+    def now(self) -> float:
+        """The current time on anyio's clock (looked up once per connection)."""
+        return self._clock()
+
     def _arm(self, timeout: float, waiting_for: str) -> None:
         scope = self._scope
         if scope is None:
             raise RuntimeError("SMTP I/O outside an operation; use `async with stream.operation()`")
         self._waiting_for = waiting_for
         self._armed_timeout = timeout
-        scope.deadline = min(self._deadline, anyio.current_time() + timeout)
+        target = self._clock() + timeout
+        deadline = self._deadline
+        if target >= deadline:
+            if scope.deadline != deadline:
+                scope.deadline = deadline
+            return
+        # Moving a timer costs a reschedule; replies come every few hundred
+        # microseconds. A timer already set a little later than needed is
+        # kept: a wait may last up to 1/16 of its timeout (at most 1 s) longer
+        # than the timeout, never shorter.
+        slack = min(timeout / 16, 1.0)
+        current = scope.deadline
+        if not target <= current <= target + slack:
+            scope.deadline = min(deadline, target + slack / 2)
 
     def relax(self) -> None:
         """Lift the per-wait timeout until the next wait (the overall deadline stays).
@@ -538,3 +563,181 @@ def _describe(exc: BaseException) -> str:
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
     return str(cause) or type(cause).__name__
+
+
+# -------------------------------------------------------------------- asyncio
+
+#: The most received bytes buffered before reading from the socket pauses.
+_READ_BUFFER_LIMIT = 256 * 1024
+
+try:  # anyio decides which event loop runs with sniffio when it is installed
+    import sniffio as _sniffio
+except ImportError:  # pragma: no cover - sniffio is optional for anyio
+    _sniffio = None  # type: ignore[assignment]
+
+
+def _running_on_asyncio() -> bool:
+    """Whether the current task runs on asyncio (decided as anyio decides it)."""
+    if _sniffio is not None:
+        try:
+            return bool(_sniffio.current_async_library() == "asyncio")
+        except _sniffio.AsyncLibraryNotFoundError:
+            pass
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _current_clock() -> Callable[[], float]:
+    """anyio's clock, without looking the event loop up on every call."""
+    if _running_on_asyncio():
+        return asyncio.get_running_loop().time
+    return anyio.current_time
+
+
+class _Protocol(asyncio.Protocol):
+    """Buffers what the socket delivers for :class:`_AsyncioByteStream`."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.reading_paused = False
+        self.writing_paused = False
+        self.eof = False
+        self.lost = False
+        self.exception: BaseException | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def _wake(self, waiter: asyncio.Future[None] | None) -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > _READ_BUFFER_LIMIT and not self.reading_paused:
+            assert self.transport is not None
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake(self.reader)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake(self.reader)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.lost = True
+        self.exception = exc
+        self._wake(self.reader)
+        self._wake(self.writer)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._wake(self.writer)
+
+
+class _AsyncioByteStream(ByteStream):
+    """A TCP byte stream straight on an asyncio transport.
+
+    anyio's own asyncio stream re-registers the socket with the selector on
+    every receive and yields to the event loop after every send; an SMTP
+    client receives and sends once or twice per message, so this stream does
+    neither: ``receive`` returns at once when data is buffered and ``send``
+    only waits when the transport asks it to (flow control). Cancellation is
+    delivered at those waits, as anyio delivers it on asyncio.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._closed = False
+
+    @classmethod
+    async def connect(cls, host: str, port: int, local_address: str | None) -> _AsyncioByteStream:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_connection(
+            _Protocol,
+            host,
+            port,
+            local_addr=(local_address, 0) if local_address is not None else None,
+            happy_eyeballs_delay=0.25,
+        )
+        assert isinstance(transport, asyncio.Transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(transport, protocol)
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        protocol = self._protocol
+        chunks = protocol.chunks
+        while not chunks:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if protocol.eof:
+                if protocol.exception is not None:
+                    raise anyio.BrokenResourceError from protocol.exception
+                raise anyio.EndOfStream
+            waiter = protocol.reader = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                protocol.reader = None
+        chunk = chunks.popleft()
+        if len(chunk) > max_bytes:
+            chunks.appendleft(chunk[max_bytes:])
+            chunk = chunk[:max_bytes]
+        protocol.buffered -= len(chunk)
+        if protocol.reading_paused and protocol.buffered <= _READ_BUFFER_LIMIT // 2:
+            protocol.reading_paused = False
+            self._transport.resume_reading()
+        return chunk
+
+    async def send(self, item: bytes) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        protocol = self._protocol
+        if protocol.lost or self._transport.is_closing():
+            raise anyio.BrokenResourceError from protocol.exception
+        self._transport.write(item)
+        while protocol.writing_paused and not protocol.lost:
+            waiter = protocol.writer = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                protocol.writer = None
+        if protocol.lost:
+            raise anyio.BrokenResourceError from protocol.exception
+
+    async def send_eof(self) -> None:
+        self._transport.write_eof()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
+            self._protocol._wake(self._protocol.reader)
+            self._protocol._wake(self._protocol.writer)
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        sock: socket.socket = self._transport.get_extra_info("socket")
+        return {
+            SocketAttribute.family: lambda: sock.family,
+            SocketAttribute.local_address: sock.getsockname,
+            SocketAttribute.raw_socket: lambda: sock,
+            SocketAttribute.remote_address: sock.getpeername,
+        }

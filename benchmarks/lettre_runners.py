@@ -1,0 +1,104 @@
+"""Throughput runners for lettre's pooled SMTP transport.
+
+``concurrency`` is the pool's ``max_size`` (the number of connections); twice
+as many sends are kept in flight, so that a connection always has a next
+message to chain after the current one's content. The rest of the pool
+configuration is the default.
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from workload import SENDER, Budget, Counts, one_kib_body, one_kib_message, recipients
+
+__all__ = ["available", "messages", "pooled"]
+
+IN_FLIGHT_PER_CONNECTION = 2
+
+
+def available() -> bool:
+    """Whether this lettre has the pooled SMTP transport."""
+    try:
+        from lettre.smtp.pool import PoolConfig
+        from lettre.transports.smtp import SmtpTransport
+    except ImportError:
+        return False
+    return hasattr(SmtpTransport, "send_many") and PoolConfig is not None
+
+
+def _transport(port: int, concurrency: int) -> object:
+    from lettre.smtp import TlsMode
+    from lettre.smtp.pool import PoolConfig
+    from lettre.transports.smtp import SmtpTransport
+
+    return SmtpTransport(
+        "127.0.0.1",
+        port,
+        tls=TlsMode.NONE,
+        hello_name="bench.example.com",
+        timeout=30.0,
+        pool=PoolConfig(max_size=concurrency),
+    )
+
+
+async def pooled(port: int, concurrency: int, budget: Budget) -> Counts:
+    """Pre-serialised 1 KiB messages through ``send_raw``."""
+    from lettre.envelope import Envelope
+    from lettre.errors import SmtpError
+    from lettre.transports.smtp import SmtpTransport
+
+    data = one_kib_message()
+    envelope = Envelope(SENDER, recipients(1))
+    counts = Counts()
+    transport = _transport(port, concurrency)
+    assert isinstance(transport, SmtpTransport)
+
+    async def worker() -> None:
+        while budget.take():
+            try:
+                await transport.send_raw(envelope, data)
+                counts.sent += 1
+            except SmtpError:
+                counts.failed += 1
+
+    async with transport, anyio.create_task_group() as group:
+        for _ in range(concurrency * IN_FLIGHT_PER_CONNECTION):
+            group.start_soon(worker)
+    return counts
+
+
+async def messages(port: int, concurrency: int, budget: Budget) -> Counts:
+    """Build a ``Message`` per send with the builder, then send it."""
+    from lettre.errors import SmtpError
+    from lettre.message import Message
+    from lettre.transports.smtp import SmtpTransport
+
+    body = one_kib_body()
+    counts = Counts()
+    transport = _transport(port, concurrency)
+    assert isinstance(transport, SmtpTransport)
+    index = 0
+
+    async def worker() -> None:
+        nonlocal index
+        while budget.take():
+            index += 1
+            message = (
+                Message.builder()
+                .from_("Sender <sender@example.com>")
+                .to("Recipient <rcpt0@example.com>")
+                .subject(f"Benchmark message {index}")
+                .text(body)
+                .build()
+            )
+            try:
+                await transport.send(message)
+                counts.sent += 1
+            except SmtpError:
+                counts.failed += 1
+
+    async with transport, anyio.create_task_group() as group:
+        for _ in range(concurrency * IN_FLIGHT_PER_CONNECTION):
+            group.start_soon(worker)
+    return counts
