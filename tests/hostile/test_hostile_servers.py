@@ -687,24 +687,41 @@ STEP_ERRORS: dict[str, tuple[type[BaseException], str]] = {
 REPLIES = {4: "451 4.3.0 Try again later", 5: "554 5.7.1 Go away"}
 
 
+TRANSACTION_STEPS = ("MAIL", "RCPT", "DATA", "END", "BDAT")
+
+
 async def send_expecting(
-    script: SmtpScript, error: type[BaseException], **client: Any
-) -> tuple[BaseException, bool]:
-    """Send, expect ``error``; then check the connection is closed or safely reusable."""
+    script: SmtpScript, step: str, error: type[BaseException], **client: Any
+) -> BaseException:
+    """Send, expect ``error``; then check what became of the connection.
+
+    A refusal inside a transaction leaves a healthy connection, which the next
+    send reuses; a refusal while connecting (EHLO, AUTH) closes it.
+    """
     with anyio.fail_after(GUARD):
         async with hostile_server(script) as server:
             transport = transport_for(server, **client)
             try:
                 with pytest.raises(error) as info:
                     await transport.send_raw(envelope(), message_bytes())
-                closed = server.connections[0].client_closed.is_set()
-                # Whatever the refusal, the next send goes through.
+                if step not in TRANSACTION_STEPS:
+                    await server.client_closed(0)
+                    assert_no_pooled_connection(transport)
                 result = await transport.send_raw(envelope(), message_bytes("After"))
                 assert result.all_accepted
+                if step in TRANSACTION_STEPS:
+                    assert len(server.connections) == 1
+                    verbs = script.verbs(0)
+                    second_mail = [i for i, v in enumerate(verbs) if v == "MAIL"][1]
+                    if step in ("MAIL", "RCPT", "DATA"):
+                        # The refused transaction was reset before the next one.
+                        assert verbs[second_mail - 1] == "RSET"
+                else:
+                    assert len(server.connections) == 2
             finally:
                 await transport.aclose()
             await server.client_closed(len(server.connections) - 1)
-    return info.value, closed
+    return info.value
 
 
 @pytest.mark.parametrize("klass", [4, 5])
@@ -726,7 +743,7 @@ async def test_error_reply_at_every_step(step: str, klass: int, tls_material: Tl
         extensions = CHUNKING
         actions = {"END": once(reply)}
     script = SmtpScript(actions, extensions=extensions)
-    error, _ = await send_expecting(script, error_type, **client)
+    error = await send_expecting(script, step, error_type, **client)
     assert isinstance(error, SmtpReplyError)
     assert isinstance(error, TransportError)
     assert error.code == int(reply[:3])
