@@ -279,6 +279,30 @@ async def test_debug_log_of_a_successful_login_hides_the_password(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("chunking", [False, True])
+async def test_debug_log_shows_message_content_only_by_size(
+    chunking: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from scripted import SmtpScript, hostile_server
+
+    caplog.set_level(logging.DEBUG, logger="lettre")
+    secret_body = "Confidential-payroll-figures-4242\r\n"
+    extensions = ("8BITMIME", "CHUNKING") if chunking else ("8BITMIME",)
+    script = SmtpScript(extensions=extensions)
+    with anyio.fail_after(GUARD):
+        async with hostile_server(script) as server:
+            transport = SmtpTransport(
+                server.host, server.port, tls=TlsMode.NONE, hello_name=HELLO, timeout=5.0
+            )
+            async with transport:
+                await transport.send_raw(envelope(), message_bytes(body=secret_body))
+    assert script.messages[0].via == ("BDAT" if chunking else "DATA")
+    transcript = [r.getMessage() for r in caplog.records]
+    assert any("bytes of message content" in line for line in transcript)
+    assert_no_leak(log_texts(caplog.records), ["Confidential-payroll-figures-4242"])
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
 async def test_refused_login_hides_the_password_in_logs_and_errors(
     mechanism: str,
