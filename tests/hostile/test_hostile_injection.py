@@ -241,6 +241,31 @@ def test_ehlo_name_refuses_line_breaks(sep: str) -> None:
         Helo(name)
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "fqdn", ["evil.example.com\r\nRSET", "bad name.example.com", "localhost", "-x.example.com"]
+)
+async def test_a_strange_machine_name_never_reaches_ehlo(
+    fqdn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without hello_name the EHLO name comes from the machine's name, which
+    # is not ours to trust: anything that is not a valid domain gives way to
+    # the connection's address literal.
+    from lettre.smtp import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "_fqdn_cache", [fqdn])
+    script = SmtpScript()
+    with anyio.fail_after(GUARD):
+        async with hostile_server(script) as server:
+            transport = SmtpTransport(
+                server.host, server.port, tls="none", timeout=5.0, data_timeout=5.0
+            )
+            async with transport:
+                await transport.send_raw(envelope(), message_bytes())
+    assert script.lines(0)[0] == "EHLO [127.0.0.1]"
+    assert "RSET" not in script.verbs()
+
+
 @pytest.mark.parametrize("sep", SEP_IDS)
 def test_dsn_parameters_refuse_line_breaks(sep: str) -> None:
     bad = SEPARATORS[sep] + "RCPT TO:<evil@example.net>"
