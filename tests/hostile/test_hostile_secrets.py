@@ -373,3 +373,66 @@ async def test_refused_xoauth2_hides_tokens_in_errors(
     texts = [*log_texts(caplog.records), *error_texts(info.value)]
     assert_no_leak(texts, STALE_TOKENS)
     assert isinstance(info.value, LettreError)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", ["accepted", "refused", "unreachable", "bad-url", "env"])
+async def test_command_line_never_prints_the_password(case: str, anyio_backend_name: str) -> None:
+    import os
+    import sys
+
+    from scripted import SmtpScript, hostile_server
+
+    script = SmtpScript({"AUTH": "535 5.7.8 Authentication failed"} if case == "refused" else {})
+    with anyio.fail_after(GUARD):
+        async with hostile_server(script) as server:
+            port = server.port
+            if case == "unreachable":
+                listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+                port = listener.extra(anyio.abc.SocketAttribute.local_port)
+                await listener.aclose()  # nobody listens there now
+            secret = PASSWORD.replace("&", "%26")
+            if case == "bad-url":
+                secret = PASSWORD + "#frag"
+            query = "tls=none&allow_insecure_auth=true&auth=PLAIN"
+            env = dict(os.environ)
+            if case == "env":
+                url = f"smtp://{USER}@127.0.0.1:{port}?{query}"
+                env["LETTRE_SMTP_PASSWORD"] = PASSWORD
+            else:
+                url = f"smtp://{USER}:{secret}@127.0.0.1:{port}?{query}"
+            command = [
+                sys.executable,
+                "-m",
+                "lettre",
+                "send",
+                "--url",
+                url,
+                "--from",
+                "sender@example.com",
+                "--to",
+                "rcpt@example.com",
+                "--subject",
+                "cli",
+                "--text",
+                "hello",
+                "--hello-name",
+                HELLO,
+                "--timeout",
+                "5",
+                "--backend",
+                anyio_backend_name,
+                "-v",
+            ]
+            done = await anyio.run_process(command, check=False, env=env)
+    output = done.stdout.decode("utf-8", "replace") + done.stderr.decode("utf-8", "replace")
+    if case in ("accepted", "env"):
+        assert done.returncode == 0, output
+        assert "AUTH PLAIN" in output  # the verbose transcript is there
+        assert len(script.messages) == 1
+    else:
+        assert done.returncode != 0, output
+    assert_no_leak([output], [PASSWORD])
