@@ -13,6 +13,8 @@ import smtplib
 import threading
 from email.message import EmailMessage
 
+import aiosmtplib
+
 from workload import SENDER, Budget, Counts, one_kib_body, one_kib_message, recipients
 
 __all__ = [
@@ -25,8 +27,6 @@ __all__ = [
 
 async def aiosmtplib_reuse(port: int, concurrency: int, budget: Budget) -> Counts:
     """One reused aiosmtplib connection per worker, pre-serialised bytes."""
-    import aiosmtplib
-
     data = one_kib_message()
     counts = Counts()
 
@@ -49,8 +49,6 @@ async def aiosmtplib_reuse(port: int, concurrency: int, budget: Budget) -> Count
 
 async def aiosmtplib_new_connection(port: int, concurrency: int, budget: Budget) -> Counts:
     """A new aiosmtplib connection for every message (``aiosmtplib.send``)."""
-    import aiosmtplib
-
     data = one_kib_message()
     counts = Counts()
 
@@ -86,8 +84,6 @@ def stdlib_message(index: int) -> EmailMessage:
 
 async def aiosmtplib_stdlib_messages(port: int, concurrency: int, budget: Budget) -> Counts:
     """Build a stdlib EmailMessage per send and ``send_message`` it (reused connections)."""
-    import aiosmtplib
-
     counts = Counts()
 
     async def worker() -> None:

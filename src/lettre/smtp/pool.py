@@ -48,6 +48,7 @@ from lettre.errors import (
     SmtpTimeoutError,
 )
 from lettre.smtp.client import SmtpClient
+from lettre.smtp.stream import current_clock
 
 if TYPE_CHECKING:
     import ssl
@@ -242,7 +243,7 @@ class _RateLimiter:
     not handed back: the limit may be under-used, never exceeded.
     """
 
-    __slots__ = ("_clock", "_count", "_grants", "_period", "_sleep")
+    __slots__ = ("_count", "_grants", "_period", "_sleep", "clock")
 
     def __init__(
         self,
@@ -253,12 +254,12 @@ class _RateLimiter:
     ) -> None:
         self._count = count
         self._period = period
-        self._clock = clock
+        self.clock = clock
         self._sleep = sleep
         self._grants: deque[float] = deque()
 
     async def wait(self, max_wait: float) -> None:
-        now = self._clock()
+        now = self.clock()
         grants = self._grants
         horizon = now - self._period
         while grants and grants[0] <= horizon:
@@ -304,6 +305,9 @@ class ConnectionPool(Generic[C]):
         self._factory = factory
         self._config = config if config is not None else PoolConfig()
         self._clock = clock
+        # anyio's clock looks the event loop up on every call: resolve it once,
+        # inside the loop, at the first checkout.
+        self._resolve_clock = clock is anyio.current_time
         self._sleep = sleep
         self._idle: list[C] = []
         self._in_use: set[C] = set()
@@ -327,6 +331,11 @@ class ConnectionPool(Generic[C]):
     def config(self) -> PoolConfig:
         """The pool's configuration."""
         return self._config
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The time source for ageing and rate limiting."""
+        return self._clock
 
     @property
     def closed(self) -> bool:
@@ -376,6 +385,11 @@ class ConnectionPool(Generic[C]):
         """
         if self._closed:
             raise self._closed_error()
+        if self._resolve_clock:
+            self._resolve_clock = False
+            self._clock = current_clock()
+            if self._limiter is not None:
+                self._limiter.clock = self._clock
         timeout = self._config.pool_timeout
         if self._limiter is not None:
             started = self._clock()
@@ -1041,7 +1055,7 @@ class SmtpPool:
     async def _open(self) -> PooledSmtpConnection:
         client = SmtpClient(self._settings, ssl_context=self._ssl_context)
         await client.connect()
-        return PooledSmtpConnection(client, self._clock)
+        return PooledSmtpConnection(client, self._pool.clock)
 
     async def send(
         self, envelope: Envelope, data: bytes, *, deadline: float | None = None
@@ -1092,21 +1106,20 @@ class SmtpPool:
         tx = ticket.tx
         turn = ticket.turn
         owner = True  # False once the connection was handed to the next caller
-        first: bytes | None = None
         try:
+            own_envelope = turn is None
             if turn is None:
                 # Our own envelope; nobody else is queued on this connection.
                 tx = client.prepare(envelope, data)
                 turn = conn.new_turn(active=True)
-                first = client.encode_envelope(tx)
             else:
                 # The previous user wrote our envelope after its content.
                 turn.active = True
                 await conn.wait_turn(turn)
             assert tx is not None
             async with client.operation(deadline):
-                if first is not None:
-                    await client.write(first)
+                if own_envelope:
+                    await client.write(client.encode_envelope(tx))
                 await client.complete_envelope(tx)
                 out = client.encode_content(tx)
                 if tx.pipelined:

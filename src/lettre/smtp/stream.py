@@ -58,12 +58,14 @@ if TYPE_CHECKING:
     from lettre.protocol.commands import Command
     from lettre.protocol.replies import Reply
 
-__all__ = ["Operation", "SmtpStream", "transcript_logger"]
+__all__ = ["Operation", "SmtpStream", "current_clock", "transcript_logger"]
 
 transcript_logger = logging.getLogger("lettre.smtp")
 """The logger of the SMTP transcript (DEBUG) and connection events."""
 
 _READ_SIZE = 65536
+# Message content follows the server's go-ahead: it never starts a flight.
+_CONTENT_VERBS = frozenset({"DATA-CONTENT", "END-OF-DATA"})
 
 
 class SmtpStream:
@@ -105,7 +107,9 @@ class SmtpStream:
         self._deadline = math.inf
         self._waiting_for = "the server"
         self._armed_timeout = 0.0
-        self._clock = _current_clock()
+        self._clock = current_clock()
+        # Whether the transcript is logged: decided once per operation.
+        self._debug = self.logger.isEnabledFor(logging.DEBUG)
 
     # ------------------------------------------------------------------ opening
 
@@ -265,7 +269,8 @@ class SmtpStream:
             LocalProtocolError: the command is not allowed now.
         """
         conn = self.conn
-        if not conn.owed:
+        if not conn.owed and command.verb not in _CONTENT_VERBS:
+            # The start of a flight: anything the server said while idle first.
             self._check_idle()
         try:
             data = conn.send(command)
@@ -273,7 +278,7 @@ class SmtpStream:
             # The protocol state is now ERROR: this connection is done.
             self.broken = True
             raise
-        if self.logger.isEnabledFor(logging.DEBUG):
+        if self._debug:
             self._log_command(command, data)
         return data
 
@@ -369,7 +374,7 @@ class SmtpStream:
                     "the message may or may not have been accepted"
                 ) from exc
             raise
-        if self.logger.isEnabledFor(logging.DEBUG):
+        if self._debug:
             self._log_reply(event)
         return event
 
@@ -399,7 +404,7 @@ class SmtpStream:
             raise
         self.encrypted = True
         self.conn.tls_established()
-        if self.logger.isEnabledFor(logging.DEBUG):
+        if self._debug:
             self.logger.debug("TLS established with %s (%s)", self.peer, self.tls_version)
 
     # ------------------------------------------------------------------ closing
@@ -482,6 +487,7 @@ class Operation:
             scope.__enter__()
             self._scope = scope
             stream._scope = scope
+            stream._debug = stream.logger.isEnabledFor(logging.DEBUG)
         stream._deadline = deadline
         return self
 
@@ -590,8 +596,12 @@ def _running_on_asyncio() -> bool:
     return True
 
 
-def _current_clock() -> Callable[[], float]:
-    """anyio's clock, without looking the event loop up on every call."""
+def current_clock() -> Callable[[], float]:
+    """anyio's clock as a function that does not look the event loop up on every call.
+
+    Call it inside the event loop; the function it returns gives the same
+    times as ``anyio.current_time()`` there.
+    """
     if _running_on_asyncio():
         return asyncio.get_running_loop().time
     return anyio.current_time
