@@ -23,7 +23,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,9 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import HERE, Server, delay_proxy, sink
 from workload import Budget, Counts
-
-AsyncRunner = Callable[[int, int, Budget], Awaitable[Counts]]
-SyncRunner = Callable[[int, int, Budget], Counts]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,23 +65,26 @@ CASES: dict[str, Case] = {
 }
 
 
-def _runner(name: str) -> AsyncRunner | SyncRunner:
+def _runner(name: str) -> Callable[[int, int, Budget], Any]:
+    runners: dict[str, Callable[[int, int, Budget], Any]]
     if name.startswith("lettre"):
         import lettre_runners
 
-        return {  # type: ignore[no-any-return]
+        runners = {
             "lettre-pool": lettre_runners.pooled,
             "lettre-pool-trio": lettre_runners.pooled,
             "lettre-messages": lettre_runners.messages,
-        }[name]
-    import peers
+        }
+    else:
+        import peers
 
-    return {  # type: ignore[no-any-return]
-        "aiosmtplib-reuse": peers.aiosmtplib_reuse,
-        "aiosmtplib-new": peers.aiosmtplib_new_connection,
-        "smtplib-threads": peers.smtplib_threads,
-        "aiosmtplib-messages": peers.aiosmtplib_stdlib_messages,
-    }[name]
+        runners = {
+            "aiosmtplib-reuse": peers.aiosmtplib_reuse,
+            "aiosmtplib-new": peers.aiosmtplib_new_connection,
+            "smtplib-threads": peers.smtplib_threads,
+            "aiosmtplib-messages": peers.aiosmtplib_stdlib_messages,
+        }
+    return runners[name]
 
 
 def lettre_available() -> bool:
@@ -111,19 +111,22 @@ def run_worker(
     budget = Budget(messages, seconds)
     cpu0 = _cpu()
     start = time.perf_counter()
+    counts: Counts
     if case.loop == "threads":
-        counts = runner(port, concurrency, budget)  # type: ignore[arg-type]
+        counts = runner(port, concurrency, budget)
     elif case.loop == "trio":
         import trio
 
         async def go() -> Counts:
-            return await runner(port, concurrency, budget)  # type: ignore[misc]
+            result: Counts = await runner(port, concurrency, budget)
+            return result
 
         counts = trio.run(go)
     else:
 
         async def go_asyncio() -> Counts:
-            return await runner(port, concurrency, budget)  # type: ignore[misc]
+            result: Counts = await runner(port, concurrency, budget)
+            return result
 
         counts = asyncio.run(go_asyncio())
     elapsed = time.perf_counter() - start
@@ -251,6 +254,40 @@ def table(results: list[Result], rtts: list[float], concurrencies: list[int]) ->
     return "\n".join(lines)
 
 
+def anyio_run_memory(port: int, connections: int) -> dict[str, float]:
+    import anyio
+
+    import lettre_runners
+
+    return anyio.run(lettre_runners.idle_connection_memory, port, connections)
+
+
+def measure_memory(port: int, connections: int = 50) -> str:
+    """Run the idle-connection memory measurement in its own process."""
+    command = [
+        sys.executable,
+        str(HERE / "bench_smtp.py"),
+        "--worker",
+        "memory",
+        "--port",
+        str(port),
+        "--concurrency",
+        str(connections),
+    ]
+    try:
+        proc = subprocess.run(command, capture_output=True, timeout=120, check=False, text=True)
+    except subprocess.TimeoutExpired:
+        return "memory per idle pooled connection: timed out"
+    if proc.returncode != 0:
+        return f"memory per idle pooled connection: failed ({proc.stderr.strip()[-200:]})"
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return (
+        f"Memory per idle pooled connection (asyncio, {int(data['connections'])} idle "
+        f"connections, tracemalloc): {data['bytes_per_connection'] / 1024:.1f} KiB "
+        "(Python objects; kernel socket buffers not included)."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="SMTP throughput against a local sink")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -265,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
 
+    if args.worker == "memory":
+        print(json.dumps(anyio_run_memory(args.port, args.concurrency[0])))
+        return 0
     if args.worker:
         concurrency = args.concurrency[0]
         print(
@@ -279,10 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     if not lettre_available():
         print("lettre's SMTP transport is not available: running the peers only", file=sys.stderr)
     results: list[Result] = []
+    memory = ""
     budget_seconds = (args.seconds + 30) * len(names) * len(args.concurrency) + 60
     with ExitStack() as stack:
         server = stack.enter_context(sink(args.sink, max_seconds=budget_seconds * len(args.rtt_ms)))
         print(f"sink: {server.kind} on 127.0.0.1:{server.port}", file=sys.stderr)
+        if lettre_available() and any(CASES[name].group == "raw" for name in names):
+            memory = measure_memory(server.port)
+            print(f"  {memory}", file=sys.stderr)
         for rtt in args.rtt_ms:
             with _target(server, rtt, budget_seconds) as target:
                 for name in names:
@@ -299,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Sink: {server.kind}. Each case: up to {args.messages} messages or {args.seconds:g} s.\n"
     )
     print(table(results, args.rtt_ms, args.concurrency))
+    if memory:
+        print(memory)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump([asdict(r) for r in results], out, indent=1)

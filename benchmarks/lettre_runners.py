@@ -22,7 +22,7 @@ try:  # imported here, before any measurement starts
 except ImportError:  # an older lettre: available() says so
     SmtpTransport = None  # type: ignore[assignment,misc]
 
-__all__ = ["available", "messages", "pooled"]
+__all__ = ["available", "idle_connection_memory", "messages", "pooled"]
 
 IN_FLIGHT_PER_CONNECTION = 2
 
@@ -93,3 +93,41 @@ async def messages(port: int, concurrency: int, budget: Budget) -> Counts:
         for _ in range(concurrency * IN_FLIGHT_PER_CONNECTION):
             group.start_soon(worker)
     return counts
+
+
+async def idle_connection_memory(port: int, connections: int) -> dict[str, float]:
+    """Memory held per idle pooled connection, measured with tracemalloc.
+
+    Opens ``connections`` connections (one concurrent send each), lets them go
+    idle in the pool, and divides the Python memory they hold (client,
+    protocol state, stream, asyncio transport and socket objects; not the
+    kernel's socket buffers) by their number.
+    """
+    import gc
+    import tracemalloc
+
+    data = one_kib_message()
+    envelope = Envelope(SENDER, recipients(1))
+    config = PoolConfig(max_size=connections, idle_timeout=None, check_after_idle=None)
+    transport = SmtpTransport(
+        "127.0.0.1", port, tls=TlsMode.NONE, hello_name="bench.example.com", pool=config
+    )
+    # One connection first, so that one-off allocations (caches, compiled
+    # patterns, the event loop's own structures) are not counted.
+    await transport.send_raw(envelope, data)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    async with anyio.create_task_group() as group:
+        for _ in range(connections):
+            group.start_soon(transport.send_raw, envelope, data)
+    stats = transport.statistics()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    await transport.aclose()
+    opened = stats.opened_total - 1
+    return {
+        "connections": float(stats.idle),
+        "bytes_per_connection": (after - before) / max(opened, 1),
+    }

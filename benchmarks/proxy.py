@@ -125,13 +125,17 @@ class DelayedPipe:
 _LAG = [0.0]
 
 
+def _fire(fired: asyncio.Future[float], loop: asyncio.AbstractEventLoop) -> None:
+    fired.set_result(loop.time())
+
+
 async def _measure_lag(samples: int = 25) -> float:
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     for _ in range(samples):
-        fired = loop.create_future()
+        fired: asyncio.Future[float] = loop.create_future()
         due = loop.time() + 0.002
-        loop.call_at(due, lambda f=fired: f.set_result(loop.time()))
+        loop.call_at(due, _fire, fired, loop)
         lags.append(await fired - due)
     lags.sort()
     return max(0.0, min(lags[len(lags) // 2], 0.001))

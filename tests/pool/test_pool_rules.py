@@ -964,10 +964,19 @@ async def test_hand_off_shows_the_waiters_ticket_to_claim() -> None:
         await settle()
         group.start_soon(take, "second")
         await settle()
-        assert pool.hand_off(conn, lambda ticket: seen.append(ticket) or False) is None
+
+        def refuse(ticket: object) -> bool:
+            seen.append(ticket)
+            return False
+
+        def accept(ticket: object) -> bool:
+            seen.append(ticket)
+            return True
+
+        assert pool.hand_off(conn, refuse) is None
         assert seen == ["first"]
         assert pool.statistics().waiting == 2
-        wake = pool.hand_off(conn, lambda ticket: seen.append(ticket) or True)
+        wake = pool.hand_off(conn, accept)
         assert wake is not None
         assert seen == ["first", "first"]
         wake()
