@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
+from email import errors as email_errors
 from email import policy as email_policy
 from email.generator import BytesGenerator
 from email.message import EmailMessage
@@ -35,6 +36,32 @@ __all__ = [
 
 _HIDDEN: Final = frozenset({b"bcc", b"resent-bcc"})
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")
+_FIELD_LINE = re.compile(rb"[!-9;-~]+:")
+
+
+def _check_header_value(name: str, value: str) -> None:
+    """Refuse a raw header value that could end or break the header block."""
+    if "\x00" in value:
+        raise MessageError(f"the {name} header contains a NUL character")
+    if "\r" not in value and "\n" not in value:
+        return
+    lines = value.replace("\r\n", "\n").split("\n")
+    if any("\r" in line for line in lines):
+        raise MessageError(f"the {name} header contains a bare CR")
+    for line in lines[1:]:
+        if line[:1] not in (" ", "\t") or not line.strip():
+            raise MessageError(
+                f"the {name} header contains a line break that is not folding white space"
+            )
+
+
+def _check_header_block(head: bytes) -> None:
+    """Every generated header line is a field or the continuation of one."""
+    if b"\x00" in head:
+        raise MessageError("the message's header block contains a NUL character")
+    for line in head.split(b"\r\n"):
+        if line[:1] not in (b" ", b"\t") and not _FIELD_LINE.match(line):
+            raise MessageError(f"the message's header block holds a malformed line: {line[:60]!r}")
 
 
 def _check_type(message: object) -> Compat32Message:
@@ -53,17 +80,27 @@ def email_message_to_bytes(message: EmailMessage) -> bytes:
         MessageError: the standard library cannot serialise the message.
     """
     msg = _check_type(message)
+    for name, value in msg.raw_items():
+        if isinstance(value, str):
+            _check_header_value(name, value)
     policy = msg.policy.clone(linesep="\r\n")
     buffer = io.BytesIO()
     try:
         BytesGenerator(buffer, mangle_from_=False, policy=policy).flatten(msg, linesep="\r\n")
-    except (ValueError, TypeError, LookupError, UnicodeError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        LookupError,
+        UnicodeError,
+        email_errors.MessageError,
+    ) as exc:
         raise MessageError(f"the standard library could not serialise the message: {exc}") from exc
     data = buffer.getvalue()
     crlf = data.count(b"\r\n")
     if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     head, separator, body = data.partition(b"\r\n\r\n")
+    _check_header_block(head)
     kept: list[bytes] = []
     skipping = False
     for line in head.split(b"\r\n"):
