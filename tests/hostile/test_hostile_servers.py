@@ -309,11 +309,6 @@ async def test_stray_blank_line_before_greeting_is_refused() -> None:
     await expect_failure(script, RemoteProtocolError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reply text keeps control characters (bare CR, ESC, NUL) and they reach "
-    "exception messages and the DEBUG transcript verbatim (log injection)",
-)
 async def test_reply_text_controls_never_reach_errors_or_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

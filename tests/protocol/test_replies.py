@@ -210,7 +210,7 @@ def test_buffer_is_released_once_consumed() -> None:
 # -- properties --------------------------------------------------------------------
 
 TEXT = st.text(
-    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\r\n"),
+    alphabet=st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="\r\n"),
     max_size=40,
 )
 CODES = st.integers(200, 599)
@@ -285,3 +285,21 @@ def test_random_bytes_never_hang_nor_grow(chunks: list[bytes]) -> None:
         # After a None, only an incomplete reply is held, and within bounds.
         assert parser.buffered <= max_size
         assert parser.unparsed <= max_line + 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b"550 no\rFAKE LOG LINE\r\n", "no\ufffdFAKE LOG LINE"),
+        (b"550 \x1b[2Jcleared\r\n", "\ufffd[2Jcleared"),
+        (b"550 a\x00b\x07c\x7fd\r\n", "a\ufffdb\ufffdc\ufffdd"),
+        (b"550 c1 \xc2\x9b controls\r\n", "c1 \ufffd controls"),
+        (b"550 tab\tkept, \xc3\xa5 kept\r\n", "tab\tkept, \u00e5 kept"),
+    ],
+)
+def test_control_characters_in_reply_text_are_replaced(raw: bytes, text: str) -> None:
+    parser = ReplyParser()
+    parser.feed(raw)
+    reply = parser.next_reply()
+    assert reply is not None
+    assert reply.text == text

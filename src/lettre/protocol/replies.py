@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from lettre.errors import RemoteProtocolError
 
@@ -67,7 +68,9 @@ class ReplyParser:
     (``250-...`` lines ending with a ``250 ...`` line) become one
     :class:`Reply`. Lines end with CRLF; a bare LF is accepted as a line end
     too. The text is decoded as UTF-8 with replacement characters, so a
-    reply never fails to decode.
+    reply never fails to decode, and control characters (all C0 controls but
+    HT, DEL and C1 controls) become U+FFFD, so that a server cannot write
+    terminal escapes or fake log lines into errors and logs.
 
     The parser is strict: every line starts with three digits, the first of
     them 2 to 5; the fourth octet, if any, is a space (last line) or a hyphen
@@ -199,7 +202,11 @@ class ReplyParser:
             self._code = code
             if enhanced is not None and self._enhanced is None:
                 self._enhanced = enhanced.decode("ascii")
-            self._lines.append(buffer[match.end() : end].decode("utf-8", "replace"))
+            text = buffer[match.end() : end].decode("utf-8", "replace")
+            if not text.isprintable():
+                # Controls from the server never reach errors, logs or terminals.
+                text = text.translate(_CONTROLS)
+            self._lines.append(text)
             if separator != _CONTINUED:
                 reply = Reply(code, self._enhanced, tuple(self._lines))
                 self._enhanced = None
@@ -224,6 +231,12 @@ class ReplyParser:
         del self._buffer[:pos]
         self._scan -= pos
         self._pos = 0
+
+
+_CONTROLS: Final = dict.fromkeys(
+    [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)], "\ufffd"
+)
+"""C0 controls but HT, DEL and C1 controls: replaced in reply text."""
 
 
 def _shorten(line: bytes, limit: int = 80) -> bytes:
