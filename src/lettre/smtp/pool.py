@@ -901,6 +901,7 @@ class PooledSmtpConnection:
 
     @property
     def messages_sent(self) -> int:
+        """How many mail transactions the connection has started."""
         return self.client.messages_sent
 
     def touch(self) -> None:
@@ -931,15 +932,16 @@ class PooledSmtpConnection:
         """Never lend this connection again (commands of a vanished caller are on it)."""
         self._poisoned = True
 
-    def last_turn(self) -> _Turn:
+    def _last_turn(self) -> _Turn:
         return self._turns[-1]
 
-    def new_turn(self, *, active: bool) -> _Turn:
+    def _new_turn(self, *, active: bool) -> _Turn:
+        """Queue a reader for commands about to be written (``active``: its owner runs)."""
         turn = _Turn(active=active)
         self._turns.append(turn)
         return turn
 
-    async def wait_turn(self, turn: _Turn) -> None:
+    async def _wait_turn(self, turn: _Turn) -> None:
         """Wait until every transaction written before ``turn`` has read its replies."""
         if self._turns and self._turns[0] is turn:
             return
@@ -949,7 +951,7 @@ class PooledSmtpConnection:
         if not turn.event.is_set():
             raise SmtpTimeoutError("the connection's earlier transactions never finished")
 
-    def end_turn(self, turn: _Turn) -> None:
+    def _end_turn(self, turn: _Turn) -> None:
         """``turn``'s owner is done reading (or gave up): the next reader may go."""
         turns = self._turns
         if not turns or turns[0] is not turn:
@@ -1111,11 +1113,11 @@ class SmtpPool:
             if turn is None:
                 # Our own envelope; nobody else is queued on this connection.
                 tx = client.prepare(envelope, data)
-                turn = conn.new_turn(active=True)
+                turn = conn._new_turn(active=True)
             else:
                 # The previous user wrote our envelope after its content.
                 turn.active = True
-                await conn.wait_turn(turn)
+                await conn._wait_turn(turn)
             assert tx is not None
             async with client.operation(deadline):
                 if own_envelope:
@@ -1131,7 +1133,7 @@ class SmtpPool:
                     wake = pool.hand_off(conn, claim)
                     if wake is not None:
                         owner = False
-                        conn.last_turn().wake = wake
+                        conn._last_turn().wake = wake
                         out += chained[0]
                 await client.write(out)
                 return await client.complete(tx)
@@ -1151,7 +1153,7 @@ class SmtpPool:
         finally:
             conn.touch()
             if turn is not None:
-                conn.end_turn(turn)
+                conn._end_turn(turn)
             if owner:
                 with anyio.CancelScope(shield=True):
                     await pool.release(conn)
@@ -1167,7 +1169,7 @@ class SmtpPool:
             return False
         if not tx.pipelined:
             return False
-        other.turn = conn.new_turn(active=False)
+        other.turn = conn._new_turn(active=False)
         out.append(client.encode_envelope(tx))
         other.tx = tx
         return True
