@@ -21,6 +21,12 @@ synchronously; I/O (connecting, checking, closing) comes after. Closing is
 shielded from cancellation. A waiting caller that is cancelled leaves the queue
 and never leaks a slot. Background work (closing connections that expire while
 idle) runs only inside ``async with pool:``, in a task group the pool owns.
+
+:class:`SmtpPool` is the SMTP layer on top, used by ``SmtpTransport``: one
+mail transaction per checkout, chaining on pipelining servers (the next
+waiting message's envelope goes out in the same write as the current
+message's content) and one retry on a new connection when a connection fails
+before the server could have taken the message.
 """
 
 from __future__ import annotations
@@ -1035,7 +1041,6 @@ class SmtpPool:
         if ssl_context is None and settings.uses_tls:
             ssl_context = settings.create_ssl_context()
         self._ssl_context = ssl_context
-        self._clock = clock
         self._pool: ConnectionPool[PooledSmtpConnection] = ConnectionPool(
             self._open, config, clock=clock, sleep=sleep
         )
