@@ -61,6 +61,6 @@ def test_docs_examples_run(
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__docs__", "SMTP_PORT": smtp_port}
     for index, block in enumerate(_blocks(page.read_text(encoding="utf-8"))):
-        code = compile(block, f"{page.relative_to(DOCS)}[block {index}]", "exec")
+        code = compile(block, f"{page.relative_to(DOCS)}[block {index}]", "exec", dont_inherit=True)
         exec(code, namespace)
     assert os.getcwd() == str(tmp_path)
