@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 
 @pytest.fixture(
@@ -14,3 +15,9 @@ import pytest
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
     """Run each ``@pytest.mark.anyio`` test once per event loop."""
     return request.param  # type: ignore[no-any-return]
+
+
+# Property tests are deterministic (the same examples on every run) and never
+# fail on the machine's speed; the examples explored differ per test function.
+settings.register_profile("lettre", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("lettre")
