@@ -56,6 +56,9 @@ _NO_CAPABILITIES = Capabilities()
 # Plain-dict views of the state module's read-only tables, for speed.
 _TABLE = {state: dict(row) for state, row in TRANSITIONS.items()}
 _EXACT = dict(EXACT_CODES)
+# "<VERB> ok", "<VERB> more", "<VERB> fail", "<VERB> fail" by verb, indexed by
+# the first digit of the reply code minus 2; filled in as verbs are met.
+_EVENT_NAMES: dict[str, tuple[str, str, str, str]] = {}
 
 
 @dataclass(slots=True)
@@ -429,24 +432,41 @@ class ClientConnection:
         if code == _CLOSING_CODE:
             self._close()
             return
-        kind = "ok" if code < 300 else "more" if code < 400 else "fail"
-        event = f"{verb} {kind}"
+        names = _EVENT_NAMES.get(verb)
+        if names is None:
+            names = _EVENT_NAMES[verb] = (f"{verb} ok", f"{verb} more", *(f"{verb} fail",) * 2)
+        event = names[code // 100 - 2]
         exact = _EXACT.get(event)
         if exact is not None and code != exact:
             raise RemoteProtocolError(f"reply {code} to {verb}: only {exact} makes sense")
         next_state = _TABLE[self._state].get(event)
         if next_state is None:
-            if verb not in PIPELINABLE or kind == "more":
+            if verb not in PIPELINABLE or 300 <= code < 400:
                 raise RemoteProtocolError(f"unexpected reply {code} to {verb}")
             next_state = self._state
-        self._apply(event, reply, tx)
+        self._apply(verb, event, reply, tx)
         self._state = next_state
         if not self._owed:
             self._settle()
 
-    def _apply(self, event: str, reply: Reply, tx: _Transaction | None) -> None:
+    def _apply(self, verb: str, event: str, reply: Reply, tx: _Transaction | None) -> None:
         """The side effects of a reply, beyond the state change."""
-        if event == "EHLO ok":
+        if tx is not None:
+            # The replies inside a mail transaction come first: they are most of them.
+            if verb == "RCPT":
+                tx.rcpt_replied += 1
+                if event == "RCPT ok":
+                    tx.rcpt_accepted += 1
+                return
+            if verb == "MAIL":
+                tx.mail_ok = event == "MAIL ok"
+                return
+            if event == "BDAT fail":
+                tx.chunk_refused = True
+                return
+        if event == "DATA more":
+            self._data_encoder = DataEncoder()
+        elif event == "EHLO ok":
             self._capabilities = Capabilities.from_reply(reply)
             self._extended = True
         elif event == "EHLO fail":
@@ -461,17 +481,6 @@ class ClientConnection:
                 )
         elif event in ("AUTH ok", "AUTH-RESPONSE ok"):
             self._authenticated = True
-        elif event == "DATA more":
-            self._data_encoder = DataEncoder()
-        elif tx is not None:
-            if event.startswith("MAIL "):
-                tx.mail_ok = event == "MAIL ok"
-            elif event.startswith("RCPT "):
-                tx.rcpt_replied += 1
-                if event == "RCPT ok":
-                    tx.rcpt_accepted += 1
-            elif event == "BDAT fail":
-                tx.chunk_refused = True
 
     def _settle(self) -> None:
         """Every reply is in: apply what the transaction's replies decided."""

@@ -165,6 +165,7 @@ class ReplyParser:
 
     def _parse(self) -> Reply | None:
         buffer = self._buffer
+        lines = self._lines
         while True:
             newline = buffer.find(b"\n", self._scan)
             if newline < 0:
@@ -180,8 +181,8 @@ class ReplyParser:
             self._pos = self._scan = newline + 1
             if end - start > self._max_line_length:
                 raise RemoteProtocolError(f"reply line longer than {self._max_line_length} octets")
-            self._size += newline + 1 - start
-            if self._size > self._max_reply_size:
+            size = self._size + newline + 1 - start
+            if size > self._max_reply_size:
                 raise RemoteProtocolError(f"reply longer than {self._max_reply_size} octets")
             match = _LINE.match(buffer, start, end)
             if match is None:
@@ -191,26 +192,34 @@ class ReplyParser:
             if match is None or (separator is None and match.end() != end):
                 line = bytes(buffer[start:end])
                 raise RemoteProtocolError(f"malformed reply line {_shorten(line)!r}")
-            code = int(buffer[start : start + 3])
-            if self._lines:
-                if code != self._code:
-                    raise RemoteProtocolError(
-                        f"multi-line reply mixes codes {self._code} and {code}"
-                    )
-                if len(self._lines) >= self._max_lines:
-                    raise RemoteProtocolError(f"reply has more than {self._max_lines} lines")
-            self._code = code
-            if enhanced is not None and self._enhanced is None:
-                self._enhanced = enhanced.decode("ascii")
+            # The three digits, checked by the pattern: "0" is 48, 48 * 111 = 5328.
+            code = buffer[start] * 100 + buffer[start + 1] * 10 + buffer[start + 2] - 5328
             text = buffer[match.end() : end].decode("utf-8", "replace")
             if not text.isprintable():
                 # Controls from the server never reach errors, logs or terminals.
                 text = text.translate(_CONTROLS)
-            self._lines.append(text)
+            if not lines:
+                if separator != _CONTINUED:
+                    # A one-line reply, the usual kind: no list, no carried state.
+                    self._size = 0
+                    status = None if enhanced is None else enhanced.decode("ascii")
+                    return Reply(code, status, (text,))
+                self._code = code
+            else:
+                if code != self._code:
+                    raise RemoteProtocolError(
+                        f"multi-line reply mixes codes {self._code} and {code}"
+                    )
+                if len(lines) >= self._max_lines:
+                    raise RemoteProtocolError(f"reply has more than {self._max_lines} lines")
+            self._size = size
+            if enhanced is not None and self._enhanced is None:
+                self._enhanced = enhanced.decode("ascii")
+            lines.append(text)
             if separator != _CONTINUED:
-                reply = Reply(code, self._enhanced, tuple(self._lines))
+                reply = Reply(code, self._enhanced, tuple(lines))
                 self._enhanced = None
-                self._lines = []
+                self._lines = lines = []
                 self._size = 0
                 return reply
 
