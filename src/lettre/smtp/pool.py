@@ -31,6 +31,7 @@ before the server could have taken the message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections import deque
@@ -54,7 +55,7 @@ from lettre.errors import (
     SmtpTimeoutError,
 )
 from lettre.smtp.client import SmtpClient
-from lettre.smtp.stream import current_clock
+from lettre.smtp.stream import _running_on_asyncio, current_clock
 
 if TYPE_CHECKING:
     import ssl
@@ -215,7 +216,12 @@ class PoolStatistics:
 
 
 class _Waiter(Generic[C]):
-    """A caller queued for a connection; filled in by whoever serves it."""
+    """A caller queued for a connection; filled in by whoever serves it.
+
+    On asyncio the caller sleeps on a bare future with a loop timer for
+    ``pool_timeout`` (a cancel scope and an event per waiter cost more than
+    the rest of a checkout); elsewhere on an anyio event inside a cancel scope.
+    """
 
     __slots__ = (
         "cancelled",
@@ -224,21 +230,79 @@ class _Waiter(Generic[C]):
         "connection",
         "event",
         "fresh",
+        "future",
         "scope",
         "slot",
         "ticket",
+        "timer",
+        "woken",
     )
 
-    def __init__(self, ticket: object, fresh: bool) -> None:
+    def __init__(
+        self, ticket: object, fresh: bool, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.ticket = ticket
         self.fresh = fresh
         self.scope: anyio.CancelScope | None = None
-        self.event = anyio.Event()
+        self.timer: asyncio.TimerHandle | None = None
+        self.future: asyncio.Future[None] | None = None
+        self.event: anyio.Event | None = None
+        if loop is not None:
+            self.future = loop.create_future()
+        else:
+            self.event = anyio.Event()
+        self.woken = False
         self.connection: C | None = None
         self.slot = False
         self.chained = False
         self.cancelled = False
         self.closed = False
+
+    def wake(self) -> None:
+        """Let the waiting caller resume (it was served, or the pool closed)."""
+        if self.woken:
+            return
+        self.woken = True
+        future = self.future
+        if future is None:
+            assert self.event is not None
+            self.event.set()
+        elif not future.done():  # not already resumed by its timer or cancelled
+            future.set_result(None)
+
+    def unbind(self) -> None:
+        """The wait is no longer bounded by ``pool_timeout``."""
+        timer = self.timer
+        if timer is not None:
+            self.timer = None
+            timer.cancel()
+        if self.scope is not None:
+            self.scope.deadline = math.inf
+
+    def _expire(self) -> None:
+        # The timer fired: resume the caller, which finds itself unserved.
+        self.timer = None
+        future = self.future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self, limit: float) -> None:
+        """Sleep until woken, at most ``limit`` seconds (cancellation propagates)."""
+        future = self.future
+        if future is None:
+            assert self.event is not None
+            with anyio.move_on_after(limit) as scope:
+                self.scope = scope
+                await self.event.wait()
+            self.scope = None
+            return
+        if limit != math.inf:
+            loop = future.get_loop()
+            self.timer = loop.call_at(loop.time() + limit, self._expire)
+        try:
+            await future
+        finally:
+            self.unbind()
 
 
 class _RateLimiter:
@@ -459,14 +523,12 @@ class ConnectionPool(Generic[C]):
         return None, False, expired
 
     async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool, bool]:
-        waiter: _Waiter[C] = _Waiter(ticket, fresh)
+        loop = asyncio.get_running_loop() if _running_on_asyncio() else None
+        waiter: _Waiter[C] = _Waiter(ticket, fresh, loop)
         self._waiters.append(waiter)
         self._waiting += 1
         try:
-            with anyio.move_on_after(limit) as scope:
-                waiter.scope = scope
-                await waiter.event.wait()
-            waiter.scope = None
+            await waiter.wait(limit)
             if (waiter.connection is not None and not waiter.chained) or waiter.slot:
                 # A caller cancelled after being served gives back what it got,
                 # on every backend (trio would otherwise resume it normally).
@@ -508,7 +570,7 @@ class ConnectionPool(Generic[C]):
             waiter.slot = False
             self._opening -= 1
             self._slot_freed()
-        elif not waiter.event.is_set() and not waiter.cancelled:
+        elif not waiter.woken and not waiter.cancelled:
             waiter.cancelled = True
             self._waiting -= 1
             if len(self._waiters) > 2 * self._waiting + 32:
@@ -638,9 +700,8 @@ class ConnectionPool(Generic[C]):
         self._waiting -= 1
         waiter.connection = conn
         waiter.chained = True
-        if waiter.scope is not None:
-            waiter.scope.deadline = math.inf
-        return waiter.event.set
+        waiter.unbind()
+        return waiter.wake
 
     async def discard(self, conn: C) -> None:
         """Close a lent connection and drop it from the pool, whatever its state.
@@ -713,7 +774,7 @@ class ConnectionPool(Generic[C]):
     def _assign(self, waiter: _Waiter[C], conn: C, *, chained: bool) -> None:
         waiter.connection = conn
         waiter.chained = chained
-        waiter.event.set()
+        waiter.wake()
 
     def _slot_freed(self) -> None:
         """A counted connection went away: let the first waiter open one instead."""
@@ -723,7 +784,7 @@ class ConnectionPool(Generic[C]):
         if waiter is not None:
             self._opening += 1
             waiter.slot = True
-            waiter.event.set()
+            waiter.wake()
 
     def _put_idle(self, conn: C) -> None:
         self._idle.append(conn)
@@ -811,7 +872,7 @@ class ConnectionPool(Generic[C]):
             waiter = self._waiters.popleft()
             if not waiter.cancelled:
                 waiter.closed = True
-                waiter.event.set()
+                waiter.wake()
         self._waiting = 0
         if self._reaper_scope is not None:
             self._reaper_scope.cancel()
