@@ -315,7 +315,7 @@ class SmtpClient:
             )
         return stream
 
-    def operation(self, deadline: float | None = None) -> Operation:
+    def operation(self, deadline: float | None = None, *, io_only: bool = False) -> Operation:
         """An async context manager bounding the I/O inside it by one cancel scope.
 
         Args:
@@ -323,8 +323,12 @@ class SmtpClient:
                 after which everything inside fails with
                 :class:`~lettre.errors.SmtpTimeoutError`; None for none (each
                 wait still has its timeout).
+            io_only: promise that nothing but this client's reads and writes
+                is awaited inside (the transaction methods qualify). On asyncio
+                the timeouts are then enforced by the connection's own waits,
+                which is cheaper than a cancel scope; the errors are the same.
         """
-        return self._require_stream().operation(deadline)
+        return self._require_stream().operation(deadline, io_only=io_only)
 
     def _default_deadline(self, deadline: float | None) -> float | None:
         if deadline is None and self._settings.deadline is not None:
@@ -692,7 +696,7 @@ class SmtpClient:
         """
         tx = self.prepare(envelope, data)
         stream = self._require_stream()
-        async with stream.operation(self._default_deadline(deadline)):
+        async with stream.operation(self._default_deadline(deadline), io_only=True):
             await self.write(self.encode_envelope(tx))
             await self.complete_envelope(tx)
             await self.write(self.encode_content(tx))

@@ -1185,7 +1185,7 @@ class SmtpPool:
                 turn.active = True
                 await conn._wait_turn(turn)
             assert tx is not None
-            async with client.operation(deadline):
+            async with client.operation(deadline, io_only=True):
                 if own_envelope:
                     await client.write(client.encode_envelope(tx))
                 await client.complete_envelope(tx)

@@ -104,6 +104,9 @@ class SmtpStream:
         self.unacknowledged_content = 0
         self.logger = logger if logger is not None else transcript_logger
         self._scope: anyio.CancelScope | None = None
+        # An I/O-only operation on the asyncio byte stream: no cancel scope,
+        # the byte stream enforces the deadline of each wait itself.
+        self._light = False
         self._deadline = math.inf
         self._waiting_for = "the server"
         self._armed_timeout = 0.0
@@ -201,15 +204,19 @@ class SmtpStream:
 
     # ------------------------------------------------------------------ deadlines
 
-    def operation(self, deadline: float | None = None) -> Operation:
+    def operation(self, deadline: float | None = None, *, io_only: bool = False) -> Operation:
         """An async context manager bounding the I/O inside it.
 
         Args:
             deadline: an absolute time on anyio's clock (``anyio.current_time()``)
                 after which everything inside fails with a timeout; None for no
                 overall deadline (each wait still has its own timeout).
+            io_only: the caller promises to await nothing inside but this
+                stream's reads and writes (and closing it). On asyncio the
+                deadlines are then enforced by the stream's own waits, without
+                a cancel scope; elsewhere this changes nothing.
         """
-        return Operation(self, deadline)
+        return Operation(self, deadline, io_only)
 
     def now(self) -> float:
         """The current time on anyio's clock (looked up once per connection)."""
@@ -217,12 +224,19 @@ class SmtpStream:
 
     def _arm(self, timeout: float, waiting_for: str) -> None:
         scope = self._scope
-        if scope is None:
-            raise RuntimeError("SMTP I/O outside an operation; use `async with stream.operation()`")
         self._waiting_for = waiting_for
         self._armed_timeout = timeout
         target = self._clock() + timeout
         deadline = self._deadline
+        if scope is None:
+            if not self._light:
+                raise RuntimeError(
+                    "SMTP I/O outside an operation; use `async with stream.operation()`"
+                )
+            # The byte stream's waits time out exactly (no timer to move).
+            assert isinstance(self._stream, _AsyncioByteStream)
+            self._stream.deadline = min(target, deadline)
+            return
         if target >= deadline:
             if scope.deadline != deadline:
                 scope.deadline = deadline
@@ -467,14 +481,18 @@ class Operation:
       closes the connection (its state is unknown) and propagates;
     - a lettre error that left the connection broken closes it too.
 
-    Operations nest: an inner one only tightens the deadline.
+    Operations nest: an inner one only tightens the deadline. An ``io_only``
+    operation on asyncio has no cancel scope: the stream's reads and writes
+    time out by themselves, with the same errors.
     """
 
-    __slots__ = ("_deadline", "_outer", "_scope", "_stream")
+    __slots__ = ("_deadline", "_io_only", "_light", "_outer", "_scope", "_stream")
 
-    def __init__(self, stream: SmtpStream, deadline: float | None) -> None:
+    def __init__(self, stream: SmtpStream, deadline: float | None, io_only: bool = False) -> None:
         self._stream = stream
         self._deadline = math.inf if deadline is None else deadline
+        self._io_only = io_only
+        self._light = False
         self._scope: anyio.CancelScope | None = None
         self._outer: tuple[anyio.CancelScope | None, float] = (None, math.inf)
 
@@ -482,11 +500,14 @@ class Operation:
         stream = self._stream
         self._outer = (stream._scope, stream._deadline)
         deadline = min(self._deadline, stream._deadline)
-        if stream._scope is None:
-            scope = anyio.CancelScope(deadline=deadline)
-            scope.__enter__()
-            self._scope = scope
-            stream._scope = scope
+        if stream._scope is None and not stream._light:
+            if self._io_only and isinstance(stream._stream, _AsyncioByteStream):
+                self._light = stream._light = True
+            else:
+                scope = anyio.CancelScope(deadline=deadline)
+                scope.__enter__()
+                self._scope = scope
+                stream._scope = scope
             stream._debug = stream.logger.isEnabledFor(logging.DEBUG)
         stream._deadline = deadline
         return self
@@ -502,28 +523,44 @@ class Operation:
         outer_scope, outer_deadline = self._outer
         own_deadline = stream._deadline
         stream._deadline = outer_deadline
-        if scope is None:
+        if self._light:
+            stream._light = False
+            byte_stream = stream._stream
+            assert isinstance(byte_stream, _AsyncioByteStream)
+            byte_stream.deadline = math.inf
+            if isinstance(exc, _WaitExpired):
+                await self._timed_out(own_deadline)
+        elif scope is None:
             # Nested: the outermost operation handles timeouts and closing.
             if stream._scope is not None:
                 stream._scope.deadline = outer_deadline
+            elif stream._light:
+                byte_stream = stream._stream
+                assert isinstance(byte_stream, _AsyncioByteStream)
+                byte_stream.deadline = outer_deadline
             return
-        stream._scope = outer_scope
-        try:
-            swallowed = scope.__exit__(exc_type, exc, tb)
-        except BaseException:
-            await stream.aclose()
-            raise
-        if scope.cancelled_caught or (exc is not None and swallowed):
-            # Our own deadline fired (cancellation from outside is not caught here).
-            error = stream._timeout_error(own_deadline)
-            await stream.aclose()
-            if stream.unacknowledged_content > 0:
-                raise OutcomeUnknown(
-                    f"{error}; the message may or may not have been accepted"
-                ) from error
-            raise error
+        else:
+            stream._scope = outer_scope
+            try:
+                swallowed = scope.__exit__(exc_type, exc, tb)
+            except BaseException:
+                await stream.aclose()
+                raise
+            if scope.cancelled_caught or (exc is not None and swallowed):
+                # Our own deadline fired (cancellation from outside is not caught here).
+                await self._timed_out(own_deadline)
         if exc is not None and (not isinstance(exc, SmtpError) or stream.broken):
             await stream.aclose()
+
+    async def _timed_out(self, deadline: float) -> None:
+        stream = self._stream
+        error = stream._timeout_error(deadline)
+        await stream.aclose()
+        if stream.unacknowledged_content > 0:
+            raise OutcomeUnknown(
+                f"{error}; the message may or may not have been accepted"
+            ) from error
+        raise error
 
 
 async def _handshake(
@@ -607,6 +644,19 @@ def current_clock() -> Callable[[], float]:
     return anyio.current_time
 
 
+class _WaitExpired(BaseException):
+    """A wait of an ``io_only`` operation outlived its deadline.
+
+    A BaseException, like a cancellation, so that nothing between the wait
+    and the operation mistakes it for an error of the connection.
+    """
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(_WaitExpired())
+
+
 class _Protocol(asyncio.Protocol):
     """Buffers what the socket delivers for :class:`_AsyncioByteStream`."""
 
@@ -674,6 +724,9 @@ class _AsyncioByteStream(ByteStream):
         self._transport = transport
         self._protocol = protocol
         self._closed = False
+        # When a wait must end (loop time), for operations without a cancel
+        # scope (``io_only``); a wait still blocked then raises _WaitExpired.
+        self.deadline = math.inf
 
     @classmethod
     async def connect(cls, host: str, port: int, local_address: str | None) -> _AsyncioByteStream:
@@ -703,7 +756,7 @@ class _AsyncioByteStream(ByteStream):
                 raise anyio.EndOfStream
             waiter = protocol.reader = asyncio.get_running_loop().create_future()
             try:
-                await waiter
+                await self._wait(waiter)
             finally:
                 protocol.reader = None
         chunk = chunks.popleft()
@@ -726,11 +779,25 @@ class _AsyncioByteStream(ByteStream):
         while protocol.writing_paused and not protocol.lost:
             waiter = protocol.writer = asyncio.get_running_loop().create_future()
             try:
-                await waiter
+                await self._wait(waiter)
             finally:
                 protocol.writer = None
         if protocol.lost:
             raise anyio.BrokenResourceError from protocol.exception
+
+    async def _wait(self, waiter: asyncio.Future[None]) -> None:
+        deadline = self.deadline
+        if deadline == math.inf:
+            await waiter
+            return
+        loop = waiter.get_loop()
+        if loop.time() >= deadline:
+            raise _WaitExpired
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
 
     async def send_eof(self) -> None:
         self._transport.write_eof()
