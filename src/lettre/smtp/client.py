@@ -74,13 +74,15 @@ from lettre.smtp.tls import TlsMode
 from lettre.transports.base import RecipientResult, SendResult
 
 if TYPE_CHECKING:
-    from lettre.address import Address
     from lettre.protocol.commands import Command
     from lettre.protocol.replies import Reply
 
 __all__ = ["SmtpClient", "Transaction", "TransactionStage", "queue_id_from_reply"]
 
 _QUIT_TIMEOUT = 5.0
+# Commands without arguments are immutable values: one of each does.
+_DATA = Data()
+_END_OF_DATA = EndOfData()
 _QUEUE_ID_PATTERNS = (
     re.compile(r"\bqueued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
     re.compile(r"\bid=<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
@@ -730,10 +732,13 @@ class SmtpClient:
                 f"the message is {len(data)} bytes; {stream.peer} accepts at most {caps.size}"
             )
 
-        addresses: list[Address] = list(envelope.forward_paths)
-        if envelope.reverse_path is not None:
-            addresses.append(envelope.reverse_path)
-        non_ascii = any(not str(a).isascii() for a in addresses)
+        reverse_path = envelope.reverse_path
+        forward_paths = envelope.forward_paths
+        # Each address is rendered once; ASCII-only envelopes (nearly all)
+        # take their paths as they are.
+        recipients = [str(address) for address in forward_paths]
+        reverse = str(reverse_path) if reverse_path is not None else ""
+        non_ascii = not (reverse.isascii() and all(text.isascii() for text in recipients))
         smtputf8 = False
         if non_ascii:
             if caps.smtputf8:
@@ -744,12 +749,6 @@ class SmtpClient:
                     f"{stream.peer} does not offer it"
                 )
 
-        def path(address: Address) -> str:
-            text = str(address)
-            if smtputf8 or text.isascii():
-                return text
-            return address.to_ascii()
-
         body: str | None = None
         if not data.isascii():
             if not caps.eightbitmime:
@@ -758,32 +757,42 @@ class SmtpClient:
                 )
             body = "8BITMIME"
 
+        paths = recipients
+        if non_ascii and not smtputf8:
+            # Internationalised domains only: their A-label forms.
+            paths = [
+                text if text.isascii() else address.to_ascii()
+                for text, address in zip(recipients, forward_paths, strict=True)
+            ]
+            if reverse_path is not None and not reverse.isascii():
+                reverse = reverse_path.to_ascii()
+
         dsn = caps.dsn
-        if envelope.has_dsn and not dsn:
-            self._logger.debug(
-                "%s does not offer DSN; the DSN parameters are not sent", stream.peer
+        if dsn:
+            ret, envid, notify, orcpt = (
+                envelope.ret,
+                envelope.envid,
+                envelope.notify,
+                envelope.orcpt,
             )
-        reverse = path(envelope.reverse_path) if envelope.reverse_path is not None else ""
+        else:
+            ret = envid = notify = None
+            orcpt = False
+            if envelope.has_dsn:
+                self._logger.debug(
+                    "%s does not offer DSN; the DSN parameters are not sent", stream.peer
+                )
         mail = Mail(
             reverse,
             size=len(data) if caps.size is not None else None,
             body=body,
             smtputf8=smtputf8,
-            ret=envelope.ret if dsn else None,
-            envid=envelope.envid if dsn else None,
+            ret=ret,
+            envid=envid,
         )
-        recipients: list[str] = []
-        rcpts: list[Rcpt] = []
-        for address in envelope.forward_paths:
-            forward = path(address)
-            recipients.append(str(address))
-            rcpts.append(
-                Rcpt(
-                    forward,
-                    notify=envelope.notify if dsn else None,
-                    orcpt=forward if dsn and envelope.orcpt else None,
-                )
-            )
+        rcpts = [
+            Rcpt(forward, notify=notify, orcpt=forward if orcpt else None) for forward in paths
+        ]
         use_bdat = caps.chunking
         pipelined = caps.pipelining
         return Transaction(
@@ -808,11 +817,13 @@ class SmtpClient:
         if tx.stage is not TransactionStage.PREPARED:
             raise LocalProtocolError("this transaction's envelope was already sent")
         stream = self._require_stream()
-        parts = [stream.encode(tx.mail)]
+        encode = stream.encode
+        parts = [encode(tx.mail)]
         if tx.pipelined:
-            parts.extend(stream.encode(rcpt) for rcpt in tx.rcpts)
+            for rcpt in tx.rcpts:
+                parts.append(encode(rcpt))
             if tx.data_in_flight:
-                parts.append(stream.encode(Data()))
+                parts.append(encode(_DATA))
         tx.stage = TransactionStage.ENVELOPE
         self._transactions += 1
         self.last_transaction = tx
@@ -982,7 +993,7 @@ class SmtpClient:
         if tx.use_bdat:
             out = stream.encode(Bdat(tx.data, last=True))
         else:
-            out = stream.encode(MessageData(tx.data)) + stream.encode(EndOfData())
+            out = stream.encode(MessageData(tx.data)) + stream.encode(_END_OF_DATA)
         self._pending_content.append(tx)
         return out
 
