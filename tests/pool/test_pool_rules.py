@@ -210,6 +210,38 @@ async def test_pool_timeout_raises_and_leaves_no_trace() -> None:
     await pool.aclose()
 
 
+async def test_waiters_queued_one_after_another_each_time_out() -> None:
+    # On asyncio one timer serves every waiter: it must fire again for the
+    # waiters queued after the first one.
+    pool, _, _ = make_pool(max_size=1, pool_timeout=0.05)
+    held = await pool.acquire()
+    outcomes: list[str] = []
+
+    async def wait_for_one(name: str) -> None:
+        with pytest.raises(PoolTimeout):
+            await pool.acquire()
+        outcomes.append(name)
+
+    with anyio.fail_after(BOUND):
+        async with anyio.create_task_group() as group:
+            # The pauses only spread the waiters' expiry times (the outcome
+            # is the same without them); settle() does the synchronisation.
+            group.start_soon(wait_for_one, "first")
+            await settle()
+            await anyio.sleep(0.02)
+            group.start_soon(wait_for_one, "second")
+            await settle()
+            await anyio.sleep(0.02)
+            group.start_soon(wait_for_one, "third")
+    assert outcomes == ["first", "second", "third"]
+    assert pool.statistics().waiting == 0
+    await pool.release(held)
+    again = await pool.acquire()
+    assert again is held
+    await pool.release(again)
+    await pool.aclose()
+
+
 async def test_cancelled_waiter_leaves_the_queue() -> None:
     pool, factory, _ = make_pool(max_size=1)
     held = await pool.acquire()

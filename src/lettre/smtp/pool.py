@@ -218,9 +218,10 @@ class PoolStatistics:
 class _Waiter(Generic[C]):
     """A caller queued for a connection; filled in by whoever serves it.
 
-    On asyncio the caller sleeps on a bare future with a loop timer for
-    ``pool_timeout`` (a cancel scope and an event per waiter cost more than
-    the rest of a checkout); elsewhere on an anyio event inside a cancel scope.
+    On asyncio the caller sleeps on a bare future and the pool's one expiry
+    timer enforces ``pool_timeout`` (a cancel scope and an event per waiter
+    cost more than the rest of a checkout); elsewhere it sleeps on an anyio
+    event inside a cancel scope.
     """
 
     __slots__ = (
@@ -229,12 +230,12 @@ class _Waiter(Generic[C]):
         "closed",
         "connection",
         "event",
+        "expiry",
         "fresh",
         "future",
         "scope",
         "slot",
         "ticket",
-        "timer",
         "woken",
     )
 
@@ -244,7 +245,7 @@ class _Waiter(Generic[C]):
         self.ticket = ticket
         self.fresh = fresh
         self.scope: anyio.CancelScope | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.expiry = math.inf  # when an asyncio waiter gives up (loop time)
         self.future: asyncio.Future[None] | None = None
         self.event: anyio.Event | None = None
         if loop is not None:
@@ -272,22 +273,22 @@ class _Waiter(Generic[C]):
 
     def unbind(self) -> None:
         """The wait is no longer bounded by ``pool_timeout``."""
-        timer = self.timer
-        if timer is not None:
-            self.timer = None
-            timer.cancel()
+        self.expiry = math.inf
         if self.scope is not None:
             self.scope.deadline = math.inf
 
-    def _expire(self) -> None:
-        # The timer fired: resume the caller, which finds itself unserved.
-        self.timer = None
+    def expire(self) -> None:
+        """Resume an asyncio waiter whose time is up; it finds itself unserved."""
         future = self.future
         if future is not None and not future.done():
             future.set_result(None)
 
     async def wait(self, limit: float) -> None:
-        """Sleep until woken, at most ``limit`` seconds (cancellation propagates)."""
+        """Sleep until woken, at most ``limit`` seconds (cancellation propagates).
+
+        On asyncio the pool's expiry timer enforces ``limit`` (see
+        ``ConnectionPool._watch_expiry``).
+        """
         future = self.future
         if future is None:
             assert self.event is not None
@@ -296,13 +297,10 @@ class _Waiter(Generic[C]):
                 await self.event.wait()
             self.scope = None
             return
-        if limit != math.inf:
-            loop = future.get_loop()
-            self.timer = loop.call_at(loop.time() + limit, self._expire)
         try:
             await future
         finally:
-            self.unbind()
+            self.expiry = math.inf
 
 
 class _RateLimiter:
@@ -396,6 +394,8 @@ class ConnectionPool(Generic[C]):
         self._task_group: anyio.abc.TaskGroup | None = None
         self._reaper_scope: anyio.CancelScope | None = None
         self._reaper_deadline = math.inf
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._expiry_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def config(self) -> PoolConfig:
@@ -525,6 +525,9 @@ class ConnectionPool(Generic[C]):
     async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool, bool]:
         loop = asyncio.get_running_loop() if _running_on_asyncio() else None
         waiter: _Waiter[C] = _Waiter(ticket, fresh, loop)
+        if loop is not None and limit != math.inf:
+            waiter.expiry = loop.time() + limit
+            self._watch_expiry(loop, waiter.expiry)
         self._waiters.append(waiter)
         self._waiting += 1
         try:
@@ -547,6 +550,35 @@ class ConnectionPool(Generic[C]):
                 f"(max_size={self._config.max_size})"
             )
         return waiter.connection, waiter.slot, waiter.chained
+
+    def _watch_expiry(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Make sure the expiry timer fires by ``when``.
+
+        One timer serves every asyncio waiter: waiters queue in order, so the
+        timer set for the oldest one is usually early enough for the next.
+        """
+        timer = self._expiry_timer
+        if timer is not None:
+            if timer.when() <= when and self._expiry_loop is loop:
+                return
+            timer.cancel()
+        self._expiry_loop = loop
+        self._expiry_timer = loop.call_at(when, self._expire_waiters, loop)
+
+    def _expire_waiters(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Resume the waiters whose ``pool_timeout`` is up; watch the rest."""
+        self._expiry_timer = None
+        now = loop.time()
+        later = math.inf
+        for waiter in self._waiters:
+            expiry = waiter.expiry
+            if expiry <= now:
+                waiter.expiry = math.inf
+                waiter.expire()
+            elif expiry < later:
+                later = expiry
+        if later != math.inf:
+            self._watch_expiry(loop, later)
 
     async def _abandon(self, waiter: _Waiter[C]) -> None:
         """Undo a waiter that gives up, returning whatever it had been given."""
@@ -874,6 +906,9 @@ class ConnectionPool(Generic[C]):
                 waiter.closed = True
                 waiter.wake()
         self._waiting = 0
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
         if self._reaper_scope is not None:
             self._reaper_scope.cancel()
         idle, self._idle = self._idle, []

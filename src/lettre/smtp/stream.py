@@ -652,11 +652,6 @@ class _WaitExpired(BaseException):
     """
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(_WaitExpired())
-
-
 class _Protocol(asyncio.Protocol):
     """Buffers what the socket delivers for :class:`_AsyncioByteStream`."""
 
@@ -727,6 +722,11 @@ class _AsyncioByteStream(ByteStream):
         # When a wait must end (loop time), for operations without a cancel
         # scope (``io_only``); a wait still blocked then raises _WaitExpired.
         self.deadline = math.inf
+        # One timer serves every wait: it is only replaced when it would fire
+        # too late; firing early, it looks at the deadline of the wait then in
+        # progress and sets itself again.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed: asyncio.Future[None] | None = None
 
     @classmethod
     async def connect(cls, host: str, port: int, local_address: str | None) -> _AsyncioByteStream:
@@ -793,11 +793,27 @@ class _AsyncioByteStream(ByteStream):
         loop = waiter.get_loop()
         if loop.time() >= deadline:
             raise _WaitExpired
-        timer = loop.call_at(deadline, _expire, waiter)
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._check_deadline)
+        self._timed = waiter
         try:
             await waiter
         finally:
-            timer.cancel()
+            self._timed = None
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._timed
+        if waiter is None or waiter.done():
+            return  # no wait in progress: the next one sets a timer
+        loop = waiter.get_loop()
+        if loop.time() >= self.deadline:
+            waiter.set_exception(_WaitExpired())
+        else:
+            self._timer = loop.call_at(self.deadline, self._check_deadline)
 
     async def send_eof(self) -> None:
         self._transport.write_eof()
@@ -805,6 +821,9 @@ class _AsyncioByteStream(ByteStream):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self._transport.close()
             self._protocol._wake(self._protocol.reader)
             self._protocol._wake(self._protocol.writer)
