@@ -231,7 +231,7 @@ class ClientConnection:
             last = self._owed[-1][0]
             if last in GROUP_ENDERS:
                 raise LocalProtocolError(f"{verb} cannot be sent before the reply to {last}")
-            if not self._caps.pipelining:
+            if not (self._capabilities or _NO_CAPABILITIES).pipelining:
                 raise LocalProtocolError(
                     f"{verb} cannot be sent before the reply to {last}: "
                     "the server did not offer PIPELINING"
@@ -396,7 +396,8 @@ class ClientConnection:
         try:
             reply = self._parser.next_reply()
             if reply is None:
-                self._check_eof()
+                if self._eof:
+                    self._check_eof()
                 return NEED_DATA
             self._handle(reply)
         except RemoteProtocolError:
@@ -407,8 +408,6 @@ class ClientConnection:
         return reply
 
     def _check_eof(self) -> None:
-        if not self._eof:
-            return
         if self._parser.buffered:
             raise RemoteProtocolError("the server closed the connection in the middle of a reply")
         raise RemoteProtocolError(

@@ -817,17 +817,16 @@ class SmtpClient:
         if tx.stage is not TransactionStage.PREPARED:
             raise LocalProtocolError("this transaction's envelope was already sent")
         stream = self._require_stream()
-        encode = stream.encode
-        parts = [encode(tx.mail)]
+        commands: list[Command] = [tx.mail]
         if tx.pipelined:
-            for rcpt in tx.rcpts:
-                parts.append(encode(rcpt))
+            commands.extend(tx.rcpts)
             if tx.data_in_flight:
-                parts.append(encode(_DATA))
+                commands.append(_DATA)
+        out = stream.encode_all(commands)
         tx.stage = TransactionStage.ENVELOPE
         self._transactions += 1
         self.last_transaction = tx
-        return b"".join(parts)
+        return out
 
     async def write(self, data: bytes) -> None:
         """Write a flight of bytes from ``encode_envelope``/``encode_content`` at once.
@@ -993,7 +992,7 @@ class SmtpClient:
         if tx.use_bdat:
             out = stream.encode(Bdat(tx.data, last=True))
         else:
-            out = stream.encode(MessageData(tx.data)) + stream.encode(_END_OF_DATA)
+            out = stream.encode_all((MessageData(tx.data), _END_OF_DATA))
         self._pending_content.append(tx)
         return out
 

@@ -26,7 +26,7 @@ import math
 import socket
 import ssl
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -295,6 +295,28 @@ class SmtpStream:
         if self._debug:
             self._log_command(command, data)
         return data
+
+    def encode_all(self, commands: Iterable[Command]) -> bytes:
+        """:meth:`encode` each command in turn and join the bytes: one flight.
+
+        Raises:
+            LocalProtocolError: a command is not allowed when its turn comes.
+        """
+        conn = self.conn
+        out: list[bytes] = []
+        try:
+            for command in commands:
+                if not conn.owed and command.verb not in _CONTENT_VERBS:
+                    self._check_idle()
+                data = conn.send(command)
+                if self._debug:
+                    self._log_command(command, data)
+                out.append(data)
+        except ProtocolError:
+            # The protocol state is now ERROR: this connection is done.
+            self.broken = True
+            raise
+        return b"".join(out)
 
     def _check_idle(self) -> None:
         """Before a new flight: did the server say goodbye (421) while we were idle?
