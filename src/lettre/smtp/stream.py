@@ -7,7 +7,9 @@ This is the only place where lettre's SMTP code touches sockets. It:
 - writes the bytes the core produces (one ``send`` per flight) and feeds
   what it reads back into the core until a reply is complete;
 - keeps ONE cancel scope per operation (:class:`Operation`) whose deadline is
-  moved before each wait, instead of a timeout object per command;
+  moved before each wait, instead of a timeout object per command; an
+  ``io_only`` operation on asyncio (a mail transaction) needs none: the byte
+  stream ends its own waits at their deadline, with one timer per connection;
 - converts foreign exceptions (``OSError``, ``ssl.SSLError``, anyio's) into
   lettre's, chained, at this boundary;
 - writes the DEBUG transcript to the ``lettre.smtp`` logger: ``C: ...`` for
