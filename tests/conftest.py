@@ -1,9 +1,21 @@
-"""Shared test configuration: every async test runs on asyncio and on trio."""
+"""Shared test configuration and fixtures; every async test runs on asyncio and on trio.
+
+``smtpd`` starts real aiosmtpd servers and ``tls_material`` holds the session's trustme
+CA and server certificate (both from ``tests/servers.py``).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import settings
+
+from lettre.smtp.tls import TlsParameters
+from servers import TlsMaterial
+from servers import smtpd as smtpd  # noqa: PLC0414 - shared fixture
+from servers import tls_material as tls_material  # noqa: PLC0414 - shared fixture
 
 
 @pytest.fixture(
@@ -21,3 +33,21 @@ def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object
 # fail on the machine's speed; the examples explored differ per test function.
 settings.register_profile("lettre", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("lettre")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_aiosmtpd() -> Iterator[None]:
+    """aiosmtpd logs every session at INFO; keep test output readable."""
+    logger = logging.getLogger("mail.log")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def tls_params(tls_material: TlsMaterial) -> TlsParameters:
+    """Client TLS parameters trusting the test CA (and the system store)."""
+    return TlsParameters(ca_data=tls_material.ca_pem)
