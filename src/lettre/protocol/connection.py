@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -56,6 +57,9 @@ _NO_CAPABILITIES = Capabilities()
 # Plain-dict views of the state module's read-only tables, for speed.
 _TABLE = {state: dict(row) for state, row in TRANSITIONS.items()}
 _EXACT = dict(EXACT_CODES)
+_DATA = Data()
+_DATA_LINE = _DATA.to_bytes()
+_END_OF_DATA = EndOfData()
 # "<VERB> ok", "<VERB> more", "<VERB> fail", "<VERB> fail" by verb, indexed by
 # the first digit of the reply code minus 2; filled in as verbs are met.
 _EVENT_NAMES: dict[str, tuple[str, str, str, str]] = {}
@@ -203,6 +207,95 @@ class ClientConnection:
         except LocalProtocolError:
             self._state = ClientState.ERROR
             raise
+
+    def send_envelope(self, mail: Mail, rcpts: Sequence[Rcpt], data: bool = False) -> bytes:
+        """Return the bytes that send ``mail``, every RCPT in ``rcpts`` and DATA.
+
+        The same as :meth:`send` for each command in turn, joined: the same
+        checks, the same errors, the same state afterwards. A pipelined
+        envelope (the server offered PIPELINING, at least one recipient) is
+        checked and encoded in one pass.
+
+        Args:
+            mail: the MAIL command.
+            rcpts: the RCPT commands, in order.
+            data: also send DATA after the last RCPT.
+
+        Returns:
+            The bytes to write, in full, before anything sent later.
+
+        Raises:
+            LocalProtocolError: as for :meth:`send`, for the first command
+                that may not be sent; the connection is then in ERROR.
+            RemoteProtocolError: as for :meth:`send`.
+        """
+        owed = self._owed
+        if (
+            self._state is not ClientState.READY
+            or not rcpts
+            or (owed and owed[-1][0] in GROUP_ENDERS)
+            or (not owed and self._parser.buffered)
+            or not (self._capabilities or _NO_CAPABILITIES).pipelining
+        ):
+            out = [self.send(mail)]
+            out.extend([self.send(rcpt) for rcpt in rcpts])
+            if data:
+                out.append(self.send(_DATA))
+            return b"".join(out)
+        try:
+            self._check_mail(mail)
+            out = [mail.to_bytes()]
+            tx = self._tx = _Transaction(smtputf8=mail.smtputf8, binary=mail.body == "BINARYMIME")
+            self._state = ClientState.MAIL
+            owed.append(("MAIL", tx))
+            check_rcpt = self._check_rcpt
+            for rcpt in rcpts:
+                check_rcpt(rcpt)
+                out.append(rcpt.to_bytes())
+                self._state = ClientState.RCPT
+                owed.append(("RCPT", tx))
+            if data:
+                self._check_content_allowed("DATA")
+                out.append(_DATA_LINE)
+                owed.append(("DATA", tx))
+        except LocalProtocolError:
+            self._state = ClientState.ERROR
+            raise
+        return b"".join(out)
+
+    def send_content(self, data: bytes) -> bytes:
+        """Return the bytes that send ``data`` as message content, then the end of data.
+
+        The same as :meth:`send` with :class:`MessageData` then
+        :class:`EndOfData`, joined: the same checks, the same errors, the
+        same state afterwards.
+
+        Args:
+            data: the whole message content.
+
+        Returns:
+            The bytes to write, in full, before anything sent later.
+
+        Raises:
+            LocalProtocolError: as for :meth:`send`; the connection is then
+                in ERROR.
+            RemoteProtocolError: as for :meth:`send`.
+        """
+        if (
+            self._state is not ClientState.DATA
+            or self._owed
+            or self._parser.buffered
+            or type(data) is not bytes
+        ):
+            return self.send(MessageData(data)) + self.send(_END_OF_DATA)
+        encoder = self._data_encoder
+        assert encoder is not None
+        out = encoder.feed(data) + encoder.end()
+        self._data_encoder = None
+        self._state = ClientState.READY
+        self._owed.append(("END-OF-DATA", self._tx))
+        self._tx = None
+        return out
 
     def _reject_unsolicited(self) -> None:
         # Bytes that arrived while no reply was owed must never be taken as

@@ -57,7 +57,6 @@ from lettre.protocol.commands import (
     EndOfData,
     Helo,
     Mail,
-    MessageData,
     Noop,
     Quit,
     Rcpt,
@@ -80,9 +79,6 @@ if TYPE_CHECKING:
 __all__ = ["SmtpClient", "Transaction", "TransactionStage", "queue_id_from_reply"]
 
 _QUIT_TIMEOUT = 5.0
-# Commands without arguments are immutable values: one of each does.
-_DATA = Data()
-_END_OF_DATA = EndOfData()
 _QUEUE_ID_PATTERNS = (
     re.compile(r"\bqueued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
     re.compile(r"\bid=<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
@@ -817,12 +813,10 @@ class SmtpClient:
         if tx.stage is not TransactionStage.PREPARED:
             raise LocalProtocolError("this transaction's envelope was already sent")
         stream = self._require_stream()
-        commands: list[Command] = [tx.mail]
         if tx.pipelined:
-            commands.extend(tx.rcpts)
-            if tx.data_in_flight:
-                commands.append(_DATA)
-        out = stream.encode_all(commands)
+            out = stream.encode_envelope(tx.mail, tx.rcpts, tx.data_in_flight)
+        else:
+            out = stream.encode(tx.mail)
         tx.stage = TransactionStage.ENVELOPE
         self._transactions += 1
         self.last_transaction = tx
@@ -992,7 +986,7 @@ class SmtpClient:
         if tx.use_bdat:
             out = stream.encode(Bdat(tx.data, last=True))
         else:
-            out = stream.encode_all((MessageData(tx.data), _END_OF_DATA))
+            out = stream.encode_content(tx.data)
         self._pending_content.append(tx)
         return out
 

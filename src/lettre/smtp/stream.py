@@ -28,7 +28,7 @@ import math
 import socket
 import ssl
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +50,11 @@ from lettre.protocol.commands import (
     AuthCancel,
     AuthResponse,
     Bdat,
+    Data,
     EndOfData,
+    Mail,
     MessageData,
+    Rcpt,
 )
 from lettre.protocol.connection import NEED_DATA, ClientConnection
 from lettre.protocol.state import ClientState
@@ -319,6 +322,37 @@ class SmtpStream:
             self.broken = True
             raise
         return b"".join(out)
+
+    def encode_envelope(self, mail: Mail, rcpts: Sequence[Rcpt], data: bool) -> bytes:
+        """:meth:`encode_all` of ``mail``, ``rcpts`` and (if ``data``) DATA, in one call.
+
+        Raises:
+            LocalProtocolError: a command is not allowed when its turn comes.
+        """
+        if self._debug:
+            return self.encode_all([mail, *rcpts, *((Data(),) if data else ())])
+        conn = self.conn
+        if not conn.owed:
+            self._check_idle()
+        try:
+            return conn.send_envelope(mail, rcpts, data)
+        except ProtocolError:
+            self.broken = True
+            raise
+
+    def encode_content(self, data: bytes) -> bytes:
+        """:meth:`encode_all` of ``data`` as message content and the end of data.
+
+        Raises:
+            LocalProtocolError: the content is not allowed now.
+        """
+        if self._debug:
+            return self.encode_all((MessageData(data), EndOfData()))
+        try:
+            return self.conn.send_content(data)
+        except ProtocolError:
+            self.broken = True
+            raise
 
     def _check_idle(self) -> None:
         """Before a new flight: did the server say goodbye (421) while we were idle?
