@@ -60,9 +60,17 @@ _EXACT = dict(EXACT_CODES)
 _DATA = Data()
 _DATA_LINE = _DATA.to_bytes()
 _END_OF_DATA = EndOfData()
-# "<VERB> ok", "<VERB> more", "<VERB> fail", "<VERB> fail" by verb, indexed by
-# the first digit of the reply code minus 2; filled in as verbs are met.
-_EVENT_NAMES: dict[str, tuple[str, str, str, str]] = {}
+# What a reply does, by (state, verb, first digit of the code): the event
+# ("<VERB> ok", "<VERB> more" or "<VERB> fail"), the one code it must have (0
+# when any will do) and the next state (None when the state table has no
+# transition). Filled in as replies are met; a few hundred entries at most.
+_STEPS: dict[tuple[ClientState, str, int], tuple[str, int, ClientState | None]] = {}
+_OUTCOMES = ("ok", "more", "fail", "fail")
+
+
+def _step(state: ClientState, verb: str, code: int) -> tuple[str, int, ClientState | None]:
+    event = f"{verb} {_OUTCOMES[code // 100 - 2]}"
+    return event, _EXACT.get(event, 0), _TABLE[state].get(event)
 
 
 @dataclass(slots=True)
@@ -524,38 +532,36 @@ class ClientConnection:
         if code == _CLOSING_CODE:
             self._close()
             return
-        names = _EVENT_NAMES.get(verb)
-        if names is None:
-            names = _EVENT_NAMES[verb] = (f"{verb} ok", f"{verb} more", *(f"{verb} fail",) * 2)
-        event = names[code // 100 - 2]
-        exact = _EXACT.get(event)
-        if exact is not None and code != exact:
+        state = self._state
+        key = (state, verb, code // 100)
+        step = _STEPS.get(key)
+        if step is None:
+            step = _STEPS[key] = _step(state, verb, code)
+        event, exact, next_state = step
+        if exact and code != exact:
             raise RemoteProtocolError(f"reply {code} to {verb}: only {exact} makes sense")
-        next_state = _TABLE[self._state].get(event)
         if next_state is None:
             if verb not in PIPELINABLE or 300 <= code < 400:
                 raise RemoteProtocolError(f"unexpected reply {code} to {verb}")
-            next_state = self._state
-        self._apply(verb, event, reply, tx)
+            next_state = state
+        # The replies inside a mail transaction come first: they are most of them.
+        if tx is not None and verb == "RCPT":
+            tx.rcpt_replied += 1
+            if code < 300:
+                tx.rcpt_accepted += 1
+        elif tx is not None and verb == "MAIL":
+            tx.mail_ok = code < 300
+        else:
+            self._apply(event, reply, tx)
         self._state = next_state
         if not self._owed:
             self._settle()
 
-    def _apply(self, verb: str, event: str, reply: Reply, tx: _Transaction | None) -> None:
-        """The side effects of a reply, beyond the state change."""
-        if tx is not None:
-            # The replies inside a mail transaction come first: they are most of them.
-            if verb == "RCPT":
-                tx.rcpt_replied += 1
-                if event == "RCPT ok":
-                    tx.rcpt_accepted += 1
-                return
-            if verb == "MAIL":
-                tx.mail_ok = event == "MAIL ok"
-                return
-            if event == "BDAT fail":
-                tx.chunk_refused = True
-                return
+    def _apply(self, event: str, reply: Reply, tx: _Transaction | None) -> None:
+        """The side effects of a reply, beyond the state change (MAIL and RCPT aside)."""
+        if tx is not None and event == "BDAT fail":
+            tx.chunk_refused = True
+            return
         if event == "DATA more":
             self._data_encoder = DataEncoder()
         elif event == "EHLO ok":
