@@ -157,13 +157,6 @@ class ReplyParser:
         """
         if self._error is not None:
             raise RemoteProtocolError(self._error)
-        try:
-            return self._parse()
-        except RemoteProtocolError as exc:
-            self._error = str(exc)
-            raise
-
-    def _parse(self) -> Reply | None:
         buffer = self._buffer
         lines = self._lines
         while True:
@@ -180,10 +173,10 @@ class ReplyParser:
             end = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
             self._pos = self._scan = newline + 1
             if end - start > self._max_line_length:
-                raise RemoteProtocolError(f"reply line longer than {self._max_line_length} octets")
+                raise self._fail(f"reply line longer than {self._max_line_length} octets")
             size = self._size + newline + 1 - start
             if size > self._max_reply_size:
-                raise RemoteProtocolError(f"reply longer than {self._max_reply_size} octets")
+                raise self._fail(f"reply longer than {self._max_reply_size} octets")
             match = _LINE.match(buffer, start, end)
             if match is None:
                 separator = enhanced = None
@@ -191,7 +184,7 @@ class ReplyParser:
                 _, separator, enhanced = match.groups()
             if match is None or (separator is None and match.end() != end):
                 line = bytes(buffer[start:end])
-                raise RemoteProtocolError(f"malformed reply line {_shorten(line)!r}")
+                raise self._fail(f"malformed reply line {_shorten(line)!r}")
             # The three digits, checked by the pattern: "0" is 48, 48 * 111 = 5328.
             code = buffer[start] * 100 + buffer[start + 1] * 10 + buffer[start + 2] - 5328
             text = buffer[match.end() : end].decode("utf-8", "replace")
@@ -207,11 +200,9 @@ class ReplyParser:
                 self._code = code
             else:
                 if code != self._code:
-                    raise RemoteProtocolError(
-                        f"multi-line reply mixes codes {self._code} and {code}"
-                    )
+                    raise self._fail(f"multi-line reply mixes codes {self._code} and {code}")
                 if len(lines) >= self._max_lines:
-                    raise RemoteProtocolError(f"reply has more than {self._max_lines} lines")
+                    raise self._fail(f"reply has more than {self._max_lines} lines")
             self._size = size
             if enhanced is not None and self._enhanced is None:
                 self._enhanced = enhanced.decode("ascii")
@@ -223,6 +214,11 @@ class ReplyParser:
                 self._size = 0
                 return reply
 
+    def _fail(self, message: str) -> RemoteProtocolError:
+        """Record a parse error (every later call raises it again) and return it."""
+        self._error = message
+        return RemoteProtocolError(message)
+
     def _check_partial(self) -> None:
         pos = self._pos
         pending = len(self._buffer) - pos
@@ -230,12 +226,12 @@ class ReplyParser:
         # than waiting for a line ending that may never come.
         if _HEAD.fullmatch(self._buffer, pos, pos + 4) is None:
             line = bytes(self._buffer[pos : pos + 4])
-            raise RemoteProtocolError(f"malformed reply line {line!r}...")
+            raise self._fail(f"malformed reply line {line!r}...")
         # A partial line may end with the CR of its CRLF, hence the + 1.
         if pending > self._max_line_length + 1:
-            raise RemoteProtocolError(f"reply line longer than {self._max_line_length} octets")
+            raise self._fail(f"reply line longer than {self._max_line_length} octets")
         if self._size + pending > self._max_reply_size:
-            raise RemoteProtocolError(f"reply longer than {self._max_reply_size} octets")
+            raise self._fail(f"reply longer than {self._max_reply_size} octets")
         # Drop the consumed octets: what stays is one incomplete line.
         del self._buffer[:pos]
         self._scan -= pos
