@@ -507,7 +507,7 @@ class Mailboxes(Sequence[Mailbox]):
         return f"Mailboxes({list(self._items)!r})"
 
     def __str__(self) -> str:
-        return ", ".join(str(m) for m in self._items)
+        return ", ".join(map(str, self._items))
 
     @property
     def addresses(self) -> tuple[Address, ...]:

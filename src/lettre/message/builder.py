@@ -421,23 +421,32 @@ class MessageBuilder:
         if body is not None:
             body = resolve(body)
 
-        from_ = Mailboxes._of(tuple(self._from))
-        reply_to = Mailboxes._of(tuple(self._reply_to))
-        to = Mailboxes._of(tuple(self._to))
-        cc = Mailboxes._of(tuple(self._cc))
+        # Rendered from plain tuples: no Sequence methods called per header.
+        from_items = tuple(self._from)
+        reply_to_items = tuple(self._reply_to)
+        to_items = tuple(self._to)
+        cc_items = tuple(self._cc)
+        from_ = Mailboxes._of(from_items)
+        reply_to = Mailboxes._of(reply_to_items)
+        to = Mailboxes._of(to_items)
+        cc = Mailboxes._of(cc_items)
         out: Chunks = []
         fields: list[tuple[str, str]] = []
         date_text = format_date(date)
         out.append(f"Date: {date_text}\r\n".encode("ascii"))
         fields.append(("Date", date_text))
-        out.append(render_address_list("From", from_))
+        out.append(render_address_list("From", from_items))
         fields.append(("From", str(from_)))
         if self._sender is not None:
             out.append(render_address_list("Sender", [self._sender]))
             fields.append(("Sender", str(self._sender)))
-        for name, boxes in (("Reply-To", reply_to), ("To", to), ("Cc", cc)):
-            if boxes:
-                out.append(render_address_list(name, boxes))
+        for name, items, boxes in (
+            ("Reply-To", reply_to_items, reply_to),
+            ("To", to_items, to),
+            ("Cc", cc_items, cc),
+        ):
+            if items:
+                out.append(render_address_list(name, items))
                 fields.append((name, str(boxes)))
         if self._subject is not None:
             out.append(render_unstructured("Subject", self._subject))
