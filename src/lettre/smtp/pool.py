@@ -588,16 +588,9 @@ class ConnectionPool(Generic[C]):
                 # A connection handed off while busy may already carry commands
                 # written for this waiter: nobody else can use it. Closing it
                 # lets the connection finish what earlier users wait for.
-                self._in_use.discard(conn)
-                self._closing += 1
-                await self._close_one(conn)
+                await self._close_lent(conn)
                 return
-            next_waiter = self._next_waiter()
-            if next_waiter is not None:
-                self._assign(next_waiter, conn, chained=False)
-            else:
-                self._in_use.discard(conn)
-                self._put_idle(conn)
+            self._pass_on(conn)
         elif waiter.slot:
             waiter.slot = False
             self._opening -= 1
@@ -675,16 +668,24 @@ class ConnectionPool(Generic[C]):
         if conn not in self._in_use:
             raise ValueError("this connection is not checked out from this pool")
         if self._closed or self._is_retired(conn, self._clock()):
-            self._in_use.discard(conn)
-            self._closing += 1
-            await self._close_one(conn)
+            await self._close_lent(conn)
             return
+        self._pass_on(conn)
+
+    def _pass_on(self, conn: C) -> None:
+        """Give a returned connection to the next waiter, or keep it idle."""
         waiter = self._next_waiter()
         if waiter is not None:
             self._assign(waiter, conn, chained=False)
         else:
             self._in_use.discard(conn)
             self._put_idle(conn)
+
+    async def _close_lent(self, conn: C) -> None:
+        """Close a connection that was lent out; its slot is freed once it is closed."""
+        self._in_use.discard(conn)
+        self._closing += 1
+        await self._close_one(conn)
 
     def hand_off(
         self, conn: C, claim: Callable[[object], bool] | None = None
@@ -743,9 +744,7 @@ class ConnectionPool(Generic[C]):
         """
         if conn not in self._in_use:
             raise ValueError("this connection is not checked out from this pool")
-        self._in_use.discard(conn)
-        self._closing += 1
-        await self._close_one(conn)
+        await self._close_lent(conn)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[C]:
