@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import selectors
-import signal
-import sys
 from collections import deque
+
+from lifetime import wait_until_stopped
 
 __all__ = ["MAX_QUEUED", "DelayedPipe", "serve"]
 
@@ -174,7 +173,6 @@ class _Side(asyncio.Protocol):
 async def serve(host: str, port: int, target_port: int, rtt: float, max_seconds: float) -> None:
     """Proxy ``host:port`` to ``host:target_port`` with ``rtt`` seconds of round trip."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
     _LAG[0] = await _measure_lag()
 
@@ -204,23 +202,9 @@ async def serve(host: str, port: int, target_port: int, rtt: float, max_seconds:
 
     server = await loop.create_server(accept, host, port, backlog=1024, reuse_address=True)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    reader = asyncio.StreamReader()
-    with contextlib.suppress(OSError, ValueError):
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def watch_parent() -> None:
-        while await reader.read(4096):
-            pass
-        stop.set()
-
-    watcher = loop.create_task(watch_parent())
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max_seconds)
+        await wait_until_stopped(max_seconds)
     finally:
-        watcher.cancel()
         for task in list(tasks):
             task.cancel()
         server.close()

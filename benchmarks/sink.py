@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
-import sys
+
+from lifetime import wait_until_stopped
 
 __all__ = ["MAX_LINE", "SinkProtocol", "SinkStats", "serve"]
 
@@ -186,31 +185,14 @@ class SinkProtocol(asyncio.Protocol):
 async def serve(host: str, port: int, max_seconds: float, stats: SinkStats) -> None:
     """Listen on ``host:port`` until stopped; print the port once listening."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
     server = await loop.create_server(
         lambda: SinkProtocol(stats), host, port, backlog=1024, reuse_address=True
     )
     bound = server.sockets[0].getsockname()[1]
     print(f"PORT {bound}", flush=True)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    reader = asyncio.StreamReader()
-    with contextlib.suppress(OSError, ValueError):
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def watch_parent() -> None:
-        while await reader.read(4096):
-            pass
-        stop.set()
-
-    watcher = asyncio.ensure_future(watch_parent())
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max_seconds)
+        await wait_until_stopped(max_seconds)
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
         server.close()
         await server.wait_closed()
 
