@@ -128,6 +128,39 @@ async def test_smtputf8_addresses(smtpd: ServerFactory) -> None:
     assert result.accepted == ("用户@例子.广告", "ascii@example.com")
 
 
+@pytest.mark.parametrize("server_smtputf8", [True, False])
+async def test_utf8_header_fields_use_smtputf8_when_offered(
+    smtpd: ServerFactory, server_smtputf8: bool
+) -> None:
+    # An ASCII envelope, but a From header with a non-ASCII local part (RFC 6532).
+    server = smtpd(smtputf8=server_smtputf8)
+    data = message_bytes().replace(
+        b"From: Sender <sender@example.com>", "From: Jörg <jörg@example.de>".encode()
+    )
+    client = await connected(server)
+    try:
+        await client.send(envelope(), data)
+    finally:
+        await client.aclose()
+    message = server.messages[0]
+    # Offered: the message goes as an internationalised one; not offered: as
+    # 8-bit content, as before.
+    assert message.smtp_utf8 is server_smtputf8
+    assert "BODY=8BITMIME" in message.mail_options
+
+
+async def test_8bit_body_alone_does_not_use_smtputf8(smtpd: ServerFactory) -> None:
+    server = smtpd(smtputf8=True)
+    client = await connected(server)
+    try:
+        await client.send(envelope(), message_bytes(body="Grüße\r\n"))
+    finally:
+        await client.aclose()
+    message = server.messages[0]
+    assert not message.smtp_utf8
+    assert "BODY=8BITMIME" in message.mail_options
+
+
 async def test_non_ascii_domain_falls_back_to_a_labels(smtpd: ServerFactory) -> None:
     server = smtpd(smtputf8=False)
     client = await connected(server)

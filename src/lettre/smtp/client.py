@@ -752,6 +752,12 @@ class SmtpClient:
                     f"the message has 8-bit content and {stream.peer} does not offer 8BITMIME"
                 )
             body = "8BITMIME"
+            if caps.smtputf8 and not smtputf8:
+                # UTF-8 header fields (RFC 6532, e.g. an address with a
+                # non-ASCII local part in From) make it an internationalised
+                # message even when the envelope is plain ASCII.
+                end = data.find(b"\r\n\r\n")
+                smtputf8 = not data[: end if end >= 0 else len(data)].isascii()
 
         paths = recipients
         if non_ascii and not smtputf8:
