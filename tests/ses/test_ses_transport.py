@@ -153,6 +153,10 @@ async def test_a_later_call_failing_reports_its_recipients_refused(
     assert stored["destinations"] == recipients[:2]
     assert result.accepted == ("a1@example.com", "a2@example.com")
     assert [r.recipient for r in result.refused] == recipients[2:]
+    for refused in result.refused:
+        assert isinstance(refused.error, SesError)
+        assert refused.error.code == "InvalidParameterValue"
+    assert all(r.error is None for r in result.recipients if r.accepted)
     assert result.transport_id == stored["id"]
     assert "call 2 of 2 failed (code InvalidParameterValue" in caplog.text
     assert "2 of 4 recipients were accepted" in caplog.text

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
+    from lettre.errors import TransportError
     from lettre.message.message import Message
     from lettre.protocol.replies import Reply
 
@@ -35,11 +36,15 @@ class RecipientResult:
         accepted: True when the transport (or server) took responsibility for
             delivering to this recipient.
         reply: the server's reply to this recipient's RCPT, when SMTP was used.
+        error: why a refused recipient was not accepted, when the transport
+            reports it as an error rather than a reply (for example the SES
+            call that would have covered it failed).
     """
 
     recipient: str
     accepted: bool
     reply: Reply | None = None
+    error: TransportError | None = None
 
 
 @dataclass(frozen=True, slots=True)

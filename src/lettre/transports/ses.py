@@ -723,6 +723,7 @@ class SesTransport(BaseTransport):
         handled = _aws_exception_types()
         message_ids: list[str] = []
         sent = 0  # recipients covered by the calls that succeeded, in envelope order
+        failure: SesError | None = None
         async with self._client() as client:
             for index, chunk in enumerate(chunks):
                 request = _build_request(sender, chunk, payload, self._options)
@@ -743,12 +744,15 @@ class SesTransport(BaseTransport):
                         sent,
                         len(originals),
                     )
+                    failure = error
                     break
                 if message_id is not None:
                     message_ids.append(message_id)
                 sent += len(chunk)
         results = tuple(
-            RecipientResult(recipient=recipient, accepted=position < sent)
+            RecipientResult(recipient=recipient, accepted=True)
+            if position < sent
+            else RecipientResult(recipient=recipient, accepted=False, error=failure)
             for position, recipient in enumerate(originals)
         )
         return SendResult(
