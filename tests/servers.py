@@ -57,6 +57,7 @@ __all__ = [
     "ServerFactory",
     "TlsMaterial",
     "scripted_server",
+    "serve_tcp",
     "smtpd",
     "tls_material",
 ]
@@ -533,6 +534,29 @@ class ScriptedServer:
 
 
 @asynccontextmanager
+async def serve_tcp(handle: Callable[[ByteStream], Awaitable[None]]) -> AsyncIterator[int]:
+    """Call ``handle`` for each connection to 127.0.0.1 on a free port; yield the port.
+
+    The listener runs in the calling test's event loop and stops (with every
+    connection's handler) when the block ends.
+    """
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = int(listener.extra(SocketAttribute.local_port))
+
+    async def serve(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with listener, anyio.create_task_group() as tg:
+            task_status.started()
+            await listener.serve(handle, task_group=tg)
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(serve)
+        try:
+            yield port
+        finally:
+            tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
 async def scripted_server(
     script: Script,
     *,
@@ -551,9 +575,7 @@ async def scripted_server(
         timeout: the bound on each connection's script.
         tls_context: a server context: TLS from the first byte (implicit TLS).
     """
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = listener.extra(SocketAttribute.local_port)
-    server = ScriptedServer(host="127.0.0.1", port=port)
+    server = ScriptedServer(host="127.0.0.1", port=0)
 
     async def handle(stream: ByteStream) -> None:
         conn: ScriptedConnection | None = None
@@ -586,17 +608,9 @@ async def scripted_server(
             if conn is not None:
                 conn.done.set()
 
-    async def serve(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        async with listener, anyio.create_task_group() as tg:
-            task_status.started()
-            await listener.serve(handle, task_group=tg)
-
-    async with anyio.create_task_group() as tg:
-        await tg.start(serve)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
+    async with serve_tcp(handle) as port:
+        server.port = port
+        yield server
 
 
 # --------------------------------------------------------------------------- MiniSmtp

@@ -28,10 +28,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, TaskStatus
+from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
-from servers import ScriptedConnection
+from servers import ScriptedConnection, serve_tcp
 
 __all__ = [
     "DEFAULT_EXTENSIONS",
@@ -155,9 +155,7 @@ async def hostile_server(
             together.
         tls_context: a server context for TLS from the first byte (implicit TLS).
     """
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-    port = listener.extra(SocketAttribute.local_port)
-    server = HostileServer(host="127.0.0.1", port=port)
+    server = HostileServer(host="127.0.0.1", port=0)
 
     async def handle(stream: ByteStream) -> None:
         async with stream:
@@ -186,17 +184,9 @@ async def hostile_server(
                 if conn.peer_closed:
                     conn.client_closed.set()
 
-    async def serve(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        async with listener, anyio.create_task_group() as tg:
-            task_status.started()
-            await listener.serve(handle, task_group=tg)
-
-    async with anyio.create_task_group() as tg:
-        await tg.start(serve)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
+    async with serve_tcp(handle) as port:
+        server.port = port
+        yield server
 
 
 # --------------------------------------------------------------------------- actions
