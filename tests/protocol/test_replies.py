@@ -303,3 +303,125 @@ def test_control_characters_in_reply_text_are_replaced(raw: bytes, text: str) ->
     reply = parser.next_reply()
     assert reply is not None
     assert reply.text == text
+
+
+# -- the per-parser cache of one-line replies --------------------------------------
+
+
+def one(parser: ReplyParser, raw: bytes) -> Reply:
+    parser.feed(raw)
+    reply = parser.next_reply()
+    assert reply is not None
+    assert parser.next_reply() is None
+    return reply
+
+
+def test_a_repeated_one_line_reply_is_the_same_object() -> None:
+    parser = ReplyParser()
+    first = one(parser, b"250 2.1.5 ok\r\n")
+    assert first == Reply(250, "2.1.5", ("ok",))
+    assert one(parser, b"250 2.1.5 ok\r\n") is first
+    # Several in one chunk, and split anywhere.
+    parser.feed(b"250 2.1.5 ok\r\n250 2.1.5 ok\r\n")
+    assert parser.next_reply() is first
+    assert parser.next_reply() is first
+    assert parser.next_reply() is None
+    parser.feed(b"250 2.1")
+    assert parser.next_reply() is None
+    parser.feed(b".5 ok\r\n")
+    assert parser.next_reply() is first
+    assert parser.buffered == 0
+    # The line ending is part of the key: a bare LF is a line of its own.
+    assert one(parser, b"250 2.1.5 ok\n") == first
+    assert one(parser, b"250 2.1.5 ok\n") is not first
+
+
+def test_other_parsers_do_not_share_the_cache() -> None:
+    line = b"250 " + b"x" * 12 + b"\r\n"
+    assert one(ReplyParser(max_line_length=16), line).lines == ("x" * 12,)
+    strict = ReplyParser(max_line_length=15)
+    strict.feed(line)
+    with pytest.raises(RemoteProtocolError, match="line longer"):
+        strict.next_reply()
+
+
+def test_cache_is_emptied_when_full() -> None:
+    parser = ReplyParser()
+    first = one(parser, b"250 0\r\n")
+    others = [one(parser, b"250 %d\r\n" % n) for n in range(1, 64)]
+    assert one(parser, b"250 0\r\n") is first
+    assert [one(parser, b"250 %d\r\n" % n) for n in range(1, 64)] == others
+    # A 65th distinct line empties the cache before it is stored.
+    newest = one(parser, b"250 64\r\n")
+    assert one(parser, b"250 64\r\n") is newest
+    again = one(parser, b"250 0\r\n")
+    assert again == first
+    assert again is not first
+
+
+def test_long_lines_are_not_cached() -> None:
+    parser = ReplyParser()
+    at_limit = b"250 " + b"y" * 250 + b"\r\n"  # 256 octets: cached
+    over = b"250 " + b"z" * 251 + b"\r\n"  # 257 octets: parsed every time
+    kept = one(parser, at_limit)
+    assert one(parser, at_limit) is kept
+    parsed = one(parser, over)
+    again = one(parser, over)
+    assert again == parsed == Reply(250, None, ("z" * 251,))
+    assert again is not parsed
+
+
+def test_cached_line_inside_a_multi_line_reply_is_parsed_as_a_line() -> None:
+    parser = ReplyParser()
+    ok = one(parser, b"250 ok\r\n")
+    assert one(parser, b"250-first\r\n250 ok\r\n") == Reply(250, None, ("first", "ok"))
+    # The last line of a multi-line reply is not cached as a reply of its own.
+    assert one(parser, b"250 ok\r\n") is ok
+    assert one(parser, b"250-a\r\n250 last\r\n") == Reply(250, None, ("a", "last"))
+    assert one(parser, b"250 last\r\n") == Reply(250, None, ("last",))
+    # Codes are still checked against the reply being assembled.
+    one(parser, b"251 ok\r\n")
+    parser.feed(b"250-a\r\n251 ok\r\n")
+    with pytest.raises(RemoteProtocolError, match="mixes codes"):
+        parser.next_reply()
+
+
+def test_cached_line_still_counts_against_the_reply_bounds() -> None:
+    line = b"250 " + b"x" * 14 + b"\r\n"  # 20 octets
+    parser = ReplyParser(max_reply_size=20)
+    cached = one(parser, line)
+    assert one(parser, line) is cached
+    parser.feed(b"250-a\r\n" + line)
+    with pytest.raises(RemoteProtocolError, match="reply longer"):
+        parser.next_reply()
+    parser = ReplyParser(max_lines=1)
+    one(parser, b"250 b\r\n")
+    parser.feed(b"250-a\r\n250 b\r\n")
+    with pytest.raises(RemoteProtocolError, match="more than 1 lines"):
+        parser.next_reply()
+
+
+def test_a_broken_parser_never_answers_from_the_cache() -> None:
+    parser = ReplyParser()
+    one(parser, b"250 ok\r\n")
+    parser.feed(b"bad\r\n250 ok\r\n")
+    with pytest.raises(RemoteProtocolError, match="malformed"):
+        parser.next_reply()
+    with pytest.raises(RemoteProtocolError, match="malformed"):
+        parser.next_reply()
+
+
+POOL = st.lists(replies(), min_size=1, max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(POOL, st.lists(st.integers(0, 3), min_size=1, max_size=12), st.lists(st.integers(0, 2000)))
+def test_one_parser_for_a_stream_equals_a_fresh_parser_per_reply(
+    pool: list[tuple[bytes, int, list[str]]], picks: list[int], cuts: list[int]
+) -> None:
+    # Replies drawn from a small pool repeat, so the cache answers most of them.
+    raws = [pool[pick % len(pool)][0] for pick in picks]
+    expected = [parse_all(ReplyParser(), raw, [])[0] for raw in raws]
+    stream = b"".join(raws)
+    cuts = sorted(min(c, len(stream)) for c in cuts)
+    assert parse_all(ReplyParser(), stream, cuts) == expected

@@ -58,6 +58,10 @@ _LINE = re.compile(
 # The first (up to four) octets of a line whose end has not arrived yet.
 _HEAD = re.compile(rb"[2-5](?:[0-9](?:[0-9][ \r-]?)?)?")
 _CONTINUED = b"-"
+# The reply cache: at most this many entries (emptied when full), for lines of
+# at most this many octets, line ending included.
+_CACHE_ENTRIES = 64
+_CACHED_LINE_MAX = 256
 
 
 class ReplyParser:
@@ -84,6 +88,11 @@ class ReplyParser:
     the excess is buffered, so the bytes held for an incomplete reply never
     exceed ``max_reply_size``. After an error the parser is unusable.
 
+    Servers repeat the same replies (to MAIL, RCPT and DATA above all), so
+    the parser keeps the last few one-line replies it built (up to 64, for
+    lines of up to 256 octets) by their raw line: the same line again gives
+    the same immutable :class:`Reply` without being parsed again.
+
     Args:
         max_line_length: the longest accepted line, without its line ending.
         max_lines: the most lines in one reply.
@@ -95,6 +104,7 @@ class ReplyParser:
 
     __slots__ = (
         "_buffer",
+        "_cache",
         "_code",
         "_enhanced",
         "_error",
@@ -128,6 +138,8 @@ class ReplyParser:
         self._lines: list[str] = []
         self._size = 0  # octets of the complete lines of the current reply
         self._error: str | None = None
+        # Complete one-line replies by their raw line (line ending included).
+        self._cache: dict[bytes, Reply] = {}
 
     @property
     def buffered(self) -> int:
@@ -170,8 +182,16 @@ class ReplyParser:
                     self._check_partial()
                 return None
             start = self._pos
-            end = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
             self._pos = self._scan = newline + 1
+            if not lines:
+                # A line that starts a reply: the same bytes as a one-line
+                # reply already parsed give the same (immutable) reply, and
+                # met the same bounds.
+                raw = bytes(buffer[start : newline + 1])
+                reply = self._cache.get(raw)
+                if reply is not None:
+                    return reply
+            end = newline - 1 if newline > start and buffer[newline - 1] == 0x0D else newline
             if end - start > self._max_line_length:
                 raise self._fail(f"reply line longer than {self._max_line_length} octets")
             size = self._size + newline + 1 - start
@@ -194,9 +214,14 @@ class ReplyParser:
             if not lines:
                 if separator != _CONTINUED:
                     # A one-line reply, the usual kind: no list, no carried state.
-                    self._size = 0
                     status = None if enhanced is None else enhanced.decode("ascii")
-                    return Reply(code, status, (text,))
+                    reply = Reply(code, status, (text,))
+                    if len(raw) <= _CACHED_LINE_MAX:
+                        cache = self._cache
+                        if len(cache) >= _CACHE_ENTRIES:
+                            cache.clear()
+                        cache[raw] = reply
+                    return reply
                 self._code = code
             else:
                 if code != self._code:
