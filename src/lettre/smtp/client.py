@@ -303,6 +303,11 @@ class SmtpClient:
         """When the connection last completed a command (``anyio.current_time()``)."""
         return self._last_used
 
+    @property
+    def stream(self) -> SmtpStream | None:
+        """The stream under the connection (None before :meth:`connect`)."""
+        return self._stream
+
     def _require_stream(self) -> SmtpStream:
         stream = self._stream
         if stream is None:
@@ -850,6 +855,17 @@ class SmtpClient:
                 tx.stage = TransactionStage.FAILED
             pending.clear()
             raise
+        self.content_written()
+
+    def content_written(self) -> None:
+        """Record that everything encoded so far was handed to the connection.
+
+        Every transaction whose content was encoded moves to the CONTENT
+        stage. :meth:`write` calls it; a driver that writes the bytes itself
+        (synchronously) calls it right after.
+        """
+        stream = self._require_stream()
+        pending = self._pending_content
         for tx in pending:
             tx.stage = TransactionStage.CONTENT
             tx.content_sent = True
@@ -1007,7 +1023,6 @@ class SmtpClient:
         if tx.stage is not TransactionStage.CONTENT:
             raise LocalProtocolError("complete() needs a transaction whose content was written")
         stream = self._require_stream()
-        verb = "BDAT" if tx.use_bdat else "DATA"
         try:
             reply = await stream.read_reply(
                 limit=self._settings.data_timeout,
@@ -1016,12 +1031,34 @@ class SmtpClient:
         except BaseException:
             tx.stage = TransactionStage.FAILED
             raise
+        outcome = self.final_outcome(tx, reply)
+        if isinstance(outcome, SmtpReplyError):
+            if reply.code == 421:
+                self._logger.debug("%s is closing the connection (421)", stream.peer)
+                await stream.aclose()
+            raise outcome
+        return outcome
+
+    def final_outcome(self, tx: Transaction, reply: Reply) -> SendResult | SmtpReplyError:
+        """Record the final reply of ``tx`` (already read) and make its result or error.
+
+        The error is returned, not raised; after a 421 the caller closes the
+        connection.
+        """
+        stream = self._stream
+        if stream is None:
+            raise LocalProtocolError("the SMTP client is not connected")
         stream.unacknowledged_content -= 1
         tx.reply = reply
         self._last_used = stream.now()
         if reply.code != 250:
             tx.stage = TransactionStage.FAILED
-            raise await self._reply_error(stream, reply, DataRefused, verb)
+            return DataRefused(
+                reply.code,
+                reply.text,
+                enhanced_status=reply.enhanced_status,
+                command="BDAT" if tx.use_bdat else "DATA",
+            )
         tx.stage = TransactionStage.DONE
         self._messages_sent += 1
         return SendResult(

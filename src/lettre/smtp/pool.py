@@ -55,6 +55,7 @@ from lettre.errors import (
     SmtpTimeoutError,
 )
 from lettre.smtp.client import SmtpClient
+from lettre.smtp.pipeline import Pipeline, Ticket, eligible, outcome_of
 from lettre.smtp.stream import _running_on_asyncio, current_clock
 
 if TYPE_CHECKING:
@@ -974,10 +975,21 @@ class PooledSmtpConnection:
         clock: the pool's clock, for ``created_at`` and ``last_used``.
     """
 
-    __slots__ = ("_changed", "_clock", "_poisoned", "_turns", "client", "created_at", "last_used")
+    __slots__ = (
+        "_changed",
+        "_clock",
+        "_poisoned",
+        "_turns",
+        "client",
+        "created_at",
+        "last_used",
+        "pipeline",
+    )
 
     def __init__(self, client: SmtpClient, clock: Callable[[], float] = anyio.current_time) -> None:
         self.client = client
+        self.pipeline: Pipeline | None = None
+        """Runs this connection's transactions from its callbacks (asyncio, plain TCP)."""
         self._clock = clock
         self.created_at = clock()
         self.last_used = self.created_at
@@ -1018,6 +1030,15 @@ class PooledSmtpConnection:
     async def aclose(self) -> None:
         """Let the readers already queued finish, then close (QUIT if still usable)."""
         with anyio.CancelScope(shield=True):
+            pipeline = self.pipeline
+            if pipeline is not None:
+                # Messages whose content is out get their final reply; an
+                # envelope still in flight belongs to a sender that gave up.
+                await pipeline.settle(_drain_limit(self.client))
+                if pipeline.busy:
+                    self._poisoned = True
+                    pipeline.abort("the connection was closed before the message was sent")
+                pipeline.cancel_timer()
             while self._turns and self._turns[0].active:
                 self._changed = anyio.Event()
                 with anyio.move_on_after(_drain_limit(self.client)) as scope:
@@ -1078,18 +1099,6 @@ def _drain_limit(client: SmtpClient) -> float:
     # guards against a bug leaving a turn open forever.
     settings = client.settings
     return settings.data_timeout + 2 * settings.timeout
-
-
-class _Ticket:
-    """What a caller waiting for a connection wants to send (for chaining)."""
-
-    __slots__ = ("data", "envelope", "turn", "tx")
-
-    def __init__(self, envelope: Envelope, data: bytes) -> None:
-        self.envelope = envelope
-        self.data = data
-        self.tx: Transaction | None = None
-        self.turn: _Turn | None = None
 
 
 class _Retry(Exception):  # an internal signal: never escapes SmtpPool.send
@@ -1183,14 +1192,57 @@ class SmtpPool:
         return await self._attempt(envelope, data, deadline, fresh=True, last=True)
 
     async def _acquire(
-        self, ticket: _Ticket | None, deadline: float | None, *, fresh: bool
+        self, ticket: Ticket | None, deadline: float | None, *, fresh: bool
     ) -> PooledSmtpConnection:
         if deadline is None:
             return await self._pool.acquire(ticket, fresh=fresh)
         with anyio.CancelScope(deadline=deadline) as scope:
             return await self._pool.acquire(ticket, fresh=fresh)
         assert scope.cancelled_caught
+        if ticket is not None and ticket.tx is not None and ticket.tx.content_sent:
+            raise OutcomeUnknown(
+                "the deadline passed before the final reply; the message may or may not "
+                "have been accepted (do not retry blindly)"
+            )
         raise SmtpTimeoutError("the deadline passed while waiting for a connection")
+
+    def _pipeline(self, conn: PooledSmtpConnection) -> Pipeline | None:
+        """The connection's pipeline, made on first use (None when it cannot have one)."""
+        pipeline = conn.pipeline
+        if pipeline is None and _running_on_asyncio():
+            pool = self._pool
+
+            def hand_off() -> Ticket | None:
+                chosen: list[Ticket] = []
+
+                def claim(other: object) -> bool:
+                    return self._claim_piped(conn, other, chosen)
+
+                try:
+                    wake = pool.hand_off(conn, claim)
+                except ValueError:  # no longer lent out: nothing to chain
+                    return None
+                if wake is None:
+                    return None
+                chosen[0].wake = wake
+                return chosen[0]
+
+            pipeline = conn.pipeline = Pipeline.for_client(conn.client, hand_off)
+        return pipeline
+
+    def _claim_piped(self, conn: PooledSmtpConnection, other: object, out: list[Ticket]) -> bool:
+        """Prepare the first waiter's transaction to run in the pipeline, if it can."""
+        if not isinstance(other, Ticket) or other.tx is not None:
+            return False
+        try:
+            tx = conn.client.prepare(other.envelope, other.data)
+        except (LettreError, TypeError, ValueError):  # the waiter will meet it on its own
+            return False
+        if not eligible(tx):
+            return False
+        other.tx = tx
+        out.append(other)
+        return True
 
     async def _attempt(
         self,
@@ -1201,25 +1253,93 @@ class SmtpPool:
         fresh: bool,
         last: bool = False,
     ) -> SendResult:
-        pool = self._pool
-        ticket = _Ticket(envelope, data)
+        ticket = Ticket(envelope, data, deadline)
         conn = await self._acquire(ticket, deadline, fresh=fresh)
+        if not ticket.piped and ticket.tx is None:
+            pipeline = self._pipeline(conn)
+            if pipeline is not None and pipeline.ready():
+                try:
+                    tx = conn.client.prepare(envelope, data)
+                    ticket.tx = tx
+                    if eligible(tx):
+                        pipeline.start(ticket)
+                except BaseException as exc:
+                    await self._failed(conn, ticket, exc, last)
+                    raise  # pragma: no cover - _failed always raises
+        if ticket.piped:
+            return await self._piped(conn, ticket, last)
+        return await self._stepwise(conn, ticket, last)
+
+    async def _piped(self, conn: PooledSmtpConnection, ticket: Ticket, last: bool) -> SendResult:
+        """Finish a transaction run by the connection's pipeline."""
+        client = conn.client
+        tx = ticket.tx
+        assert tx is not None
+        try:
+            if not ticket.done:
+                future = ticket.future
+                assert future is not None
+                await future
+            if ticket.slow:
+                # A refusal in the envelope: finish it the ordinary way (RSET,
+                # the typed error), with the replies the pipeline read.
+                async with client.operation(ticket.deadline, io_only=True):
+                    await client.complete_envelope(tx)
+                    await client.write(client.encode_content(tx))
+                    result = await client.complete(tx)
+            else:
+                result = outcome_of(ticket)
+        except BaseException as exc:
+            await self._failed(conn, ticket, exc, last)
+            raise  # pragma: no cover - _failed always raises
+        await self._done(conn, ticket)
+        return result
+
+    async def _failed(
+        self, conn: PooledSmtpConnection, ticket: Ticket, exc: BaseException, last: bool
+    ) -> None:
+        """Give the connection back after a failure and raise (``_Retry`` when retryable)."""
+        client = conn.client
+        if ticket.owner and client.replies_owed and not client.is_broken:
+            # Replies nobody will read are on their way (say, we were
+            # cancelled while an earlier user was still reading): the
+            # connection cannot be reused.
+            conn.poison()
+        await self._done(conn, ticket)
+        if (
+            not last
+            and isinstance(exc, (ServerDisconnected, SmtpTimeoutError, SmtpReplyError))
+            and _retryable(exc, ticket.tx, ticket.deadline)
+        ):
+            raise _Retry(exc) from exc
+        raise exc
+
+    async def _done(self, conn: PooledSmtpConnection, ticket: Ticket) -> None:
+        conn.touch()
+        if ticket.owner:
+            with anyio.CancelScope(shield=True):
+                await self._pool.release(conn)
+
+    async def _stepwise(self, conn: PooledSmtpConnection, ticket: Ticket, last: bool) -> SendResult:
+        """Run the transaction with the sender's task reading every reply."""
+        pool = self._pool
         client = conn.client
         tx = ticket.tx
         turn = ticket.turn
-        owner = True  # False once the connection was handed to the next caller
+        assert turn is None or isinstance(turn, _Turn)
         try:
             own_envelope = turn is None
             if turn is None:
                 # Our own envelope; nobody else is queued on this connection.
-                tx = client.prepare(envelope, data)
+                if tx is None:
+                    tx = ticket.tx = client.prepare(ticket.envelope, ticket.data)
                 turn = conn._new_turn(active=True)
             else:
                 # The previous user wrote our envelope after its content.
                 turn.active = True
                 await conn._wait_turn(turn)
             assert tx is not None
-            async with client.operation(deadline, io_only=True):
+            async with client.operation(ticket.deadline, io_only=True):
                 if own_envelope:
                     await client.write(client.encode_envelope(tx))
                 await client.complete_envelope(tx)
@@ -1232,35 +1352,23 @@ class SmtpPool:
 
                     wake = pool.hand_off(conn, claim)
                     if wake is not None:
-                        owner = False
+                        ticket.owner = False
                         conn._last_turn().wake = wake
                         out += chained[0]
                 await client.write(out)
-                return await client.complete(tx)
+                result = await client.complete(tx)
         except BaseException as exc:
-            if owner and client.replies_owed and not client.is_broken:
-                # Replies nobody will read are on their way (say, we were
-                # cancelled while an earlier user was still reading): the
-                # connection cannot be reused.
-                conn.poison()
-            if (
-                not last
-                and isinstance(exc, (ServerDisconnected, SmtpTimeoutError, SmtpReplyError))
-                and _retryable(exc, tx, deadline)
-            ):
-                raise _Retry(exc) from exc
-            raise
-        finally:
-            conn.touch()
             if turn is not None:
                 conn._end_turn(turn)
-            if owner:
-                with anyio.CancelScope(shield=True):
-                    await pool.release(conn)
+            await self._failed(conn, ticket, exc, last)
+            raise  # pragma: no cover - _failed always raises
+        conn._end_turn(turn)
+        await self._done(conn, ticket)
+        return result
 
     def _claim(self, conn: PooledSmtpConnection, other: object, out: list[bytes]) -> bool:
         """Write the first waiter's envelope after our content, if it can go."""
-        if not isinstance(other, _Ticket) or other.turn is not None:
+        if not isinstance(other, Ticket) or other.tx is not None:
             return False
         client = conn.client
         try:
@@ -1313,7 +1421,7 @@ class SmtpPool:
         return await self._pool.__aexit__(exc_type, exc, tb)
 
 
-def _retryable(exc: Exception, tx: Transaction | None, deadline: float | None) -> bool:
+def _retryable(exc: BaseException, tx: Transaction | None, deadline: float | None) -> bool:
     """Whether a failed attempt may be sent again on a new connection."""
     if isinstance(exc, OutcomeUnknown):
         return False

@@ -62,6 +62,7 @@ from lettre.protocol.state import ClientState
 if TYPE_CHECKING:
     from lettre.protocol.commands import Command
     from lettre.protocol.replies import Reply
+    from lettre.smtp.pipeline import Pipeline
 
 __all__ = ["Operation", "SmtpStream", "current_clock", "transcript_logger"]
 
@@ -107,6 +108,9 @@ class SmtpStream:
         self.broken = False
         self.closed = False
         self.unacknowledged_content = 0
+        # Replies already read by a pipeline for a transaction it handed back
+        # to its sender: read_reply returns them first.
+        self.pushback: deque[Reply] = deque()
         self.logger = logger if logger is not None else transcript_logger
         self._scope: anyio.CancelScope | None = None
         # An I/O-only operation on the asyncio byte stream: no cancel scope,
@@ -409,6 +413,11 @@ class SmtpStream:
                 when a message's final reply was owed).
             RemoteProtocolError: the server broke the protocol.
         """
+        if self.pushback:
+            pushed = self.pushback.popleft()
+            if self._debug:
+                self._log_reply(pushed)
+            return pushed
         conn = self.conn
         try:
             event = conn.next_event()
@@ -480,6 +489,22 @@ class SmtpStream:
             self.logger.debug("TLS established with %s (%s)", self.peer, self.tls_version)
 
     # ------------------------------------------------------------------ closing
+
+    @property
+    def asyncio_byte_stream(self) -> _AsyncioByteStream | None:
+        """The asyncio byte stream under this stream, when it is one (plain TCP on asyncio)."""
+        stream = self._stream
+        return stream if isinstance(stream, _AsyncioByteStream) else None
+
+    def close_now(self) -> None:
+        """Close an asyncio byte stream at once, synchronously (from a callback)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.broken = True
+        stream = self._stream
+        assert isinstance(stream, _AsyncioByteStream)
+        stream.close_now()
 
     async def aclose(self) -> None:
         """Close the stream at once (no QUIT), shielded from cancellation."""
@@ -724,6 +749,8 @@ class _Protocol(asyncio.Protocol):
         self.exception: BaseException | None = None
         self.reader: asyncio.Future[None] | None = None
         self.writer: asyncio.Future[None] | None = None
+        # While transactions run in a pipeline, it gets the data directly.
+        self.pipe: Pipeline | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -734,6 +761,10 @@ class _Protocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        pipe = self.pipe
+        if pipe is not None:
+            pipe.data_received(data)
+            return
         self.chunks.append(data)
         self.buffered += len(data)
         if self.buffered > _READ_BUFFER_LIMIT and not self.reading_paused:
@@ -745,6 +776,8 @@ class _Protocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake(self.reader)
+        if self.pipe is not None:
+            self.pipe.connection_lost(eof=True)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -753,6 +786,8 @@ class _Protocol(asyncio.Protocol):
         self.exception = exc
         self._wake(self.reader)
         self._wake(self.writer)
+        if self.pipe is not None:
+            self.pipe.connection_lost(eof=exc is None)
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -760,6 +795,8 @@ class _Protocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writing_paused = False
         self._wake(self.writer)
+        if self.pipe is not None:
+            self.pipe.writing_resumed()
 
 
 class _AsyncioByteStream(ByteStream):
@@ -774,8 +811,8 @@ class _AsyncioByteStream(ByteStream):
     """
 
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
-        self._transport = transport
-        self._protocol = protocol
+        self._transport = self.transport = transport
+        self._protocol = self.protocol = protocol
         self._closed = False
         # When a wait must end (loop time), for operations without a cancel
         # scope (``io_only``); a wait still blocked then raises _WaitExpired.
@@ -877,6 +914,10 @@ class _AsyncioByteStream(ByteStream):
         self._transport.write_eof()
 
     async def aclose(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
+        """Close the transport (without waiting) and wake any wait."""
         if not self._closed:
             self._closed = True
             if self._timer is not None:
