@@ -211,6 +211,29 @@ def test_content(data: bytes) -> None:
     assert (state, awaiting, accepted) == (S.READY, ("END-OF-DATA",), 0)
 
 
+@pytest.mark.parametrize("data", [b"two\r\n", b".two\n", b""])
+def test_content_after_content_sent_in_pieces(data: bytes) -> None:
+    def setup() -> ClientConnection:
+        conn = in_data()
+        assert conn.send(MessageData(b"one\r")) == b"one\r\n"
+        return conn
+
+    result, state, awaiting, _ = assert_same_content(setup, data)
+    assert result == {b"two\r\n": b"two\r\n.\r\n", b".two\n": b"..two\r\n.\r\n"}.get(data, b".\r\n")
+    assert (state, awaiting) == (S.READY, ("END-OF-DATA",))
+
+
+def test_end_of_data_without_content() -> None:
+    conn = in_data()
+    assert conn.send(EndOfData()) == b".\r\n"
+    assert conn.state is S.READY
+    # The next transaction starts with a fresh encoder.
+    conn.send_envelope(Mail("a@example.com"), [Rcpt("b@example.com")], data=True)
+    feed(conn, b"250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+    assert conn.send(MessageData(b".x")) == b"..x"
+    assert conn.send_content(b"\n.y") == b"\r\n..y\r\n.\r\n"
+
+
 def test_content_that_is_not_bytes() -> None:
     with pytest.raises(LocalProtocolError, match="message data must be bytes"):
         in_data().send_content("text")  # type: ignore[arg-type]

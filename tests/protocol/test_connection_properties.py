@@ -63,3 +63,23 @@ def test_bdat_sizes_are_exact(chunks: list[bytes], binary: bool) -> None:
     assert position == len(stream)
     assert lasts == 1
     assert content == (b"".join(chunks) if binary else expected(b"".join(chunks)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(CHUNKS, st.integers(0, 8))
+def test_send_content_equals_content_in_pieces(chunks: list[bytes], whole_from: int) -> None:
+    # The first chunks one by one, the rest as one piece with send_content().
+    pieces = [*chunks[:whole_from], b"".join(chunks[whole_from:])]
+    sent = {}
+    for batched in (False, True):
+        conn = connect()
+        conn.send_envelope(Mail("a@b"), [Rcpt("c@d")], data=True)
+        feed(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+        out = b"".join(conn.send(MessageData(piece)) for piece in pieces[:-1])
+        if batched:
+            out += conn.send_content(pieces[-1])
+        else:
+            out += conn.send(MessageData(pieces[-1])) + conn.send(EndOfData())
+        sent[batched] = out
+    assert sent[True] == sent[False]
+    assert unstuff(sent[True]) == expected(b"".join(chunks))

@@ -36,6 +36,16 @@ def encode_chunks(chunks: list[bytes]) -> bytes:
         (b"\r\n", b"\r\n.\r\n"),
         (b"\n\n", b"\r\n\r\n.\r\n"),
         (b"x\r\r\n", b"x\r\n\r\n.\r\n"),
+        # Whole messages ending with CRLF: the clean ones go out as they are.
+        (b"a\r\nb\r\n", b"a\r\nb\r\n.\r\n"),
+        (b"a.b\r\n\r\nc.\r\n", b"a.b\r\n\r\nc.\r\n.\r\n"),
+        (b".a\r\n", b"..a\r\n.\r\n"),
+        (b"a\r\n.b\r\n", b"a\r\n..b\r\n.\r\n"),
+        (b"a\nb\r\n", b"a\r\nb\r\n.\r\n"),
+        (b"a\rb\r\n", b"a\r\nb\r\n.\r\n"),
+        # As many CRs and LFs as lines, yet not all CRLF.
+        (b"a\n\rb\r\n", b"a\r\n\r\nb\r\n.\r\n"),
+        (b"a\r\r\nb\n\r\n", b"a\r\n\r\nb\r\n\r\n.\r\n"),
     ],
 )
 def test_examples_at_every_split(content: bytes, encoded: bytes) -> None:
@@ -137,3 +147,20 @@ def test_bdat_chunks_normalise_like_data(content: bytes, cuts: list[int], binary
         assert joined == content
     else:
         assert joined == expected_content(content)
+
+
+LINE = st.lists(st.sampled_from([b".", b"a", b" ", b"\xff", b"\x00", b"\r", b"\n"]), max_size=12)
+# Mostly CRLF-clean messages ending with CRLF (the common case), some not.
+MESSAGES = st.lists(LINE.map(b"".join), min_size=1, max_size=12).map(
+    lambda lines: b"".join(line + b"\r\n" for line in lines)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(MESSAGES, CUTS)
+def test_whole_message_encodes_like_the_encoder(content: bytes, cuts: list[int]) -> None:
+    encoded = encode_data(content)
+    encoder = DataEncoder()
+    assert encoded == encoder.feed(content) + encoder.end()
+    assert encoded == encode_chunks(split(content, cuts))
+    assert unstuff(encoded) == expected_content(content)

@@ -28,7 +28,7 @@ from lettre.protocol.commands import (
     Rcpt,
     StartTls,
 )
-from lettre.protocol.dotstuff import BdatEncoder, DataEncoder
+from lettre.protocol.dotstuff import BdatEncoder, DataEncoder, encode_data
 from lettre.protocol.extensions import Capabilities
 from lettre.protocol.replies import Reply, ReplyParser
 from lettre.protocol.state import (
@@ -297,9 +297,11 @@ class ClientConnection:
         ):
             return self.send(MessageData(data)) + self.send(_END_OF_DATA)
         encoder = self._data_encoder
-        assert encoder is not None
-        out = encoder.feed(data) + encoder.end()
-        self._data_encoder = None
+        if encoder is None:
+            out = encode_data(data)  # nothing sent yet: the whole message at once
+        else:
+            out = encoder.feed(data) + encoder.end()
+            self._data_encoder = None
         self._state = ClientState.READY
         self._owed.append(("END-OF-DATA", self._tx))
         self._tx = None
@@ -353,11 +355,9 @@ class ClientConnection:
     def _encode(self, command: Command) -> bytes:
         """Check the command against what the server offers and serialise it."""
         if isinstance(command, MessageData):
-            assert self._data_encoder is not None
-            return self._data_encoder.feed(command.data)
+            return self._content_encoder().feed(command.data)
         if isinstance(command, EndOfData):
-            assert self._data_encoder is not None
-            out = self._data_encoder.end()
+            out = self._content_encoder().end()
             self._data_encoder = None
             return out
         if isinstance(command, Bdat):
@@ -385,6 +385,13 @@ class ClientConnection:
             if not self._caps.supports("AUTH"):
                 raise LocalProtocolError("the server did not offer AUTH")
         return command.to_bytes()
+
+    def _content_encoder(self) -> DataEncoder:
+        # Made when the first content is sent: send_content() needs none.
+        encoder = self._data_encoder
+        if encoder is None:
+            encoder = self._data_encoder = DataEncoder()
+        return encoder
 
     def _check_mail(self, mail: Mail) -> None:
         caps = self._caps
@@ -563,7 +570,7 @@ class ClientConnection:
             tx.chunk_refused = True
             return
         if event == "DATA more":
-            self._data_encoder = DataEncoder()
+            self._data_encoder = None  # made with the first content sent
         elif event == "EHLO ok":
             self._capabilities = Capabilities.from_reply(reply)
             self._extended = True

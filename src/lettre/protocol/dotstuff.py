@@ -176,5 +176,15 @@ def encode_data(content: bytes) -> bytes:
     Returns:
         The dot-stuffed, CRLF-normalised content followed by the terminator.
     """
+    if content.endswith(b"\r\n") and content[0] != _DOT:
+        # The usual message: CRLF lines only (as many CRs and LFs as CRLFs) and
+        # no line starting with a dot. It goes out as it is, then ".<CRLF>".
+        lines = content.count(b"\n")
+        if (
+            content.count(b"\r") == lines
+            and content.count(b"\r\n") == lines
+            and b"\n." not in content
+        ):
+            return content + b".\r\n"
     encoder = DataEncoder()
     return encoder.feed(content) + encoder.end()
