@@ -87,6 +87,10 @@ def check_header_text(value: str, what: str) -> None:
         value: the text to check.
         what: a short description used in the error message.
     """
+    if value.isprintable():
+        # Printable text (Unicode categories other than Cc, Cf, Cs, Co, Cn, Zl,
+        # Zp and Zs, plus the ASCII space) holds nothing _FORBIDDEN matches.
+        return
     match = _FORBIDDEN.search(value)
     if match is not None:
         raise AddressError(

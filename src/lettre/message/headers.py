@@ -170,7 +170,8 @@ def finish_header(text: str) -> bytes:
     if not text.endswith("\r\n"):
         raise MessageError("internal error: a header line must end with CRLF")
     body = text[:-2]
-    match = _UNSAFE.search(body)
+    # Printable text has no control character, CR or LF: nothing to search.
+    match = None if body.isprintable() else _UNSAFE.search(body)
     if match is not None:
         raise MessageError(
             f"refusing to write header {body.split(':', 1)[0]!r}: "
@@ -415,6 +416,8 @@ def render_msg_ids(name: str, ids: Sequence[str]) -> bytes:
     """Render Message-ID, In-Reply-To or References (already normalised IDs)."""
     if not ids:
         raise MessageError(f"the {name} header needs at least one message ID")
+    if len(ids) == 1 and len(name) + 2 + len(ids[0]) <= WRAP_LENGTH:
+        return finish_header(f"{name}: {ids[0]}\r\n")
     return _fold(name, [" " + i for i in ids])
 
 
