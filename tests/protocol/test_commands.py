@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lettre.errors import LocalProtocolError
 from lettre.protocol.commands import (
@@ -270,3 +272,64 @@ def test_xtext() -> None:
     assert xtext_encode("a+b=c d\x7f~!") == "a+2Bb+3Dc+20d+7F~!"
     with pytest.raises(LocalProtocolError, match="ASCII"):
         xtext_encode("é")
+
+
+# -- the usual path and the general checks agree ------------------------------------
+
+PATH_CHARS = ["a", "Z", "0", "@", ".", " ", "<", ">", '"', "\\", "!", "~", "=", "?", ";", ":"]
+PATHS = st.lists(st.sampled_from([*PATH_CHARS, *CONTROLS, "é", "\u2028"]), max_size=10).map("".join)
+
+
+def outcome(build: Callable[[], Mail | Rcpt]) -> object:
+    try:
+        command = build()
+    except LocalProtocolError as exc:
+        return str(exc)
+    if isinstance(command, Mail):
+        return command.reverse_path, command.size
+    return command.forward_path
+
+
+@settings(max_examples=300, deadline=None)
+@given(PATHS, st.one_of(st.none(), st.integers(-1, 10)))
+def test_usual_paths_are_checked_like_any_other(path: str, size: int | None) -> None:
+    # A BODY, an ORCPT or a str subclass takes the commands through every check;
+    # the path is checked first, so the outcome for the path is the same.
+    assert outcome(lambda: Mail(path, size=size)) == outcome(
+        lambda: Mail(path, size=size, body="8BITMIME")
+    )
+    assert outcome(lambda: Mail(path)) == outcome(lambda: Mail(Text(path)))
+    assert outcome(lambda: Rcpt(path)) == outcome(lambda: Rcpt(path, orcpt="x@example.com"))
+    assert outcome(lambda: Rcpt(path)) == outcome(lambda: Rcpt(Text(path)))
+
+
+class Text(str):
+    """A str subclass: never taken for the usual path."""
+
+    __slots__ = ()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"reverse_path": '"unterminated@example.com'}, "unterminated"),
+        ({"reverse_path": Text("a b@example.com")}, "spaces"),
+        ({"reverse_path": 7}, "must be a str"),
+        ({"reverse_path": "a@example.com", "size": False}, "SIZE"),
+        ({"reverse_path": "a@example.com", "smtputf8": 0}, "smtputf8"),
+        ({"reverse_path": "a@example.com", "requiretls": None}, "requiretls"),
+    ],
+)
+def test_mail_just_off_the_usual_path(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(LocalProtocolError, match=message):
+        Mail(**kwargs)  # type: ignore[arg-type]
+
+
+def test_commands_on_the_usual_path() -> None:
+    assert Mail("", size=0) == Mail("", 0, None, False, None, None, False)
+    assert Mail('"q"@example.com').reverse_path == '"q"@example.com'
+    assert Rcpt("!#$%&'*+-/=?^_`{|}~@[192.0.2.1]").to_bytes() == (
+        b"RCPT TO:<!#$%&'*+-/=?^_`{|}~@[192.0.2.1]>\r\n"
+    )
+    with pytest.raises(LocalProtocolError, match="must not be empty"):
+        Rcpt("")

@@ -60,6 +60,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # What would end or split a path outside a quoted local part.
 _PATH_BREAKERS = re.compile(r"[ <>]")
 _HOSTNAME = re.compile(r"[!-~]+")
+# The usual path: printable ASCII without spaces, "<" or ">", and no quoted
+# local part; it passes every path check as it is.
+_PLAIN_PATH = re.compile(r"[!#-;=?-~][!-;=?-~]*")
 # RFC 4422 sasl-mech: 1 to 20 upper-case letters, digits, "-" or "_".
 _SASL_MECH = re.compile(r"[A-Z0-9_-]{1,20}")
 _CRLF = b"\r\n"
@@ -313,7 +316,19 @@ class Mail:
     requiretls: bool = False
 
     def __post_init__(self) -> None:
-        path = _check_path("MAIL reverse path", self.reverse_path, allow_empty=True)
+        path = self.reverse_path
+        if (
+            type(path) is str
+            and (not path or _PLAIN_PATH.fullmatch(path) is not None)
+            and (self.size is None or (type(self.size) is int and self.size >= 0))
+            and self.body is None
+            and self.smtputf8 is False
+            and self.ret is None
+            and self.envid is None
+            and self.requiretls is False
+        ):
+            return  # the usual MAIL: nothing to check further, nothing to normalise
+        path = _check_path("MAIL reverse path", path, allow_empty=True)
         if not path.isascii() and not self.smtputf8:
             raise LocalProtocolError("a non-ASCII reverse path needs smtputf8=True")
         if self.size is not None and (
@@ -376,6 +391,13 @@ class Rcpt:
     orcpt: str | None = None
 
     def __post_init__(self) -> None:
+        if (
+            type(self.forward_path) is str
+            and _PLAIN_PATH.fullmatch(self.forward_path) is not None
+            and self.notify is None
+            and self.orcpt is None
+        ):
+            return  # the usual RCPT: nothing to check further, nothing to normalise
         _check_path("RCPT forward path", self.forward_path, allow_empty=False)
         if self.notify is not None:
             if isinstance(self.notify, str) or not isinstance(self.notify, Iterable):
