@@ -83,20 +83,29 @@ _QUEUE_ID_PATTERNS = (
     re.compile(r"\bqueued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
     re.compile(r"\bid=<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
 )
+# Both at once: one search in the usual case.
+_QUEUE_ID = re.compile(
+    r"\b(?:queued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)|id=<?([A-Za-z0-9][A-Za-z0-9._@-]*))",
+    re.IGNORECASE,
+)
 
 
 def queue_id_from_reply(reply: Reply) -> str | None:
     """The queue id a server put in its final reply, if it shows one.
 
     Recognises ``queued as ABC123`` (Postfix and many others) and ``id=...``
-    (Exim); returns None otherwise.
+    (Exim); returns None otherwise. ``queued as`` wins when both appear.
     """
-    text = reply.text
-    for pattern in _QUEUE_ID_PATTERNS:
-        match = pattern.search(text)
-        if match is not None:
-            return match.group(1).rstrip(".")
-    return None
+    lines = reply.lines
+    text = lines[0] if len(lines) == 1 else reply.text
+    match = _QUEUE_ID.search(text)
+    if match is None:
+        return None
+    queued = match.group(1)
+    if queued is None:
+        later = _QUEUE_ID_PATTERNS[0].search(text, match.end())
+        queued = later.group(1) if later is not None else match.group(2)
+    return queued.rstrip(".")
 
 
 class TransactionStage(enum.Enum):
@@ -719,10 +728,11 @@ class SmtpClient:
         """
         if not isinstance(envelope, Envelope):
             raise TypeError(f"envelope must be an Envelope, not {type(envelope).__name__}")
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        if not isinstance(data, bytes):
-            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        if type(data) is not bytes:
+            if isinstance(data, (bytearray, memoryview)):
+                data = bytes(data)
+            if not isinstance(data, bytes):
+                raise TypeError(f"data must be bytes, not {type(data).__name__}")
         stream = self._require_stream()
         caps = self._capabilities
         if caps is None:
@@ -739,7 +749,7 @@ class SmtpClient:
         # take their paths as they are.
         recipients = [str(address) for address in forward_paths]
         reverse = str(reverse_path) if reverse_path is not None else ""
-        non_ascii = not (reverse.isascii() and all(text.isascii() for text in recipients))
+        non_ascii = not (reverse.isascii() and all(map(str.isascii, recipients)))
         smtputf8 = False
         if non_ascii:
             if caps.smtputf8:
@@ -857,7 +867,7 @@ class SmtpClient:
             raise
         self.content_written()
 
-    def content_written(self) -> None:
+    def content_written(self, now: float | None = None) -> None:
         """Record that everything encoded so far was handed to the connection.
 
         Every transaction whose content was encoded moves to the CONTENT
@@ -871,7 +881,7 @@ class SmtpClient:
             tx.content_sent = True
             stream.unacknowledged_content += 1
         pending.clear()
-        self._last_used = stream.now()
+        self._last_used = stream.now() if now is None else now
 
     async def complete_envelope(self, tx: Transaction) -> None:
         """Read the replies to the envelope (sending the rest in lock-step without PIPELINING).
@@ -1039,7 +1049,9 @@ class SmtpClient:
             raise outcome
         return outcome
 
-    def final_outcome(self, tx: Transaction, reply: Reply) -> SendResult | SmtpReplyError:
+    def final_outcome(
+        self, tx: Transaction, reply: Reply, now: float | None = None
+    ) -> SendResult | SmtpReplyError:
         """Record the final reply of ``tx`` (already read) and make its result or error.
 
         The error is returned, not raised; after a 421 the caller closes the
@@ -1050,7 +1062,7 @@ class SmtpClient:
             raise LocalProtocolError("the SMTP client is not connected")
         stream.unacknowledged_content -= 1
         tx.reply = reply
-        self._last_used = stream.now()
+        self._last_used = stream.now() if now is None else now
         if reply.code != 250:
             tx.stage = TransactionStage.FAILED
             return DataRefused(

@@ -309,7 +309,7 @@ class Pipeline:
         if tx.stage is _CONTENT:
             queue.popleft()
             self._content -= 1
-            outcome = self._client.final_outcome(tx, reply)
+            outcome = self._client.final_outcome(tx, reply, self._since)
             if isinstance(outcome, SmtpReplyError):
                 ticket.error = outcome
                 if reply.code == 421:
@@ -350,40 +350,58 @@ class Pipeline:
             go = False
         if tx.data_in_flight and replies[-1].code != 354:
             go = False
-        if self.closing:
-            # The connection is being closed under a sender that gave up:
-            # its content must not go out.
-            self._fail("the connection was closed before the message was sent")
-            return
         if not go:
             # A refusal: the sender finishes it on the task-driven path,
             # reading what follows itself.
             self._hand_back(ticket, replies)
             return
+        tx.results = results
+        tx.stage = TransactionStage.ACCEPTING
+        # The content goes out on the next turn of the event loop, after the
+        # senders woken by this read: one of them may send again at once,
+        # and its envelope can then go in the same write (chaining).
+        self._loop.call_soon(self._write_content, ticket)
+
+    def _write_content(self, ticket: Ticket) -> None:
+        """Write the content of the head transaction, and chain the next sender's envelope."""
+        queue = self._queue
+        tx = ticket.tx
+        assert tx is not None
+        if not queue or queue[0] is not ticket or tx.stage is not TransactionStage.ACCEPTING:
+            return  # the connection failed meanwhile: the ticket is settled
+        if self.closing:
+            # The connection is being closed under a sender that gave up:
+            # its content must not go out.
+            self._fail("the connection was closed before the message was sent")
+            return
         if not self._writable():
             self._fail(f"writing to {self._stream.peer} failed: the connection is closed")
             return
         client = self._client
-        tx.results = results
-        tx.stage = TransactionStage.ACCEPTING
-        out = client.encode_content(tx)
-        hand_off = self.hand_off
-        if hand_off is not None:
-            following = hand_off()
-            if following is not None:
-                # Queued first, so that it is settled whatever happens next.
-                self._queue.append(following)
-                ticket.owner = False
-                following.owner = True
-                following.piped = True
-                ftx = following.tx
-                assert ftx is not None
-                following.expected = 1 + len(ftx.rcpts) + (1 if ftx.data_in_flight else 0)
-                out += client.encode_envelope(ftx)
+        try:
+            out = client.encode_content(tx)
+            hand_off = self.hand_off
+            if hand_off is not None:
+                following = hand_off()
+                if following is not None:
+                    # Queued first, so that it is settled whatever happens next.
+                    queue.append(following)
+                    ticket.owner = False
+                    following.owner = True
+                    following.piped = True
+                    ftx = following.tx
+                    assert ftx is not None
+                    following.expected = 1 + len(ftx.rcpts) + (1 if ftx.data_in_flight else 0)
+                    out += client.encode_envelope(ftx)
+        except ProtocolError as exc:
+            self._fail(str(exc), protocol_error=exc)
+            return
         self._content += 1
         self._byte_stream.transport.write(out)
-        client.content_written()
-        self._progress()
+        now = self._since = self._loop.time()
+        client.content_written(now)
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._due(), self._on_timer)
 
     # ------------------------------------------------------------------ endings
 

@@ -377,6 +377,8 @@ class ConnectionPool(Generic[C]):
         # anyio's clock looks the event loop up on every call: resolve it once,
         # inside the loop, at the first checkout.
         self._resolve_clock = clock is anyio.current_time
+        # The asyncio loop the pool last ran on (None: not known, or not asyncio).
+        self._asyncio_loop: asyncio.AbstractEventLoop | None = None
         self._sleep = sleep
         self._idle: list[C] = []
         self._in_use: set[C] = set()
@@ -524,7 +526,7 @@ class ConnectionPool(Generic[C]):
         return None, False, expired
 
     async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool, bool]:
-        loop = asyncio.get_running_loop() if _running_on_asyncio() else None
+        loop = self._current_asyncio_loop()
         waiter: _Waiter[C] = _Waiter(ticket, fresh, loop)
         if loop is not None and limit != math.inf:
             waiter.expiry = loop.time() + limit
@@ -551,6 +553,19 @@ class ConnectionPool(Generic[C]):
                 f"(max_size={self._config.max_size})"
             )
         return waiter.connection, waiter.slot, waiter.chained
+
+    def _current_asyncio_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The running asyncio loop, or None when the caller runs on another library."""
+        known = self._asyncio_loop
+        if known is not None:
+            try:
+                if asyncio.get_running_loop() is known:
+                    return known
+            except RuntimeError:
+                pass
+        loop = asyncio.get_running_loop() if _running_on_asyncio() else None
+        self._asyncio_loop = loop
+        return loop
 
     def _watch_expiry(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         """Make sure the expiry timer fires by ``when``.
@@ -1148,6 +1163,7 @@ class SmtpPool:
         self._pool: ConnectionPool[PooledSmtpConnection] = ConnectionPool(
             self._open, config, clock=clock, sleep=sleep
         )
+        self._claimed: Ticket | None = None  # set by a claim, taken by the hand-off at once
 
     @property
     def settings(self) -> SmtpSettings:
@@ -1212,25 +1228,26 @@ class SmtpPool:
         if pipeline is None and _running_on_asyncio():
             pool = self._pool
 
+            def claim(other: object) -> bool:
+                return self._claim_piped(conn, other)
+
             def hand_off() -> Ticket | None:
-                chosen: list[Ticket] = []
-
-                def claim(other: object) -> bool:
-                    return self._claim_piped(conn, other, chosen)
-
                 try:
                     wake = pool.hand_off(conn, claim)
                 except ValueError:  # no longer lent out: nothing to chain
                     return None
                 if wake is None:
                     return None
-                chosen[0].wake = wake
-                return chosen[0]
+                ticket = self._claimed
+                assert ticket is not None
+                self._claimed = None
+                ticket.wake = wake
+                return ticket
 
             pipeline = conn.pipeline = Pipeline.for_client(conn.client, hand_off)
         return pipeline
 
-    def _claim_piped(self, conn: PooledSmtpConnection, other: object, out: list[Ticket]) -> bool:
+    def _claim_piped(self, conn: PooledSmtpConnection, other: object) -> bool:
         """Prepare the first waiter's transaction to run in the pipeline, if it can."""
         if not isinstance(other, Ticket) or other.tx is not None:
             return False
@@ -1241,7 +1258,7 @@ class SmtpPool:
         if not eligible(tx):
             return False
         other.tx = tx
-        out.append(other)
+        self._claimed = other
         return True
 
     async def _attempt(
@@ -1315,8 +1332,8 @@ class SmtpPool:
         raise exc
 
     async def _done(self, conn: PooledSmtpConnection, ticket: Ticket) -> None:
-        conn.touch()
         if ticket.owner:
+            conn.touch()
             with anyio.CancelScope(shield=True):
                 await self._pool.release(conn)
 
