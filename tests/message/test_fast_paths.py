@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lettre.message.mime as mime
 from lettre.address import _FORBIDDEN, check_header_text
 from lettre.errors import AddressError, MessageError
+from lettre.message import (
+    ContentType,
+    Message,
+    MessageBuilder,
+    MultiPart,
+    SinglePart,
+    TransferEncoding,
+)
 from lettre.message.headers import _UNSAFE, _fold, finish_header, render_msg_ids
+from lettre.message.mime import (
+    TEXT_HTML,
+    TEXT_PLAIN,
+    _encode_text,
+    _normalize_text,
+    resolve,
+    text_part,
+)
 
 # Text that mixes the characters the checks are about with ordinary ones.
 _TRICKY = st.text(
@@ -71,3 +90,109 @@ def test_finish_header_agrees_with_the_reference(value: str, padding: int) -> No
 )
 def test_one_message_id_renders_as_folded(name: str, message_id: str) -> None:
     assert render_msg_ids(name, [message_id]) == _fold(name, [" " + message_id])
+
+
+# Text bodies: every kind of line ending, NUL, long lines, non-ASCII.
+_BODY_TEXT = st.one_of(
+    st.text(max_size=300),
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                "word ",
+                "\r\n",
+                "\n",
+                "\r",
+                "\r\r\n",
+                "\x00",
+                "\t",
+                "é",
+                "日",
+                "=",
+                "x" * 77,
+                "y" * 80,
+            ]
+        ),
+        max_size=40,
+    ).map("".join),
+)
+_TEXT_TYPES = st.sampled_from(
+    [
+        TEXT_PLAIN,
+        TEXT_HTML,
+        ContentType("text/plain; charset=us-ascii"),
+        ContentType("text/plain; charset=iso-8859-1"),
+        ContentType("text/csv; charset=UTF-8"),
+    ]
+)
+
+
+@settings(max_examples=400)
+@given(_BODY_TEXT, _TEXT_TYPES)
+def test_text_part_is_the_resolved_single_part(text: str, ctype: ContentType) -> None:
+    try:
+        expected = resolve(SinglePart(text, ctype))
+    except MessageError:
+        with pytest.raises(MessageError):
+            text_part(text, ctype)
+        return
+    assert text_part(text, ctype) == expected
+
+
+@settings(max_examples=400)
+@given(_BODY_TEXT, st.sampled_from(["utf-8", "us-ascii", "utf-16", "latin-1"]))
+def test_text_is_normalised_as_before(text: str, charset: str) -> None:
+    try:
+        expected = _normalize_text(text).encode(charset)
+    except UnicodeError:
+        return
+    assert _encode_text(text, charset) == expected
+    assert SinglePart(text, f"text/plain; charset={charset}").body == expected
+
+
+def _fixed(builder: MessageBuilder) -> MessageBuilder:
+    return (
+        builder.from_("Sender <sender@example.com>")
+        .to("Recipient <rcpt0@example.com>")
+        .subject("Fast paths")
+        .date(datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+        .message_id("<fast.path@example.com>")
+    )
+
+
+@settings(max_examples=200)
+@given(_BODY_TEXT, st.booleans())
+def test_builder_text_and_html_match_an_explicit_body(text: str, html: bool) -> None:
+    builder = _fixed(Message.builder())
+    explicit = _fixed(Message.builder())
+    if html:
+        builder.html(text)
+        explicit.body(SinglePart(text, "text/html"))
+    else:
+        builder.text(text)
+        explicit.body(SinglePart(text, "text/plain"))
+    message = builder.build()
+    assert message.as_bytes() == explicit.build().as_bytes()
+    assert message.body == resolve(SinglePart(text, "text/html" if html else "text/plain"))
+
+
+@settings(max_examples=100)
+@given(_BODY_TEXT, _BODY_TEXT)
+def test_alternative_of_resolved_parts_matches_an_explicit_tree(text: str, html: str) -> None:
+    tree = MultiPart("alternative", [SinglePart(text, "text/plain"), SinglePart(html, "text/html")])
+    counter = itertools.count()
+    boundaries = [f"=_fixed{next(counter)}" for _ in range(2)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mime, "new_boundary", iter(boundaries).__next__)
+        built = _fixed(Message.builder()).text(text).html(html).build().as_bytes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mime, "new_boundary", iter(boundaries).__next__)
+        explicit = _fixed(Message.builder()).body(tree).build().as_bytes()
+    assert built == explicit
+
+
+def test_text_of_bytes_keeps_the_general_path() -> None:
+    message = _fixed(Message.builder()).text(b"raw\r\n").build()  # type: ignore[arg-type]
+    assert isinstance(message.body, SinglePart)
+    assert message.body.content_type == ContentType("text/plain")
+    assert message.body.transfer_encoding is TransferEncoding.SEVEN_BIT

@@ -25,6 +25,8 @@ from lettre.message.headers import (
 )
 from lettre.message.message import Message
 from lettre.message.mime import (
+    TEXT_HTML,
+    TEXT_PLAIN,
     Attachment,
     Chunks,
     ContentType,
@@ -35,6 +37,7 @@ from lettre.message.mime import (
     part_header_fields,
     render_part_headers,
     resolve,
+    text_part,
 )
 
 if TYPE_CHECKING:
@@ -143,6 +146,9 @@ class MessageBuilder:
         self._headers: list[tuple[str, str | Mailboxes]] = []
         self._text: SinglePart | None = None
         self._html: SinglePart | None = None
+        # The text and HTML parts made by text_part() are already resolved.
+        self._text_resolved = False
+        self._html_resolved = False
         self._attachments: list[SinglePart] = []
         self._inline: list[SinglePart] = []
         self._body: Part | None = None
@@ -287,12 +293,20 @@ class MessageBuilder:
 
     def text(self, text: str, *, transfer_encoding: TransferEncoding | str | None = None) -> Self:
         """Set the plain-text body (with :meth:`html` too: multipart/alternative)."""
-        self._text = SinglePart(text, "text/plain", transfer_encoding=transfer_encoding)
+        if transfer_encoding is None and isinstance(text, str):
+            self._text = text_part(text, TEXT_PLAIN)
+        else:
+            self._text = SinglePart(text, "text/plain", transfer_encoding=transfer_encoding)
+        self._text_resolved = transfer_encoding is None and isinstance(text, str)
         return self
 
     def html(self, html: str, *, transfer_encoding: TransferEncoding | str | None = None) -> Self:
         """Set the HTML body (with :meth:`text` too: multipart/alternative)."""
-        self._html = SinglePart(html, "text/html", transfer_encoding=transfer_encoding)
+        if transfer_encoding is None and isinstance(html, str):
+            self._html = text_part(html, TEXT_HTML)
+        else:
+            self._html = SinglePart(html, "text/html", transfer_encoding=transfer_encoding)
+        self._html_resolved = transfer_encoding is None and isinstance(html, str)
         return self
 
     def attach(
@@ -418,7 +432,10 @@ class MessageBuilder:
             domain = self._message_id_domain or self._from[0].address.ascii_domain
             message_id = f"<{secrets.token_urlsafe(18)}@{domain}>"
         body = self._compose_body()
-        if body is not None:
+        if body is not None and not (
+            (body is self._text and self._text_resolved)
+            or (body is self._html and self._html_resolved)
+        ):
             body = resolve(body)
 
         # Rendered from plain tuples: no Sequence methods called per header.
