@@ -119,6 +119,31 @@ class Envelope:
         object.__setattr__(self, "envid", _envid(envid))
         object.__setattr__(self, "orcpt", bool(orcpt))
 
+    @classmethod
+    def _of(cls, reverse_path: Address, forward_paths: Iterable[Address]) -> Envelope:
+        """An envelope of already-validated addresses, without DSN options.
+
+        The same as ``Envelope(reverse_path, forward_paths)`` for Address
+        objects, without checking them again.
+
+        Raises:
+            MessageError: no forward path.
+        """
+        paths = tuple(forward_paths)
+        if len(paths) > 1:
+            paths = tuple(dict.fromkeys(paths))
+        elif not paths:
+            raise MessageError("an envelope needs at least one recipient (forward path)")
+        envelope = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(envelope, "reverse_path", reverse_path)
+        setattr_(envelope, "forward_paths", paths)
+        setattr_(envelope, "notify", None)
+        setattr_(envelope, "ret", None)
+        setattr_(envelope, "envid", None)
+        setattr_(envelope, "orcpt", False)
+        return envelope
+
     @property
     def needs_smtputf8(self) -> bool:
         """True when any address has a non-ASCII local part."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 from datetime import datetime, timezone
 
@@ -10,10 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lettre.message.builder as builder_module
 import lettre.message.mime as mime
-from lettre.address import _FORBIDDEN, check_header_text
+from lettre.address import _FORBIDDEN, Mailbox, Mailboxes, check_header_text
+from lettre.envelope import Envelope
 from lettre.errors import AddressError, MessageError
 from lettre.message import (
+    Attachment,
     ContentType,
     Message,
     MessageBuilder,
@@ -21,12 +25,25 @@ from lettre.message import (
     SinglePart,
     TransferEncoding,
 )
-from lettre.message.headers import _UNSAFE, _fold, finish_header, render_msg_ids
+from lettre.message.headers import (
+    _UNSAFE,
+    _fold,
+    finish_header,
+    format_date,
+    render_address_field,
+    render_address_list,
+    render_msg_ids,
+)
 from lettre.message.mime import (
     TEXT_HTML,
     TEXT_PLAIN,
+    Chunks,
+    Part,
     _encode_text,
     _normalize_text,
+    part_header_block,
+    part_header_fields,
+    render_part_headers,
     resolve,
     text_part,
 )
@@ -196,3 +213,86 @@ def test_text_of_bytes_keeps_the_general_path() -> None:
     assert isinstance(message.body, SinglePart)
     assert message.body.content_type == ContentType("text/plain")
     assert message.body.transfer_encoding is TransferEncoding.SEVEN_BIT
+
+
+_MAILBOX_TEXT = st.sampled_from(
+    [
+        "a@example.com",
+        "Sender <sender@example.com>",
+        '"Doe, John" <john@example.org>',
+        "Åsa Ek <åsa@exämple.se>",
+        "=?utf-8?q?J=C3=B6rg?= <jorg@example.de>",
+        "x" * 70 + " <long@example.com>",
+        "<bare@example.net>",
+        "postmaster@[192.0.2.1]",
+    ]
+)
+
+
+@given(st.lists(_MAILBOX_TEXT, min_size=1, max_size=4), st.sampled_from(["From", "To", "Reply-To"]))
+def test_address_field_is_the_list_and_its_text(texts: list[str], name: str) -> None:
+    mailboxes = [Mailbox.parse(text) for text in texts]
+    rendered, text = render_address_field(name, mailboxes)
+    assert rendered == render_address_list(name, mailboxes)
+    assert text == str(Mailboxes(mailboxes))
+
+
+@given(st.lists(_MAILBOX_TEXT, min_size=1, max_size=4), _MAILBOX_TEXT)
+def test_envelope_of_validated_addresses_is_the_checked_one(
+    recipients: list[str], sender: str
+) -> None:
+    forward = [Mailbox.parse(text).address for text in recipients]
+    reverse = Mailbox.parse(sender).address
+    fast = Envelope._of(reverse, forward)
+    assert fast == Envelope(reverse, forward)
+    assert fast.forward_paths == Envelope(reverse, forward).forward_paths
+    with pytest.raises(MessageError):
+        Envelope._of(reverse, [])
+
+
+def _leaf_parts() -> list[Part]:
+    return [
+        text_part("hello\n", TEXT_PLAIN),
+        text_part("h\u00e9llo\n" * 3, TEXT_HTML),
+        resolve(SinglePart(b"\x00\x01", "application/octet-stream")),
+        resolve(SinglePart("x", "text/plain", headers=[("Content-Description", "a note")])),
+        Attachment(b"data", "r\u00e9sum\u00e9.pdf").to_part(),
+        SinglePart(b"img", "image/png", disposition="inline", content_id="logo@example"),
+    ]
+
+
+def test_part_header_block_is_the_headers_and_the_fields() -> None:
+    parts = _leaf_parts()
+    parts.append(resolve(MultiPart("mixed", [text_part("a\n", TEXT_PLAIN), _leaf_parts()[4]])))
+    for leaf in parts:
+        part = resolve(leaf)
+        out: Chunks = []
+        render_part_headers(part, out)
+        assert part_header_block(part) == (b"".join(out), part_header_fields(part))
+
+
+def test_generated_date_is_now_to_the_second() -> None:
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    date, text = builder_module._now()
+    after = datetime.now(timezone.utc).replace(microsecond=0)
+    assert before <= date <= after
+    assert date.microsecond == 0
+    assert date.tzinfo is timezone.utc
+    assert text == format_date(date)
+
+
+def test_generated_message_id_has_the_token_urlsafe_form() -> None:
+    ids = {builder_module._new_message_id("example.org") for _ in range(200)}
+    assert len(ids) == 200
+    for message_id in ids:
+        assert re.fullmatch(r"<[A-Za-z0-9_-]{24}@example\.org>", message_id)
+    # Both URL-safe characters occur: the alphabet is RFC 4648 section 5's.
+    assert {"-", "_"} <= set("".join(ids))
+
+
+def test_mailbox_text_arguments_parse_as_a_list() -> None:
+    one = Message.builder().to("a@example.com, Bob <b@example.com>")
+    several = Message.builder().to("a@example.com", ["Bob <b@example.com>"])
+    assert one._to == several._to == list(Mailboxes.parse("a@example.com, Bob <b@example.com>"))
+    with pytest.raises(AddressError):
+        Message.builder().to("not an address")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import binascii
 import os
-import secrets
+import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
-from lettre.address import Address, Mailbox, Mailboxes
+from lettre.address import MAX_LIST_TEXT_LENGTH, Address, Mailbox, Mailboxes, _parse_cached
 from lettre.envelope import Envelope
 from lettre.errors import MessageError
 from lettre.message.headers import (
@@ -17,7 +18,7 @@ from lettre.message.headers import (
     check_value,
     format_date,
     normalize_msg_id,
-    render_address_list,
+    render_address_field,
     render_msg_ids,
     render_structured,
     render_unstructured,
@@ -34,8 +35,7 @@ from lettre.message.mime import (
     Part,
     SinglePart,
     TransferEncoding,
-    part_header_fields,
-    render_part_headers,
+    part_header_block,
     resolve,
     text_part,
 )
@@ -57,9 +57,42 @@ _PRIORITIES: Final = {
     "low": ("5 (Lowest)", "low"),
 }
 _MAX_URI_LENGTH: Final = 900
+_NO_MAILBOXES: Final = Mailboxes._of(())
+# base64 to its URL-safe alphabet (RFC 4648 section 5).
+_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+# The Date of messages built in the current second, and its text.
+_CLOCK: list[tuple[int, datetime, str]] = [(-1, datetime.min, "")]
 
 
-def _mailboxes(values: Iterable[MailboxInput | Iterable[MailboxInput]]) -> list[Mailbox]:
+def _now() -> tuple[datetime, str]:
+    """The current time in UTC, to the second, and its RFC 5322 text.
+
+    The same as ``datetime.now(timezone.utc).replace(microsecond=0)``; the
+    value and its text are made once per second.
+    """
+    second = time.time_ns() // 1_000_000_000
+    cached = _CLOCK[0]
+    if cached[0] != second:
+        date = datetime.fromtimestamp(second, timezone.utc)
+        cached = (second, date, format_date(date))
+        _CLOCK[0] = cached
+    return cached[1], cached[2]
+
+
+def _new_message_id(domain: str) -> str:
+    """``<random@domain>`` with 144 random bits: ``secrets.token_urlsafe(18)`` as the left part."""
+    token = binascii.b2a_base64(os.urandom(18), newline=False).translate(_URLSAFE)
+    return f"<{token.decode('ascii')}@{domain}>"
+
+
+def _mailboxes(values: tuple[MailboxInput | Iterable[MailboxInput], ...]) -> Iterable[Mailbox]:
+    if len(values) == 1 and isinstance(values[0], str):
+        # One mailbox-list text, the usual case: the same as Mailboxes.parse.
+        return _parse_cached(values[0], MAX_LIST_TEXT_LENGTH, allow_groups=True)
+    return _mailbox_list(values)
+
+
+def _mailbox_list(values: Iterable[MailboxInput | Iterable[MailboxInput]]) -> list[Mailbox]:
     result: list[Mailbox] = []
     for value in values:
         if isinstance(value, str):
@@ -67,7 +100,7 @@ def _mailboxes(values: Iterable[MailboxInput | Iterable[MailboxInput]]) -> list[
         elif isinstance(value, (Mailbox, Address)):
             result.append(Mailbox.coerce(value))
         elif isinstance(value, Iterable):
-            result.extend(_mailboxes(value))
+            result.extend(_mailbox_list(value))
         else:
             raise TypeError(
                 f"expected a Mailbox, an Address, a str or a list of them, not "
@@ -412,25 +445,35 @@ class MessageBuilder:
             raise MessageError("a message needs a From address: call .from_(...)")
         if len(self._from) > 1 and self._sender is None:
             raise MessageError("a message with several From addresses needs a Sender")
-        sender_mailbox = self._sender if self._sender is not None else self._from[0]
+        from_items = tuple(self._from)
+        sender = self._sender
+        sender_mailbox = sender if sender is not None else from_items[0]
+        to_items = tuple(self._to)
+        cc_items = tuple(self._cc)
+        bcc_items = tuple(self._bcc)
         if self._envelope is not None:
             envelope = self._envelope
         else:
-            recipients = [m.address for m in (*self._to, *self._cc, *self._bcc)]
-            if not recipients:
+            if not (to_items or cc_items or bcc_items):
                 raise MessageError(
                     "a message needs a recipient: call .to(), .cc() or .bcc(), "
                     "or give an explicit .envelope()"
                 )
-            envelope = Envelope(sender_mailbox.address, recipients)
+            # The addresses were validated when they were added.
+            envelope = Envelope._of(
+                sender_mailbox.address, [m.address for m in (*to_items, *cc_items, *bcc_items)]
+            )
 
-        date = self._date
-        if date is None:
-            date = datetime.now(timezone.utc).replace(microsecond=0)
+        if self._date is None:
+            date, date_text = _now()
+        else:
+            date = self._date
+            date_text = format_date(date)
         message_id = self._message_id
         if message_id is None:
-            domain = self._message_id_domain or self._from[0].address.ascii_domain
-            message_id = f"<{secrets.token_urlsafe(18)}@{domain}>"
+            message_id = _new_message_id(
+                self._message_id_domain or from_items[0].address.ascii_domain
+            )
         body = self._compose_body()
         if body is not None and not (
             (body is self._text and self._text_resolved)
@@ -438,33 +481,21 @@ class MessageBuilder:
         ):
             body = resolve(body)
 
-        # Rendered from plain tuples: no Sequence methods called per header.
-        from_items = tuple(self._from)
         reply_to_items = tuple(self._reply_to)
-        to_items = tuple(self._to)
-        cc_items = tuple(self._cc)
-        from_ = Mailboxes._of(from_items)
-        reply_to = Mailboxes._of(reply_to_items)
-        to = Mailboxes._of(to_items)
-        cc = Mailboxes._of(cc_items)
-        out: Chunks = []
-        fields: list[tuple[str, str]] = []
-        date_text = format_date(date)
-        out.append(f"Date: {date_text}\r\n".encode("ascii"))
-        fields.append(("Date", date_text))
-        out.append(render_address_list("From", from_items))
-        fields.append(("From", str(from_)))
-        if self._sender is not None:
-            out.append(render_address_list("Sender", [self._sender]))
-            fields.append(("Sender", str(self._sender)))
-        for name, items, boxes in (
-            ("Reply-To", reply_to_items, reply_to),
-            ("To", to_items, to),
-            ("Cc", cc_items, cc),
-        ):
+        out: Chunks = [f"Date: {date_text}\r\n".encode("ascii")]
+        fields: list[tuple[str, str]] = [("Date", date_text)]
+        rendered, text = render_address_field("From", from_items)
+        out.append(rendered)
+        fields.append(("From", text))
+        if sender is not None:
+            rendered, text = render_address_field("Sender", (sender,))
+            out.append(rendered)
+            fields.append(("Sender", text))
+        for name, items in (("Reply-To", reply_to_items), ("To", to_items), ("Cc", cc_items)):
             if items:
-                out.append(render_address_list(name, items))
-                fields.append((name, str(boxes)))
+                rendered, text = render_address_field(name, items)
+                out.append(rendered)
+                fields.append((name, text))
         if self._subject is not None:
             out.append(render_unstructured("Subject", self._subject))
             fields.append(("Subject", self._subject))
@@ -492,24 +523,26 @@ class MessageBuilder:
                 fields.append(("List-Unsubscribe-Post", post))
         for name, header_value in self._headers:
             if isinstance(header_value, Mailboxes):
-                out.append(render_address_list(name, header_value))
-                fields.append((name, str(header_value)))
+                rendered, text = render_address_field(name, header_value)
+                out.append(rendered)
+                fields.append((name, text))
             else:
                 out.append(render_unstructured(name, header_value))
                 fields.append((name, header_value))
         if body is not None:
             out.append(b"MIME-Version: 1.0\r\n")
             fields.append(("MIME-Version", "1.0"))
-            render_part_headers(body, out)
-            fields.extend(part_header_fields(body))
+            block, part_fields = part_header_block(body)
+            out.append(block)
+            fields.extend(part_fields)
         out.append(b"\r\n")
         return Message._create(
-            from_=from_,
-            sender=self._sender,
-            reply_to=reply_to,
-            to=to,
-            cc=cc,
-            bcc=Mailboxes._of(tuple(self._bcc)),
+            from_=Mailboxes._of(from_items),
+            sender=sender,
+            reply_to=Mailboxes._of(reply_to_items) if reply_to_items else _NO_MAILBOXES,
+            to=Mailboxes._of(to_items) if to_items else _NO_MAILBOXES,
+            cc=Mailboxes._of(cc_items) if cc_items else _NO_MAILBOXES,
+            bcc=Mailboxes._of(bcc_items) if bcc_items else _NO_MAILBOXES,
             subject=self._subject,
             date=date,
             message_id=message_id,

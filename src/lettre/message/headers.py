@@ -28,6 +28,7 @@ __all__ = [
     "finish_header",
     "format_date",
     "normalize_msg_id",
+    "render_address_field",
     "render_address_list",
     "render_msg_ids",
     "render_params",
@@ -392,6 +393,26 @@ def render_address_list(name: str, mailboxes: Sequence[Mailbox | Address]) -> by
 @lru_cache(maxsize=1024)
 def _render_one(name: str, mailbox: Mailbox) -> bytes:
     return _fold(name, _mailbox_pieces(mailbox))
+
+
+def render_address_field(name: str, mailboxes: Sequence[Mailbox]) -> tuple[bytes, str]:
+    """Render an address header and give its readable value too.
+
+    Returns:
+        ``render_address_list(name, mailboxes)`` and the mailboxes as text
+        joined by ``", "`` (``str(Mailboxes(mailboxes))``).
+
+    Raises:
+        MessageError: the list is empty.
+    """
+    if len(mailboxes) == 1:
+        return _render_one_field(name, mailboxes[0])
+    return render_address_list(name, mailboxes), ", ".join(map(str, mailboxes))
+
+
+@lru_cache(maxsize=1024)
+def _render_one_field(name: str, mailbox: Mailbox) -> tuple[bytes, str]:
+    return _render_one(name, mailbox), str(mailbox)
 
 
 def normalize_msg_id(value: str, what: str = "a message ID") -> str:

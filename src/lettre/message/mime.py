@@ -898,6 +898,36 @@ def _render_leaf_type(ctype: ContentType, encoding: TransferEncoding) -> bytes:
     return rendered + b"Content-Transfer-Encoding: " + encoding.value.encode("ascii") + b"\r\n"
 
 
+@lru_cache(maxsize=256)
+def _leaf_header_block(
+    ctype: ContentType, encoding: TransferEncoding
+) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+    fields = (("Content-Type", str(ctype)), ("Content-Transfer-Encoding", encoding.value))
+    return _render_leaf_type(ctype, encoding), fields
+
+
+def part_header_block(part: Part) -> tuple[bytes, list[tuple[str, str]]]:
+    """The Content-* headers of a resolved part: as bytes, and as readable fields.
+
+    The same as :func:`render_part_headers` and :func:`part_header_fields`
+    together; a leaf with only a type and a transfer encoding (the usual
+    text body) comes from a cache.
+    """
+    if (
+        isinstance(part, SinglePart)
+        and part.transfer_encoding is not None
+        and part.disposition is None
+        and part.filename is None
+        and part.content_id is None
+        and not part.headers
+    ):
+        block, fields = _leaf_header_block(part.content_type, part.transfer_encoding)
+        return block, list(fields)
+    out: Chunks = []
+    render_part_headers(part, out)
+    return b"".join(out), part_header_fields(part)
+
+
 def render_part_headers(part: Part, out: Chunks) -> None:
     """Append the Content-* headers (and extra headers) of a resolved part to ``out``."""
     if isinstance(part, MultiPart):
