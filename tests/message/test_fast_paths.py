@@ -46,7 +46,9 @@ from lettre.message.mime import (
     render_part_headers,
     resolve,
     text_part,
+    write_body,
 )
+from lettre.transports.base import prepare_message
 
 # Text that mixes the characters the checks are about with ordinary ones.
 _TRICKY = st.text(
@@ -296,3 +298,40 @@ def test_mailbox_text_arguments_parse_as_a_list() -> None:
     assert one._to == several._to == list(Mailboxes.parse("a@example.com, Bob <b@example.com>"))
     with pytest.raises(AddressError):
         Message.builder().to("not an address")
+
+
+def _general_bytes(message: Message) -> bytes:
+    """What as_bytes gives for a message with a body, through write_body."""
+    body = message.body
+    assert body is not None
+    out: Chunks = [message._head]
+    write_body(body, out)
+    if isinstance(body, SinglePart) and body.body and not out[-1].endswith(b"\r\n"):
+        out.append(b"\r\n")
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        SinglePart("plain text\n", "text/plain"),
+        SinglePart("", "text/plain"),
+        SinglePart(b"no final line break", "text/plain", transfer_encoding="7bit"),
+        SinglePart(b"two\r\nlines", "application/octet-stream", transfer_encoding="7bit"),
+        SinglePart(b"", "application/octet-stream", transfer_encoding="7bit"),
+        SinglePart("8 bit: \u00e9\n", "text/plain", transfer_encoding="8bit"),
+        SinglePart("8 bit without break: \u00e9", "text/plain", transfer_encoding="8bit"),
+        SinglePart(b"From: x\r\n\r\nbody", "message/rfc822"),
+        SinglePart("quoted \u00e9", "text/plain"),
+        SinglePart(b"\x00\x01\x02", "application/octet-stream"),
+    ],
+)
+def test_single_part_bytes_match_the_general_path(part: SinglePart) -> None:
+    message = _fixed(Message.builder()).body(part).build()
+    assert message.as_bytes() == _general_bytes(message)
+    envelope, data, message_id = prepare_message(message)
+    assert (envelope, data, message_id) == (
+        message.envelope,
+        message.as_bytes(),
+        message.message_id,
+    )

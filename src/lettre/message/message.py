@@ -125,6 +125,15 @@ class Message:
         body = self.body
         if body is None:
             return self._head
+        if isinstance(body, SinglePart) and (
+            body.transfer_encoding is TransferEncoding.SEVEN_BIT
+            or body.transfer_encoding is TransferEncoding.EIGHT_BIT
+        ):
+            # Content that goes as it is, ending with a line break.
+            content = body.body
+            if content and not content.endswith(b"\r\n"):
+                return b"".join((self._head, content, b"\r\n"))
+            return self._head + content
         out: Chunks = [self._head]
         write_body(body, out)
         if isinstance(body, SinglePart) and body.body:

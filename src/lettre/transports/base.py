@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -109,6 +110,14 @@ class Transport(Protocol):
         ...
 
 
+@functools.cache
+def _message_class() -> type[Message]:
+    # Imported on first use, not with this module.
+    from lettre.message.message import Message
+
+    return Message
+
+
 def prepare_message(
     message: Message | EmailMessage,
     envelope: Envelope | None = None,
@@ -119,14 +128,13 @@ def prepare_message(
     Returns the envelope (the explicit one, else the message's own), the bytes
     (signed by each signer in turn) and the Message-ID, if the message has one.
     """
-    from lettre.message.message import Message
-    from lettre.message.stdlib import email_message_to_bytes, envelope_from_email_message
-
-    if isinstance(message, Message):
+    if isinstance(message, _message_class()):
         env = envelope if envelope is not None else message.envelope
         data = message.as_bytes()
         message_id = message.message_id
     elif isinstance(message, EmailMessage):
+        from lettre.message.stdlib import email_message_to_bytes, envelope_from_email_message
+
         env = envelope if envelope is not None else envelope_from_email_message(message)
         data = email_message_to_bytes(message)
         raw_id = message.get("Message-ID")
