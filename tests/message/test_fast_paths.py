@@ -335,3 +335,10 @@ def test_single_part_bytes_match_the_general_path(part: SinglePart) -> None:
         message.as_bytes(),
         message.message_id,
     )
+
+
+def test_builder_gives_a_new_builder_each_time() -> None:
+    first, second = Message.builder(), Message.builder()
+    assert isinstance(first, MessageBuilder)
+    assert isinstance(second, MessageBuilder)
+    assert first is not second

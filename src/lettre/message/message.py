@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -111,9 +112,7 @@ class Message:
     @staticmethod
     def builder() -> MessageBuilder:
         """Start building a message: ``Message.builder().from_(...).to(...)...build()``."""
-        from lettre.message.builder import MessageBuilder
-
-        return MessageBuilder()
+        return _builder_class()()
 
     def as_bytes(self) -> bytes:
         """The message as sent: CRLF line endings, lines of at most 998 octets.
@@ -233,6 +232,14 @@ class Message:
             f"from {self.envelope.reverse_path or '<>'} to {recipients} recipient(s), "
             f"subject {self.subject!r}>"
         )
+
+
+@functools.cache
+def _builder_class() -> type[MessageBuilder]:
+    # The builder module imports this one: it is imported on first use.
+    from lettre.message.builder import MessageBuilder
+
+    return MessageBuilder
 
 
 def _has_8bit(part: Part) -> bool:
