@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from lettre.errors import RemoteProtocolError
@@ -425,3 +425,63 @@ def test_one_parser_for_a_stream_equals_a_fresh_parser_per_reply(
     stream = b"".join(raws)
     cuts = sorted(min(c, len(stream)) for c in cuts)
     assert parse_all(ReplyParser(), stream, cuts) == expected
+
+
+# -- one-line replies: the short way and the long way agree --------------------------
+
+
+def test_one_line_reply_bounds_at_the_edges() -> None:
+    # max_line_length=16: 16 octets and CRLF (18) go the long way, with LF (17)
+    # the short way; both are accepted, 17 octets are not.
+    for ending in (b"\r\n", b"\n"):
+        ok = b"250 " + b"x" * 12 + ending
+        assert one(ReplyParser(max_line_length=16), ok) == Reply(250, None, ("x" * 12,))
+        parser = ReplyParser(max_line_length=16)
+        parser.feed(b"250 " + b"x" * 13 + ending)
+        with pytest.raises(RemoteProtocolError, match="line longer"):
+            parser.next_reply()
+    # max_reply_size=12 counts the line ending.
+    assert one(ReplyParser(max_reply_size=12), b"250 2.0.0 \r\n") == Reply(250, "2.0.0", ("",))
+    assert one(ReplyParser(max_reply_size=12), b"250 abcdefg\n") == Reply(250, None, ("abcdefg",))
+    for raw in (b"250 abcdefg\r\n", b"250 abcdefgh\n"):
+        parser = ReplyParser(max_reply_size=12)
+        parser.feed(raw)
+        with pytest.raises(RemoteProtocolError, match="reply longer"):
+            parser.next_reply()
+
+
+LINE_PIECES = st.sampled_from(
+    [b"250", b"2", b"5", b" ", b"-", b".", b"2.1.5", b"5.1.1", b"2.0.0 ", b"x", b"\r", b"\xff"]
+)
+ONE_LINES = st.tuples(
+    st.sampled_from([b"250", b"221", b"354", b"452", b"550", b"199", b"25x"]),
+    st.lists(LINE_PIECES, max_size=8).map(b"".join),
+    st.sampled_from([b"\r\n", b"\n"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ONE_LINES)
+def test_one_line_reply_parses_as_the_last_line_of_a_longer_one(
+    parts: tuple[bytes, bytes, bytes],
+) -> None:
+    code, rest, ending = parts
+    assume(not rest.startswith(b"-"))  # that would start a multi-line reply
+    line = code + rest + ending
+    # As the last line of a two-line reply, the line is parsed the long way.
+    longer = code + b"-first\r\n" + line
+    single, joined = parse_or_error(line), parse_or_error(longer)
+    if isinstance(single, str):
+        assert isinstance(joined, str)
+        if code.isdigit() and code[0] in b"2345":
+            assert joined == single
+        return
+    (reply,) = single
+    assert joined == [Reply(reply.code, reply.enhanced_status, ("first", *reply.lines))]
+
+
+def parse_or_error(raw: bytes) -> list[Reply] | str:
+    try:
+        return parse_all(ReplyParser(), raw, [])
+    except RemoteProtocolError as exc:
+        return str(exc)

@@ -58,6 +58,12 @@ _LINE = re.compile(
 # The first (up to four) octets of a line whose end has not arrived yet.
 _HEAD = re.compile(rb"[2-5](?:[0-9](?:[0-9][ \r-]?)?)?")
 _CONTINUED = b"-"
+# A whole one-line reply, line ending excluded: the code, then nothing or a
+# space, maybe an enhanced status code as in _LINE, and the text.
+_ONE_LINE = re.compile(
+    rb"([2-5])[0-9][0-9](?: (?:((?=[245])\1\.[0-9]{1,3}\.[0-9]{1,3})(?: |$))?(.*))?",
+    re.DOTALL,
+)
 # The reply cache: at most this many entries (emptied when full), for lines of
 # at most this many octets, line ending included.
 _CACHE_ENTRIES = 64
@@ -197,6 +203,13 @@ class ReplyParser:
             size = self._size + newline + 1 - start
             if size > self._max_reply_size:
                 raise self._fail(f"reply longer than {self._max_reply_size} octets")
+            if not lines:
+                # A one-line reply, the usual kind, is taken apart by one
+                # pattern, with no carried state. What it does not match is
+                # the first line of a multi-line reply or a malformed line.
+                match = _ONE_LINE.fullmatch(raw, 0, end - start)
+                if match is not None:
+                    return self._one_line(raw, match)
             match = _LINE.match(buffer, start, end)
             if match is None:
                 separator = enhanced = None
@@ -212,16 +225,8 @@ class ReplyParser:
                 # Controls from the server never reach errors, logs or terminals.
                 text = text.translate(_CONTROLS)
             if not lines:
-                if separator != _CONTINUED:
-                    # A one-line reply, the usual kind: no list, no carried state.
-                    status = None if enhanced is None else enhanced.decode("ascii")
-                    reply = Reply(code, status, (text,))
-                    if len(raw) <= _CACHED_LINE_MAX:
-                        cache = self._cache
-                        if len(cache) >= _CACHE_ENTRIES:
-                            cache.clear()
-                        cache[raw] = reply
-                    return reply
+                # Every other well-formed first line was a one-line reply: this
+                # one starts a multi-line reply.
                 self._code = code
             else:
                 if code != self._code:
@@ -238,6 +243,24 @@ class ReplyParser:
                 self._lines = lines = []
                 self._size = 0
                 return reply
+
+    def _one_line(self, raw: bytes, match: re.Match[bytes]) -> Reply:
+        _, enhanced, text_bytes = match.groups()
+        if text_bytes:
+            text = text_bytes.decode("utf-8", "replace")
+            if not text.isprintable():
+                text = text.translate(_CONTROLS)
+        else:
+            text = ""
+        # The three digits, checked by the pattern: "0" is 48, 48 * 111 = 5328.
+        code = raw[0] * 100 + raw[1] * 10 + raw[2] - 5328
+        reply = Reply(code, None if enhanced is None else enhanced.decode("ascii"), (text,))
+        if len(raw) <= _CACHED_LINE_MAX:
+            cache = self._cache
+            if len(cache) >= _CACHE_ENTRIES:
+                cache.clear()
+            cache[raw] = reply
+        return reply
 
     def _fail(self, message: str) -> RemoteProtocolError:
         """Record a parse error (every later call raises it again) and return it."""
