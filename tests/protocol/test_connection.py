@@ -882,6 +882,27 @@ def test_partial_unsolicited_bytes_are_refused_before_the_next_command() -> None
     assert conn.state is S.ERROR
 
 
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (b"HELLO\r\n", "malformed reply line b'HELLO'"),
+        (b"250 ok\r\n", "unsolicited reply: 250 'ok'"),
+        (b"250-a\r\n251 b\r\n", "multi-line reply mixes codes 250 and 251"),
+    ],
+)
+def test_bad_unsolicited_bytes_are_refused_before_the_next_command(
+    extra: bytes, error: str
+) -> None:
+    conn = connect()
+    conn.receive_data(extra)
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.send(Noop())
+    assert str(info.value) == error
+    assert conn.state is S.ERROR
+    with pytest.raises(LocalProtocolError, match="ERROR"):
+        conn.next_event()
+
+
 def test_buffered_421_closes_before_the_next_command() -> None:
     conn = connect()
     conn.receive_data(b"421 4.4.2 bye\r\n")

@@ -62,15 +62,36 @@ _DATA_LINE = _DATA.to_bytes()
 _END_OF_DATA = EndOfData()
 # What a reply does, by (state, verb, first digit of the code): the event
 # ("<VERB> ok", "<VERB> more" or "<VERB> fail"), the one code it must have (0
-# when any will do) and the next state (None when the state table has no
-# transition). Filled in as replies are met; a few hundred entries at most.
-_STEPS: dict[tuple[ClientState, str, int], tuple[str, int, ClientState | None]] = {}
+# when any will do), the next state (None when the state table has no
+# transition) and its side effect (one of the _COUNT_* values). Filled in as
+# replies are met; a few hundred entries at most.
+_STEPS: dict[tuple[ClientState, str, int], tuple[str, int, ClientState | None, int]] = {}
 _OUTCOMES = ("ok", "more", "fail", "fail")
+_NO_EFFECT, _RCPT_REPLY, _MAIL_REPLY, _OTHER_EFFECT = range(4)
+# The events _apply() acts on.
+_EFFECTS = frozenset(
+    {
+        "BDAT fail",
+        "DATA more",
+        "EHLO ok",
+        "EHLO fail",
+        "HELO ok",
+        "STARTTLS ok",
+        "AUTH ok",
+        "AUTH-RESPONSE ok",
+    }
+)
 
 
-def _step(state: ClientState, verb: str, code: int) -> tuple[str, int, ClientState | None]:
+def _step(state: ClientState, verb: str, code: int) -> tuple[str, int, ClientState | None, int]:
     event = f"{verb} {_OUTCOMES[code // 100 - 2]}"
-    return event, _EXACT.get(event, 0), _TABLE[state].get(event)
+    if verb == "RCPT":
+        effect = _RCPT_REPLY
+    elif verb == "MAIL":
+        effect = _MAIL_REPLY
+    else:
+        effect = _OTHER_EFFECT if event in _EFFECTS else _NO_EFFECT
+    return event, _EXACT.get(event, 0), _TABLE[state].get(event), effect
 
 
 @dataclass(slots=True)
@@ -311,14 +332,15 @@ class ClientConnection:
         # Bytes that arrived while no reply was owed must never be taken as
         # the reply to the next command. A complete 421 closes the session
         # (RFC 5321 3.8); anything else is an unsolicited reply.
-        reply = None
         try:
             reply = self._parser.next_reply()
-            if reply is not None:
-                self._handle(reply)
         except RemoteProtocolError:
             self._state = ClientState.ERROR
             raise
+        if reply is not None:
+            if reply.code != _CLOSING_CODE:
+                raise self._fail(f"unsolicited reply: {reply.code} {reply.text!r}")
+            self._close()
         if reply is None or self._parser.buffered:
             self._state = ClientState.ERROR
             where = "between commands" if reply is None else "after its 421 reply"
@@ -503,22 +525,59 @@ class ClientConnection:
             raise LocalProtocolError("the connection is closed: no reply will come")
         try:
             reply = self._parser.next_reply()
-            if reply is None:
-                if self._eof:
-                    self._check_eof()
-                return NEED_DATA
-            self._handle(reply)
         except RemoteProtocolError:
             self._state = ClientState.ERROR
             raise
+        if reply is None:
+            if self._eof:
+                self._check_eof()
+            return NEED_DATA
+        code = reply.code
+        owed = self._owed
+        if code == _CLOSING_CODE:
+            self._close()  # RFC 5321 3.8: the server is closing, whatever was owed
+            return reply
+        if not owed:
+            raise self._fail(f"unsolicited reply: {code} {reply.text!r}")
+        verb, tx = owed.popleft()
+        key = (state, verb, code // 100)
+        step = _STEPS.get(key)
+        if step is None:
+            step = _STEPS[key] = _step(state, verb, code)
+        event, exact, next_state, effect = step
+        if exact and code != exact:
+            raise self._fail(f"reply {code} to {verb}: only {exact} makes sense")
+        if next_state is None:
+            if verb not in PIPELINABLE or 300 <= code < 400:
+                raise self._fail(f"unexpected reply {code} to {verb}")
+            next_state = state
+        # The replies inside a mail transaction come first: they are most of them.
+        if effect == _RCPT_REPLY:
+            assert tx is not None  # RCPT is only sent inside a transaction
+            tx.rcpt_replied += 1
+            if code < 300:
+                tx.rcpt_accepted += 1
+        elif effect == _MAIL_REPLY:
+            assert tx is not None  # sending MAIL opens a transaction
+            tx.mail_ok = code < 300
+        elif effect == _OTHER_EFFECT:
+            self._apply(event, reply, tx)
+        self._state = next_state
+        if not owed and self._tx is not None:
+            self._settle()
         if self._eof:
             self._check_closed()
         return reply
 
+    def _fail(self, message: str) -> RemoteProtocolError:
+        """Put the connection in ERROR and return the error to raise."""
+        self._state = ClientState.ERROR
+        return RemoteProtocolError(message)
+
     def _check_eof(self) -> None:
         if self._parser.buffered:
-            raise RemoteProtocolError("the server closed the connection in the middle of a reply")
-        raise RemoteProtocolError(
+            raise self._fail("the server closed the connection in the middle of a reply")
+        raise self._fail(
             f"the server closed the connection while {len(self._owed)} reply(s) were owed"
         )
 
@@ -528,48 +587,12 @@ class ClientConnection:
             self._state = ClientState.CLOSED
             self._data_encoder = None
 
-    def _handle(self, reply: Reply) -> None:
-        code = reply.code
-        if not self._owed:
-            if code != _CLOSING_CODE:
-                raise RemoteProtocolError(f"unsolicited reply: {code} {reply.text!r}")
-            self._close()
-            return
-        verb, tx = self._owed.popleft()
-        if code == _CLOSING_CODE:
-            self._close()
-            return
-        state = self._state
-        key = (state, verb, code // 100)
-        step = _STEPS.get(key)
-        if step is None:
-            step = _STEPS[key] = _step(state, verb, code)
-        event, exact, next_state = step
-        if exact and code != exact:
-            raise RemoteProtocolError(f"reply {code} to {verb}: only {exact} makes sense")
-        if next_state is None:
-            if verb not in PIPELINABLE or 300 <= code < 400:
-                raise RemoteProtocolError(f"unexpected reply {code} to {verb}")
-            next_state = state
-        # The replies inside a mail transaction come first: they are most of them.
-        if tx is not None and verb == "RCPT":
-            tx.rcpt_replied += 1
-            if code < 300:
-                tx.rcpt_accepted += 1
-        elif tx is not None and verb == "MAIL":
-            tx.mail_ok = code < 300
-        else:
-            self._apply(event, reply, tx)
-        self._state = next_state
-        if not self._owed:
-            self._settle()
-
     def _apply(self, event: str, reply: Reply, tx: _Transaction | None) -> None:
         """The side effects of a reply, beyond the state change (MAIL and RCPT aside)."""
-        if tx is not None and event == "BDAT fail":
+        if event == "BDAT fail":
+            assert tx is not None  # BDAT is only sent inside a transaction
             tx.chunk_refused = True
-            return
-        if event == "DATA more":
+        elif event == "DATA more":
             self._data_encoder = None  # made with the first content sent
         elif event == "EHLO ok":
             self._capabilities = Capabilities.from_reply(reply)
@@ -581,17 +604,16 @@ class ClientConnection:
             self._extended = False
         elif event == "STARTTLS ok":
             if self._parser.buffered:
-                raise RemoteProtocolError(
+                raise self._fail(
                     "the server sent data after its 220 reply to STARTTLS (response injection)"
                 )
-        elif event in ("AUTH ok", "AUTH-RESPONSE ok"):
+        else:  # "AUTH ok" or "AUTH-RESPONSE ok"
             self._authenticated = True
 
     def _settle(self) -> None:
         """Every reply is in: apply what the transaction's replies decided."""
         tx = self._tx
-        if tx is None:
-            return
+        assert tx is not None
         if tx.chunk_refused:
             event = "CHUNK-REFUSED"
         elif tx.mail_ok is False:
