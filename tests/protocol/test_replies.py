@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -485,3 +487,22 @@ def parse_or_error(raw: bytes) -> list[Reply] | str:
         return parse_all(ReplyParser(), raw, [])
     except RemoteProtocolError as exc:
         return str(exc)
+
+
+def test_parsed_replies_are_ordinary_frozen_replies() -> None:
+    # The parser builds replies without Reply.__init__: they must not differ.
+    assert [field.name for field in dataclasses.fields(Reply)] == [
+        "code",
+        "enhanced_status",
+        "lines",
+    ]
+    for raw, expected in SAMPLES:
+        (parsed,) = parse_all(ReplyParser(), raw, [])
+        assert type(parsed) is Reply
+        assert parsed == expected
+        assert hash(parsed) == hash(expected)
+        assert repr(parsed) == repr(expected)
+        assert dataclasses.astuple(parsed) == dataclasses.astuple(expected)
+        assert dataclasses.replace(parsed, code=599) == dataclasses.replace(expected, code=599)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            parsed.code = 200  # type: ignore[misc]

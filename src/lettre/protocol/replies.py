@@ -48,6 +48,23 @@ class Reply:
         return 500 <= self.code < 600
 
 
+_new_object = object.__new__
+# The slot descriptors of Reply's fields: setting them directly skips the
+# frozen dataclass's __init__, which sets each field through object.__setattr__.
+_set_code = Reply.__dict__["code"].__set__
+_set_enhanced_status = Reply.__dict__["enhanced_status"].__set__
+_set_lines = Reply.__dict__["lines"].__set__
+
+
+def _new_reply(code: int, enhanced_status: str | None, lines: tuple[str, ...]) -> Reply:
+    """The same as ``Reply(code, enhanced_status, lines)``, in half the time."""
+    reply: Reply = _new_object(Reply)
+    _set_code(reply, code)
+    _set_enhanced_status(reply, enhanced_status)
+    _set_lines(reply, lines)
+    return reply
+
+
 # A reply line: a three-digit code whose first digit is 2 to 5, then a space
 # (last line), a hyphen (more lines follow) or nothing at all; then maybe an
 # RFC 3463 enhanced status code whose class repeats the code's first digit,
@@ -238,7 +255,7 @@ class ReplyParser:
                 self._enhanced = enhanced.decode("ascii")
             lines.append(text)
             if separator != _CONTINUED:
-                reply = Reply(code, self._enhanced, tuple(lines))
+                reply = _new_reply(code, self._enhanced, tuple(lines))
                 self._enhanced = None
                 self._lines = lines = []
                 self._size = 0
@@ -254,7 +271,7 @@ class ReplyParser:
             text = ""
         # The three digits, checked by the pattern: "0" is 48, 48 * 111 = 5328.
         code = raw[0] * 100 + raw[1] * 10 + raw[2] - 5328
-        reply = Reply(code, None if enhanced is None else enhanced.decode("ascii"), (text,))
+        reply = _new_reply(code, None if enhanced is None else enhanced.decode("ascii"), (text,))
         if len(raw) <= _CACHED_LINE_MAX:
             cache = self._cache
             if len(cache) >= _CACHE_ENTRIES:
