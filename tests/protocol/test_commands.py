@@ -333,3 +333,29 @@ def test_commands_on_the_usual_path() -> None:
     )
     with pytest.raises(LocalProtocolError, match="must not be empty"):
         Rcpt("")
+
+
+@settings(max_examples=200, deadline=None)
+@given(PATHS, st.one_of(st.none(), st.integers(0, 10**9)))
+def test_usual_commands_serialise_like_any_other(path: str, size: int | None) -> None:
+    # With one more parameter the commands are written the general way; the
+    # parameter is added at the end, so the rest must be the same.
+    try:
+        mail = Mail(path, size=size, smtputf8=not path.isascii())
+        rcpt = Rcpt(path)
+    except LocalProtocolError:
+        return
+    assert (
+        mail.to_bytes()
+        == (
+            f"MAIL FROM:<{path}>"
+            + ("" if size is None else f" SIZE={size}")
+            + (" SMTPUTF8" if mail.smtputf8 else "")
+            + "\r\n"
+        ).encode()
+    )
+    longer = dataclasses.replace(mail, requiretls=True).to_bytes()
+    assert longer == mail.to_bytes()[:-2] + b" REQUIRETLS\r\n"
+    assert rcpt.to_bytes() == f"RCPT TO:<{path}>\r\n".encode()
+    never = Rcpt(path, notify={"NEVER"}).to_bytes()
+    assert never == rcpt.to_bytes()[:-2] + b" NOTIFY=NEVER\r\n"

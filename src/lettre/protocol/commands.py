@@ -355,6 +355,17 @@ class Mail:
 
     def to_bytes(self) -> bytes:
         """Return the command line, CRLF included (UTF-8 for SMTPUTF8 paths)."""
+        if (
+            self.body is None
+            and not self.smtputf8
+            and self.ret is None
+            and self.envid is None
+            and not self.requiretls
+        ):
+            # The usual MAIL: a path and maybe a size.
+            if self.size is None:
+                return f"MAIL FROM:<{self.reverse_path}>\r\n".encode()
+            return f"MAIL FROM:<{self.reverse_path}> SIZE={self.size}\r\n".encode()
         parts = [f"MAIL FROM:<{self.reverse_path}>"]
         if self.size is not None:
             parts.append(f"SIZE={self.size}")
@@ -416,6 +427,8 @@ class Rcpt:
 
     def to_bytes(self) -> bytes:
         """Return the command line, CRLF included (UTF-8 for SMTPUTF8 paths)."""
+        if self.notify is None and self.orcpt is None:
+            return f"RCPT TO:<{self.forward_path}>\r\n".encode()
         parts = [f"RCPT TO:<{self.forward_path}>"]
         if self.notify is not None:
             if "NEVER" in self.notify:
