@@ -53,6 +53,8 @@ class NeedData(enum.Enum):
 NEED_DATA: Final = NeedData.NEED_DATA
 
 _CLOSING_CODE = 421
+_ERROR = ClientState.ERROR
+_CLOSED = ClientState.CLOSED
 _NO_CAPABILITIES = Capabilities()
 # Plain-dict views of the state module's read-only tables, for speed.
 _TABLE = {state: dict(row) for state, row in TRANSITIONS.items()}
@@ -284,7 +286,8 @@ class ClientConnection:
                 self._state = ClientState.RCPT
                 owed.append(("RCPT", tx))
             if data:
-                self._check_content_allowed("DATA")
+                if tx.binary:  # (no RCPT of this new transaction has a reply yet)
+                    self._check_content_allowed("DATA")
                 out.append(_DATA_LINE)
                 owed.append(("DATA", tx))
         except LocalProtocolError:
@@ -416,7 +419,16 @@ class ClientConnection:
         return encoder
 
     def _check_mail(self, mail: Mail) -> None:
-        caps = self._caps
+        caps = self._capabilities or _NO_CAPABILITIES
+        if (
+            mail.body is None
+            and not mail.smtputf8
+            and mail.ret is None
+            and mail.envid is None
+            and not mail.requiretls
+            and (mail.size is None or caps.size is not None)
+        ):
+            return  # the usual MAIL needs no extension, or only SIZE
         needs = []
         if mail.size is not None and caps.size is None:
             needs.append("SIZE")
@@ -519,9 +531,9 @@ class ClientConnection:
                 reply will ever come).
         """
         state = self._state
-        if state is ClientState.ERROR:
+        if state is _ERROR:
             raise LocalProtocolError("the connection is in the ERROR state")
-        if state is ClientState.CLOSED:
+        if state is _CLOSED:
             raise LocalProtocolError("the connection is closed: no reply will come")
         try:
             reply = self._parser.next_reply()
