@@ -271,14 +271,28 @@ class Pipeline:
         core = self._core
         queue = self._queue
         self._since = self._loop.time()
+        protocol = self._byte_stream.protocol
         try:
             core.receive_data(data)
+            next_event = core.next_event
             while queue:
-                event = core.next_event()
-                if event is NEED_DATA:
+                reply = next_event()
+                if reply is NEED_DATA:
                     break
-                self._reply(event)
-                if self._byte_stream.protocol.pipe is not self:
+                ticket = queue[0]
+                tx = ticket.tx
+                assert tx is not None
+                if tx.stage is _CONTENT:
+                    self._final(ticket, tx, reply)
+                    continue
+                replies = ticket.replies
+                replies.append(reply)
+                if reply.code == 421:
+                    # The server is closing: no further reply will come.
+                    self._hand_back(ticket, replies)
+                elif len(replies) == ticket.expected:
+                    self._envelope_done(ticket, tx, replies)
+                if protocol.pipe is not self:
                     break  # detached: the rest is read by its sender
         except ProtocolError as exc:
             self._fail(str(exc), protocol_error=exc)
@@ -301,32 +315,20 @@ class Pipeline:
 
     # ------------------------------------------------------------------ replies
 
-    def _reply(self, reply: Reply) -> None:
-        queue = self._queue
-        ticket = queue[0]
-        tx = ticket.tx
-        assert tx is not None
-        if tx.stage is _CONTENT:
-            queue.popleft()
-            self._content -= 1
-            outcome = self._client.final_outcome(tx, reply, self._since)
-            if isinstance(outcome, SmtpReplyError):
-                ticket.error = outcome
-                if reply.code == 421:
-                    self._settle(ticket)
-                    self._fail(f"{self._stream.peer} closed the connection (421)")
-                    return
-            else:
-                ticket.result = outcome
-            self._settle(ticket)
-            return
-        replies = ticket.replies
-        replies.append(reply)
-        if reply.code == 421:
-            # The server is closing: no further reply will come.
-            self._hand_back(ticket, replies)
-        elif len(replies) == ticket.expected:
-            self._envelope_done(ticket, tx, replies)
+    def _final(self, ticket: Ticket, tx: Transaction, reply: Reply) -> None:
+        """The final reply of the head transaction."""
+        self._queue.popleft()
+        self._content -= 1
+        outcome = self._client.final_outcome(tx, reply, self._since)
+        if isinstance(outcome, SmtpReplyError):
+            ticket.error = outcome
+            if reply.code == 421:
+                self._settle(ticket)
+                self._fail(f"{self._stream.peer} closed the connection (421)")
+                return
+        else:
+            ticket.result = outcome
+        self._settle(ticket)
 
     def _hand_back(self, ticket: Ticket, replies: list[Reply]) -> None:
         """Give a refused envelope back to its sender (RSET, the typed error)."""

@@ -534,7 +534,14 @@ class ConnectionPool(Generic[C]):
         self._waiters.append(waiter)
         self._waiting += 1
         try:
-            await waiter.wait(limit)
+            future = waiter.future
+            if future is not None:
+                try:
+                    await future
+                finally:
+                    waiter.expiry = math.inf
+            else:
+                await waiter.wait(limit)
             if (waiter.connection is not None and not waiter.chained) or waiter.slot:
                 # A caller cancelled after being served gives back what it got,
                 # on every backend (trio would otherwise resume it normally).
@@ -1271,7 +1278,10 @@ class SmtpPool:
         last: bool = False,
     ) -> SendResult:
         ticket = Ticket(envelope, data, deadline)
-        conn = await self._acquire(ticket, deadline, fresh=fresh)
+        if deadline is None:
+            conn = await self._pool.acquire(ticket, fresh=fresh)
+        else:
+            conn = await self._acquire(ticket, deadline, fresh=fresh)
         if not ticket.piped and ticket.tx is None:
             pipeline = self._pipeline(conn)
             if pipeline is not None and pipeline.ready():
@@ -1284,19 +1294,26 @@ class SmtpPool:
                     await self._failed(conn, ticket, exc, last)
                     raise  # pragma: no cover - _failed always raises
         if ticket.piped:
+            if not ticket.done:
+                future = ticket.future
+                assert future is not None
+                try:
+                    await future
+                except BaseException as exc:
+                    await self._failed(conn, ticket, exc, last)
+                    raise  # pragma: no cover - _failed always raises
+            result = ticket.result
+            if result is not None and not ticket.owner:
+                return result  # the usual end of a chained send: nothing left to do
             return await self._piped(conn, ticket, last)
         return await self._stepwise(conn, ticket, last)
 
     async def _piped(self, conn: PooledSmtpConnection, ticket: Ticket, last: bool) -> SendResult:
-        """Finish a transaction run by the connection's pipeline."""
+        """Finish a transaction run by the connection's pipeline (``ticket.done``)."""
         client = conn.client
         tx = ticket.tx
         assert tx is not None
         try:
-            if not ticket.done:
-                future = ticket.future
-                assert future is not None
-                await future
             if ticket.slow:
                 # A refusal in the envelope: finish it the ordinary way (RSET,
                 # the typed error), with the replies the pipeline read.
