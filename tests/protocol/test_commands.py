@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 
 import pytest
@@ -357,5 +358,25 @@ def test_usual_commands_serialise_like_any_other(path: str, size: int | None) ->
     longer = dataclasses.replace(mail, requiretls=True).to_bytes()
     assert longer == mail.to_bytes()[:-2] + b" REQUIRETLS\r\n"
     assert rcpt.to_bytes() == f"RCPT TO:<{path}>\r\n".encode()
-    never = Rcpt(path, notify={"NEVER"}).to_bytes()
+    never = Rcpt(path, notify=frozenset({"NEVER"})).to_bytes()
     assert never == rcpt.to_bytes()[:-2] + b" NOTIFY=NEVER\r\n"
+
+
+def test_mail_init_matches_its_fields() -> None:
+    # Mail has a hand-written __init__ (for speed): it must take exactly the
+    # dataclass fields, in order, with their defaults, and behave the same.
+    parameters = list(inspect.signature(Mail).parameters.values())
+    fields = dataclasses.fields(Mail)
+    assert [p.name for p in parameters] == [f.name for f in fields]
+    assert [p.default for p in parameters] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields
+    ]
+    mail = Mail("a@b", 10, "8bitmime", True, "hdrs", "id", True)
+    assert dataclasses.astuple(mail) == ("a@b", 10, "8BITMIME", True, "HDRS", "id", True)
+    assert mail == dataclasses.replace(mail)
+    assert dataclasses.replace(mail, size=None).size is None
+    assert hash(Mail("a@b")) == hash(Mail(reverse_path="a@b"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mail.size = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Mail()  # type: ignore[call-arg]

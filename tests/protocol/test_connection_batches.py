@@ -82,7 +82,7 @@ def assert_same_content(setup: Setup, data: object) -> Outcome:
 
 @pytest.mark.parametrize("data", [True, False])
 def test_pipelined_envelope(data: bool) -> None:
-    rcpts = [Rcpt("b@example.com"), Rcpt("c@example.com", notify={"never"})]
+    rcpts = [Rcpt("b@example.com"), Rcpt("c@example.com", notify=frozenset({"never"}))]
     result, state, awaiting, _ = assert_same_envelope(
         connect, Mail("a@example.com", size=10), rcpts, data=data
     )

@@ -315,6 +315,27 @@ class Mail:
     envid: str | None = None
     requiretls: bool = False
 
+    def __init__(
+        self,
+        reverse_path: str,
+        size: int | None = None,
+        body: str | None = None,
+        smtputf8: bool = False,
+        ret: str | None = None,
+        envid: str | None = None,
+        requiretls: bool = False,
+    ) -> None:
+        # What the generated __init__ does, through the slots' own setters
+        # rather than object.__setattr__ (half the time; one MAIL per message).
+        _set_reverse_path(self, reverse_path)
+        _set_size(self, size)
+        _set_body(self, body)
+        _set_smtputf8(self, smtputf8)
+        _set_ret(self, ret)
+        _set_envid(self, envid)
+        _set_requiretls(self, requiretls)
+        self.__post_init__()
+
     def __post_init__(self) -> None:
         path = self.reverse_path
         if (
@@ -442,6 +463,15 @@ class Rcpt:
             else:
                 parts.append(f"ORCPT=utf-8;{_utf8_addr_xtext(self.orcpt)}")
         return " ".join(parts).encode("utf-8") + _CRLF
+
+
+_set_reverse_path = Mail.__dict__["reverse_path"].__set__
+_set_size = Mail.__dict__["size"].__set__
+_set_body = Mail.__dict__["body"].__set__
+_set_smtputf8 = Mail.__dict__["smtputf8"].__set__
+_set_ret = Mail.__dict__["ret"].__set__
+_set_envid = Mail.__dict__["envid"].__set__
+_set_requiretls = Mail.__dict__["requiretls"].__set__
 
 
 @dataclass(frozen=True, slots=True)
