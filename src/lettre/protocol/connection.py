@@ -65,8 +65,9 @@ _END_OF_DATA = EndOfData()
 # What a reply does, by (state, verb, first digit of the code): the event
 # ("<VERB> ok", "<VERB> more" or "<VERB> fail"), the one code it must have (0
 # when any will do), the next state (None when the state table has no
-# transition) and its side effect (one of the _COUNT_* values). Filled in as
-# replies are met; a few hundred entries at most.
+# transition) and its side effect (_NO_EFFECT, _RCPT_REPLY, _MAIL_REPLY or
+# _OTHER_EFFECT: a call to _apply). Filled in as replies are met; a few
+# hundred entries at most.
 _STEPS: dict[tuple[ClientState, str, int], tuple[str, int, ClientState | None, int]] = {}
 _OUTCOMES = ("ok", "more", "fail", "fail")
 _NO_EFFECT, _RCPT_REPLY, _MAIL_REPLY, _OTHER_EFFECT = range(4)
