@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
-from anyio.streams.tls import TLSStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from lettre.errors import (
     OutcomeUnknown,
@@ -205,8 +205,6 @@ class SmtpStream:
         if not self.encrypted:
             return None
         try:
-            from anyio.streams.tls import TLSAttribute
-
             return self._stream.extra(TLSAttribute.tls_version)  # noqa: S610
         except anyio.TypedAttributeLookupError:
             return None
@@ -648,7 +646,9 @@ class Operation:
 
 async def _handshake(
     stream: ByteStream, context: ssl.SSLContext, server_name: str, peer: str, *, when: str
-) -> TLSStream:
+) -> ByteStream:
+    if isinstance(stream, _AsyncioByteStream):
+        return await stream.start_tls(context, server_name, peer, when=when)
     try:
         return await TLSStream.wrap(
             stream,
@@ -913,6 +913,72 @@ class _AsyncioByteStream(ByteStream):
     async def send_eof(self) -> None:
         self._transport.write_eof()
 
+    async def start_tls(
+        self, context: ssl.SSLContext, server_name: str, peer: str, *, when: str
+    ) -> _AsyncioByteStream:
+        """Upgrade to TLS with asyncio's own TLS transport; returns the new stream.
+
+        The protocol stays the same, so the connection keeps its callbacks
+        (and a pipeline keeps working) over TLS. Errors are mapped as for
+        anyio's TLS streams.
+
+        Raises:
+            TlsError: the handshake failed, or the server closed the
+                connection during it.
+            ServerDisconnected: the connection broke during it.
+            RemoteProtocolError: bytes arrived before the handshake began
+                (they would otherwise be lost unseen).
+        """
+        protocol = self._protocol
+        if protocol.chunks:
+            self.close_now()
+            raise TlsError(
+                f"{peer} sent data before the TLS handshake ({when}); "
+                "refusing to go on (response injection)"
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(
+                self._transport, protocol, context, server_hostname=server_name
+            )
+        except ssl.SSLCertVerificationError as exc:
+            self.close_now()
+            reason = exc.verify_message or str(exc)
+            raise TlsError(
+                f"the certificate of {peer} was not accepted ({when}): {reason}"
+            ) from exc
+        except ssl.SSLError as exc:
+            self.close_now()
+            raise TlsError(f"TLS handshake with {peer} failed ({when}): {_describe(exc)}") from exc
+        except ConnectionError as exc:
+            # asyncio reports a server that drops the handshake (say, after
+            # refusing our TLS versions) as a lost connection.
+            self.close_now()
+            raise TlsError(
+                f"{peer} closed the connection during the TLS handshake ({when}): {_describe(exc)}"
+            ) from exc
+        except OSError as exc:
+            self.close_now()
+            raise ServerDisconnected(
+                f"the connection to {peer} broke during the TLS handshake ({when}): "
+                f"{_describe(exc)}"
+            ) from exc
+        except ValueError as exc:
+            # ssl rejects some server names (for example an empty one) this way.
+            self.close_now()
+            raise TlsError(f"cannot start TLS with {peer}: {exc}") from exc
+        except BaseException:
+            self.close_now()
+            raise
+        if transport is None or protocol.lost:
+            self.close_now()
+            raise TlsError(f"{peer} closed the connection during the TLS handshake ({when})")
+        assert isinstance(transport, asyncio.Transport)
+        protocol.transport = transport
+        # This stream is done: the new one owns the protocol and the transport.
+        self._closed = True
+        return _AsyncioByteStream(transport, protocol)
+
     async def aclose(self) -> None:
         self.close_now()
 
@@ -930,9 +996,24 @@ class _AsyncioByteStream(ByteStream):
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         sock: socket.socket = self._transport.get_extra_info("socket")
-        return {
+        attributes: dict[Any, Callable[[], Any]] = {
             SocketAttribute.family: lambda: sock.family,
             SocketAttribute.local_address: sock.getsockname,
             SocketAttribute.raw_socket: lambda: sock,
             SocketAttribute.remote_address: sock.getpeername,
         }
+        ssl_object: ssl.SSLObject | None = self._transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            attributes.update(
+                {
+                    TLSAttribute.ssl_object: lambda: ssl_object,
+                    TLSAttribute.tls_version: ssl_object.version,
+                    TLSAttribute.cipher: ssl_object.cipher,
+                    TLSAttribute.peer_certificate: lambda: ssl_object.getpeercert(False),
+                    TLSAttribute.peer_certificate_binary: lambda: ssl_object.getpeercert(True),
+                    TLSAttribute.alpn_protocol: ssl_object.selected_alpn_protocol,
+                    TLSAttribute.shared_ciphers: ssl_object.shared_ciphers,
+                    TLSAttribute.standard_compatible: lambda: True,
+                }
+            )
+        return attributes
