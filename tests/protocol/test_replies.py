@@ -433,8 +433,8 @@ def test_one_parser_for_a_stream_equals_a_fresh_parser_per_reply(
 
 
 def test_one_line_reply_bounds_at_the_edges() -> None:
-    # max_line_length=16: 16 octets and CRLF (18) go the long way, with LF (17)
-    # the short way; both are accepted, 17 octets are not.
+    # max_line_length=16: a one-line reply of 16 octets is accepted with either
+    # line ending, one of 17 octets is not.
     for ending in (b"\r\n", b"\n"):
         ok = b"250 " + b"x" * 12 + ending
         assert one(ReplyParser(max_line_length=16), ok) == Reply(250, None, ("x" * 12,))
