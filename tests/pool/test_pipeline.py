@@ -1,0 +1,1121 @@
+"""SmtpPool's callback-driven transactions (lettre.smtp.pipeline) against scripted servers.
+
+On asyncio, a pooled plain-TCP connection to a server offering PIPELINING
+runs each eligible transaction in a ``Pipeline``: the replies are read by the
+socket's callbacks, the content goes out on the go-ahead, together with the
+envelope of the next waiting sender (chaining). These tests check that each
+sender gets exactly its own outcome, whatever the server does, and that the
+pool stays consistent. Tests that only check outcomes run on trio as well
+(the task-driven path must behave the same); the others run on asyncio only.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import SocketAttribute
+
+import lettre.smtp.pool as pool_module
+from lettre.envelope import Envelope
+from lettre.errors import (
+    DataRefused,
+    OutcomeUnknown,
+    RecipientsRefused,
+    RemoteProtocolError,
+    SenderRefused,
+    SmtpError,
+    SmtpTimeoutError,
+)
+from lettre.smtp import SmtpSettings, TlsMode
+from lettre.smtp.pipeline import Pipeline, Ticket
+from lettre.smtp.pool import PoolConfig, SmtpPool
+from lettre.transports.base import SendResult
+from servers import MiniSmtp, MiniTransaction, ScriptedConnection, _MiniSession, scripted_server
+
+pytestmark = pytest.mark.anyio
+
+#: Every wait in this module is bounded by this many seconds.
+BOUND = 10.0
+
+ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
+DATA_ONLY = ("PIPELINING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES")
+WITH_BDAT = ("PIPELINING", "CHUNKING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES")
+
+CANCELLED = "cancelled"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def settings_for(port: int, **kwargs: Any) -> SmtpSettings:
+    kwargs.setdefault("timeout", BOUND / 2)
+    kwargs.setdefault("data_timeout", BOUND / 2)
+    return SmtpSettings(
+        host="127.0.0.1", port=port, tls=TlsMode.NONE, hello_name="client.example.com", **kwargs
+    )
+
+
+def message(
+    n: int, *, to: Iterable[str] | None = None, body: bytes = b""
+) -> tuple[Envelope, bytes]:
+    rcpts = list(to) if to is not None else [f"user{n}@example.com"]
+    head = (
+        f"From: sender@example.com\r\nTo: {', '.join(rcpts)}\r\nSubject: message {n}\r\n"
+        f"Message-ID: <m{n}@example.com>\r\n\r\n"
+    ).encode()
+    data = head + (body or f"Body of message {n}.\r\n.a line with a leading dot\r\n".encode())
+    return Envelope("sender@example.com", rcpts), data
+
+
+def number_of(content: bytes | None) -> int | None:
+    """The message number in a content's Subject, if any."""
+    if content is None:
+        return None
+    for line in content.split(b"\r\n"):
+        if line.startswith(b"Subject: message "):
+            return int(line.rsplit(b" ", 1)[1])
+    return None
+
+
+def delivered(servers: Iterable[MiniSmtp]) -> list[int]:
+    """The numbers of the messages the servers accepted, in order (duplicates kept)."""
+    numbers = []
+    for server in servers:
+        for tx in server.transactions:
+            n = number_of(tx.content)
+            if tx.completed and n is not None:
+                numbers.append(n)
+    return numbers
+
+
+def seen(servers: Iterable[MiniSmtp], n: int) -> list[MiniTransaction]:
+    """The transactions (any outcome) whose content was message ``n``."""
+    return [tx for s in servers for tx in s.transactions if number_of(tx.content) == n]
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    """Wait (bounded) until ``predicate()`` holds; it watches state another party changes."""
+    with anyio.fail_after(BOUND, shield=False):
+        while not predicate():
+            await anyio.sleep(0.002)
+    assert predicate(), what
+
+
+Hook = Callable[["HookedSession", str], Awaitable[None]]
+FinalHook = Callable[["HookedSession", bytes], Awaitable[None]]
+
+
+class HookedMini(MiniSmtp):
+    """MiniSmtp with hooks: before each command, before each final reply, a per-message reply.
+
+    Args:
+        before_command: awaited with each command line before it is handled.
+        before_final: awaited with each message's content before its final reply.
+        final_reply: the final reply for a content (None: the normal one).
+        **kwargs: MiniSmtp's arguments.
+    """
+
+    def __init__(
+        self,
+        *,
+        before_command: Hook | None = None,
+        before_final: FinalHook | None = None,
+        final_reply: Callable[[bytes], str | None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.before_command = before_command
+        self.before_final = before_final
+        self.final_reply = final_reply
+        self.sessions: list[HookedSession] = []
+
+    async def __call__(self, conn: ScriptedConnection) -> None:
+        self.connections.append(conn)
+        session = HookedSession(self, conn)
+        self.sessions.append(session)
+        await session.run()
+
+
+class HookedSession(_MiniSession):
+    server: HookedMini
+
+    async def readline(self) -> bytes:
+        raw = await super().readline()
+        hook = self.server.before_command
+        if hook is not None:
+            await hook(self, raw[:-2].decode("utf-8", "surrogateescape"))
+        return raw
+
+    async def finish(self, *, raw_content: bytes, content: bytes, via: str) -> None:
+        server = self.server
+        if server.before_final is not None:
+            await server.before_final(self, content)
+        custom = server.final_reply(content) if server.final_reply is not None else None
+        if custom is None:
+            await super().finish(raw_content=raw_content, content=content, via=via)
+            return
+        key = "END" if via == "DATA" else "BDAT"
+        server.replies[key] = custom
+        try:
+            await super().finish(raw_content=raw_content, content=content, via=via)
+        finally:
+            del server.replies[key]
+
+
+@asynccontextmanager
+async def serve(
+    make: Callable[[int], MiniSmtp] | MiniSmtp,
+) -> AsyncIterator[tuple[Any, list[MiniSmtp]]]:
+    """A scripted server; ``make(i)`` is the MiniSmtp of connection ``i`` (or one for all)."""
+    scripts: list[MiniSmtp] = []
+
+    async def script(conn: ScriptedConnection) -> None:
+        server = make if isinstance(make, MiniSmtp) else make(len(scripts))
+        scripts.append(server)
+        await server(conn)
+
+    async with scripted_server(script, timeout=BOUND * 2) as server:
+        yield server, scripts
+
+
+@asynccontextmanager
+async def pooled(
+    make: Callable[[int], MiniSmtp] | MiniSmtp,
+    config: PoolConfig | None = None,
+    **settings: Any,
+) -> AsyncIterator[tuple[list[MiniSmtp], SmtpPool]]:
+    """A scripted server (see :func:`serve`) and a pool (max_size=1 by default) sending to it."""
+    async with (
+        serve(make) as (listener, scripts),
+        SmtpPool(
+            settings_for(listener.port, **settings),
+            config if config is not None else PoolConfig(max_size=1),
+        ) as pool,
+    ):
+        yield scripts, pool
+
+
+Outcome = SendResult | BaseException | str
+
+
+class Senders:
+    """Concurrent sends on one pool, each in its own cancel scope, outcomes recorded."""
+
+    def __init__(self, pool: SmtpPool, group: anyio.abc.TaskGroup) -> None:
+        self.pool = pool
+        self.group = group
+        self.outcomes: dict[int, Outcome] = {}
+        self.scopes: dict[int, anyio.CancelScope] = {}
+
+    def start(
+        self,
+        n: int,
+        make: Callable[[int], tuple[Envelope, bytes]] = message,
+        *,
+        deadline: float | None = None,
+    ) -> None:
+        scope = self.scopes[n] = anyio.CancelScope()
+        self.group.start_soon(self._one, n, make, deadline, scope)
+
+    async def _one(
+        self,
+        n: int,
+        make: Callable[[int], tuple[Envelope, bytes]],
+        deadline: float | None,
+        scope: anyio.CancelScope,
+    ) -> None:
+        with scope:
+            try:
+                self.outcomes[n] = await self.pool.send(*make(n), deadline=deadline)
+            except SmtpError as exc:
+                self.outcomes[n] = exc
+        if scope.cancelled_caught:
+            self.outcomes[n] = CANCELLED
+
+
+async def send_all(
+    pool: SmtpPool, count: int, make: Callable[[int], tuple[Envelope, bytes]] = message
+) -> list[Outcome]:
+    """``count`` concurrent sends, started in order; their outcomes by number."""
+    with anyio.fail_after(BOUND * 3):
+        async with anyio.create_task_group() as group:
+            senders = Senders(pool, group)
+            for n in range(count):
+                senders.start(n, make)
+    return [senders.outcomes[n] for n in range(count)]
+
+
+@dataclass
+class Spy:
+    """Every ticket the pool made, and those whose envelope a Pipeline started itself."""
+
+    tickets: list[Ticket] = field(default_factory=list)
+    started: list[Ticket] = field(default_factory=list)
+
+    @property
+    def piped(self) -> list[Ticket]:
+        return [t for t in self.tickets if t.piped]
+
+    @property
+    def chained(self) -> list[Ticket]:
+        """Tickets run by a pipeline whose envelope went out after another's content."""
+        started = {id(t) for t in self.started}
+        return [t for t in self.tickets if t.piped and id(t) not in started]
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
+    record = Spy()
+
+    class RecordedTicket(Ticket):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            record.tickets.append(self)
+
+    original_start = Pipeline.start
+
+    def start(self: Pipeline, ticket: Ticket) -> None:
+        record.started.append(ticket)
+        original_start(self, ticket)
+
+    monkeypatch.setattr(pool_module, "Ticket", RecordedTicket)
+    monkeypatch.setattr(Pipeline, "start", start)
+    return record
+
+
+def assert_piped(spy: Spy, backend: str, count: int | None = None) -> None:
+    """On asyncio every send ran in a pipeline; on trio none did."""
+    tickets = spy.tickets if count is None else spy.tickets[:count]
+    assert tickets
+    if backend == "asyncio":
+        assert all(t.piped for t in tickets), [t.piped for t in tickets]
+    else:
+        assert not any(t.piped for t in tickets)
+
+
+def _after_bdat(chunk: bytes) -> bool:
+    bdat = chunk.find(b"BDAT ")
+    return bdat >= 0 and chunk.find(b"MAIL FROM:", bdat) > bdat
+
+
+def wire_chained(server: MiniSmtp) -> bool:
+    """Whether some MAIL went in the same chunk right after another message's data."""
+    return any(
+        b"\r\n.\r\nMAIL FROM:" in chunk or _after_bdat(chunk)
+        for conn in server.connections
+        for chunk in conn.chunks
+    )
+
+
+def client_protocol(pool: SmtpPool) -> Any:
+    """The asyncio protocol of the pool's only idle connection."""
+    (conn,) = pool.pool._idle
+    stream = conn.client.stream
+    assert stream is not None
+    byte_stream = stream.asyncio_byte_stream
+    assert byte_stream is not None
+    return byte_stream.protocol
+
+
+# -- chaining ----------------------------------------------------------------------------------
+
+
+async def test_chained_sends_each_get_their_own_result(spy: Spy, anyio_backend_name: str) -> None:
+    server = HookedMini(extensions=DATA_ONLY)
+    async with pooled(server) as (_, pool):
+        outcomes = await send_all(pool, 5)
+        stats = pool.statistics()
+    results = [o for o in outcomes if isinstance(o, SendResult)]
+    assert len(results) == 5, outcomes
+    # Each sender got the reply to its own message: the server numbered its
+    # replies in the order it completed the messages.
+    order = delivered([server])
+    assert sorted(order) == list(range(5))
+    for position, n in enumerate(order):
+        result = outcomes[n]
+        assert isinstance(result, SendResult)
+        assert result.transport_id == f"MINI{position + 1}"
+        assert [r.recipient for r in result.recipients] == [f"user{n}@example.com"]
+        assert all(r.accepted for r in result.recipients)
+    assert stats.opened_total == 1
+    assert (stats.in_use, stats.idle, stats.messages_sent) == (0, 1, 5)
+    # On the wire: every MAIL after the first arrived with the previous end of data.
+    mail_chunks = [c.chunk for c in server.commands if c.verb == "MAIL"]
+    chunks = server.connections[0].chunks
+    assert len(mail_chunks) == 5
+    for index in mail_chunks[1:]:
+        assert b"\r\n.\r\nMAIL FROM:" in chunks[index]
+    assert {t.via for t in server.transactions} == {"DATA"}
+    assert_piped(spy, anyio_backend_name)
+    if anyio_backend_name == "asyncio":
+        # One envelope started by its sender, the four others chained by the pipeline.
+        assert len(spy.started) == 1
+        assert len(spy.chained) == 4
+        assert not any(t.slow for t in spy.tickets)
+
+
+async def test_chained_sends_with_bdat(spy: Spy, anyio_backend_name: str) -> None:
+    server = HookedMini()
+    async with pooled(server) as (_, pool):
+        outcomes = await send_all(pool, 4)
+    assert all(isinstance(o, SendResult) for o in outcomes), outcomes
+    assert {t.via for t in server.transactions} == {"BDAT"}
+    for tx in server.transactions:
+        n = number_of(tx.content)
+        assert n is not None
+        assert tx.content == message(n)[1]
+    ids = [o.transport_id for o in outcomes if isinstance(o, SendResult)]
+    assert len(set(ids)) == 4
+    chunks = server.connections[0].chunks
+    mail_chunks = [c.chunk for c in server.commands if c.verb == "MAIL"]
+    for index in mail_chunks[1:]:
+        assert _after_bdat(chunks[index]), chunks[index][:200]
+    assert_piped(spy, anyio_backend_name)
+    if anyio_backend_name == "asyncio":
+        assert len(spy.started) == 1
+        assert len(spy.chained) == 3
+
+
+async def test_refused_recipient_mid_chain_fails_only_that_send(
+    spy: Spy, anyio_backend_name: str
+) -> None:
+    server = HookedMini(refuse={"user2@example.com": "550 5.1.1 No such user"})
+    async with pooled(server) as (_, pool):
+        outcomes = await send_all(pool, 5)
+        stats = pool.statistics()
+    refused = outcomes[2]
+    assert isinstance(refused, RecipientsRefused)
+    assert refused.code == 550
+    assert refused.enhanced_status == "5.1.1"
+    assert [(r.recipient, r.accepted) for r in refused.results] == [("user2@example.com", False)]
+    for n in (0, 1, 3, 4):
+        result = outcomes[n]
+        assert isinstance(result, SendResult), result
+        assert result.recipients[0].recipient == f"user{n}@example.com"
+    assert sorted(delivered([server])) == [0, 1, 3, 4]
+    assert seen([server], 2) == []
+    # The refusal was cleaned up with RSET and the same connection carried on.
+    assert "RSET" in server.verbs()
+    assert stats.opened_total == 1
+    assert (stats.open, stats.in_use) == (1, 0)
+    assert_piped(spy, anyio_backend_name)
+    if anyio_backend_name == "asyncio":
+        slow = [t for t in spy.tickets if t.slow]
+        assert len(slow) == 1
+        assert str(slow[0].envelope.forward_paths[0]) == "user2@example.com"
+
+
+@ASYNCIO_ONLY
+async def test_partly_refused_recipients_are_reported_and_the_rest_delivered(spy: Spy) -> None:
+    server = HookedMini(refuse={"gone@example.com": "550 5.1.1 Gone"})
+    async with pooled(server) as (_, pool):
+        result = await pool.send(*message(0, to=["a@example.com", "gone@example.com"]))
+    assert [(r.recipient, r.accepted) for r in result.recipients] == [
+        ("a@example.com", True),
+        ("gone@example.com", False),
+    ]
+    refused = result.recipients[1].reply
+    assert refused is not None
+    assert refused.code == 550
+    (tx,) = server.transactions
+    assert tx.completed
+    assert tx.accepted == ["a@example.com"]
+    assert not spy.tickets[0].slow
+
+
+@ASYNCIO_ONLY
+async def test_require_all_recipients_refuses_the_whole_send_on_one_refusal(spy: Spy) -> None:
+    # With require_all_recipients DATA cannot go in the envelope's flight:
+    # only BDAT transactions run in the pipeline.
+    server = HookedMini(extensions=WITH_BDAT, refuse={"gone@example.com": "550 5.1.1 Gone"})
+    async with serve(server) as (listener, _):
+        settings = settings_for(listener.port, require_all_recipients=True)
+        async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
+            with pytest.raises(RecipientsRefused) as caught:
+                await pool.send(*message(0, to=["a@example.com", "gone@example.com"]))
+            after = await pool.send(*message(1))
+            stats = pool.statistics()
+    assert [(r.recipient, r.accepted) for r in caught.value.results] == [
+        ("a@example.com", True),
+        ("gone@example.com", False),
+    ]
+    assert delivered([server]) == [1]
+    assert server.transactions[0].content is None
+    assert isinstance(after, SendResult)
+    assert stats.opened_total == 1
+    assert [t.piped for t in spy.tickets] == [True, True]
+    assert [t.slow for t in spy.tickets] == [True, False]
+
+
+async def test_mail_refused_leaves_the_connection_usable(spy: Spy, anyio_backend_name: str) -> None:
+    server = HookedMini(replies={"MAIL": "550 5.7.1 Sender blocked"})
+    async with pooled(server) as (_, pool):
+        with pytest.raises(SenderRefused) as caught:
+            await pool.send(*message(0))
+        del server.replies["MAIL"]
+        result = await pool.send(*message(1))
+        stats = pool.statistics()
+    assert caught.value.code == 550
+    assert caught.value.enhanced_status == "5.7.1"
+    assert isinstance(result, SendResult)
+    assert delivered([server]) == [1]
+    assert "RSET" in server.verbs()
+    assert stats.opened_total == 1
+    assert_piped(spy, anyio_backend_name)
+    if anyio_backend_name == "asyncio":
+        assert [t.slow for t in spy.tickets] == [True, False]
+
+
+async def test_421_to_mail_is_retried_on_a_new_connection(
+    spy: Spy, anyio_backend_name: str
+) -> None:
+    def make(index: int) -> MiniSmtp:
+        if index == 0:
+            return HookedMini(replies={"MAIL": "421 4.3.2 Shutting down"})
+        return HookedMini()
+
+    async with pooled(make) as (scripts, pool):
+        result = await pool.send(*message(0))
+        stats = pool.statistics()
+    assert isinstance(result, SendResult)
+    assert len(scripts) == 2
+    assert scripts[0].transactions == []
+    assert delivered(scripts) == [0]
+    assert (stats.opened_total, stats.closed_total, stats.open) == (2, 1, 1)
+    assert_piped(spy, anyio_backend_name)
+
+
+async def test_421_final_reply_with_a_chained_sender(spy: Spy, anyio_backend_name: str) -> None:
+    def make(index: int) -> MiniSmtp:
+        if index == 0:
+            return HookedMini(extensions=DATA_ONLY, replies={"END": "421 4.3.2 Going down"})
+        return HookedMini(extensions=DATA_ONLY)
+
+    async with pooled(make) as (scripts, pool):
+        outcomes = await send_all(pool, 2)
+        stats = pool.statistics()
+    # The first message on the connection (which one is up to the scheduler
+    # on trio) got the 421; the one chained behind it went again.
+    (first,) = [n for n, o in enumerate(outcomes) if isinstance(o, DataRefused)]
+    (second,) = [n for n, o in enumerate(outcomes) if isinstance(o, SendResult)]
+    refused = outcomes[first]
+    assert isinstance(refused, DataRefused)
+    assert (refused.code, refused.enhanced_status) == (421, "4.3.2")
+    # The second message's envelope was chained behind the first one's data...
+    assert wire_chained(scripts[0])
+    assert len(scripts[0].transactions) == 2
+    assert number_of(scripts[0].transactions[0].content) == first
+    # ...but its content never went out there: it was delivered once, on a new connection.
+    assert scripts[0].transactions[1].content is None
+    assert delivered(scripts) == [second]
+    assert len(seen(scripts, second)) == 1
+    assert not any(tx.completed for tx in scripts[0].transactions)
+    assert stats.opened_total == 2
+    assert_piped(spy, anyio_backend_name, count=2)
+
+
+async def test_final_refusal_mid_chain_and_the_chain_goes_on(
+    spy: Spy, anyio_backend_name: str
+) -> None:
+    def final(content: bytes) -> str | None:
+        return "554 5.7.1 Rejected as spam" if number_of(content) == 2 else None
+
+    server = HookedMini(extensions=DATA_ONLY, final_reply=final)
+    async with pooled(server) as (_, pool):
+        outcomes = await send_all(pool, 5)
+        stats = pool.statistics()
+    refused = outcomes[2]
+    assert isinstance(refused, DataRefused)
+    assert (refused.code, refused.enhanced_status, refused.command) == (554, "5.7.1", "DATA")
+    for n in (0, 1, 3, 4):
+        assert isinstance(outcomes[n], SendResult), outcomes[n]
+    assert sorted(delivered([server])) == [0, 1, 3, 4]
+    assert stats.opened_total == 1
+    assert "RSET" not in server.verbs()
+    assert_piped(spy, anyio_backend_name)
+    if anyio_backend_name == "asyncio":
+        # The refusal did not break the chain: one envelope started by a sender.
+        assert len(spy.started) == 1
+
+
+# -- the connection failing --------------------------------------------------------------------
+
+
+async def test_close_after_the_end_of_data_is_unknown_and_the_chained_send_retried(
+    spy: Spy, anyio_backend_name: str
+) -> None:
+    def make(index: int) -> MiniSmtp:
+        if index == 0:
+            return HookedMini(extensions=DATA_ONLY, on_end_of_data="close")
+        return HookedMini(extensions=DATA_ONLY)
+
+    async with pooled(make) as (scripts, pool):
+        outcomes = await send_all(pool, 2)
+        stats = pool.statistics()
+    (first,) = [n for n, o in enumerate(outcomes) if isinstance(o, OutcomeUnknown)]
+    (second,) = [n for n, o in enumerate(outcomes) if isinstance(o, SendResult)]
+    assert "end of data" in str(outcomes[first])
+    assert wire_chained(scripts[0])
+    # The first message reached the first connection once and was never sent again.
+    assert len(seen(scripts, first)) == 1
+    assert seen(scripts[1:], first) == []
+    assert delivered(scripts) == [second]
+    assert len(seen(scripts, second)) == 1
+    assert stats.opened_total == 2
+    assert_piped(spy, anyio_backend_name, count=2)
+
+
+@ASYNCIO_ONLY
+async def test_reset_after_the_end_of_data_is_unknown(spy: Spy) -> None:
+    async def reset(session: HookedSession, content: bytes) -> None:
+        raw = session.conn.stream.extra(SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await session.conn.stream.aclose()
+        raise anyio.EndOfStream
+
+    server = HookedMini(before_final=reset)
+    async with pooled(server) as (_, pool):
+        with anyio.fail_after(BOUND), pytest.raises(OutcomeUnknown) as caught:
+            await pool.send(*message(0))
+        stats = pool.statistics()
+    assert "BDAT" in str(caught.value)
+    assert len(server.transactions) == 1
+    assert (stats.open, stats.opened_total) == (0, 1)
+    assert spy.tickets[0].piped
+
+
+@ASYNCIO_ONLY
+async def test_silence_after_the_end_of_data_is_unknown(spy: Spy) -> None:
+    server = HookedMini(extensions=DATA_ONLY, on_end_of_data="hang")
+    async with pooled(server, timeout=0.2, data_timeout=0.2) as (_, pool):
+        with anyio.fail_after(BOUND), pytest.raises(OutcomeUnknown) as caught:
+            await pool.send(*message(0))
+        stats = pool.statistics()
+    assert "timed out after 0.2 s waiting for the reply to the end of data" in str(caught.value)
+    assert len(server.transactions) == 1  # never retried
+    assert (stats.open, stats.opened_total) == (0, 1)
+    assert spy.tickets[0].piped
+
+
+# The connection's timer is armed once (at the first envelope, for
+# ``timeout``) and only ever moved later: a limit that becomes due earlier
+# (data_timeout shorter than timeout once the content is out, or the
+# deadline of a send that starts while the timer is armed) is noticed only
+# when the old timer fires. The next three tests show it; each bounds the
+# send well below ``timeout``.
+
+SLOW_TIMEOUT = 6.0
+
+
+@ASYNCIO_ONLY
+@pytest.mark.xfail(
+    strict=True,
+    reason="Pipeline._write_content keeps the timer armed for `timeout`: a shorter "
+    "data_timeout is only enforced when that timer fires",
+)
+async def test_data_timeout_shorter_than_timeout_bounds_the_final_reply(spy: Spy) -> None:
+    server = HookedMini(extensions=DATA_ONLY, on_end_of_data="hang")
+    async with pooled(server, timeout=SLOW_TIMEOUT, data_timeout=0.2) as (_, pool):
+        with anyio.fail_after(SLOW_TIMEOUT / 2), pytest.raises(OutcomeUnknown) as caught:
+            await pool.send(*message(0))
+    assert "timed out after 0.2 s waiting for the reply to the end of data" in str(caught.value)
+
+
+@ASYNCIO_ONLY
+@pytest.mark.xfail(
+    strict=True,
+    reason="Pipeline.start/_progress do not move an armed timer earlier: the deadline of "
+    "a send starting while the previous send's timer is pending is enforced late",
+)
+async def test_deadline_of_the_next_send_on_a_connection(spy: Spy) -> None:
+    mails = 0
+
+    async def second_mail_hangs(session: HookedSession, line: str) -> None:
+        nonlocal mails
+        if line.startswith("MAIL"):
+            mails += 1
+            if mails == 2:
+                await session.conn.wait_closed()
+                raise anyio.EndOfStream
+
+    server = HookedMini(before_command=second_mail_hangs)
+    async with pooled(server, timeout=SLOW_TIMEOUT) as (_, pool):
+        await pool.send(*message(0))
+        deadline = anyio.current_time() + 0.2
+        with anyio.fail_after(SLOW_TIMEOUT / 2), pytest.raises(SmtpTimeoutError) as caught:
+            await pool.send(*message(1), deadline=deadline)
+    assert "deadline passed while waiting for the reply to MAIL" in str(caught.value)
+    assert [t.piped for t in spy.tickets] == [True, True]
+
+
+@ASYNCIO_ONLY
+@pytest.mark.xfail(
+    strict=True,
+    reason="Pipeline._write_content does not move the armed timer earlier for the "
+    "deadline of the sender it chains",
+)
+async def test_deadline_of_a_chained_sender(spy: Spy) -> None:
+    # The first message's final reply is held back; the second sender's own
+    # deadline passes while its envelope is chained behind it.
+    gate = anyio.Event()
+
+    async def hold(session: HookedSession, content: bytes) -> None:
+        if number_of(content) == 0:
+            await gate.wait()
+
+    server = HookedMini(extensions=DATA_ONLY, before_final=hold)
+    settings = {"timeout": SLOW_TIMEOUT, "data_timeout": SLOW_TIMEOUT}
+    try:
+        async with pooled(server, **settings) as (_, pool):
+            with anyio.fail_after(SLOW_TIMEOUT / 2):
+                async with anyio.create_task_group() as group:
+                    senders = Senders(pool, group)
+                    senders.start(0)
+                    senders.start(1, deadline=anyio.current_time() + 0.2)
+                    await until(lambda: 1 in senders.outcomes, "the second send ended")
+    finally:
+        gate.set()
+    first, second = senders.outcomes[0], senders.outcomes[1]
+    # The deadline fails every transaction in flight on the connection: the
+    # first one's content was out (unknown), the second one's was not.
+    assert isinstance(first, OutcomeUnknown), first
+    assert isinstance(second, SmtpTimeoutError), second
+    assert not isinstance(second, OutcomeUnknown)
+    assert "deadline passed" in str(second)
+    assert wire_chained(server)
+    assert seen([server], 1) == []
+    assert len(spy.chained) == 1
+
+
+@ASYNCIO_ONLY
+async def test_silence_after_the_end_of_data_with_a_chained_sender(spy: Spy) -> None:
+    def make(index: int) -> MiniSmtp:
+        if index == 0:
+            return HookedMini(extensions=DATA_ONLY, on_end_of_data="hang")
+        return HookedMini(extensions=DATA_ONLY)
+
+    async with serve(make) as (listener, scripts):
+        settings = settings_for(listener.port, timeout=0.3, data_timeout=0.3)
+        async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
+            outcomes = await send_all(pool, 2)
+    first, second = outcomes
+    assert isinstance(first, OutcomeUnknown)
+    assert isinstance(second, SendResult), second
+    assert wire_chained(scripts[0])
+    assert delivered(scripts) == [1]
+    assert len(seen(scripts, 0)) == 1
+
+
+@ASYNCIO_ONLY
+async def test_slow_final_reply_within_data_timeout_is_fine(spy: Spy) -> None:
+    # The final reply is bounded by data_timeout, not by the shorter timeout
+    # that bounded the envelope: the connection's timer must move on.
+    async def slow(session: HookedSession, content: bytes) -> None:
+        await anyio.sleep(0.4)  # longer than `timeout`: that is what is tested
+
+    server = HookedMini(before_final=slow)
+    async with serve(server) as (listener, _):
+        settings = settings_for(listener.port, timeout=0.15, data_timeout=BOUND)
+        async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
+            with anyio.fail_after(BOUND):
+                result = await pool.send(*message(0))
+    assert isinstance(result, SendResult)
+    assert delivered([server]) == [0]
+    assert spy.tickets[0].piped
+
+
+@ASYNCIO_ONLY
+@pytest.mark.parametrize(
+    ("verb", "extensions", "waiting_for"),
+    [
+        ("MAIL", DATA_ONLY, "the reply to MAIL"),
+        ("RCPT", DATA_ONLY, "the reply to RCPT"),
+        ("DATA", DATA_ONLY, "the reply to DATA"),
+        ("BDAT", WITH_BDAT, "the reply to BDAT"),
+    ],
+)
+async def test_silence_in_the_transaction_times_out(
+    spy: Spy, verb: str, extensions: tuple[str, ...], waiting_for: str
+) -> None:
+    server = HookedMini(extensions=extensions, hang_on=verb)
+    async with serve(server) as (listener, _):
+        settings = settings_for(listener.port, timeout=0.2, data_timeout=0.2)
+        async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
+            with anyio.fail_after(BOUND), pytest.raises(SmtpError) as caught:
+                await pool.send(*message(0))
+            stats = pool.statistics()
+    error = caught.value
+    assert waiting_for in str(error)
+    assert "timed out after 0.2 s" in str(error)
+    if verb == "BDAT":
+        # The content was out: unknown, never retried.
+        assert isinstance(error, OutcomeUnknown)
+        assert len(server.connections) == 1
+    else:
+        assert isinstance(error, SmtpTimeoutError)
+        # Retried once on a new connection, which was silent too.
+        assert len(server.connections) == 2
+        assert all(tx.content is None for tx in server.transactions)
+    assert stats.open == 0
+    assert all(t.piped for t in spy.tickets)
+
+
+@ASYNCIO_ONLY
+async def test_deadline_during_the_envelope(spy: Spy) -> None:
+    server = HookedMini(hang_on="MAIL")
+    async with serve(server) as (listener, _):
+        settings = settings_for(listener.port, timeout=BOUND, data_timeout=BOUND)
+        async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
+            deadline = anyio.current_time() + 0.2
+            with anyio.fail_after(BOUND), pytest.raises(SmtpTimeoutError) as caught:
+                await pool.send(*message(0), deadline=deadline)
+            stats = pool.statistics()
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert "deadline passed while waiting for the reply to MAIL" in str(caught.value)
+    assert len(server.connections) == 1  # the deadline has passed: no retry
+    assert stats.open == 0
+    assert spy.tickets[0].piped
+
+
+@ASYNCIO_ONLY
+async def test_deadline_after_the_content_is_unknown(spy: Spy) -> None:
+    server = HookedMini(on_end_of_data="hang")
+    async with serve(server) as (listener, _):
+        settings = settings_for(listener.port, timeout=BOUND, data_timeout=BOUND)
+        async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
+            deadline = anyio.current_time() + 0.3
+            with anyio.fail_after(BOUND), pytest.raises(OutcomeUnknown) as caught:
+                await pool.send(*message(0), deadline=deadline)
+    assert "deadline passed while waiting for the reply to BDAT" in str(caught.value)
+    assert len(server.transactions) == 1
+    assert spy.tickets[0].piped
+
+
+@ASYNCIO_ONLY
+async def test_malformed_reply_to_the_envelope(spy: Spy) -> None:
+    server = HookedMini(extensions=DATA_ONLY, replies={"MAIL": "this is not a reply"})
+    async with pooled(server) as (_, pool):
+        with anyio.fail_after(BOUND), pytest.raises(RemoteProtocolError):
+            await pool.send(*message(0))
+        stats = pool.statistics()
+    # Not retried (the server misbehaves), and the connection is gone.
+    assert len(server.connections) == 1
+    assert server.transactions == []
+    assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
+    assert spy.tickets[0].piped
+
+
+@ASYNCIO_ONLY
+async def test_malformed_final_reply_is_unknown(spy: Spy) -> None:
+    server = HookedMini(extensions=DATA_ONLY, final_reply=lambda content: "this is not a reply")
+    async with pooled(server) as (_, pool):
+        with anyio.fail_after(BOUND), pytest.raises(OutcomeUnknown) as caught:
+            await pool.send(*message(0))
+        stats = pool.statistics()
+    assert isinstance(caught.value.__cause__, RemoteProtocolError)
+    assert len(server.transactions) == 1
+    assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
+    assert spy.tickets[0].piped
+
+
+# -- bytes while idle --------------------------------------------------------------------------
+
+
+@ASYNCIO_ONLY
+@pytest.mark.parametrize("close", [False, True])
+async def test_421_while_idle_sends_on_a_new_connection(spy: Spy, close: bool) -> None:
+    server = HookedMini()
+    async with pooled(server) as (_, pool):
+        await pool.send(*message(0))
+        protocol = client_protocol(pool)
+        await server.connections[0].send("421 4.3.2 Service shutting down\r\n")
+        if close:
+            await server.connections[0].stream.aclose()
+            await until(lambda: protocol.eof, "the client saw the close")
+        else:
+            await until(lambda: bool(protocol.chunks), "the client got the 421")
+        result = await pool.send(*message(1))
+        stats = pool.statistics()
+    assert isinstance(result, SendResult)
+    assert delivered([server]) == [0, 1]
+    assert len(server.connections) == 2
+    assert (stats.opened_total, stats.open) == (2, 1)
+    assert [t.piped for t in spy.tickets] == [True, False, True]
+
+
+@ASYNCIO_ONLY
+async def test_close_while_idle_sends_on_a_new_connection(spy: Spy) -> None:
+    server = HookedMini()
+    async with pooled(server) as (_, pool):
+        await pool.send(*message(0))
+        protocol = client_protocol(pool)
+        await server.connections[0].stream.aclose()
+        await until(lambda: protocol.eof, "the client saw the close")
+        result = await pool.send(*message(1))
+        stats = pool.statistics()
+    assert isinstance(result, SendResult)
+    assert delivered([server]) == [0, 1]
+    assert (stats.opened_total, stats.open) == (2, 1)
+
+
+@ASYNCIO_ONLY
+@pytest.mark.parametrize("size", [len(b"garbage\r\n"), 300 * 1024])
+async def test_garbage_while_idle_is_a_protocol_error(spy: Spy, size: int) -> None:
+    server = HookedMini()
+    async with pooled(server) as (_, pool):
+        await pool.send(*message(0))
+        protocol = client_protocol(pool)
+        garbage = (b"garbage " * (size // 8 + 1))[: size - 2] + b"\r\n"
+        await server.connections[0].send(garbage)
+        await until(lambda: protocol.buffered >= size, "the client buffered the garbage")
+        with anyio.fail_after(BOUND), pytest.raises(RemoteProtocolError):
+            await pool.send(*message(1))
+        stats = pool.statistics()
+        # The connection was dropped; the next send gets a new one.
+        after = await pool.send(*message(2))
+    assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
+    assert isinstance(after, SendResult)
+    assert delivered([server]) == [0, 2]
+    assert spy.tickets[1].piped is False
+
+
+# -- cancellation and closing ------------------------------------------------------------------
+
+
+@ASYNCIO_ONLY
+async def test_cancelled_sender_with_its_envelope_in_flight(spy: Spy) -> None:
+    mail_seen = anyio.Event()
+
+    async def on_command(session: HookedSession, line: str) -> None:
+        if line.startswith("MAIL") and not mail_seen.is_set():
+            mail_seen.set()
+            await session.conn.wait_closed()  # never answers
+            raise anyio.EndOfStream
+
+    server = HookedMini(before_command=on_command)
+    async with pooled(server) as (_, pool):
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as group:
+                senders = Senders(pool, group)
+                senders.start(0)
+                await mail_seen.wait()
+                senders.scopes[0].cancel()
+        stats = pool.statistics()
+        await server.connections[0].closed.wait()
+        after = await pool.send(*message(1))
+        final = pool.statistics()
+    assert senders.outcomes[0] == CANCELLED
+    assert (stats.open, stats.in_use, stats.idle, stats.waiting) == (0, 0, 0, 0)
+    # Message 0's envelope arrived (and was never answered); its content never did.
+    assert b"RCPT TO:<user0@example.com>" in server.connections[0].received
+    assert b"Subject: message 0" not in server.connections[0].received
+    assert seen([server], 0) == []
+    assert [number_of(tx.content) for tx in server.transactions] == [1]
+    assert isinstance(after, SendResult)
+    assert delivered([server]) == [1]
+    assert (final.opened_total, final.open) == (2, 1)
+    assert spy.tickets[0].piped
+
+
+@ASYNCIO_ONLY
+async def test_cancelled_chained_sender_never_has_its_content_written(spy: Spy) -> None:
+    end_seen = anyio.Event()
+    gate = anyio.Event()
+
+    async def hold(session: HookedSession, content: bytes) -> None:
+        if number_of(content) == 0:
+            end_seen.set()
+            await gate.wait()
+
+    server = HookedMini(extensions=DATA_ONLY, before_final=hold)
+    async with pooled(server) as (_, pool):
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as group:
+                senders = Senders(pool, group)
+                senders.start(0)
+                senders.start(1)
+                await end_seen.wait()
+                # Message 1's envelope went out after message 0's data.
+                assert wire_chained(server)
+                senders.scopes[1].cancel()
+                # The server answers message 0 and then message 1's envelope
+                # (354): the content of the cancelled send must not follow.
+                gate.set()
+        stats = pool.statistics()
+        await server.connections[0].closed.wait()
+        after = await pool.send(*message(2))
+    assert isinstance(senders.outcomes[0], SendResult), senders.outcomes[0]
+    assert senders.outcomes[1] == CANCELLED
+    assert [number_of(tx.content) for tx in server.transactions] == [0, None, 2]
+    assert server.transactions[1].rcpts == ["RCPT TO:<user1@example.com>"]
+    assert delivered([server]) == [0, 2]
+    assert (stats.open, stats.in_use, stats.waiting) == (0, 0, 0)
+    assert isinstance(after, SendResult)
+    assert len(spy.chained) == 1
+
+
+@ASYNCIO_ONLY
+async def test_cancelled_sender_with_its_content_out(spy: Spy) -> None:
+    end_seen = anyio.Event()
+    gate = anyio.Event()
+
+    async def hold(session: HookedSession, content: bytes) -> None:
+        end_seen.set()
+        await gate.wait()
+
+    server = HookedMini(before_final=hold)
+    async with pooled(server) as (_, pool):
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as group:
+                senders = Senders(pool, group)
+                senders.start(0)
+                await end_seen.wait()
+                senders.scopes[0].cancel()
+                gate.set()
+        stats = pool.statistics()
+        after = await pool.send(*message(1))
+    assert senders.outcomes[0] == CANCELLED
+    # The message was out: the connection waited for its final reply before closing.
+    assert server.transactions[0].completed
+    assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
+    assert isinstance(after, SendResult)
+    assert delivered([server]) == [0, 1]
+    assert spy.tickets[0].piped
+
+
+@ASYNCIO_ONLY
+async def test_pool_closed_while_transactions_are_in_flight(spy: Spy) -> None:
+    end_seen = anyio.Event()
+    gate = anyio.Event()
+
+    async def hold(session: HookedSession, content: bytes) -> None:
+        if number_of(content) == 0:
+            end_seen.set()
+            await gate.wait()
+
+    server = HookedMini(extensions=DATA_ONLY, before_final=hold)
+    async with serve(server) as (listener, _):
+        pool = SmtpPool(settings_for(listener.port), PoolConfig(max_size=1))
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as group:
+                senders = Senders(pool, group)
+                for n in range(4):
+                    senders.start(n)
+                await end_seen.wait()
+                # 0: content out; 1: envelope chained; 2 and 3: waiting for the pool.
+                await pool.aclose()
+                await until(lambda: len(senders.outcomes) == 2, "the waiters were failed")
+                gate.set()
+        stats = pool.statistics()
+        await server.connections[0].done.wait()
+    outcomes = senders.outcomes
+    assert isinstance(outcomes[0], SendResult), outcomes[0]
+    assert isinstance(outcomes[1], SendResult), outcomes[1]
+    for n in (2, 3):
+        error = outcomes[n]
+        assert isinstance(error, SmtpError)
+        assert "closed" in str(error)
+    assert sorted(delivered([server])) == [0, 1]
+    assert (stats.open, stats.in_use, stats.idle) == (0, 0, 0)
+    assert stats.closed_total == 1
+    assert server.verbs()[-1] == "QUIT"
+    assert len(spy.chained) == 1
+
+
+# -- transcript, limits, size ------------------------------------------------------------------
+
+
+@ASYNCIO_ONLY
+async def test_debug_transcript_disables_the_pipeline(
+    spy: Spy, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="lettre.smtp")
+    server = HookedMini(extensions=DATA_ONLY)
+    async with pooled(server) as (_, pool):
+        outcomes = await send_all(pool, 3)
+    assert all(isinstance(o, SendResult) for o in outcomes), outcomes
+    assert sorted(delivered([server])) == [0, 1, 2]
+    assert spy.tickets
+    assert not any(t.piped for t in spy.tickets)
+    assert spy.started == []
+    lines = [r.getMessage() for r in caplog.records if r.name == "lettre.smtp"]
+    assert sum(line.startswith("C: MAIL FROM:<sender@example.com>") for line in lines) == 3
+    assert any(line.startswith("S: 250 2.0.0 Ok: queued as MINI3") for line in lines)
+    # The task-driven path chains too.
+    assert wire_chained(server)
+
+
+async def test_message_limit_per_connection_with_chaining(
+    spy: Spy, anyio_backend_name: str
+) -> None:
+    async with serve(lambda index: HookedMini(extensions=DATA_ONLY)) as (listener, scripts):
+        config = PoolConfig(max_size=1, max_messages_per_connection=2)
+        async with SmtpPool(settings_for(listener.port), config) as pool:
+            outcomes = await send_all(pool, 5)
+            stats = pool.statistics()
+    assert all(isinstance(o, SendResult) for o in outcomes), outcomes
+    assert sorted(delivered(scripts)) == list(range(5))
+    assert [len(s.transactions) for s in scripts] == [2, 2, 1]
+    assert len(listener.connections) == 3
+    assert stats.opened_total == 3
+    assert stats.messages_sent == 5
+    assert wire_chained(scripts[0])
+    assert_piped(spy, anyio_backend_name)
+
+
+@pytest.mark.parametrize("extensions", [DATA_ONLY, WITH_BDAT], ids=["DATA", "BDAT"])
+async def test_large_messages_arrive_intact(
+    spy: Spy, anyio_backend_name: str, extensions: tuple[str, ...]
+) -> None:
+    lines = []
+    size = 0
+    index = 0
+    while size < 2 * 1024 * 1024:
+        kind = index % 7
+        if kind == 0:
+            line = b"."
+        elif kind == 1:
+            line = b".. two dots " + str(index).encode()
+        elif kind == 2:
+            line = b".leading dot " + str(index).encode()
+        else:
+            line = b"line %d " % index + b"x" * 60
+        lines.append(line + b"\r\n")
+        size += len(line) + 2
+        index += 1
+    body = b"".join(lines)
+
+    def make(n: int) -> tuple[Envelope, bytes]:
+        return message(n, body=body)
+
+    server = HookedMini(extensions=extensions)
+    async with pooled(server) as (_, pool):
+        outcomes = await send_all(pool, 2, make)
+    assert all(isinstance(o, SendResult) for o in outcomes), outcomes
+    assert len(server.transactions) == 2
+    for tx in server.transactions:
+        n = number_of(tx.content)
+        assert n is not None
+        assert tx.content == make(n)[1]
+        assert tx.completed
+        raw = tx.raw_content
+        assert raw is not None
+        if tx.via == "DATA":
+            # Dot-stuffed on the wire: every line starting with "." got one more.
+            assert b"\r\n..\r\n" in raw
+            assert b"\r\n... two dots" in raw
+            assert b"\r\n..leading dot" in raw
+            assert len(raw) == len(tx.content) + sum(ln.startswith(b".") for ln in lines)
+        else:
+            assert raw == tx.content
+    assert {tx.via for tx in server.transactions} == {"DATA" if extensions == DATA_ONLY else "BDAT"}
+    assert_piped(spy, anyio_backend_name)
