@@ -733,38 +733,112 @@ class SmtpClient:
                 data = bytes(data)
             if not isinstance(data, bytes):
                 raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        stream = self._require_stream()
+        stream = self._stream
+        if stream is None or stream.broken or stream.closed:
+            stream = self._require_stream()  # raises the right error
         caps = self._capabilities
         if caps is None:
             raise LocalProtocolError("the SMTP client has not finished connecting")
 
-        if caps.size and len(data) > caps.size:
+        size = caps.size
+        if size and len(data) > size:
             raise MessageTooLarge(
-                f"the message is {len(data)} bytes; {stream.peer} accepts at most {caps.size}"
+                f"the message is {len(data)} bytes; {stream.peer} accepts at most {size}"
             )
 
         reverse_path = envelope.reverse_path
         forward_paths = envelope.forward_paths
         # Each address is rendered once; ASCII-only envelopes (nearly all)
         # take their paths as they are.
-        recipients = [str(address) for address in forward_paths]
+        recipients = tuple(map(str, forward_paths))
         reverse = str(reverse_path) if reverse_path is not None else ""
-        non_ascii = not (reverse.isascii() and all(map(str.isascii, recipients)))
+        ascii_only = reverse.isascii() and all(map(str.isascii, recipients))
+        body: str | None = None
         smtputf8 = False
-        if non_ascii:
+        if not ascii_only or not data.isascii():
+            smtputf8, body = self._international(envelope, data, caps, reverse, ascii_only)
+
+        paths = recipients
+        if not ascii_only and not smtputf8:
+            # Internationalised domains only: their A-label forms.
+            paths = tuple(
+                text if text.isascii() else address.to_ascii()
+                for text, address in zip(recipients, forward_paths, strict=True)
+            )
+            if reverse_path is not None and not reverse.isascii():
+                reverse = reverse_path.to_ascii()
+
+        notify = None
+        orcpt = False
+        if caps.dsn:
+            mail = Mail(
+                reverse,
+                size=len(data) if size is not None else None,
+                body=body,
+                smtputf8=smtputf8,
+                ret=envelope.ret,
+                envid=envelope.envid,
+            )
+            notify = envelope.notify
+            orcpt = envelope.orcpt
+        else:
+            if envelope.has_dsn:
+                self._logger.debug(
+                    "%s does not offer DSN; the DSN parameters are not sent", stream.peer
+                )
+            mail = Mail(
+                reverse,
+                size=len(data) if size is not None else None,
+                body=body,
+                smtputf8=smtputf8,
+            )
+        if notify is None and not orcpt:
+            rcpts = tuple(map(Rcpt, paths))
+        else:
+            rcpts = tuple(
+                Rcpt(forward, notify=notify, orcpt=forward if orcpt else None) for forward in paths
+            )
+        use_bdat = caps.chunking
+        pipelined = caps.pipelining
+        return Transaction(
+            envelope,
+            data,
+            mail,
+            rcpts,
+            recipients,
+            use_bdat,
+            pipelined,
+            pipelined and not use_bdat and not self._settings.require_all_recipients,
+        )
+
+    def _international(
+        self,
+        envelope: Envelope,
+        data: bytes,
+        caps: Capabilities,
+        reverse: str,
+        ascii_only: bool,
+    ) -> tuple[bool, str | None]:
+        """SMTPUTF8 and BODY for a message with non-ASCII addresses or content.
+
+        Raises:
+            ExtensionNotSupported: the server lacks what the message needs.
+        """
+        peer = self._require_stream().peer
+        smtputf8 = False
+        if not ascii_only:
             if caps.smtputf8:
                 smtputf8 = True
             elif envelope.needs_smtputf8:
                 raise ExtensionNotSupported(
                     f"an address has a non-ASCII local part, which needs SMTPUTF8; "
-                    f"{stream.peer} does not offer it"
+                    f"{peer} does not offer it"
                 )
-
         body: str | None = None
         if not data.isascii():
             if not caps.eightbitmime:
                 raise ExtensionNotSupported(
-                    f"the message has 8-bit content and {stream.peer} does not offer 8BITMIME"
+                    f"the message has 8-bit content and {peer} does not offer 8BITMIME"
                 )
             body = "8BITMIME"
             if caps.smtputf8 and not smtputf8:
@@ -773,57 +847,7 @@ class SmtpClient:
                 # message even when the envelope is plain ASCII.
                 end = data.find(b"\r\n\r\n")
                 smtputf8 = not data[: end if end >= 0 else len(data)].isascii()
-
-        paths = recipients
-        if non_ascii and not smtputf8:
-            # Internationalised domains only: their A-label forms.
-            paths = [
-                text if text.isascii() else address.to_ascii()
-                for text, address in zip(recipients, forward_paths, strict=True)
-            ]
-            if reverse_path is not None and not reverse.isascii():
-                reverse = reverse_path.to_ascii()
-
-        dsn = caps.dsn
-        if dsn:
-            ret, envid, notify, orcpt = (
-                envelope.ret,
-                envelope.envid,
-                envelope.notify,
-                envelope.orcpt,
-            )
-        else:
-            ret = envid = notify = None
-            orcpt = False
-            if envelope.has_dsn:
-                self._logger.debug(
-                    "%s does not offer DSN; the DSN parameters are not sent", stream.peer
-                )
-        mail = Mail(
-            reverse,
-            size=len(data) if caps.size is not None else None,
-            body=body,
-            smtputf8=smtputf8,
-            ret=ret,
-            envid=envid,
-        )
-        rcpts = [
-            Rcpt(forward, notify=notify, orcpt=forward if orcpt else None) for forward in paths
-        ]
-        use_bdat = caps.chunking
-        pipelined = caps.pipelining
-        return Transaction(
-            envelope=envelope,
-            data=data,
-            mail=mail,
-            rcpts=tuple(rcpts),
-            recipients=tuple(recipients),
-            use_bdat=use_bdat,
-            pipelined=pipelined,
-            data_in_flight=(
-                pipelined and not use_bdat and not self._settings.require_all_recipients
-            ),
-        )
+        return smtputf8, body
 
     def encode_envelope(self, tx: Transaction) -> bytes:
         """The first flight of ``tx``: MAIL, and with PIPELINING every RCPT (and DATA).
