@@ -70,7 +70,7 @@ from lettre.smtp.auth import AuthMechanism, choose_mechanisms
 from lettre.smtp.settings import SmtpSettings, default_hello_name
 from lettre.smtp.stream import Operation, SmtpStream, transcript_logger
 from lettre.smtp.tls import TlsMode
-from lettre.transports.base import RecipientResult, SendResult
+from lettre.transports.base import RecipientResult, SendResult, new_send_result
 
 if TYPE_CHECKING:
     from lettre.protocol.commands import Command
@@ -1097,8 +1097,4 @@ class SmtpClient:
             )
         tx.stage = TransactionStage.DONE
         self._messages_sent += 1
-        return SendResult(
-            recipients=tuple(tx.results),
-            transport_id=queue_id_from_reply(reply),
-            reply=reply,
-        )
+        return new_send_result(tuple(tx.results), None, queue_id_from_reply(reply), reply)

@@ -39,7 +39,7 @@ from lettre.errors import (
 )
 from lettre.protocol.connection import NEED_DATA
 from lettre.smtp.client import TransactionStage
-from lettre.transports.base import RecipientResult
+from lettre.transports.base import new_recipient_result
 
 if TYPE_CHECKING:
     from lettre.envelope import Envelope
@@ -347,7 +347,7 @@ class Pipeline:
             reply = replies[index]
             ok = reply.code in _ACCEPTED
             accepted += ok
-            results.append(RecipientResult(recipient, ok, reply))
+            results.append(new_recipient_result(recipient, ok, reply))
         if not accepted or (self._require_all and accepted != len(recipients)):
             go = False
         if tx.data_in_flight and replies[-1].code != 354:
