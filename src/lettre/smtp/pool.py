@@ -1029,10 +1029,7 @@ class PooledSmtpConnection:
         Unlike ``SmtpClient.is_usable`` this stays True while an earlier
         transaction's final reply is outstanding (that is what chaining does).
         """
-        if self._poisoned:
-            return False
-        client = self.client
-        return client.is_usable or (client.is_connected and not client.is_broken)
+        return not self._poisoned and not self.client.is_broken
 
     @property
     def messages_sent(self) -> int:
@@ -1208,11 +1205,34 @@ class SmtpPool:
             OutcomeUnknown: the connection broke after the content was sent.
             SmtpError: any other failure, as ``SmtpClient.send`` raises it.
         """
-        try:
-            return await self._attempt(envelope, data, deadline, fresh=False)
-        except _Retry as retry:
-            logger.debug("retrying on a new connection after: %s", retry.error)
-        return await self._attempt(envelope, data, deadline, fresh=True, last=True)
+        for fresh in (False, True):
+            ticket = Ticket(envelope, data, deadline)
+            try:
+                if deadline is None:
+                    conn = await self._pool.acquire(ticket, fresh=fresh)
+                else:
+                    conn = await self._acquire(ticket, deadline, fresh=fresh)
+                if not ticket.piped and ticket.tx is None:
+                    error = self._start(conn, ticket)
+                    if error is not None:
+                        await self._failed(conn, ticket, error, fresh)
+                if ticket.piped:
+                    if not ticket.done:
+                        future = ticket.future
+                        assert future is not None
+                        try:
+                            await future
+                        except BaseException as exc:
+                            await self._failed(conn, ticket, exc, fresh)
+                            raise  # pragma: no cover - _failed always raises
+                    result = ticket.result
+                    if result is not None and not ticket.owner:
+                        return result  # the usual end of a chained send: nothing left to do
+                    return await self._piped(conn, ticket, fresh)
+                return await self._stepwise(conn, ticket, fresh)
+            except _Retry as retry:
+                logger.debug("retrying on a new connection after: %s", retry.error)
+        raise AssertionError("unreachable: the second attempt never asks for a retry")
 
     async def _acquire(
         self, ticket: Ticket | None, deadline: float | None, *, fresh: bool
@@ -1268,45 +1288,22 @@ class SmtpPool:
         self._claimed = other
         return True
 
-    async def _attempt(
-        self,
-        envelope: Envelope,
-        data: bytes,
-        deadline: float | None,
-        *,
-        fresh: bool,
-        last: bool = False,
-    ) -> SendResult:
-        ticket = Ticket(envelope, data, deadline)
-        if deadline is None:
-            conn = await self._pool.acquire(ticket, fresh=fresh)
-        else:
-            conn = await self._acquire(ticket, deadline, fresh=fresh)
-        if not ticket.piped and ticket.tx is None:
-            pipeline = self._pipeline(conn)
-            if pipeline is not None and pipeline.ready():
-                try:
-                    tx = conn.client.prepare(envelope, data)
-                    ticket.tx = tx
-                    if eligible(tx):
-                        pipeline.start(ticket)
-                except BaseException as exc:
-                    await self._failed(conn, ticket, exc, last)
-                    raise  # pragma: no cover - _failed always raises
-        if ticket.piped:
-            if not ticket.done:
-                future = ticket.future
-                assert future is not None
-                try:
-                    await future
-                except BaseException as exc:
-                    await self._failed(conn, ticket, exc, last)
-                    raise  # pragma: no cover - _failed always raises
-            result = ticket.result
-            if result is not None and not ticket.owner:
-                return result  # the usual end of a chained send: nothing left to do
-            return await self._piped(conn, ticket, last)
-        return await self._stepwise(conn, ticket, last)
+    def _start(self, conn: PooledSmtpConnection, ticket: Ticket) -> BaseException | None:
+        """Prepare ``ticket`` and start it in the connection's pipeline when it can run there.
+
+        Returns what went wrong (for :meth:`_failed`), or None.
+        """
+        pipeline = self._pipeline(conn)
+        if pipeline is None or not pipeline.ready():
+            return None
+        try:
+            tx = conn.client.prepare(ticket.envelope, ticket.data)
+            ticket.tx = tx
+            if eligible(tx):
+                pipeline.start(ticket)
+        except BaseException as exc:  # noqa: BLE001 - handed to _failed, which raises it
+            return exc
+        return None
 
     async def _piped(self, conn: PooledSmtpConnection, ticket: Ticket, last: bool) -> SendResult:
         """Finish a transaction run by the connection's pipeline (``ticket.done``)."""
