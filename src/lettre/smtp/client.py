@@ -857,7 +857,9 @@ class SmtpClient:
         """
         if tx.stage is not TransactionStage.PREPARED:
             raise LocalProtocolError("this transaction's envelope was already sent")
-        stream = self._require_stream()
+        stream = self._stream
+        if stream is None or stream.broken or stream.closed:
+            stream = self._require_stream()
         if tx.pipelined:
             out = stream.encode_envelope(tx.mail, tx.rcpts, tx.data_in_flight)
         else:
@@ -898,7 +900,9 @@ class SmtpClient:
         stage. :meth:`write` calls it; a driver that writes the bytes itself
         (synchronously) calls it right after.
         """
-        stream = self._require_stream()
+        stream = self._stream
+        if stream is None:
+            stream = self._require_stream()
         pending = self._pending_content
         for tx in pending:
             tx.stage = TransactionStage.CONTENT
@@ -1038,7 +1042,9 @@ class SmtpClient:
             raise LocalProtocolError(
                 "encode_content() needs a transaction whose envelope was accepted"
             )
-        stream = self._require_stream()
+        stream = self._stream
+        if stream is None or stream.broken or stream.closed:
+            stream = self._require_stream()
         if tx.use_bdat:
             out = stream.encode(Bdat(tx.data, last=True))
         else:

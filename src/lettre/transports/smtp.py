@@ -256,7 +256,10 @@ class SmtpTransport(BaseTransport):
         """
         if self._closed:
             raise SmtpError("the SMTP transport is closed")
-        return await self._pool.send(envelope, data, deadline=self._deadline())
+        seconds = self._settings.deadline
+        if seconds is None:
+            return await self._pool.send(envelope, data)
+        return await self._pool.send(envelope, data, deadline=anyio.current_time() + seconds)
 
     async def send_many(
         self,
