@@ -37,8 +37,16 @@ from lettre.errors import (
 from lettre.smtp import SmtpSettings, TlsMode
 from lettre.smtp.pipeline import Pipeline, Ticket
 from lettre.smtp.pool import PoolConfig, SmtpPool
+from lettre.smtp.tls import TlsParameters
 from lettre.transports.base import SendResult
-from servers import MiniSmtp, MiniTransaction, ScriptedConnection, _MiniSession, scripted_server
+from servers import (
+    MiniSmtp,
+    MiniTransaction,
+    ScriptedConnection,
+    TlsMaterial,
+    _MiniSession,
+    scripted_server,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -473,6 +481,70 @@ async def test_mail_refused_leaves_the_connection_usable(spy: Spy, anyio_backend
     assert_piped(spy, anyio_backend_name)
     if anyio_backend_name == "asyncio":
         assert [t.slow for t in spy.tickets] == [True, False]
+
+
+@ASYNCIO_ONLY
+async def test_data_refused_in_the_envelope_leaves_the_connection_usable(spy: Spy) -> None:
+    server = HookedMini(extensions=DATA_ONLY, replies={"DATA": "451 4.3.0 Try again later"})
+    async with pooled(server) as (_, pool):
+        with pytest.raises(DataRefused) as caught:
+            await pool.send(*message(0))
+        del server.replies["DATA"]
+        result = await pool.send(*message(1))
+        stats = pool.statistics()
+    assert (caught.value.code, caught.value.command) == (451, "DATA")
+    assert isinstance(result, SendResult)
+    assert delivered([server]) == [1]
+    assert "RSET" in server.verbs()
+    assert stats.opened_total == 1  # a 451 is not retried, and the connection stays
+    assert [(t.piped, t.slow) for t in spy.tickets] == [(True, True), (True, False)]
+
+
+@ASYNCIO_ONLY
+async def test_idle_longer_than_the_reply_timeout_is_fine(spy: Spy) -> None:
+    # The connection's timer outlives the transaction it was armed for; when
+    # it fires on an idle connection nothing happens.
+    server = HookedMini()
+    async with pooled(server, timeout=0.1, data_timeout=0.1) as (_, pool):
+        await pool.send(*message(0))
+        await anyio.sleep(0.3)  # idle for longer than `timeout`: that is what is tested
+        result = await pool.send(*message(1))
+        stats = pool.statistics()
+    assert isinstance(result, SendResult)
+    assert delivered([server]) == [0, 1]
+    assert stats.opened_total == 1
+    assert [t.piped for t in spy.tickets] == [True, True]
+
+
+@ASYNCIO_ONLY
+async def test_starttls_connections_run_in_the_pipeline_too(
+    spy: Spy, tls_material: TlsMaterial, tls_params: TlsParameters
+) -> None:
+    server = HookedMini(extensions=DATA_ONLY, tls_context=tls_material.server_context())
+    settings = {"tls": TlsMode.STARTTLS, "tls_parameters": tls_params}
+    async with serve(server) as (listener, _):
+        config = PoolConfig(max_size=1)
+        port = listener.port
+        base = settings_for(port)
+        tls_settings = SmtpSettings(
+            host=base.host,
+            port=port,
+            hello_name=base.hello_name,
+            timeout=base.timeout,
+            data_timeout=base.data_timeout,
+            **settings,
+        )
+        async with SmtpPool(tls_settings, config) as pool:
+            outcomes = await send_all(pool, 3)
+    assert all(isinstance(o, SendResult) for o in outcomes), outcomes
+    assert sorted(delivered([server])) == [0, 1, 2]
+    assert "STARTTLS" in server.verbs()
+    # asyncio's start_tls keeps the connection on the asyncio byte stream:
+    # the pipeline runs over TLS as well, and chains.
+    assert len(spy.tickets) == 3
+    assert all(t.piped for t in spy.tickets)
+    assert len(spy.started) == 1
+    assert wire_chained(server)
 
 
 async def test_421_to_mail_is_retried_on_a_new_connection(
