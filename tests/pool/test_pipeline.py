@@ -678,22 +678,16 @@ async def test_silence_after_the_end_of_data_is_unknown(spy: Spy) -> None:
     assert spy.tickets[0].piped
 
 
-# The connection's timer is armed once (at the first envelope, for
-# ``timeout``) and only ever moved later: a limit that becomes due earlier
-# (data_timeout shorter than timeout once the content is out, or the
-# deadline of a send that starts while the timer is armed) is noticed only
-# when the old timer fires. The next three tests show it; each bounds the
-# send well below ``timeout``.
+# The connection has one timer. A limit that becomes due earlier than it is
+# set for (data_timeout shorter than timeout once the content is out, or the
+# deadline of a send that starts while the timer is armed) must move it
+# earlier, not wait for it to fire. Each test bounds the send well below
+# ``timeout``.
 
 SLOW_TIMEOUT = 6.0
 
 
 @ASYNCIO_ONLY
-@pytest.mark.xfail(
-    strict=True,
-    reason="Pipeline._write_content keeps the timer armed for `timeout`: a shorter "
-    "data_timeout is only enforced when that timer fires",
-)
 async def test_data_timeout_shorter_than_timeout_bounds_the_final_reply(spy: Spy) -> None:
     server = HookedMini(extensions=DATA_ONLY, on_end_of_data="hang")
     async with pooled(server, timeout=SLOW_TIMEOUT, data_timeout=0.2) as (_, pool):
@@ -703,11 +697,6 @@ async def test_data_timeout_shorter_than_timeout_bounds_the_final_reply(spy: Spy
 
 
 @ASYNCIO_ONLY
-@pytest.mark.xfail(
-    strict=True,
-    reason="Pipeline.start/_progress do not move an armed timer earlier: the deadline of "
-    "a send starting while the previous send's timer is pending is enforced late",
-)
 async def test_deadline_of_the_next_send_on_a_connection(spy: Spy) -> None:
     mails = 0
 
@@ -730,11 +719,6 @@ async def test_deadline_of_the_next_send_on_a_connection(spy: Spy) -> None:
 
 
 @ASYNCIO_ONLY
-@pytest.mark.xfail(
-    strict=True,
-    reason="Pipeline._write_content does not move the armed timer earlier for the "
-    "deadline of the sender it chains",
-)
 async def test_deadline_of_a_chained_sender(spy: Spy) -> None:
     # The first message's final reply is held back; the second sender's own
     # deadline passes while its envelope is chained behind it.

@@ -1,12 +1,13 @@
-"""Mail transactions driven by the connection's own callbacks (asyncio, plain TCP).
+"""Mail transactions driven by the connection's own callbacks (asyncio).
 
 A pooled connection on asyncio whose server offers PIPELINING runs its mail
 transactions through a :class:`Pipeline`: the sender writes its envelope
 (MAIL, RCPT and DATA in one flight) and sleeps on one future; from then on
 the socket's ``data_received`` callback feeds the sans-IO core, reads the
-replies in order and, when the server is ready for the content, writes it at
-once, together with the envelope of the next waiting sender when there is
-one. The sender wakes up once, with its result. No task runs for the
+replies in order and, when the server is ready for the content, writes it
+(on the next turn of the event loop, so that the senders just woken can queue
+their next message) together with the envelope of the next waiting sender
+when there is one. The sender wakes up once, with its result. No task runs for the
 connection, and no task switch happens between the replies of a transaction.
 
 Only the plain path lives here. A transaction whose envelope meets any
@@ -111,11 +112,6 @@ class Ticket:
         self.wake: Callable[[], None] | None = None
         self.turn: object = None
 
-    @property
-    def done(self) -> bool:
-        """Whether the pipeline has finished with this send."""
-        return self.result is not None or self.error is not None or self.slow
-
 
 def eligible(tx: Transaction) -> bool:
     """Whether ``tx`` can run in a pipeline (its envelope goes in one flight)."""
@@ -186,8 +182,8 @@ class Pipeline:
     ) -> Pipeline | None:
         """A pipeline for ``client``, or None when its connection cannot have one.
 
-        Only a plain TCP connection on asyncio can (TLS streams and trio keep
-        the task-driven path).
+        Only a connection on asyncio's own transports can (plain TCP, or TLS
+        through the event loop); trio keeps the task-driven path.
         """
         stream = client.stream
         if stream is None:
@@ -261,8 +257,21 @@ class Pipeline:
 
     def _progress(self) -> None:
         self._since = self._loop.time()
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._due(), self._on_timer)
+        self._arm()
+
+    def _arm(self) -> None:
+        """Make sure the timer fires by the earliest limit now in force.
+
+        A later limit needs nothing: the timer, firing early, sets itself
+        again for what is due then.
+        """
+        due = self._due()
+        timer = self._timer
+        if timer is None:
+            self._timer = self._loop.call_at(due, self._on_timer)
+        elif due < timer.when():
+            timer.cancel()
+            self._timer = self._loop.call_at(due, self._on_timer)
 
     # ------------------------------------------------------------------ callbacks
 
@@ -402,8 +411,7 @@ class Pipeline:
         self._byte_stream.transport.write(out)
         now = self._since = self._loop.time()
         client.content_written(now)
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._due(), self._on_timer)
+        self._arm()
 
     # ------------------------------------------------------------------ endings
 

@@ -272,12 +272,6 @@ class _Waiter(Generic[C]):
         elif not future.done():  # not already resumed by its timer or cancelled
             future.set_result(None)
 
-    def unbind(self) -> None:
-        """The wait is no longer bounded by ``pool_timeout``."""
-        self.expiry = math.inf
-        if self.scope is not None:
-            self.scope.deadline = math.inf
-
     def expire(self) -> None:
         """Resume an asyncio waiter whose time is up; it finds itself unserved."""
         future = self.future
@@ -529,8 +523,10 @@ class ConnectionPool(Generic[C]):
         loop = self._current_asyncio_loop()
         waiter: _Waiter[C] = _Waiter(ticket, fresh, loop)
         if loop is not None and limit != math.inf:
-            waiter.expiry = loop.time() + limit
-            self._watch_expiry(loop, waiter.expiry)
+            expiry = waiter.expiry = loop.time() + limit
+            timer = self._expiry_timer
+            if timer is None or timer.when() > expiry or self._expiry_loop is not loop:
+                self._watch_expiry(loop, expiry)
         self._waiters.append(waiter)
         self._waiting += 1
         try:
@@ -756,7 +752,9 @@ class ConnectionPool(Generic[C]):
         self._waiting -= 1
         waiter.connection = conn
         waiter.chained = True
-        waiter.unbind()
+        waiter.expiry = math.inf  # no longer bounded by pool_timeout
+        if waiter.scope is not None:
+            waiter.scope.deadline = math.inf
         return waiter.wake
 
     async def discard(self, conn: C) -> None:
@@ -1217,7 +1215,7 @@ class SmtpPool:
                     if error is not None:
                         await self._failed(conn, ticket, error, fresh)
                 if ticket.piped:
-                    if not ticket.done:
+                    if ticket.result is None and ticket.error is None and not ticket.slow:
                         future = ticket.future
                         assert future is not None
                         try:
@@ -1306,7 +1304,7 @@ class SmtpPool:
         return None
 
     async def _piped(self, conn: PooledSmtpConnection, ticket: Ticket, last: bool) -> SendResult:
-        """Finish a transaction run by the connection's pipeline (``ticket.done``)."""
+        """Finish a transaction the connection's pipeline is done with."""
         client = conn.client
         tx = ticket.tx
         assert tx is not None
