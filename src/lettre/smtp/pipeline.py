@@ -139,6 +139,7 @@ class Pipeline:
         "_client",
         "_content",
         "_core",
+        "_data_first",
         "_data_timeout",
         "_loop",
         "_queue",
@@ -173,6 +174,8 @@ class Pipeline:
         self._timeout = settings.timeout
         self._data_timeout = settings.data_timeout
         self._require_all = settings.require_all_recipients
+        # Whether writing content can bring the timer's due time forward.
+        self._data_first = self._data_timeout < self._timeout
         self.closing = False
         self.hand_off = hand_off
 
@@ -411,7 +414,8 @@ class Pipeline:
         self._byte_stream.transport.write(out)
         now = self._since = self._loop.time()
         client.content_written(now)
-        self._arm()
+        if self._timer is None or self._data_first or queue[-1].deadline is not None:
+            self._arm()
 
     # ------------------------------------------------------------------ endings
 

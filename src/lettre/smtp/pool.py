@@ -32,6 +32,7 @@ before the server could have taken the message.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from collections import deque
@@ -464,15 +465,19 @@ class ConnectionPool(Generic[C]):
             timeout = max(0.0, timeout - (self._clock() - started))
             if self._closed:
                 raise self._closed_error()
-        conn, slot, expired = self._acquire_nowait(fresh)
-        if expired:
-            await self._close_retired(expired, keep_slot=conn is None and not slot)
-            if conn is None and not slot:
-                # We took over the slot of the first retired connection.
-                slot = True
-        chained = False
-        if conn is None and not slot:
+        if self._waiting:
+            # Others wait already: queue behind them (FIFO).
             conn, slot, chained = await self._wait(timeout, ticket, fresh)
+        else:
+            conn, slot, expired = self._acquire_nowait(fresh)
+            if expired:
+                await self._close_retired(expired, keep_slot=conn is None and not slot)
+                if conn is None and not slot:
+                    # We took over the slot of the first retired connection.
+                    slot = True
+            chained = False
+            if conn is None and not slot:
+                conn, slot, chained = await self._wait(timeout, ticket, fresh)
         if slot:
             return await self._open_in_slot()
         assert conn is not None
@@ -1253,8 +1258,7 @@ class SmtpPool:
         if pipeline is None and _running_on_asyncio():
             pool = self._pool
 
-            def claim(other: object) -> bool:
-                return self._claim_piped(conn, other)
+            claim = functools.partial(self._claim_piped, conn)
 
             def hand_off() -> Ticket | None:
                 try:
