@@ -23,6 +23,7 @@ No SMTP text is parsed here: replies come from the core as
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
 import socket
@@ -702,6 +703,15 @@ except ImportError:  # pragma: no cover - sniffio is optional for anyio
     _sniffio = None  # type: ignore[assignment]
 
 
+def _is_address_literal(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address rather than a name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _running_on_asyncio() -> bool:
     """Whether the current task runs on asyncio (decided as anyio decides it)."""
     if _sniffio is not None:
@@ -831,7 +841,8 @@ class _AsyncioByteStream(ByteStream):
             host,
             port,
             local_addr=(local_address, 0) if local_address is not None else None,
-            happy_eyeballs_delay=0.25,
+            # An address literal has one address: nothing to race.
+            happy_eyeballs_delay=None if _is_address_literal(host) else 0.25,
         )
         assert isinstance(transport, asyncio.Transport)
         sock = transport.get_extra_info("socket")
