@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from lettre._slots import slot_builder
 from lettre.address import Address
 from lettre.errors import MessageError
 
@@ -134,15 +135,7 @@ class Envelope:
             paths = tuple(dict.fromkeys(paths))
         elif not paths:
             raise MessageError("an envelope needs at least one recipient (forward path)")
-        envelope = object.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(envelope, "reverse_path", reverse_path)
-        setattr_(envelope, "forward_paths", paths)
-        setattr_(envelope, "notify", None)
-        setattr_(envelope, "ret", None)
-        setattr_(envelope, "envid", None)
-        setattr_(envelope, "orcpt", False)
-        return envelope
+        return _build_envelope(reverse_path, paths, None, None, None, False)
 
     @property
     def needs_smtputf8(self) -> bool:
@@ -157,3 +150,8 @@ class Envelope:
         return (
             self.notify is not None or self.ret is not None or self.envid is not None or self.orcpt
         )
+
+
+_build_envelope = slot_builder(
+    Envelope, "reverse_path", "forward_paths", "notify", "ret", "envid", "orcpt"
+)

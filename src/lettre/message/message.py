@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from lettre._slots import slot_builder
 from lettre.address import Mailbox, Mailboxes
 from lettre.envelope import Envelope
 from lettre.errors import MessageError
@@ -91,23 +92,22 @@ class Message:
         head: bytes,
         data: bytes | None,
     ) -> Message:
-        message = object.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(message, "from_", from_)
-        setattr_(message, "sender", sender)
-        setattr_(message, "reply_to", reply_to)
-        setattr_(message, "to", to)
-        setattr_(message, "cc", cc)
-        setattr_(message, "bcc", bcc)
-        setattr_(message, "subject", subject)
-        setattr_(message, "date", date)
-        setattr_(message, "message_id", message_id)
-        setattr_(message, "headers", headers)
-        setattr_(message, "body", body)
-        setattr_(message, "envelope", envelope)
-        setattr_(message, "_head", head)
-        setattr_(message, "_data", data)
-        return message
+        return _build_message(
+            from_,
+            sender,
+            reply_to,
+            to,
+            cc,
+            bcc,
+            subject,
+            date,
+            message_id,
+            headers,
+            body,
+            envelope,
+            head,
+            data,
+        )
 
     @staticmethod
     def builder() -> MessageBuilder:
@@ -246,3 +246,22 @@ def _has_8bit(part: Part) -> bool:
     if isinstance(part, MultiPart):
         return any(_has_8bit(child) for child in part.parts)
     return part.transfer_encoding is TransferEncoding.EIGHT_BIT
+
+
+_build_message = slot_builder(
+    Message,
+    "from_",
+    "sender",
+    "reply_to",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "date",
+    "message_id",
+    "headers",
+    "body",
+    "envelope",
+    "_head",
+    "_data",
+)

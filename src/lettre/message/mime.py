@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Final, TypeAlias
 
+from lettre._slots import slot_builder
 from lettre.errors import MessageError
 from lettre.message.headers import (
     MAX_LINE_LENGTH,
@@ -548,16 +549,21 @@ def _single_part(
     headers: tuple[tuple[str, str], ...] = (),
 ) -> SinglePart:
     """A SinglePart from already-checked field values (no validation)."""
-    part = object.__new__(SinglePart)
-    setattr_ = object.__setattr__
-    setattr_(part, "content_type", content_type)
-    setattr_(part, "body", body)
-    setattr_(part, "transfer_encoding", encoding)
-    setattr_(part, "disposition", disposition)
-    setattr_(part, "filename", filename)
-    setattr_(part, "content_id", content_id)
-    setattr_(part, "headers", headers)
-    return part
+    return _build_single_part(
+        content_type, body, encoding, disposition, filename, content_id, headers
+    )
+
+
+_build_single_part = slot_builder(
+    SinglePart,
+    "content_type",
+    "body",
+    "transfer_encoding",
+    "disposition",
+    "filename",
+    "content_id",
+    "headers",
+)
 
 
 TEXT_PLAIN: Final = ContentType("text/plain; charset=utf-8")

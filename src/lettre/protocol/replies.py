@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from lettre._slots import slot_builder
 from lettre.errors import RemoteProtocolError
 
 __all__ = ["Reply", "ReplyParser"]
@@ -48,21 +50,10 @@ class Reply:
         return 500 <= self.code < 600
 
 
-_new_object = object.__new__
-# The slot descriptors of Reply's fields: setting them directly skips the
-# frozen dataclass's __init__, which sets each field through object.__setattr__.
-_set_code = Reply.__dict__["code"].__set__
-_set_enhanced_status = Reply.__dict__["enhanced_status"].__set__
-_set_lines = Reply.__dict__["lines"].__set__
-
-
-def _new_reply(code: int, enhanced_status: str | None, lines: tuple[str, ...]) -> Reply:
-    """The same as ``Reply(code, enhanced_status, lines)``, in half the time."""
-    reply: Reply = _new_object(Reply)
-    _set_code(reply, code)
-    _set_enhanced_status(reply, enhanced_status)
-    _set_lines(reply, lines)
-    return reply
+# The same as ``Reply(code, enhanced_status, lines)``, in half the time.
+_new_reply: Callable[[int, str | None, tuple[str, ...]], Reply] = slot_builder(
+    Reply, "code", "enhanced_status", "lines"
+)
 
 
 # A reply line: a three-digit code whose first digit is 2 to 5, then a space

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from lettre._slots import slot_builder
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -85,40 +87,19 @@ class SendResult:
 # Results are made for every message sent: these build them through the slots'
 # setters, without the frozen dataclasses' per-field object.__setattr__ (the
 # objects are the same as the constructors make).
-_new_object = object.__new__
-_set_recipient = RecipientResult.__dict__["recipient"].__set__
-_set_accepted = RecipientResult.__dict__["accepted"].__set__
-_set_recipient_reply = RecipientResult.__dict__["reply"].__set__
-_set_error = RecipientResult.__dict__["error"].__set__
-_set_recipients = SendResult.__dict__["recipients"].__set__
-_set_message_id = SendResult.__dict__["message_id"].__set__
-_set_transport_id = SendResult.__dict__["transport_id"].__set__
-_set_reply = SendResult.__dict__["reply"].__set__
+_build_recipient_result = slot_builder(RecipientResult, "recipient", "accepted", "reply", "error")
+_build_send_result = slot_builder(SendResult, "recipients", "message_id", "transport_id", "reply")
 
 
 def new_recipient_result(recipient: str, accepted: bool, reply: Reply | None) -> RecipientResult:
     """``RecipientResult(recipient, accepted, reply)``, made faster."""
-    result: RecipientResult = _new_object(RecipientResult)
-    _set_recipient(result, recipient)
-    _set_accepted(result, accepted)
-    _set_recipient_reply(result, reply)
-    _set_error(result, None)
-    return result
+    return _build_recipient_result(recipient, accepted, reply, None)
 
 
-def new_send_result(
-    recipients: tuple[RecipientResult, ...],
-    message_id: str | None,
-    transport_id: str | None,
-    reply: Reply | None,
-) -> SendResult:
-    """``SendResult(recipients, message_id, transport_id, reply)``, made faster."""
-    result: SendResult = _new_object(SendResult)
-    _set_recipients(result, recipients)
-    _set_message_id(result, message_id)
-    _set_transport_id(result, transport_id)
-    _set_reply(result, reply)
-    return result
+# ``SendResult(recipients, message_id, transport_id, reply)``, made faster.
+new_send_result: Callable[
+    [tuple[RecipientResult, ...], str | None, str | None, Reply | None], SendResult
+] = _build_send_result
 
 
 @runtime_checkable
