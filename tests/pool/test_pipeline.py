@@ -550,10 +550,7 @@ async def test_starttls_connections_run_in_the_pipeline_too(
 async def test_421_to_mail_is_retried_on_a_new_connection(
     spy: Spy, anyio_backend_name: str
 ) -> None:
-    def make(index: int) -> MiniSmtp:
-        if index == 0:
-            return HookedMini(replies={"MAIL": "421 4.3.2 Shutting down"})
-        return HookedMini()
+    make = first_connection_differs({"replies": {"MAIL": "421 4.3.2 Shutting down"}})
 
     async with pooled(make) as (scripts, pool):
         result = await pool.send(*message(0))
@@ -567,10 +564,10 @@ async def test_421_to_mail_is_retried_on_a_new_connection(
 
 
 async def test_421_final_reply_with_a_chained_sender(spy: Spy, anyio_backend_name: str) -> None:
-    def make(index: int) -> MiniSmtp:
-        if index == 0:
-            return HookedMini(extensions=DATA_ONLY, replies={"END": "421 4.3.2 Going down"})
-        return HookedMini(extensions=DATA_ONLY)
+    make = first_connection_differs(
+        {"extensions": DATA_ONLY, "replies": {"END": "421 4.3.2 Going down"}},
+        {"extensions": DATA_ONLY},
+    )
 
     async with pooled(make) as (scripts, pool):
         outcomes = await send_all(pool, 2)
@@ -625,10 +622,9 @@ async def test_final_refusal_mid_chain_and_the_chain_goes_on(
 async def test_close_after_the_end_of_data_is_unknown_and_the_chained_send_retried(
     spy: Spy, anyio_backend_name: str
 ) -> None:
-    def make(index: int) -> MiniSmtp:
-        if index == 0:
-            return HookedMini(extensions=DATA_ONLY, on_end_of_data="close")
-        return HookedMini(extensions=DATA_ONLY)
+    make = first_connection_differs(
+        {"extensions": DATA_ONLY, "on_end_of_data": "close"}, {"extensions": DATA_ONLY}
+    )
 
     async with pooled(make) as (scripts, pool):
         outcomes = await send_all(pool, 2)
@@ -754,10 +750,9 @@ async def test_deadline_of_a_chained_sender(spy: Spy) -> None:
 
 @ASYNCIO_ONLY
 async def test_silence_after_the_end_of_data_with_a_chained_sender(spy: Spy) -> None:
-    def make(index: int) -> MiniSmtp:
-        if index == 0:
-            return HookedMini(extensions=DATA_ONLY, on_end_of_data="hang")
-        return HookedMini(extensions=DATA_ONLY)
+    make = first_connection_differs(
+        {"extensions": DATA_ONLY, "on_end_of_data": "hang"}, {"extensions": DATA_ONLY}
+    )
 
     async with serve(make) as (listener, scripts):
         settings = settings_for(listener.port, timeout=0.3, data_timeout=0.3)
@@ -982,17 +977,40 @@ async def test_cancelled_sender_with_its_envelope_in_flight(spy: Spy) -> None:
     assert spy.tickets[0].piped
 
 
+def first_connection_differs(
+    first: dict[str, Any], others: dict[str, Any] | None = None
+) -> Callable[[int], MiniSmtp]:
+    """A server factory: the first connection gets ``first``, later ones ``others``."""
+
+    def make(index: int) -> MiniSmtp:
+        return HookedMini(**(first if index == 0 else (others or {})))
+
+    return make
+
+
+class FinalReplyHold:
+    """A ``before_final`` hook: holds back the final reply (of message ``number``, or any).
+
+    ``end_seen`` is set when the end of data arrived; the reply goes once
+    ``gate`` is set.
+    """
+
+    def __init__(self, number: int | None = None) -> None:
+        self.number = number
+        self.end_seen = anyio.Event()
+        self.gate = anyio.Event()
+
+    async def hold(self, session: HookedSession, content: bytes) -> None:
+        if self.number is None or number_of(content) == self.number:
+            self.end_seen.set()
+            await self.gate.wait()
+
+
 @ASYNCIO_ONLY
 async def test_cancelled_chained_sender_never_has_its_content_written(spy: Spy) -> None:
-    end_seen = anyio.Event()
-    gate = anyio.Event()
-
-    async def hold(session: HookedSession, content: bytes) -> None:
-        if number_of(content) == 0:
-            end_seen.set()
-            await gate.wait()
-
-    server = HookedMini(extensions=DATA_ONLY, before_final=hold)
+    held = FinalReplyHold(number=0)
+    end_seen, gate = held.end_seen, held.gate
+    server = HookedMini(extensions=DATA_ONLY, before_final=held.hold)
     async with pooled(server) as (_, pool):
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
@@ -1021,14 +1039,9 @@ async def test_cancelled_chained_sender_never_has_its_content_written(spy: Spy) 
 
 @ASYNCIO_ONLY
 async def test_cancelled_sender_with_its_content_out(spy: Spy) -> None:
-    end_seen = anyio.Event()
-    gate = anyio.Event()
-
-    async def hold(session: HookedSession, content: bytes) -> None:
-        end_seen.set()
-        await gate.wait()
-
-    server = HookedMini(before_final=hold)
+    held = FinalReplyHold()
+    end_seen, gate = held.end_seen, held.gate
+    server = HookedMini(before_final=held.hold)
     async with pooled(server) as (_, pool):
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
@@ -1050,15 +1063,9 @@ async def test_cancelled_sender_with_its_content_out(spy: Spy) -> None:
 
 @ASYNCIO_ONLY
 async def test_pool_closed_while_transactions_are_in_flight(spy: Spy) -> None:
-    end_seen = anyio.Event()
-    gate = anyio.Event()
-
-    async def hold(session: HookedSession, content: bytes) -> None:
-        if number_of(content) == 0:
-            end_seen.set()
-            await gate.wait()
-
-    server = HookedMini(extensions=DATA_ONLY, before_final=hold)
+    held = FinalReplyHold(number=0)
+    end_seen, gate = held.end_seen, held.gate
+    server = HookedMini(extensions=DATA_ONLY, before_final=held.hold)
     async with serve(server) as (listener, _):
         pool = SmtpPool(settings_for(listener.port), PoolConfig(max_size=1))
         with anyio.fail_after(BOUND):
