@@ -27,6 +27,7 @@ otherwise with an error that says nothing was delivered.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -116,6 +117,11 @@ class Ticket:
 def eligible(tx: Transaction) -> bool:
     """Whether ``tx`` can run in a pipeline (its envelope goes in one flight)."""
     return tx.pipelined and (tx.data_in_flight or tx.use_bdat)
+
+
+def _replies_to_envelope(tx: Transaction) -> int:
+    """MAIL, each RCPT, and DATA when it goes in the same flight."""
+    return 1 + len(tx.rcpts) + (1 if tx.data_in_flight else 0)
 
 
 class Pipeline:
@@ -209,7 +215,7 @@ class Pipeline:
             not self._queue
             and not self.closing
             and self._client.is_usable
-            and not self._stream.logger.isEnabledFor(10)  # DEBUG: the task path logs
+            and not self._stream.logger.isEnabledFor(logging.DEBUG)  # the task path logs
         )
 
     # ------------------------------------------------------------------ starting
@@ -247,7 +253,7 @@ class Pipeline:
             stream.broken = True
             raise ServerDisconnected(f"the connection to {stream.peer} is closed")
         ticket.piped = True
-        ticket.expected = 1 + len(tx.rcpts) + (1 if tx.data_in_flight else 0)
+        ticket.expected = _replies_to_envelope(tx)
         ticket.future = self._loop.create_future()
         protocol.pipe = self
         self._queue.append(ticket)
@@ -405,7 +411,7 @@ class Pipeline:
                     following.piped = True
                     ftx = following.tx
                     assert ftx is not None
-                    following.expected = 1 + len(ftx.rcpts) + (1 if ftx.data_in_flight else 0)
+                    following.expected = _replies_to_envelope(ftx)
                     out += client.encode_envelope(ftx)
         except ProtocolError as exc:
             self._fail(str(exc), protocol_error=exc)
