@@ -549,13 +549,15 @@ class ConnectionPool(Generic[C]):
                 # A chained connection's new owner handles its own cancellation.
                 await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self._abandon(waiter)
+            lent = self._abandon(waiter)
+            if lent is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._close_lent(lent)
             raise
         if waiter.connection is None and not waiter.slot:
             if waiter.closed:
                 raise self._closed_error()
-            await self._abandon(waiter)
+            self._abandon(waiter)  # nothing was given: nothing to close
             raise PoolTimeout(
                 f"no connection became available within {self._config.pool_timeout:g} s "
                 f"(max_size={self._config.max_size})"
@@ -604,16 +606,19 @@ class ConnectionPool(Generic[C]):
         if later != math.inf:
             self._watch_expiry(loop, later)
 
-    async def _abandon(self, waiter: _Waiter[C]) -> None:
-        """Undo a waiter that gives up, returning whatever it had been given."""
+    def _abandon(self, waiter: _Waiter[C]) -> C | None:
+        """Undo a waiter that gives up, returning whatever it had been given.
+
+        Returns a connection the caller must close (with :meth:`_close_lent`,
+        shielded), or None.
+        """
         if waiter.connection is not None:
             conn, waiter.connection = waiter.connection, None
             if waiter.chained:
                 # A connection handed off while busy may already carry commands
                 # written for this waiter: nobody else can use it. Closing it
                 # lets the connection finish what earlier users wait for.
-                await self._close_lent(conn)
-                return
+                return conn
             self._pass_on(conn)
         elif waiter.slot:
             waiter.slot = False
@@ -625,6 +630,7 @@ class ConnectionPool(Generic[C]):
             if len(self._waiters) > 2 * self._waiting + 32:
                 # Keep the queue bounded when many waiters give up and nobody serves them.
                 self._waiters = deque(w for w in self._waiters if not w.cancelled)
+        return None
 
     async def _open_in_slot(self) -> C:
         """Open a connection in a slot already counted in ``_opening``."""
