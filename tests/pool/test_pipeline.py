@@ -505,9 +505,9 @@ async def test_idle_longer_than_the_reply_timeout_is_fine(spy: Spy) -> None:
     # The connection's timer outlives the transaction it was armed for; when
     # it fires on an idle connection nothing happens.
     server = HookedMini()
-    async with pooled(server, timeout=0.1, data_timeout=0.1) as (_, pool):
+    async with pooled(server, timeout=0.3, data_timeout=0.3) as (_, pool):
         await pool.send(*message(0))
-        await anyio.sleep(0.3)  # idle for longer than `timeout`: that is what is tested
+        await anyio.sleep(0.6)  # idle for longer than `timeout`: that is what is tested
         result = await pool.send(*message(1))
         stats = pool.statistics()
     assert isinstance(result, SendResult)
@@ -771,11 +771,11 @@ async def test_slow_final_reply_within_data_timeout_is_fine(spy: Spy) -> None:
     # The final reply is bounded by data_timeout, not by the shorter timeout
     # that bounded the envelope: the connection's timer must move on.
     async def slow(session: HookedSession, content: bytes) -> None:
-        await anyio.sleep(0.4)  # longer than `timeout`: that is what is tested
+        await anyio.sleep(0.8)  # longer than `timeout`: that is what is tested
 
     server = HookedMini(before_final=slow)
     async with serve(server) as (listener, _):
-        settings = settings_for(listener.port, timeout=0.15, data_timeout=BOUND)
+        settings = settings_for(listener.port, timeout=0.3, data_timeout=BOUND)
         async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
             with anyio.fail_after(BOUND):
                 result = await pool.send(*message(0))
