@@ -235,7 +235,6 @@ class _Waiter(Generic[C]):
         "expiry",
         "fresh",
         "future",
-        "scope",
         "slot",
         "ticket",
         "woken",
@@ -246,7 +245,6 @@ class _Waiter(Generic[C]):
     ) -> None:
         self.ticket = ticket
         self.fresh = fresh
-        self.scope: anyio.CancelScope | None = None
         self.expiry = math.inf  # when an asyncio waiter gives up (loop time)
         self.future: asyncio.Future[None] | None = None
         self.event: anyio.Event | None = None
@@ -287,11 +285,15 @@ class _Waiter(Generic[C]):
         """
         future = self.future
         if future is None:
-            assert self.event is not None
-            with anyio.move_on_after(limit) as scope:
-                self.scope = scope
-                await self.event.wait()
-            self.scope = None
+            event = self.event
+            assert event is not None
+            with anyio.move_on_after(limit):
+                await event.wait()
+            if not self.woken and self.chained:
+                # Handed a busy connection just as pool_timeout ran out: the
+                # previous owner's timeouts bound the rest of the wait, and
+                # it wakes us exactly once.
+                await event.wait()
             return
         try:
             await future
@@ -764,8 +766,6 @@ class ConnectionPool(Generic[C]):
         waiter.connection = conn
         waiter.chained = True
         waiter.expiry = math.inf  # no longer bounded by pool_timeout
-        if waiter.scope is not None:
-            waiter.scope.deadline = math.inf
         return waiter.wake
 
     async def discard(self, conn: C) -> None:
