@@ -707,7 +707,7 @@ async def test_deadline_of_the_next_send_on_a_connection(spy: Spy) -> None:
     server = HookedMini(before_command=second_mail_hangs)
     async with pooled(server, timeout=SLOW_TIMEOUT) as (_, pool):
         await pool.send(*message(0))
-        deadline = anyio.current_time() + 0.2
+        deadline = anyio.current_time() + 0.6
         with anyio.fail_after(SLOW_TIMEOUT / 2), pytest.raises(SmtpTimeoutError) as caught:
             await pool.send(*message(1), deadline=deadline)
     assert "deadline passed while waiting for the reply to MAIL" in str(caught.value)
@@ -732,7 +732,7 @@ async def test_deadline_of_a_chained_sender(spy: Spy) -> None:
                 async with anyio.create_task_group() as group:
                     senders = Senders(pool, group)
                     senders.start(0)
-                    senders.start(1, deadline=anyio.current_time() + 0.2)
+                    senders.start(1, deadline=anyio.current_time() + 0.6)
                     await until(lambda: 1 in senders.outcomes, "the second send ended")
     finally:
         gate.set()
@@ -826,7 +826,7 @@ async def test_deadline_during_the_envelope(spy: Spy) -> None:
     async with serve(server) as (listener, _):
         settings = settings_for(listener.port, timeout=BOUND, data_timeout=BOUND)
         async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
-            deadline = anyio.current_time() + 0.2
+            deadline = anyio.current_time() + 0.6
             with anyio.fail_after(BOUND), pytest.raises(SmtpTimeoutError) as caught:
                 await pool.send(*message(0), deadline=deadline)
             stats = pool.statistics()
@@ -843,7 +843,7 @@ async def test_deadline_after_the_content_is_unknown(spy: Spy) -> None:
     async with serve(server) as (listener, _):
         settings = settings_for(listener.port, timeout=BOUND, data_timeout=BOUND)
         async with SmtpPool(settings, PoolConfig(max_size=1)) as pool:
-            deadline = anyio.current_time() + 0.3
+            deadline = anyio.current_time() + 0.8
             with anyio.fail_after(BOUND), pytest.raises(OutcomeUnknown) as caught:
                 await pool.send(*message(0), deadline=deadline)
     assert "deadline passed while waiting for the reply to BDAT" in str(caught.value)

@@ -961,7 +961,7 @@ async def test_chained_connection_abandoned_with_nobody_next_is_closed() -> None
 
 
 async def test_waiter_served_by_hand_off_is_no_longer_bound_by_pool_timeout() -> None:
-    pool, _, _ = make_pool(max_size=1, pool_timeout=0.05)
+    pool, _, _ = make_pool(max_size=1, pool_timeout=0.2)
     conn = await pool.acquire()
     got: list[FakeConnection] = []
 
@@ -974,7 +974,7 @@ async def test_waiter_served_by_hand_off_is_no_longer_bound_by_pool_timeout() ->
         wake = pool.hand_off(conn)
         assert wake is not None
         # Longer than pool_timeout: the previous user is still reading its reply.
-        await anyio.sleep(0.3)
+        await anyio.sleep(0.5)
         assert got == []
         wake()
     assert got == [conn]
