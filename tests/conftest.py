@@ -1,4 +1,4 @@
-"""Shared test configuration and fixtures; every async test runs on asyncio and on trio.
+"""Shared test configuration and fixtures; every async test runs on asyncio, uvloop and trio.
 
 ``smtpd`` starts real aiosmtpd servers and ``tls_material`` holds the session's trustme
 CA and server certificate (both from ``tests/servers.py``).
@@ -21,11 +21,12 @@ from servers import tls_material as tls_material  # noqa: PLC0414 - shared fixtu
 @pytest.fixture(
     params=[
         pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
         pytest.param(("trio", {}), id="trio"),
     ]
 )
 def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
-    """Run each ``@pytest.mark.anyio`` test once per event loop."""
+    """Run each ``@pytest.mark.anyio`` test on asyncio, asyncio with uvloop, and trio."""
     return request.param  # type: ignore[no-any-return]
 
 

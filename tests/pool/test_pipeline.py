@@ -53,7 +53,13 @@ pytestmark = pytest.mark.anyio
 #: Every wait in this module is bounded by this many seconds.
 BOUND = 10.0
 
-ASYNCIO_ONLY = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+ASYNCIO_ONLY = pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ],
+)
 
 DATA_ONLY = ("PIPELINING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES")
 WITH_BDAT = ("PIPELINING", "CHUNKING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES")

@@ -31,7 +31,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
@@ -773,8 +773,8 @@ class _Protocol(asyncio.Protocol):
         self.pipe: Pipeline | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without deriving from it.
+        self.transport = cast("asyncio.Transport", transport)
 
     def _wake(self, waiter: asyncio.Future[None] | None) -> None:
         if waiter is not None and not waiter.done():
@@ -846,15 +846,19 @@ class _AsyncioByteStream(ByteStream):
     @classmethod
     async def connect(cls, host: str, port: int, local_address: str | None) -> _AsyncioByteStream:
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.create_connection(
-            _Protocol,
-            host,
-            port,
-            local_addr=(local_address, 0) if local_address is not None else None,
-            # An address literal has one address: nothing to race.
-            happy_eyeballs_delay=None if _is_address_literal(host) else 0.25,
-        )
-        assert isinstance(transport, asyncio.Transport)
+        local_addr = (local_address, 0) if local_address is not None else None
+        if isinstance(loop, asyncio.BaseEventLoop) and not _is_address_literal(host):
+            # The stdlib loop races the addresses of a name (happy eyeballs,
+            # RFC 8305); an address literal has one address, nothing to race.
+            # Other loops (uvloop) try the addresses in turn.
+            transport, protocol = await loop.create_connection(
+                _Protocol, host, port, local_addr=local_addr, happy_eyeballs_delay=0.25
+            )
+        else:
+            transport, protocol = await loop.create_connection(
+                _Protocol, host, port, local_addr=local_addr
+            )
+        transport = cast("asyncio.Transport", transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -994,7 +998,7 @@ class _AsyncioByteStream(ByteStream):
         if transport is None or protocol.lost:
             self.close_now()
             raise TlsError(f"{peer} closed the connection during the TLS handshake ({when})")
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast("asyncio.Transport", transport)
         protocol.transport = transport
         # This stream is done: the new one owns the protocol and the transport.
         self._closed = True
