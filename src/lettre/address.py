@@ -128,39 +128,39 @@ def _parse_local(text: str) -> str:
     other quoted local parts keep only the escapes they need.
     """
     if not text:
-        raise AddressError("the local part (before the @) is empty")
+        raise AddressError("has an empty local part (nothing before the @)")
     if text[0] != '"':
         if not _is_dot_atom(text):
             raise AddressError(
-                f"invalid local part {text!r}: use letters, digits and !#$%&'*+-/=?^_`{{|}}~ "
-                "with single dots between them, or a quoted string"
+                f"has an invalid local part {text!r}: use letters, digits and "
+                "!#$%&'*+-/=?^_`{|}~ with single dots between them, or a quoted string"
             )
         return text
     if len(text) < 2 or text[-1] != '"':
-        raise AddressError(f"unterminated quoted local part {text!r}")
+        raise AddressError(f"has an unterminated quoted local part {text!r}")
     chars: list[str] = []
     i, end = 1, len(text) - 1
     while i < end:
         ch = text[i]
         if ch == "\\":
             if i + 1 >= end:
-                raise AddressError(f"dangling backslash in local part {text!r}")
+                raise AddressError(f"has a dangling backslash in its local part {text!r}")
             ch = text[i + 1]
             if ch < " " or ch == "\x7f":
-                raise AddressError(f"invalid escaped character in local part {text!r}")
+                raise AddressError(f"has an invalid escaped character in its local part {text!r}")
             i += 2
         elif ch == '"':
-            raise AddressError(f"unescaped quote inside the local part {text!r}")
+            raise AddressError(f"has an unescaped quote inside its local part {text!r}")
         elif ch < " ":
-            raise AddressError(f"control character in local part {text!r}")
+            raise AddressError(f"has a control character in its local part {text!r}")
         else:
             if ch >= "\x80" and not ch.isprintable():
-                raise AddressError(f"unprintable character in local part {text!r}")
+                raise AddressError(f"has an unprintable character in its local part {text!r}")
             i += 1
         chars.append(ch)
     content = "".join(chars)
     if not content:
-        raise AddressError("the quoted local part is empty")
+        raise AddressError("has an empty quoted local part")
     if _is_dot_atom(content):
         return content
     return _quote_local(content)
@@ -170,43 +170,51 @@ def _check_ldh(ascii_domain: str, original: str) -> None:
     """Check RFC 5321 sub-domain syntax on a lower-case ASCII domain."""
     if _LDH_DOMAIN.fullmatch(ascii_domain) is None:
         raise AddressError(
-            f"invalid domain {original!r}: labels are letters, digits and hyphens separated by dots"
+            f"has an invalid domain {original!r}: labels are letters, digits and hyphens "
+            "separated by dots"
         )
     labels = ascii_domain.split(".")
     for label in labels:
         if len(label) > 63:
-            raise AddressError(f"invalid domain {original!r}: a label is longer than 63 octets")
+            raise AddressError(
+                f"has an invalid domain {original!r}: a label is longer than 63 octets"
+            )
         if label[0] == "-" or label[-1] == "-":
-            raise AddressError(f"invalid domain {original!r}: a label starts or ends with a hyphen")
+            raise AddressError(
+                f"has an invalid domain {original!r}: a label starts or ends with a hyphen"
+            )
     if labels[-1].isdigit():
         raise AddressError(
-            f"invalid domain {original!r}: write an IP address as a literal, e.g. [192.0.2.1]"
+            f"has an invalid domain {original!r}: write an IP address as a literal, "
+            "e.g. [192.0.2.1]"
         )
     if len(ascii_domain) > MAX_DOMAIN_LENGTH:
-        raise AddressError(f"the domain is longer than {MAX_DOMAIN_LENGTH} octets")
+        raise AddressError(f"has a domain longer than {MAX_DOMAIN_LENGTH} octets")
 
 
 def _parse_domain_literal(text: str) -> str:
     inner = text[1:-1]
     if len(text) < 3 or text[-1] != "]":
-        raise AddressError(f"invalid domain literal {text!r}")
+        raise AddressError(f"has an invalid domain literal {text!r}")
     try:
         if inner[:5].lower() == "ipv6:":
             ip6 = ipaddress.IPv6Address(inner[5:])
             if ip6.scope_id is not None:
-                raise AddressError(f"a scoped IPv6 address is not allowed: {text!r}")
+                raise AddressError(
+                    f"has a scoped IPv6 address literal {text!r}, which is not allowed"
+                )
             return f"[IPv6:{ip6.compressed}]"
         return f"[{ipaddress.IPv4Address(inner)}]"
     except ValueError as exc:
         raise AddressError(
-            f"invalid domain literal {text!r}: expected [IPv4 address] or [IPv6:address]"
+            f"has an invalid domain literal {text!r}: expected [IPv4 address] or [IPv6:address]"
         ) from exc
 
 
 def _parse_domain(text: str) -> tuple[str, str]:
     """Validate a domain; return its Unicode (UTS #46-mapped) and ASCII forms."""
     if not text:
-        raise AddressError("the domain (after the @) is empty")
+        raise AddressError("has an empty domain (nothing after the @)")
     if text[0] == "[":
         literal = _parse_domain_literal(text)
         return literal, literal
@@ -218,13 +226,13 @@ def _parse_domain(text: str) -> tuple[str, str]:
         try:
             unicode_domain = idna.decode(lowered)
         except (idna.IDNAError, UnicodeError) as exc:
-            raise AddressError(f"invalid internationalised domain {text!r}: {exc}") from exc
+            raise AddressError(f"has an invalid internationalised domain {text!r}: {exc}") from exc
         return unicode_domain, lowered
     try:
         ascii_domain = idna.encode(text, uts46=True, transitional=False).decode("ascii")
         unicode_domain = idna.decode(ascii_domain)
     except (idna.IDNAError, UnicodeError) as exc:
-        raise AddressError(f"invalid internationalised domain {text!r}: {exc}") from exc
+        raise AddressError(f"has an invalid internationalised domain {text!r}: {exc}") from exc
     _check_ldh(ascii_domain, text)
     return unicode_domain, ascii_domain
 
@@ -243,37 +251,49 @@ def _split_addr_spec(text: str) -> tuple[str, str]:
                 break
             i += 1
         else:
-            raise AddressError(f"unterminated quoted local part in {text!r}")
+            raise AddressError("has an unterminated quoted local part")
         if text[i + 1 : i + 2] != "@":
-            raise AddressError(f"expected @ after the quoted local part in {text!r}")
+            raise AddressError("needs an @ right after its quoted local part")
         return text[: i + 1], text[i + 2 :]
     local, at, domain = text.partition("@")
     if not at:
-        raise AddressError(f"{text!r} is not an email address: it has no @")
+        raise AddressError("is not an email address: it has no @")
     if "@" in domain and not domain.startswith("["):
-        raise AddressError(f"{text!r} has more than one @")
+        raise AddressError("has more than one @")
     return local, domain
 
 
 @lru_cache(maxsize=2048)
 def _parse_addr_spec(text: str) -> tuple[str, str, str]:
-    """Parse and validate an addr-spec: (local part, Unicode domain, ASCII domain)."""
+    """Parse and validate an addr-spec: (local part, Unicode domain, ASCII domain).
+
+    Every error quotes the whole address: ``'bob@@x' has more than one @``.
+    """
+    try:
+        return _check_addr_spec(text)
+    except AddressError as exc:
+        raise AddressError(f"{_preview(text)} {exc}") from None
+
+
+def _check_addr_spec(text: str) -> tuple[str, str, str]:
+    # The errors raised here say what is wrong with the address; the caller
+    # puts the address in front: "'a@' has an empty domain ...".
+    if not text:
+        raise AddressError("holds no address")
     local_text, domain_text = _split_addr_spec(text)
     local = _parse_local(local_text)
     if "=?" in local:
         # Lenient parsers decode RFC 2047 encoded words even here, turning one
         # address into another (a known way to smuggle addresses past checks).
-        raise AddressError(f"the local part {local!r} looks like an RFC 2047 encoded word")
+        raise AddressError(f"has a local part {local!r} that looks like an RFC 2047 encoded word")
     if len(local) > MAX_LOCAL_PART_LENGTH or (
         not local.isascii() and len(local.encode("utf-8")) > MAX_LOCAL_PART_LENGTH
     ):
-        raise AddressError(
-            f"the local part {local!r} is longer than {MAX_LOCAL_PART_LENGTH} octets"
-        )
+        raise AddressError(f"has a local part longer than {MAX_LOCAL_PART_LENGTH} octets")
     domain, ascii_domain = _parse_domain(domain_text)
     size = len(local.encode("utf-8")) + 1 + len(ascii_domain)
     if size > MAX_ADDRESS_LENGTH:
-        raise AddressError(f"the address is longer than {MAX_ADDRESS_LENGTH} octets")
+        raise AddressError(f"is longer than {MAX_ADDRESS_LENGTH} octets")
     return local, domain, ascii_domain
 
 
@@ -309,10 +329,11 @@ class Address:
             raise TypeError(f"an address must be a str, not {type(addr_spec).__name__}")
         if len(addr_spec) > _MAX_ADDR_SPEC_TEXT:
             raise AddressError(
-                f"the address text is {len(addr_spec)} characters long; "
+                f"{_preview(addr_spec)} is {len(addr_spec)} characters long; "
                 f"an address has at most {MAX_ADDRESS_LENGTH} octets"
             )
-        check_header_text(addr_spec, "the address")
+        if not addr_spec.isprintable():
+            check_header_text(addr_spec, f"the address {_preview(addr_spec)}")
         local, domain, ascii_domain = _parse_addr_spec(addr_spec)
         object.__setattr__(self, "local_part", local)
         object.__setattr__(self, "domain", domain)
@@ -375,7 +396,8 @@ def _clean_name(name: str | None) -> str | None:
         return None
     if not isinstance(name, str):
         raise TypeError(f"a display name must be a str, not {type(name).__name__}")
-    check_header_text(name, "the display name")
+    if not name.isprintable():
+        check_header_text(name, f"the display name {_preview(name)}")
     # A display name is a phrase: runs of whitespace mean one space, and
     # surrounding whitespace means nothing (readers collapse and drop it).
     return " ".join(name.split()) or None
@@ -635,7 +657,7 @@ def _decode_encoded_word(word: str) -> str | None:
         decoded = raw.decode(charset)
     except (LookupError, ValueError, binascii.Error, UnicodeError):
         return None
-    check_header_text(decoded, "the display name")
+    check_header_text(decoded, f"the display name {_preview(word)} (decoded)")
     return decoded
 
 
@@ -708,8 +730,9 @@ def _parse_list(text: str, limit: int, *, allow_groups: bool) -> list[Mailbox]:
     if not isinstance(text, str):
         raise TypeError(f"expected a str, not {type(text).__name__}")
     if len(text) > limit:
-        raise AddressError(f"the address text is longer than {limit} characters")
-    check_header_text(text, "the address text")
+        raise AddressError(f"the address text {_preview(text)} is longer than {limit} characters")
+    if not text.isprintable():
+        check_header_text(text, f"the address text {_preview(text)}")
     simple = _parse_simple(text)
     if simple is not None:
         return [simple]
@@ -720,7 +743,7 @@ def _parse_full(text: str, *, allow_groups: bool) -> list[Mailbox]:
     """The complete RFC 5322 mailbox-list parser (input already length- and control-checked)."""
     tokens = _tokenize(text)
     if not tokens:
-        raise AddressError("the address text is empty")
+        raise AddressError(f"{_preview(text)} holds no address")
     n = len(tokens)
     result: list[Mailbox] = []
     pos = 0
@@ -761,14 +784,17 @@ def _parse_full(text: str, *, allow_groups: bool) -> list[Mailbox]:
             address = Address(_addr_spec_text(text, tokens, j + 1, k))
             result.append(Mailbox(address, name))
             pos = k + 1
-        elif nxt == "@" and j > pos:
+        elif nxt == "@":
+            # The address runs to the next separator, so that Address() sees
+            # all of it and gives the same error as Address(text) would.
             k = j + 1
-            while k < n and (tokens[k][0] in (_ATOM, _LITERAL) or special(k) == "."):
+            while k < n and (tokens[k][0] != _SPECIAL or special(k) in (".", "@")):
                 k += 1
             result.append(Mailbox(Address(_addr_spec_text(text, tokens, pos, k))))
             pos = k
-        elif j >= n and j > pos:
-            raise AddressError(f"{_preview(text)} is not an email address: it has no @")
+        elif j > pos and (j >= n or nxt in (",", ";")):
+            item = text[tokens[pos][2] : tokens[j - 1][3]]
+            raise AddressError(f"{_preview(item)} is not an email address: it has no @")
         else:
             what = repr(tokens[j][1]) if j < n else "the end"
             raise AddressError(f"unexpected {what} in {_preview(text)}")

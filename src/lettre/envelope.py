@@ -14,7 +14,7 @@ from typing import Final
 
 from lettre._slots import slot_builder
 from lettre.address import Address
-from lettre.errors import MessageError
+from lettre.errors import AddressError, MessageError
 
 __all__ = ["DSN_NOTIFY_VALUES", "DSN_RET_VALUES", "MAX_ENVID_LENGTH", "Envelope"]
 
@@ -70,6 +70,14 @@ def _envid(value: str | None) -> str | None:
     return value
 
 
+def _address(value: Address | str, field: str) -> Address:
+    """``Address.coerce(value)``; errors name the field (``forward_paths: 'b@@x' ...``)."""
+    try:
+        return Address.coerce(value)
+    except (AddressError, TypeError) as exc:
+        raise type(exc)(f"{field}: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class Envelope:
     """The reverse path and forward paths of one SMTP transaction, plus DSN options.
@@ -110,10 +118,12 @@ class Envelope:
         if isinstance(forward_paths, (str, Address)):
             forward_paths = (forward_paths,)
         reverse = None if reverse_path is None or reverse_path == "" else reverse_path
-        paths = tuple(dict.fromkeys(Address.coerce(a) for a in forward_paths))
+        paths = tuple(dict.fromkeys(_address(a, "forward_paths") for a in forward_paths))
         if not paths:
             raise MessageError("an envelope needs at least one recipient (forward path)")
-        object.__setattr__(self, "reverse_path", Address.coerce(reverse) if reverse else None)
+        object.__setattr__(
+            self, "reverse_path", _address(reverse, "reverse_path") if reverse else None
+        )
         object.__setattr__(self, "forward_paths", paths)
         object.__setattr__(self, "notify", _notify(notify))
         object.__setattr__(self, "ret", _ret(ret))

@@ -409,3 +409,73 @@ def test_fast_path_agrees_with_full_parser(text: str) -> None:
     if simple is None:
         return
     assert _parse_full(text, allow_groups=True) == [simple]
+
+
+# --- error messages ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bob@@x", "'bob@@x' has more than one @"),
+        ("bob", "'bob' is not an email address: it has no @"),
+        ("bob@", "'bob@' has an empty domain (nothing after the @)"),
+        ("@example.org", "'@example.org' has an empty local part (nothing before the @)"),
+        ("a..b@example.org", "'a..b@example.org' has an invalid local part 'a..b'"),
+        ("a@exa_mple.org", "'a@exa_mple.org' has an invalid domain 'exa_mple.org'"),
+        ("a@1.2.3.4", "'a@1.2.3.4' has an invalid domain '1.2.3.4': write an IP address as"),
+        ("a@[1.2.3]", "'a@[1.2.3]' has an invalid domain literal '[1.2.3]'"),
+        ('"a@example.org', "'\"a@example.org' has an unterminated quoted local part"),
+        ("x" * 65 + "@example.org", "has a local part longer than 64 octets"),
+        ("", "'' holds no address"),
+    ],
+)
+def test_address_errors_quote_the_address_and_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(AddressError) as info:
+        Address(text)
+    assert message in str(info.value)
+    assert str(info.value).startswith(repr(text)[:40])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_every_address_error_quotes_the_value(text: str) -> None:
+    from lettre.address import _preview
+
+    try:
+        Address(text)
+    except AddressError as exc:
+        message = str(exc)
+    else:
+        return
+    assert _preview(text) in message
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab.@=?é1-_x", min_size=1, max_size=24))
+def test_one_parser_one_message(text: str) -> None:
+    """An addr-spec is refused with the same words whichever parser sees it first."""
+    try:
+        Address(text)
+    except AddressError as exc:
+        expected = str(exc)
+    else:
+        return
+    for parse in (Mailbox.parse, Mailboxes.parse):
+        with pytest.raises(AddressError) as info:
+            parse(text)
+        assert str(info.value) == expected
+    for wrapped in (f"Bob <{text}>", f"ok@example.org, {text}"):
+        with pytest.raises(AddressError) as info:
+            Mailboxes.parse(wrapped)
+        assert str(info.value) == expected
+
+
+def test_control_characters_are_reported_with_the_value_escaped() -> None:
+    with pytest.raises(AddressError) as info:
+        Address("a\nb@example.org")
+    assert "'a\\nb@example.org'" in str(info.value)
+    assert "U+000A" in str(info.value)
+    with pytest.raises(AddressError) as info:
+        Mailbox("a@example.org", "Eve\r\nBcc: x@evil.example")
+    assert "'Eve\\r\\nBcc: x@evil.example'" in str(info.value)

@@ -485,3 +485,39 @@ def test_address_inputs() -> None:
         Message.builder().to(42)  # type: ignore[arg-type]
     with pytest.raises(AddressError):
         Message.builder().to("alice@example.org)<bob@example.com>")
+
+
+@pytest.mark.parametrize(
+    ("method", "field"),
+    [
+        ("from_", "from"),
+        ("sender", "sender"),
+        ("reply_to", "reply_to"),
+        ("to", "to"),
+        ("cc", "cc"),
+        ("bcc", "bcc"),
+    ],
+)
+def test_address_errors_name_the_field_and_quote_the_value(method: str, field: str) -> None:
+    add = getattr(Message.builder(), method)
+    with pytest.raises(AddressError) as info:
+        add("bob@@x")
+    assert str(info.value) == f"{field}: 'bob@@x' has more than one @"
+    # The same words as Address itself, whatever form the mailbox takes.
+    with pytest.raises(AddressError) as direct:
+        Address("bob@@x")
+    assert str(info.value) == f"{field}: {direct.value}"
+    with pytest.raises(AddressError, match=rf"^{field}: 'bob@@x' has more than one @$"):
+        add("Bob <bob@@x>")
+    if method != "sender":
+        with pytest.raises(AddressError, match=rf"^{field}: 'bob@@x' has more than one @$"):
+            add(["ok@example.org", "bob@@x"])
+        with pytest.raises(AddressError, match=rf"^{field}: 'bob@@x' has more than one @$"):
+            add("ok@example.org, bob@@x")
+    with pytest.raises(TypeError, match=rf"^{field}: "):
+        add(42)
+
+
+def test_message_id_domain_errors_name_the_domain() -> None:
+    with pytest.raises(AddressError, match=r"^message_id: the domain 'bad domain' is not"):
+        Message.builder().message_id(domain="bad domain")

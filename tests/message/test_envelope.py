@@ -108,3 +108,12 @@ def test_immutable_and_hashable() -> None:
     assert hash(env) == hash(Envelope("a@example.org", ["b@example.org"]))
     with pytest.raises(AttributeError):
         env.orcpt = True  # type: ignore[misc]
+
+
+def test_address_errors_name_the_envelope_field() -> None:
+    with pytest.raises(AddressError, match=r"^reverse_path: 'a@@b' has more than one @$"):
+        Envelope("a@@b", ["c@example.org"])
+    with pytest.raises(AddressError, match=r"^forward_paths: 'x' is not an email address"):
+        Envelope("a@example.org", ["c@example.org", "x"])
+    with pytest.raises(TypeError, match=r"^forward_paths: "):
+        Envelope("a@example.org", [3])  # type: ignore[list-item]

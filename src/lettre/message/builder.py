@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from lettre.address import MAX_LIST_TEXT_LENGTH, Address, Mailbox, Mailboxes, _parse_cached
 from lettre.envelope import Envelope
-from lettre.errors import MessageError
+from lettre.errors import AddressError, MessageError
 from lettre.message.headers import (
     RESERVED_HEADERS,
     check_value,
@@ -85,11 +85,30 @@ def _new_message_id(domain: str) -> str:
     return f"<{token.decode('ascii')}@{domain}>"
 
 
-def _mailboxes(values: tuple[MailboxInput | Iterable[MailboxInput], ...]) -> Iterable[Mailbox]:
-    if len(values) == 1 and isinstance(values[0], str):
-        # One mailbox-list text, the usual case: the same as Mailboxes.parse.
-        return _parse_cached(values[0], MAX_LIST_TEXT_LENGTH, allow_groups=True)
-    return _mailbox_list(values)
+def _mailboxes(
+    values: tuple[MailboxInput | Iterable[MailboxInput], ...], field: str
+) -> Iterable[Mailbox]:
+    """The mailboxes of one address field; errors name the field (``to: 'b@@x' ...``)."""
+    try:
+        if len(values) == 1 and isinstance(values[0], str):
+            # One mailbox-list text, the usual case: the same as Mailboxes.parse.
+            return _parse_cached(values[0], MAX_LIST_TEXT_LENGTH, allow_groups=True)
+        return _mailbox_list(values)
+    except (AddressError, TypeError) as exc:
+        raise _in_field(exc, field) from None
+
+
+def _mailbox(value: MailboxInput, field: str) -> Mailbox:
+    """One mailbox (Sender); errors name the field."""
+    try:
+        return Mailbox.coerce(value)
+    except (AddressError, TypeError) as exc:
+        raise _in_field(exc, field) from None
+
+
+def _in_field(exc: AddressError | TypeError, field: str) -> AddressError | TypeError:
+    """The same error, its message prefixed with the builder field it came from."""
+    return type(exc)(f"{field}: {exc}")
 
 
 def _mailbox_list(values: Iterable[MailboxInput | Iterable[MailboxInput]]) -> list[Mailbox]:
@@ -194,32 +213,32 @@ class MessageBuilder:
 
         With more than one From mailbox a Sender is required.
         """
-        self._from.extend(_mailboxes(mailboxes))
+        self._from.extend(_mailboxes(mailboxes, "from"))
         return self
 
     def sender(self, mailbox: MailboxInput) -> Self:
         """Set the Sender: the one mailbox that actually sends (and the envelope sender)."""
-        self._sender = Mailbox.coerce(mailbox)
+        self._sender = _mailbox(mailbox, "sender")
         return self
 
     def reply_to(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
         """Add Reply-To mailboxes."""
-        self._reply_to.extend(_mailboxes(mailboxes))
+        self._reply_to.extend(_mailboxes(mailboxes, "reply_to"))
         return self
 
     def to(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
         """Add To recipients (``"a@b, Bob <c@d>"`` text is split into mailboxes)."""
-        self._to.extend(_mailboxes(mailboxes))
+        self._to.extend(_mailboxes(mailboxes, "to"))
         return self
 
     def cc(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
         """Add Cc recipients."""
-        self._cc.extend(_mailboxes(mailboxes))
+        self._cc.extend(_mailboxes(mailboxes, "cc"))
         return self
 
     def bcc(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
         """Add Bcc recipients: they get the message but never appear in its bytes."""
-        self._bcc.extend(_mailboxes(mailboxes))
+        self._bcc.extend(_mailboxes(mailboxes, "bcc"))
         return self
 
     # -- header fields ------------------------------------------------------
@@ -249,7 +268,13 @@ class MessageBuilder:
         if message_id is not None:
             self._message_id = normalize_msg_id(message_id, "the Message-ID")
         if domain is not None:
-            self._message_id_domain = Address(f"x@{domain}").ascii_domain
+            try:
+                self._message_id_domain = Address(f"x@{domain}").ascii_domain
+            except AddressError:
+                raise AddressError(
+                    f"message_id: the domain {domain!r} is not a valid domain name "
+                    "(write it like example.com)"
+                ) from None
         return self
 
     def in_reply_to(self, *message_ids: str) -> Self:
