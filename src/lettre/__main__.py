@@ -9,6 +9,9 @@ and shows the conversation and what the server received.
     python -m lettre send --url smtp://user@smtp.example.com:587 \\
         --from me@example.com --to you@example.com --subject Hi --text "Hello"
 
+Both run on asyncio by default; ``--backend uvloop`` or ``--backend trio``
+picks another event loop.
+
 The password may come from the ``LETTRE_SMTP_PASSWORD`` environment variable
 instead of the URL. Exit status: 0 sent to every recipient, 3 sent but some
 recipients were refused, 1 failed, 2 bad usage.
@@ -26,17 +29,17 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import Message as StdlibMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 
 from lettre import __version__
-from lettre.errors import LettreError
+from lettre.errors import AddressError, LettreError
 from lettre.smtp.auth import Credentials
 from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.smtp.url import parse_smtp_url
@@ -44,7 +47,9 @@ from lettre.smtp.url import parse_smtp_url
 if TYPE_CHECKING:
     import ssl
 
+    from lettre.address import Mailbox
     from lettre.message import Message
+    from lettre.smtp.settings import SmtpSettings
     from lettre.transports.base import SendResult
 
 __all__ = ["main"]
@@ -61,9 +66,51 @@ _DEMO_USER = "demo"
 _DEMO_PASSWORD = "lettre-demo-password"  # noqa: S105 - a throwaway local demo account
 _DEMO_HOSTNAME = "mx.demo.lettre.test"
 
+BACKENDS = ("asyncio", "uvloop", "trio")
+"""The event loops ``--backend`` offers."""
+
+_T = TypeVar("_T")
+
 
 class _UsageError(Exception):
     """A problem with the command line (exit status 2)."""
+
+
+# --------------------------------------------------------------------------- event loops
+
+
+def _check_backend(backend: str) -> None:
+    """Fail with a usage error, before anything starts, when ``backend`` is not installed."""
+    if backend == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise _UsageError(
+                "--backend uvloop needs uvloop (not available on Windows): "
+                "pip install 'lettre[uvloop]'"
+            ) from None
+    elif backend == "trio":
+        try:
+            import trio  # noqa: F401
+        except ImportError:
+            raise _UsageError("--backend trio needs trio: pip install 'lettre[trio]'") from None
+
+
+def _run_on(backend: str, func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+    """``anyio.run(func, *args)`` on asyncio, asyncio with uvloop, or trio."""
+    _check_backend(backend)
+    if backend == "uvloop":
+        return anyio.run(func, *args, backend="asyncio", backend_options={"use_uvloop": True})
+    return anyio.run(func, *args, backend=backend)
+
+
+def _event_loop_name() -> str:
+    """The event loop running the caller: ``asyncio``, ``uvloop`` or ``trio``."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return "trio"
+    return type(loop).__module__.partition(".")[0]
 
 
 # --------------------------------------------------------------------------- transcript
@@ -170,8 +217,8 @@ def _make_certificates() -> _Certificates:
         ca_pem, chain_pem, key_pem = _certificates_with_cryptography()
     except ImportError as exc:
         raise _UsageError(
-            "the demo needs trustme or cryptography to make a certificate: "
-            "pip install 'lettre[dev]'"
+            "the demo needs trustme (or cryptography) to make a certificate: "
+            "pip install 'lettre[demo]'"
         ) from exc
     import tempfile
 
@@ -266,7 +313,7 @@ class _DemoServer:
             from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
         except ImportError as exc:
             raise _UsageError(
-                "the demo needs aiosmtpd for its local server: pip install 'lettre[dev]'"
+                "the demo needs aiosmtpd for its local server: pip install 'lettre[demo]'"
             ) from exc
 
         def authenticator(
@@ -372,8 +419,14 @@ def _print_received(received: _Received, out: Callable[[str], None]) -> None:
     _describe_part(parsed, 2, out)
 
 
-async def _demo_send(port: int, ca_pem: str, message: Message) -> SendResult:
+async def _demo_send(
+    port: int, ca_pem: str, message: Message, out: Callable[[str], None]
+) -> SendResult:
     from lettre.transports.smtp import SmtpTransport
+
+    out(f"sending a multipart message on {_event_loop_name()} ...")
+    out("")
+    out("Conversation (C: client, S: server; AUTH data redacted, content not shown):")
 
     transport = SmtpTransport(
         "127.0.0.1",
@@ -390,6 +443,7 @@ async def _demo_send(port: int, ca_pem: str, message: Message) -> SendResult:
 
 
 def _run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    _check_backend(args.backend)
     handler = _DemoHandler()
     certificates = _make_certificates()
     message = _demo_message()
@@ -398,12 +452,9 @@ def _run_demo(args: argparse.Namespace, out: Callable[[str], None]) -> int:
             f"lettre {__version__} demo: aiosmtpd on 127.0.0.1:{server.port} "
             f"(STARTTLS required, AUTH after TLS; certificate made with {certificates.made_with})"
         )
-        out(f"sending a multipart message on {args.backend} ...")
-        out("")
-        out("Conversation (C: client, S: server; AUTH data redacted, content not shown):")
         with _capture_transcript() as transcript:
-            result = anyio.run(
-                _demo_send, server.port, certificates.ca_pem, message, backend=args.backend
+            result = _run_on(
+                args.backend, _demo_send, server.port, certificates.ca_pem, message, out
             )
         for line in transcript.lines:
             out(f"  {line}")
@@ -434,7 +485,7 @@ def _resolve_url(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     try:
         kwargs = parse_smtp_url(url)
     except (ValueError, TypeError) as exc:
-        raise _UsageError(str(exc)) from None
+        raise _UsageError(f"{'--url' if args.url else URL_ENV}: {exc}") from None
     credentials = kwargs.get("credentials")
     if isinstance(credentials, Credentials) and credentials.password is None:
         password = os.environ.get(PASSWORD_ENV)
@@ -462,56 +513,91 @@ def _resolve_url(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return shown, kwargs
 
 
+def _mailboxes_option(option: str, values: Sequence[str]) -> list[Mailbox]:
+    """Parse the mailboxes an option was given; errors name the option."""
+    from lettre.address import Mailboxes
+
+    result: list[Mailbox] = []
+    for value in values:
+        try:
+            result.extend(Mailboxes.parse(value))
+        except AddressError as exc:
+            raise _UsageError(f"{option}: {exc}") from None
+    return result
+
+
+def _option(option: str, step: Callable[..., _T], *args: Any) -> _T:
+    """Run one builder step; a ValueError or TypeError becomes a usage error naming the option."""
+    try:
+        return step(*args)
+    except (ValueError, TypeError) as exc:
+        raise _UsageError(f"{option}: {exc}") from None
+
+
 def _build_cli_message(args: argparse.Namespace) -> Message:
     from lettre.message import Message
 
-    builder = Message.builder().from_(args.from_).to(*args.to).subject(args.subject)
+    builder = Message.builder()
+    builder.from_(_mailboxes_option("--from", [args.from_]))
+    builder.to(_mailboxes_option("--to", args.to))
     if args.cc:
-        builder = builder.cc(*args.cc)
+        builder.cc(_mailboxes_option("--cc", args.cc))
     if args.bcc:
-        builder = builder.bcc(*args.bcc)
+        builder.bcc(_mailboxes_option("--bcc", args.bcc))
     if args.reply_to:
-        builder = builder.reply_to(args.reply_to)
+        builder.reply_to(_mailboxes_option("--reply-to", [args.reply_to]))
+    _option("--subject", builder.subject, args.subject)
     text = args.text
     if args.text_file:
-        text = Path(args.text_file).read_text(encoding="utf-8")
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _UsageError(f"--text-file: cannot read {args.text_file}: {exc}") from None
     if text is None and args.html is None:
         text = "This is a test message sent with lettre.\n"
     if text is not None:
-        builder = builder.text(text)
+        _option("--text", builder.text, text)
     if args.html is not None:
-        builder = builder.html(args.html)
+        _option("--html", builder.html, args.html)
     for header in args.header or ():
         name, sep, value = header.partition(":")
         if not sep or not name.strip():
             raise _UsageError(f"--header needs 'Name: value', not {header!r}")
-        builder = builder.header(name.strip(), value.strip())
+        _option("--header", builder.header, name.strip(), value.strip())
     for path in args.attach or ():
         file = Path(path)
         if not file.is_file():
             raise _UsageError(f"--attach: no such file: {path}")
-        builder = builder.attach(file)
+        _option("--attach", builder.attach, file)
     return builder.build()
 
 
-async def _send_one(kwargs: dict[str, Any], message: Message) -> SendResult:
-    from lettre.smtp.settings import SmtpSettings
+async def _send_one(
+    settings: SmtpSettings, message: Message, shown: str, out: Callable[[str], None]
+) -> SendResult:
     from lettre.transports.smtp import SmtpTransport
 
-    async with SmtpTransport.from_settings(SmtpSettings(**kwargs)) as transport:
+    out(f"sending to {shown} ({settings.tls.value}) on {_event_loop_name()} ...")
+    async with SmtpTransport.from_settings(settings) as transport:
         return await transport.send(message)
 
 
 def _run_send(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    from lettre.smtp.settings import SmtpSettings
+
+    _check_backend(args.backend)
     shown, kwargs = _resolve_url(args)
+    try:
+        settings = SmtpSettings(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise _UsageError(str(exc)) from None
     try:
         message = _build_cli_message(args)
     except (ValueError, OSError) as exc:
         raise _UsageError(str(exc)) from None
     echo = sys.stderr if args.verbose else None
-    out(f"sending to {shown} ({kwargs['tls'].value}) ...")
     with _capture_transcript(echo):
-        result = anyio.run(_send_one, kwargs, message, backend=args.backend)
+        result = _run_on(args.backend, _send_one, settings, message, shown, out)
     accepted = result.accepted
     out(f"sent {result.message_id or '(no Message-ID)'}")
     if result.reply is not None:
@@ -540,7 +626,9 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="send a message to a local demo server (STARTTLS + AUTH) and show the conversation",
     )
-    demo.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    demo.add_argument(
+        "--backend", choices=BACKENDS, default="asyncio", help="the event loop (default asyncio)"
+    )
 
     send = commands.add_parser("send", help="send one message")
     send.add_argument(
@@ -568,7 +656,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--hello-name", metavar="NAME", help="the EHLO name")
     send.add_argument("--timeout", type=float, metavar="SECONDS")
-    send.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    send.add_argument(
+        "--backend", choices=BACKENDS, default="asyncio", help="the event loop (default asyncio)"
+    )
     send.add_argument(
         "-v", "--verbose", action="store_true", help="print the SMTP conversation to stderr"
     )

@@ -184,6 +184,23 @@ def test_send_failure_exit_status(tmp_path: Path) -> None:
             ["send", "--url", "smtp://127.0.0.1", "--from", "not an address", "--to", "b@e.com"],
             "lettre:",
         ),
+        (
+            ["send", "--url", "smtp://127.0.0.1", "--from", "a@e.com", "--to", "bob@@x"],
+            "lettre: --to: 'bob@@x' has more than one @\n",
+        ),
+        (
+            ["send", "--url", "smtp://127.0.0.1", "--from", "a@", "--to", "b@e.com"],
+            "lettre: --from: 'a@' has an empty domain",
+        ),
+        ([*_BASE, "--cc", "ok@e.com, nope"], "lettre: --cc: 'nope' is not an email address"),
+        ([*_BASE, "--bcc", "Bob <b@@e.com>"], "lettre: --bcc: 'b@@e.com' has more than one @"),
+        ([*_BASE, "--reply-to", "r@e..com"], "lettre: --reply-to: 'r@e..com' has an invalid"),
+        ([*_BASE, "--subject", "a\nb"], "lettre: --subject: the subject contains"),
+        ([*_BASE, "--header", "Bad Name: x"], "lettre: --header: "),
+        (
+            ["send", "--url", "smtp://127.0.0.1:2525:25", "--from", "a@e.com", "--to", "b@e.com"],
+            "lettre: --url: ",
+        ),
     ],
 )
 def test_usage_errors(
@@ -204,3 +221,81 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert "lettre" in capsys.readouterr().out
     assert main(["send"]) == 2
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_send_on_each_backend(smtpd: ServerFactory, backend: str) -> None:
+    server = smtpd()
+    proc = _run(
+        "send",
+        "--url",
+        f"smtp://127.0.0.1:{server.port}?tls=none",
+        "--from",
+        "sender@example.com",
+        "--to",
+        "a@example.com",
+        "--backend",
+        backend,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # The name comes from the event loop the send ran on, not from the option.
+    assert f"(none) on {backend} ..." in proc.stdout
+    assert [m.rcpt_tos for m in server.messages] == [["a@example.com"]]
+
+
+def test_demo_on_uvloop() -> None:
+    proc = _run("demo", "--backend", "uvloop")
+    assert proc.returncode == 0, proc.stderr
+    assert "sending a multipart message on uvloop ..." in proc.stdout
+    assert "queued as DEMO0001" in proc.stdout
+
+
+@pytest.mark.parametrize(("backend", "extra"), [("uvloop", "uvloop"), ("trio", "trio")])
+@pytest.mark.parametrize("command", ["send", "demo"])
+def test_a_backend_that_is_not_installed_is_a_usage_error(
+    backend: str,
+    extra: str,
+    command: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, backend, None)
+    argv = [*_BASE, "--backend", backend] if command == "send" else ["demo", "--backend", backend]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--backend {backend} needs {backend}" in err
+    assert f"pip install 'lettre[{extra}]'" in err
+
+
+@pytest.mark.parametrize(
+    ("missing", "needed"),
+    [(["aiosmtpd"], "aiosmtpd"), (["trustme", "cryptography"], "trustme")],
+)
+def test_the_demo_names_its_extra_when_a_package_is_missing(
+    missing: list[str], needed: str
+) -> None:
+    code = (
+        "import sys\n"
+        + "".join(f"sys.modules[{name!r}] = None\n" for name in missing)
+        + "from lettre.__main__ import main\nsys.exit(main(['demo']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"the demo needs {needed}" in proc.stderr
+    assert "pip install 'lettre[demo]'" in proc.stderr
+
+
+def test_the_dev_extra_holds_what_the_demo_and_the_backends_need() -> None:
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is new in Python 3.11")
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    dev = set(extras["dev"])
+    for name in ("demo", "uvloop", "trio"):
+        assert set(extras[name]) <= dev, name
