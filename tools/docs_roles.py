@@ -8,7 +8,9 @@ reStructuredText that Markdown does not know:
   scope of the docstring's object, like Python names), shown as code; a target
   the reference does not render stays plain code, without a warning;
 - a paragraph ending in ``::`` followed by an indented block: the block
-  becomes a fenced code block (Python when it parses as Python).
+  becomes a fenced code block (Python when it parses as Python);
+- ``#:`` comments above an attribute (module constants, ``self.x = ...``)
+  become the attribute's docstring, as Sphinx's autodoc reads them.
 
 mkdocs loads it through the ``extensions`` option of mkdocstrings' Python
 handler (see ``mkdocs.yml``).
@@ -107,16 +109,40 @@ def _fence_literal_blocks(text: str) -> str:
     return "\n".join(out)
 
 
+def _comment_docstring(attr: griffe.Object) -> str | None:
+    """The ``#:`` comment lines right above an attribute's first line, if any."""
+    if attr.lineno is None:
+        return None
+    lines = attr.module.lines
+    index = attr.lineno - 2
+    comment: list[str] = []
+    while index >= 0 and lines[index].lstrip().startswith("#:"):
+        comment.insert(0, lines[index].lstrip()[2:].strip())
+        index -= 1
+    return "\n".join(comment) or None
+
+
 class SphinxRolesToMarkdown(griffe.Extension):
     """Rewrites each docstring of the loaded package once it is fully loaded."""
 
-    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+    def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
+        self._loader = loader
         self._rewrite(pkg, set())
 
     def _rewrite(self, obj: griffe.Object, seen: set[str]) -> None:
         if obj.path in seen:
             return
         seen.add(obj.path)
+        if obj.docstring is None and obj.is_attribute:
+            comment = _comment_docstring(obj)
+            if comment is not None:
+                obj.docstring = griffe.Docstring(
+                    comment,
+                    lineno=obj.lineno,
+                    parent=obj,
+                    parser=self._loader.docstring_parser,
+                    parser_options=self._loader.docstring_options,
+                )
         if obj.docstring is not None:
             text = obj.docstring.value
             if "::" in text:

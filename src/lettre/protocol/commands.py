@@ -575,7 +575,8 @@ class Quit:
         return b"QUIT\r\n"
 
 
-#: Any command :meth:`ClientConnection.send` accepts.
+#: Any command :meth:`ClientConnection.send` accepts. Each command class has a
+#: ``verb`` class attribute: the name the state machine knows it by.
 Command: TypeAlias = (
     Ehlo
     | Helo

@@ -46,6 +46,7 @@ class NeedData(enum.Enum):
     """The type of :data:`NEED_DATA`."""
 
     NEED_DATA = "NEED_DATA"
+    """The only member; use the module constant :data:`NEED_DATA`."""
 
 
 #: Returned by :meth:`ClientConnection.next_event` when no complete reply is

@@ -104,10 +104,21 @@ new_send_result: Callable[
 
 @runtime_checkable
 class Signer(Protocol):
-    """Anything that signs serialised message bytes (for example DkimSigner)."""
+    """Anything that signs serialised message bytes (for example DkimSigner).
+
+    Give one signer or several to any transport's ``dkim=`` option; each
+    signs the exact bytes that are sent, in the order given.
+    """
 
     def sign(self, data: bytes) -> bytes:
-        """Return ``data`` with the signature header(s) prepended."""
+        """Return ``data`` with the signature header(s) prepended.
+
+        Args:
+            data: the whole serialised message, CRLF line endings.
+
+        Returns:
+            The signed message: new header fields, then ``data`` unchanged.
+        """
         ...
 
 
@@ -118,15 +129,44 @@ class Transport(Protocol):
     async def send(
         self, message: Message | EmailMessage, *, envelope: Envelope | None = None
     ) -> SendResult:
-        """Send a message; the envelope defaults to the one the message implies."""
+        """Send a message; the envelope defaults to the one the message implies.
+
+        Args:
+            message: a lettre :class:`~lettre.Message` or a stdlib
+                :class:`email.message.EmailMessage`.
+            envelope: the envelope to send with, instead of the one derived
+                from the message's Sender/From and To/Cc/Bcc headers.
+
+        Returns:
+            A :class:`SendResult` with an outcome for every envelope recipient.
+
+        Raises:
+            TransportError: the message did not reach its next hop; the
+                subclass says why and ``transient`` whether a later try may
+                succeed.
+            MessageError: the message cannot be serialised or sent as it is.
+            AddressError: an address of a stdlib message is invalid.
+            TypeError: ``message`` is neither kind of message.
+        """
         ...
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
-        """Send already-serialised message bytes with an explicit envelope."""
+        """Send already-serialised message bytes with an explicit envelope.
+
+        Args:
+            envelope: the reverse path and the recipients.
+            data: the message, CRLF line endings, sent as it is (no signing).
+
+        Returns:
+            A :class:`SendResult` with an outcome for every envelope recipient.
+
+        Raises:
+            TransportError: the message did not reach its next hop.
+        """
         ...
 
     async def aclose(self) -> None:
-        """Release every resource the transport holds."""
+        """Release every resource the transport holds; also run by ``async with``."""
         ...
 
 
@@ -172,6 +212,9 @@ class BaseTransport(abc.ABC):
     Subclasses implement :meth:`send_raw` (and :meth:`aclose` when they hold
     resources). ``dkim`` takes one signer or several; each signs the exact
     bytes that are sent.
+
+    Args:
+        dkim: one :class:`Signer` or several, applied in order by :meth:`send`.
     """
 
     def __init__(self, *, dkim: Signer | Sequence[Signer] | None = None) -> None:
@@ -194,6 +237,12 @@ class BaseTransport(abc.ABC):
 
         Returns:
             A :class:`SendResult` accounting for every recipient.
+
+        Raises:
+            TransportError: from :meth:`send_raw`.
+            MessageError: the message cannot be serialised.
+            AddressError: an address of a stdlib message is invalid.
+            TypeError: ``message`` is neither kind of message.
         """
         env, data, message_id = prepare_message(message, envelope, self._signers)
         result = await self.send_raw(env, data)
@@ -203,7 +252,18 @@ class BaseTransport(abc.ABC):
 
     @abc.abstractmethod
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
-        """Send already-serialised message bytes with an explicit envelope."""
+        """Send already-serialised message bytes with an explicit envelope.
+
+        Args:
+            envelope: the reverse path and the recipients.
+            data: the message, CRLF line endings, sent as it is.
+
+        Returns:
+            A :class:`SendResult` with an outcome for every envelope recipient.
+
+        Raises:
+            TransportError: the message did not reach its next hop.
+        """
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release every resource the transport holds (nothing by default)."""

@@ -101,6 +101,11 @@ class MemoryTransport(BaseTransport):
 
     Args:
         dkim: one signer or several; each signs the recorded bytes.
+
+    Attributes:
+        outbox: every message recorded so far, oldest first. Sends that
+            failed (:meth:`fail_with`) or whose every recipient was refused
+            are not in it.
     """
 
     def __init__(self, *, dkim: Signer | Sequence[Signer] | None = None) -> None:
@@ -166,6 +171,10 @@ class MemoryTransport(BaseTransport):
             recipients: the addresses to refuse.
             reply: the reply reported for them (4xx makes the refusal
                 transient).
+
+        Raises:
+            ValueError: ``reply`` is not a 4xx or 5xx :class:`Reply`.
+            AddressError: a recipient is not a valid address.
         """
         from lettre.address import Address
 
@@ -175,7 +184,14 @@ class MemoryTransport(BaseTransport):
             self._refused[Address.coerce(recipient)] = reply
 
     def accept(self, *recipients: Address | str) -> None:
-        """Stop refusing these recipients (all of them when none are given)."""
+        """Stop refusing these recipients (all of them when none are given).
+
+        Args:
+            recipients: the addresses to accept again, as given to :meth:`refuse`.
+
+        Raises:
+            AddressError: a recipient is not a valid address.
+        """
         from lettre.address import Address
 
         if not recipients:
@@ -189,12 +205,19 @@ class MemoryTransport(BaseTransport):
     ) -> SendResult:
         """Serialise ``message`` like any transport and record it with the object.
 
+        Args:
+            message: a lettre :class:`~lettre.Message` or a stdlib
+                :class:`email.message.EmailMessage`.
+            envelope: overrides the envelope derived from the message's headers.
+
         Returns:
             A result for every recipient; ``message_id`` is the message's
             Message-ID.
 
         Raises:
             RecipientsRefused: every recipient is refused (see :meth:`refuse`).
+            MessageError: the message cannot be serialised.
+            TypeError: ``message`` is neither kind of message.
             BaseException: the error given to :meth:`fail_with`.
         """
         env, data, message_id = prepare_message(message, envelope, self._signers)
@@ -202,6 +225,13 @@ class MemoryTransport(BaseTransport):
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Record ``data`` with ``envelope`` (no message object is kept).
+
+        Args:
+            envelope: the reverse path and the recipients.
+            data: the message bytes, recorded as they are (not signed).
+
+        Returns:
+            A result for every recipient, without a Message-ID.
 
         Raises:
             RecipientsRefused: every recipient is refused (see :meth:`refuse`).
