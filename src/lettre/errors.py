@@ -43,19 +43,38 @@ __all__ = [
 
 
 class LettreError(Exception):
-    """Base class of every error lettre raises."""
+    """Base class of every error lettre raises.
+
+    Catch it to handle any of lettre's errors in one place; the subclasses
+    tell a bad address or message (also ``ValueError``), a protocol violation
+    and a failed delivery apart.
+    """
 
 
 class AddressError(LettreError, ValueError):
-    """An email address, mailbox or mailbox list is invalid or ambiguous."""
+    """An email address, mailbox or mailbox list is invalid or ambiguous.
+
+    Raised where addresses are parsed: :class:`~lettre.address.Mailbox`,
+    :class:`~lettre.address.Address`, the message builder's address methods,
+    envelopes, and a stdlib message's address headers. Also a ``ValueError``.
+    """
 
 
 class MessageError(LettreError, ValueError):
-    """A message cannot be built or serialised as asked."""
+    """A message cannot be built or serialised as asked.
+
+    Raised by the builder, the MIME parts and the stdlib interop (a missing
+    From, a header that could break the header block, a bad DSN option...).
+    Also a ``ValueError``.
+    """
 
 
 class ProtocolError(LettreError):
-    """The SMTP conversation broke the protocol."""
+    """The SMTP conversation broke the protocol.
+
+    Raised by the sans-IO core (:mod:`lettre.protocol`); the SMTP transport
+    lets the two subclasses through unchanged and closes the connection.
+    """
 
 
 class LocalProtocolError(ProtocolError):
@@ -77,6 +96,10 @@ class RemoteProtocolError(ProtocolError):
 class TransportError(LettreError):
     """A transport failed to deliver a message to its next hop.
 
+    Args:
+        message: the error message.
+        transient: overrides the class's default ``transient`` value.
+
     Attributes:
         transient: True when trying again later may succeed (4xx replies,
             connection trouble, throttling); False for permanent failures.
@@ -91,11 +114,20 @@ class TransportError(LettreError):
 
 
 class SmtpError(TransportError):
-    """An error while talking SMTP."""
+    """An error while talking SMTP (from :class:`~lettre.SmtpTransport` and ``SmtpClient``)."""
 
 
 class SmtpReplyError(SmtpError):
     """The server answered a command with an error reply.
+
+    A 4xx reply makes the error transient, a 5xx permanent.
+
+    Args:
+        code: the three-digit reply code.
+        text: the reply text, lines joined with newlines.
+        enhanced_status: the RFC 3463 enhanced status code, if any.
+        command: the SMTP verb (or a short description) the reply answered.
+        message: the error message; by default one is made from the reply.
 
     Attributes:
         code: the three-digit reply code.
@@ -125,11 +157,23 @@ class SmtpReplyError(SmtpError):
 
 
 class SenderRefused(SmtpReplyError):
-    """The server refused the reverse path (MAIL FROM)."""
+    """The server refused the reverse path (the reply to MAIL FROM)."""
 
 
 class RecipientsRefused(SmtpReplyError):
     """The server refused every recipient (or any, when refusals are fatal).
+
+    When only some recipients are refused, the send succeeds and its
+    :class:`~lettre.SendResult` names them instead, unless
+    ``require_all_recipients`` is set.
+
+    Args:
+        code: the reply code of the first refusal.
+        text: the text of that reply.
+        results: the outcome of every recipient of the send.
+        enhanced_status: the enhanced status code of that reply, if any.
+        command: the command refused (``"RCPT"``).
+        message: the error message; by default one is made from the reply.
 
     Attributes:
         results: the outcome of every recipient of the send.
@@ -156,27 +200,45 @@ class DataRefused(SmtpReplyError):
 
 
 class AuthenticationError(SmtpReplyError):
-    """Authentication failed or no acceptable mechanism was available."""
+    """Authentication failed or no acceptable mechanism was available.
+
+    Raised when connecting, when the server refuses the credentials (for
+    example with 535). A server that offers no AUTH, or no mechanism in
+    common, raises :class:`ExtensionNotSupported`; credentials that would go
+    over a connection without TLS raise :class:`TlsError`.
+    """
 
 
 class MessageTooLarge(SmtpError):
-    """The message exceeds the size the server (or service) accepts."""
+    """The message exceeds the size the server (or service) accepts.
+
+    Raised before the content is sent when the server's SIZE limit (or the
+    SES limit) is smaller than the message; permanent.
+    """
 
 
 class SmtpConnectError(SmtpError, ConnectionError):
-    """The connection to the server could not be made."""
+    """The connection to the server could not be made (DNS, refused, unreachable).
+
+    Always transient. A connection attempt that runs out of time raises
+    :class:`SmtpTimeoutError` instead.
+    """
 
     transient = True
 
 
 class SmtpTimeoutError(SmtpError, TimeoutError):
-    """The server did not answer in time, or a deadline passed."""
+    """The server did not answer in time, or a deadline passed.
+
+    Raised when ``connect_timeout``, ``timeout`` (per reply), ``data_timeout``
+    or a send's ``deadline`` (all in seconds) runs out. Always transient.
+    """
 
     transient = True
 
 
 class ServerDisconnected(SmtpError, ConnectionError):
-    """The server closed the connection unexpectedly."""
+    """The server closed the connection unexpectedly. Always transient."""
 
     transient = True
 
@@ -185,26 +247,54 @@ class OutcomeUnknown(ServerDisconnected):
     """The connection broke after the content was sent but before the final reply.
 
     The server may or may not have accepted the message; retrying may
-    deliver it twice.
+    deliver it twice. The pool retries a send once when the connection
+    breaks before the content is sent, never after: this error is what is
+    raised then. Transient, like :class:`ServerDisconnected`.
     """
 
 
 class TlsError(SmtpError):
-    """The TLS handshake failed, or TLS was required and not available."""
+    """The TLS handshake failed, or TLS was required and not available.
+
+    Raised when connecting: a certificate that does not verify, a STARTTLS
+    that the server does not offer in ``TlsMode.STARTTLS``, a handshake that
+    fails, or credentials that would be sent without TLS. Permanent unless
+    the server refused STARTTLS with a 4xx reply.
+    """
 
 
 class ExtensionNotSupported(SmtpError):
-    """The message needs an SMTP extension the server does not offer."""
+    """The message needs an SMTP extension the server does not offer.
+
+    For example a non-ASCII local part on a server without SMTPUTF8, 8-bit
+    content on a server without 8BITMIME, or credentials for a server that
+    offers no AUTH (or no mechanism in common). Raised before the message
+    is sent.
+    """
 
 
 class PoolTimeout(SmtpError, TimeoutError):
-    """No pooled connection became available within the pool timeout."""
+    """No pooled connection became available within the pool timeout.
+
+    Raised by :meth:`~lettre.SmtpTransport.send` when every connection stayed
+    busy for ``PoolConfig.pool_timeout`` seconds. Always transient.
+    """
 
     transient = True
 
 
 class SendmailError(TransportError):
     """The sendmail program failed.
+
+    Raised when the program cannot be started, exits with a non-zero status
+    or runs past its timeout (then it is killed). A timeout and the exit
+    statuses ``EX_TEMPFAIL`` (75) and ``EX_OSERR`` (71) are transient.
+
+    Args:
+        message: the error message.
+        returncode: the exit status, if the program exited by itself.
+        stderr: what the program wrote to its standard error (at most 64 KiB).
+        transient: overrides the default (False).
 
     Attributes:
         returncode: the exit status, or None when it did not exit by itself.
@@ -227,6 +317,14 @@ class SendmailError(TransportError):
 class SesError(TransportError):
     """Amazon SES refused or failed the request.
 
+    Throttling, service errors and network failures are transient; rejected
+    messages, bad credentials and unverified identities are not.
+
+    Args:
+        message: the error message.
+        code: the AWS error code, if any.
+        transient: overrides the default (False).
+
     Attributes:
         code: the AWS error code ("MessageRejected", "Throttling", ...), if any.
     """
@@ -239,4 +337,8 @@ class SesError(TransportError):
 
 
 class FileTransportError(TransportError):
-    """The file transport could not write or read a message."""
+    """The file transport could not write or read a message.
+
+    Raised by :class:`~lettre.FileTransport` for an unusable directory, a
+    failed write, or a message id with no stored message.
+    """

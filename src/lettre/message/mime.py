@@ -176,7 +176,14 @@ class ContentType:
 
     @classmethod
     def coerce(cls, value: ContentType | str) -> ContentType:
-        """Return ``value`` if it is a ContentType, else parse it."""
+        """Return ``value`` if it is a ContentType, else parse it.
+
+        Args:
+            value: a ContentType, or its text such as ``"text/csv; charset=utf-8"``.
+
+        Raises:
+            MessageError: the text is not a valid MIME type.
+        """
         if isinstance(value, ContentType):
             return value
         if isinstance(value, str) and len(value) <= 200:
@@ -190,6 +197,9 @@ class ContentType:
         Uses a fixed table of common types (no system files are read, so the
         result is the same on every machine); unknown extensions give
         ``application/octet-stream``.
+
+        Args:
+            filename: a file name or path; only its extension is used.
         """
         _, dot, extension = filename.rpartition(".")
         mime = _TYPES.get(extension.lower()) if dot else None
@@ -201,7 +211,11 @@ class ContentType:
         return f"{self.maintype}/{self.subtype}"
 
     def param(self, name: str) -> str | None:
-        """The value of parameter ``name`` (case-insensitive), or None."""
+        """The value of parameter ``name`` (case-insensitive), or None.
+
+        Args:
+            name: the parameter name, such as ``"charset"``.
+        """
         name = name.lower()
         for key, value in self.params:
             if key == name:
@@ -209,7 +223,15 @@ class ContentType:
         return None
 
     def with_param(self, name: str, value: str) -> ContentType:
-        """A copy with parameter ``name`` set to ``value`` (replacing any)."""
+        """A copy with parameter ``name`` set to ``value`` (replacing any).
+
+        Args:
+            name: the parameter name, a MIME token.
+            value: its value; quoted in the header when it needs to be.
+
+        Raises:
+            MessageError: an invalid name, or a value with control characters.
+        """
         pair = _check_param(name, value)
         params = [p for p in self.params if p[0] != pair[0]]
         params.append(pair)
@@ -519,12 +541,28 @@ class SinglePart:
 
     @classmethod
     def plain(cls, text: str) -> SinglePart:
-        """A ``text/plain; charset=utf-8`` part."""
+        """A ``text/plain; charset=utf-8`` part.
+
+        Args:
+            text: the text; its line endings become CRLF.
+
+        Raises:
+            MessageError: the text cannot be sent in a message (see
+                :class:`SinglePart`).
+        """
         return cls(text, "text/plain")
 
     @classmethod
     def html(cls, text: str) -> SinglePart:
-        """A ``text/html; charset=utf-8`` part."""
+        """A ``text/html; charset=utf-8`` part.
+
+        Args:
+            text: the HTML; its line endings become CRLF.
+
+        Raises:
+            MessageError: the text cannot be sent in a message (see
+                :class:`SinglePart`).
+        """
         return cls(text, "text/html")
 
     def _with_encoding(self, encoding: TransferEncoding) -> SinglePart:
@@ -677,17 +715,44 @@ class MultiPart:
 
     @classmethod
     def mixed(cls, *parts: Part | Attachment, boundary: str | None = None) -> MultiPart:
-        """``multipart/mixed``: a body followed by attachments."""
+        """``multipart/mixed``: a body followed by attachments.
+
+        Args:
+            parts: the children, at least one: parts or attachments.
+            boundary: the boundary; by default a random one is chosen when the
+                message is built.
+
+        Raises:
+            MessageError: no parts, or an invalid boundary.
+        """
         return cls("mixed", parts, boundary=boundary)
 
     @classmethod
     def alternative(cls, *parts: Part | Attachment, boundary: str | None = None) -> MultiPart:
-        """``multipart/alternative``: the same content in several forms, simplest first."""
+        """``multipart/alternative``: the same content in several forms, simplest first.
+
+        Args:
+            parts: the children, at least one: parts or attachments.
+            boundary: the boundary; by default a random one is chosen when the
+                message is built.
+
+        Raises:
+            MessageError: no parts, or an invalid boundary.
+        """
         return cls("alternative", parts, boundary=boundary)
 
     @classmethod
     def related(cls, *parts: Part | Attachment, boundary: str | None = None) -> MultiPart:
-        """``multipart/related``: a root part (usually HTML) and the resources it uses."""
+        """``multipart/related``: a root part (usually HTML) and the resources it uses.
+
+        Args:
+            parts: the children, at least one: parts or attachments.
+            boundary: the boundary; by default a random one is chosen when the
+                message is built.
+
+        Raises:
+            MessageError: no parts, or an invalid boundary.
+        """
         return cls("related", parts, boundary=boundary)
 
     @property
@@ -780,8 +845,18 @@ class Attachment:
         file synchronously; in async code, read it with ``anyio.Path`` and pass
         the bytes to :class:`Attachment` instead.
 
+        Args:
+            path: the file to read.
+            filename: the file name offered to the recipient, instead of the
+                path's last component.
+            content_type: the MIME type; guessed from the file name by default.
+            inline: show the file in the message body (Content-Disposition:
+                inline) rather than as an attachment.
+            content_id: a Content-ID, for an inline part referenced from HTML.
+
         Raises:
             OSError: the file cannot be read.
+            MessageError: an invalid argument (see :class:`Attachment`).
         """
         file = Path(path)
         return cls(

@@ -76,8 +76,16 @@ def email_message_to_bytes(message: EmailMessage) -> bytes:
     The message itself is not modified. Non-ASCII addresses are written as
     UTF-8 (RFC 6532) when the message's policy allows it (``policy.SMTPUTF8``).
 
+    Args:
+        message: the message to serialise.
+
+    Returns:
+        The bytes a transport sends.
+
     Raises:
-        MessageError: the standard library cannot serialise the message.
+        MessageError: the standard library cannot serialise the message, or a
+            header value could end or break the header block.
+        TypeError: ``message`` is not an ``email.message.Message``.
     """
     msg = _check_type(message)
     for name, value in msg.raw_items():
@@ -134,9 +142,13 @@ def envelope_from_email_message(message: EmailMessage) -> Envelope:
     Resent-To, Resent-Cc, Resent-Bcc are used; otherwise Sender or From and
     To, Cc, Bcc. Recipients are deduplicated.
 
+    Args:
+        message: the message whose headers name the sender and recipients.
+
     Raises:
         AddressError: an address header holds an invalid address.
         MessageError: several Resent- blocks, no sender, or no recipient.
+        TypeError: ``message`` is not an ``email.message.Message``.
     """
     msg = _check_type(message)
     resent = msg.get_all("Resent-Date")
@@ -169,7 +181,19 @@ def _date(message: Compat32Message) -> datetime | None:
 def message_from_email_message(message: EmailMessage, envelope: Envelope | None = None) -> Message:
     """Make a lettre Message from a stdlib message, keeping its bytes as they are.
 
-    See :meth:`lettre.message.Message.from_email_message`.
+    The same as :meth:`lettre.message.Message.from_email_message`.
+
+    Args:
+        message: the message to convert.
+        envelope: the envelope to use; by default it is derived from the
+            message's headers (see :func:`envelope_from_email_message`).
+
+    Raises:
+        AddressError: an address header holds an invalid address, or Sender
+            holds more than one mailbox.
+        MessageError: the message cannot be serialised, or it has no sender
+            or no recipient.
+        TypeError: ``message`` is not an ``email.message.Message``.
     """
     from lettre.message.message import Message
 
@@ -209,6 +233,12 @@ def message_to_email_message(message: Message) -> EmailMessage:
     """Parse a lettre Message's bytes into an ``EmailMessage`` (``policy.default``).
 
     Bcc is added back as a header, since the bytes never hold it.
+
+    Args:
+        message: the lettre message to convert.
+
+    Returns:
+        A new ``EmailMessage``; changing it does not change ``message``.
     """
     parser = BytesParser(_class=EmailMessage, policy=email_policy.default)
     result = parser.parsebytes(message.as_bytes())

@@ -49,8 +49,12 @@ class AuthMechanism(str, enum.Enum):
     def parse(cls, value: AuthMechanism | str) -> AuthMechanism:
         """Return the mechanism named by ``value`` (case-insensitive; ``_`` for ``-``).
 
+        Args:
+            value: an AuthMechanism, or a name such as ``"cram_md5"``.
+
         Raises:
             ValueError: when lettre does not implement that mechanism.
+            TypeError: when ``value`` is neither an AuthMechanism nor a str.
         """
         if isinstance(value, AuthMechanism):
             return value

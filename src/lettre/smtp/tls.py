@@ -53,8 +53,12 @@ class TlsMode(enum.Enum):
         Besides the member values, ``"required"`` means STARTTLS and
         ``"wrapper"``/``"smtps"``/``"tls"`` mean IMPLICIT.
 
+        Args:
+            value: a TlsMode, or a name such as ``"starttls"``.
+
         Raises:
             ValueError: when ``value`` names no mode.
+            TypeError: when ``value`` is neither a TlsMode nor a str.
         """
         if isinstance(value, TlsMode):
             return value

@@ -169,6 +169,9 @@ class FileTransport(BaseTransport):
     def path_of(self, message_id: str) -> Path:
         """Return the path of the ``.eml`` file with the given transport id.
 
+        Args:
+            message_id: the ``transport_id`` of a send (32 hex digits).
+
         Raises:
             FileTransportError: ``message_id`` is not an id this transport makes.
         """
@@ -184,6 +187,11 @@ class FileTransport(BaseTransport):
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Write ``data`` (and the envelope) to new files in the directory.
+
+        Args:
+            envelope: the envelope, written to ``<id>.json`` unless the
+                transport was made with ``envelope=False``.
+            data: the message bytes, written to ``<id>.eml`` as they are.
 
         Returns:
             A result in which every recipient is accepted and
@@ -259,5 +267,15 @@ class FileTransport(BaseTransport):
         return envelope, data
 
     async def aread(self, message_id: str) -> tuple[Envelope | None, bytes]:
-        """Like :meth:`read`, in a worker thread."""
+        """Like :meth:`read`, in a worker thread.
+
+        Args:
+            message_id: the ``transport_id`` of a send.
+
+        Returns:
+            The envelope (None when it was not written) and the message bytes.
+
+        Raises:
+            FileTransportError: as :meth:`read`.
+        """
         return await anyio.to_thread.run_sync(self.read, message_id)

@@ -258,6 +258,9 @@ class SendmailTransport(BaseTransport):
     def command_line(self, envelope: Envelope) -> list[str]:
         """Return the exact argument vector a send with ``envelope`` runs.
 
+        Args:
+            envelope: the reverse path (``-f``) and the recipients.
+
         Raises:
             AddressError: an address could be mistaken for an option or
                 contains control characters.
