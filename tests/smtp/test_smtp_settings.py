@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 
@@ -337,3 +338,107 @@ def test_transport_rejects_bad_settings() -> None:
         SmtpTransport(
             "smtp.example.com", tls_parameters=TlsParameters(ca_file="/nonexistent/ca.pem")
         )
+
+
+# ------------------------------------------------------------------ host validation
+
+# Every way to make SMTP settings from a host: each must apply the same checks.
+HOST_CONSTRUCTORS = {
+    "SmtpSettings": lambda host: SmtpSettings(host, tls=TlsMode.NONE),
+    "SmtpTransport": lambda host: SmtpTransport(host, tls=TlsMode.NONE),
+    "relay": SmtpTransport.relay,
+    "starttls_relay": SmtpTransport.starttls_relay,
+    "local": lambda host: SmtpTransport.local(host=host),
+    "from_url": lambda host: SmtpTransport.from_url("smtp://ok.example?tls=none", host=host),
+    "from_settings": lambda host: SmtpTransport.from_settings(SmtpSettings(host, tls=TlsMode.NONE)),
+}
+
+
+def _settings_of(made: SmtpSettings | SmtpTransport) -> SmtpSettings:
+    return made if isinstance(made, SmtpSettings) else made.settings
+
+
+@pytest.mark.parametrize("constructor", list(HOST_CONSTRUCTORS))
+@pytest.mark.parametrize(
+    ("host", "name", "port"),
+    [
+        ("127.0.0.1:2525", "127.0.0.1", 2525),
+        ("localhost:1025", "localhost", 1025),
+        ("[::1]:2525", "::1", 2525),
+        ("[2001:db8::1]:587", "2001:db8::1", 587),
+    ],
+)
+def test_a_host_with_a_port_is_refused_with_the_call_to_make(
+    constructor: str, host: str, name: str, port: int
+) -> None:
+    with pytest.raises(ValueError, match="includes a port") as info:
+        HOST_CONSTRUCTORS[constructor](host)
+    message = str(info.value)
+    assert repr(host) in message
+    # The calls the message suggests are real, and connect where the caller meant.
+    suggested = re.findall(r"SmtpTransport(?:\.from_url)?\([^)]*\)", message)
+    assert len(suggested) == 2
+    for call in suggested:
+        transport = eval(call, {"SmtpTransport": SmtpTransport})
+        assert (transport.settings.host, transport.settings.effective_port) == (name, port)
+
+
+@pytest.mark.parametrize("constructor", list(HOST_CONSTRUCTORS))
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("smtp://mail.example.com:587", "is a URL, not a host name: use SmtpTransport.from_url("),
+        ("smtps://mail.example.com", "is a URL"),
+        ("alice@mail.example.com", "holds a user name: pass the host name alone and credentials="),
+        ("mail.example.com/", "invalid host 'mail.example.com/'"),
+        ("mail.example.com:smtp", "invalid host 'mail.example.com:smtp'"),
+        ("zz::1", "invalid host 'zz::1'"),
+        ("[::1", "invalid host '[::1'"),
+        ("[::1]x", "invalid host '[::1]x'"),
+        ("mail example.com", "no spaces"),
+        ("mail.example.com\r\nRCPT", "no spaces or control characters"),
+        ("   ", "host must be a host name or an IP address"),
+    ],
+)
+def test_what_is_not_a_host_is_refused_at_construction(
+    constructor: str, host: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        HOST_CONSTRUCTORS[constructor](host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["smtp://alice:s3cret@mail.example.com:587", "alice:s3cret@mail.example.com"],
+)
+def test_a_host_error_never_shows_a_password(host: str) -> None:
+    with pytest.raises(ValueError) as info:
+        SmtpTransport(host)
+    assert "s3cret" not in str(info.value)
+    assert "alice" not in str(info.value)
+    assert "mail.example.com" in str(info.value)
+
+
+@pytest.mark.parametrize("constructor", list(HOST_CONSTRUCTORS))
+@pytest.mark.parametrize(
+    ("host", "stored"),
+    [
+        ("::1", "::1"),
+        ("[::1]", "::1"),
+        ("2001:db8::25", "2001:db8::25"),
+        ("[2001:DB8::25]", "2001:DB8::25"),
+        ("fe80::1%eth0", "fe80::1%eth0"),
+        ("127.0.0.1", "127.0.0.1"),
+        (" smtp.example.com ", "smtp.example.com"),
+        ("bücher.example", "bücher.example"),
+        ("mail_relay", "mail_relay"),
+        ("localhost", "localhost"),
+    ],
+)
+def test_hosts_and_ip_literals_are_accepted(constructor: str, host: str, stored: str) -> None:
+    assert _settings_of(HOST_CONSTRUCTORS[constructor](host)).host == stored
+
+
+def test_a_host_must_be_a_string() -> None:
+    with pytest.raises(TypeError, match="host must be a str, not NoneType"):
+        SmtpTransport(None)  # type: ignore[arg-type]

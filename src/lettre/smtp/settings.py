@@ -105,6 +105,84 @@ async def default_hello_name(local_ip: str | None = None) -> str:
     return "[127.0.0.1]"
 
 
+# Characters no host name or IP address holds; a host given with one of them is
+# most likely a URL, a path or an address mistaken for a host.
+_NOT_IN_HOST = frozenset("/\\?#@[]")
+
+
+def _redacted(text: str) -> str:
+    """``text`` with everything before its last ``@`` (a user name and password) hidden."""
+    head, at, tail = text.rpartition("@")
+    if not at:
+        return text
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}{sep}...@{tail}" if sep else f"...@{tail}"
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _check_host(value: object) -> str:
+    """Validate a host name or IP address; return it without brackets or surrounding space.
+
+    Host names and IPv4 addresses are accepted as they are; an IPv6 address
+    with or without brackets (``::1``, ``[::1]``, ``fe80::1%eth0``). A port,
+    a URL or a user name in the host is refused with the call to use instead.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"host must be a str, not {type(value).__name__}")
+    host = value.strip()
+    if not host:
+        raise ValueError(f"host must be a host name or an IP address, not {value!r}")
+    if "://" in host:
+        shown = _redacted(host)
+        example = "SmtpTransport.from_url(url)"
+        if shown == host:
+            example = f"SmtpTransport.from_url({host!r})"
+        raise ValueError(
+            f"host {shown!r} is a URL, not a host name: use {example}, or pass the host name alone"
+        )
+    if "@" in host:
+        raise ValueError(
+            f"host {_redacted(host)!r} holds a user name: pass the host name alone and "
+            "credentials=Credentials(username, password)"
+        )
+    if any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in host):
+        raise ValueError(f"invalid host {host!r}: a host name has no spaces or control characters")
+    name, port = host, None
+    if host.startswith("["):
+        inner, bracket, rest = host[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"invalid host {host!r}: the bracket is not closed")
+        name = inner
+        if rest:
+            port = rest[1:] if rest.startswith(":") else rest
+            if not rest.startswith(":") or not _is_port(port):
+                raise ValueError(f"invalid host {host!r}: expected [IPv6 address] alone")
+    elif host.count(":") == 1:
+        name, _, port = host.partition(":")
+        if not _is_port(port):
+            raise ValueError(f"invalid host {host!r}: expected a host name or an IP address")
+    if port is not None:
+        shown_name = name if ":" not in name else f"[{name}]"
+        raise ValueError(
+            f"host {host!r} includes a port: pass the port on its own, "
+            f"SmtpTransport({name!r}, {int(port)}), or use a URL, "
+            f"SmtpTransport.from_url('smtp://{shown_name}:{int(port)}')"
+        )
+    if ":" in name:
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            raise ValueError(
+                f"invalid host {host!r}: expected a host name, an IPv4 address or an IPv6 address"
+            ) from None
+    elif not name or not _NOT_IN_HOST.isdisjoint(name):
+        raise ValueError(f"invalid host {host!r}: expected a host name or an IP address")
+    return name
+
+
 def _check_timeout(name: str, value: float | None, *, optional: bool) -> float | None:
     if value is None:
         if optional:
@@ -171,14 +249,7 @@ class SmtpSettings:
     require_all_recipients: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.host, str) or not self.host.strip():
-            raise ValueError("host must be a non-empty host name or IP address")
-        host = self.host.strip()
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        if any(c.isspace() or ord(c) < 32 for c in host):
-            raise ValueError(f"invalid host {self.host!r}")
-        object.__setattr__(self, "host", host)
+        object.__setattr__(self, "host", _check_host(self.host))
         object.__setattr__(self, "tls", TlsMode.parse(self.tls))
         if self.port is None:
             object.__setattr__(self, "port", self.tls.default_port)
