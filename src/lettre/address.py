@@ -343,6 +343,9 @@ class Address:
     def coerce(cls, value: Address | str) -> Address:
         """Return ``value`` if it is an :class:`Address`, else parse it.
 
+        Args:
+            value: an Address, or an addr-spec such as ``"bob@example.com"``.
+
         Raises:
             AddressError: ``value`` is a string that is not a valid address.
             TypeError: ``value`` is neither an Address nor a string.
@@ -433,6 +436,9 @@ class Mailbox:
         Comments in parentheses are allowed and ignored; encoded words
         (RFC 2047) in the display name are decoded.
 
+        Args:
+            text: the mailbox text.
+
         Raises:
             AddressError: the text is not exactly one valid mailbox.
         """
@@ -444,6 +450,10 @@ class Mailbox:
     @classmethod
     def coerce(cls, value: Mailbox | Address | str) -> Mailbox:
         """Return a :class:`Mailbox` for a Mailbox, an Address or a mailbox string.
+
+        Args:
+            value: a Mailbox, an Address (a mailbox without a name) or text
+                for :meth:`parse`.
 
         Raises:
             AddressError: a string that is not exactly one valid mailbox.
@@ -490,6 +500,9 @@ class Mailboxes(Sequence[Mailbox]):
         ``"a@b, Bob <c@d>"`` gives two mailboxes; ``"friends: a@b, c@d;"``
         gives the group's two members; ``"undisclosed-recipients:;"`` gives
         none.
+
+        Args:
+            text: the list, as in a To or Cc header.
 
         Raises:
             AddressError: the text is empty, malformed or ambiguous.

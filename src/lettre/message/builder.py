@@ -212,44 +212,105 @@ class MessageBuilder:
         """Add From mailboxes (``"Name <a@b>"`` text, Mailbox or Address; lists allowed).
 
         With more than one From mailbox a Sender is required.
+
+        Args:
+            mailboxes: mailbox text (several may be comma-separated), Mailbox
+                or Address objects, or iterables of them.
+
+        Raises:
+            AddressError: a mailbox is invalid (the error names the field).
         """
         self._from.extend(_mailboxes(mailboxes, "from"))
         return self
 
     def sender(self, mailbox: MailboxInput) -> Self:
-        """Set the Sender: the one mailbox that actually sends (and the envelope sender)."""
+        """Set the Sender: the one mailbox that actually sends (and the envelope sender).
+
+        Args:
+            mailbox: one mailbox, as text, a Mailbox or an Address.
+
+        Raises:
+            AddressError: not exactly one valid mailbox.
+        """
         self._sender = _mailbox(mailbox, "sender")
         return self
 
     def reply_to(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
-        """Add Reply-To mailboxes."""
+        """Add Reply-To mailboxes.
+
+        Args:
+            mailboxes: mailbox text (several may be comma-separated), Mailbox
+                or Address objects, or iterables of them.
+
+        Raises:
+            AddressError: a mailbox is invalid (the error names the field).
+        """
         self._reply_to.extend(_mailboxes(mailboxes, "reply_to"))
         return self
 
     def to(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
-        """Add To recipients (``"a@b, Bob <c@d>"`` text is split into mailboxes)."""
+        """Add To recipients (``"a@b, Bob <c@d>"`` text is split into mailboxes).
+
+        Args:
+            mailboxes: mailbox text (several may be comma-separated), Mailbox
+                or Address objects, or iterables of them.
+
+        Raises:
+            AddressError: a mailbox is invalid (the error names the field).
+        """
         self._to.extend(_mailboxes(mailboxes, "to"))
         return self
 
     def cc(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
-        """Add Cc recipients."""
+        """Add Cc recipients.
+
+        Args:
+            mailboxes: mailbox text (several may be comma-separated), Mailbox
+                or Address objects, or iterables of them.
+
+        Raises:
+            AddressError: a mailbox is invalid (the error names the field).
+        """
         self._cc.extend(_mailboxes(mailboxes, "cc"))
         return self
 
     def bcc(self, *mailboxes: MailboxInput | Iterable[MailboxInput]) -> Self:
-        """Add Bcc recipients: they get the message but never appear in its bytes."""
+        """Add Bcc recipients: they get the message but never appear in its bytes.
+
+        Args:
+            mailboxes: mailbox text (several may be comma-separated), Mailbox
+                or Address objects, or iterables of them.
+
+        Raises:
+            AddressError: a mailbox is invalid (the error names the field).
+        """
         self._bcc.extend(_mailboxes(mailboxes, "bcc"))
         return self
 
     # -- header fields ------------------------------------------------------
 
     def subject(self, subject: str) -> Self:
-        """Set the Subject (any text without line breaks or control characters)."""
+        """Set the Subject (any text without line breaks or control characters).
+
+        Args:
+            subject: the subject; non-ASCII text is encoded (RFC 2047).
+
+        Raises:
+            MessageError: the text holds a line break or a control character.
+        """
         self._subject = check_value(subject, "the subject")
         return self
 
     def date(self, date: datetime) -> Self:
-        """Set the Date (timezone-aware); by default the time of :meth:`build`, in UTC."""
+        """Set the Date (timezone-aware); by default the time of :meth:`build`, in UTC.
+
+        Args:
+            date: an aware ``datetime``; microseconds are dropped.
+
+        Raises:
+            TypeError: ``date`` is not a ``datetime``.
+            MessageError: ``date`` has no time zone.
+        """
         if not isinstance(date, datetime):
             raise TypeError(f"the date must be a datetime, not {type(date).__name__}")
         format_date(date)
@@ -264,6 +325,10 @@ class MessageBuilder:
                 generated identifier: ``<random@domain>`` with 144 random bits.
             domain: the domain of generated identifiers; by default the domain
                 of the (first) From address.
+
+        Raises:
+            MessageError: ``message_id`` is not a valid ``<id@host>``.
+            AddressError: ``domain`` is not a valid domain name.
         """
         if message_id is not None:
             self._message_id = normalize_msg_id(message_id, "the Message-ID")
@@ -278,22 +343,50 @@ class MessageBuilder:
         return self
 
     def in_reply_to(self, *message_ids: str) -> Self:
-        """Set In-Reply-To: the Message-ID(s) of the message(s) answered."""
+        """Set In-Reply-To: the Message-ID(s) of the message(s) answered.
+
+        Args:
+            message_ids: ``<id@host>`` identifiers (brackets optional).
+
+        Raises:
+            MessageError: an identifier is not valid.
+        """
         self._in_reply_to = _msg_ids(message_ids, "In-Reply-To")
         return self
 
     def references(self, *message_ids: str) -> Self:
-        """Set References: the thread's Message-IDs, oldest first (space-separated text ok)."""
+        """Set References: the thread's Message-IDs, oldest first (space-separated text ok).
+
+        Args:
+            message_ids: ``<id@host>`` identifiers (brackets optional).
+
+        Raises:
+            MessageError: an identifier is not valid.
+        """
         self._references = _msg_ids(message_ids, "References")
         return self
 
     def user_agent(self, user_agent: str) -> Self:
-        """Set the User-Agent header."""
+        """Set the User-Agent header.
+
+        Args:
+            user_agent: the product text, such as ``"myapp/1.2"``.
+
+        Raises:
+            MessageError: the text holds a line break or a control character.
+        """
         self._user_agent = check_value(user_agent, "the user agent")
         return self
 
     def priority(self, priority: Priority) -> Self:
-        """Set the priority: ``"high"``, ``"normal"`` or ``"low"`` (X-Priority and Importance)."""
+        """Set the priority: ``"high"``, ``"normal"`` or ``"low"`` (X-Priority and Importance).
+
+        Args:
+            priority: ``"high"``, ``"normal"`` or ``"low"``.
+
+        Raises:
+            MessageError: any other value.
+        """
         if priority not in _PRIORITIES:
             raise MessageError(f"priority must be 'high', 'normal' or 'low', not {priority!r}")
         self._priority = priority
@@ -308,6 +401,10 @@ class MessageBuilder:
                 By default it is added when an ``https:`` URI is given. It needs
                 an ``https:`` URI, and the message should be DKIM-signed over
                 both headers.
+
+        Raises:
+            MessageError: no URI, an invalid URI, or ``one_click`` without an
+                ``https:`` URI.
         """
         if not uris:
             raise MessageError("List-Unsubscribe needs at least one URI")
@@ -328,6 +425,11 @@ class MessageBuilder:
                 and ``Content-*`` are refused.
             value: text (encoded as RFC 2047 words where not ASCII), or
                 addresses for address-type fields.
+
+        Raises:
+            MessageError: an invalid name, a field with its own method, or a
+                value with a line break or control character.
+            TypeError: ``value`` is neither text nor addresses.
         """
         validate_name(name)
         lowered = name.lower()
@@ -350,7 +452,17 @@ class MessageBuilder:
     # -- body ---------------------------------------------------------------
 
     def text(self, text: str, *, transfer_encoding: TransferEncoding | str | None = None) -> Self:
-        """Set the plain-text body (with :meth:`html` too: multipart/alternative)."""
+        """Set the plain-text body (with :meth:`html` too: multipart/alternative).
+
+        Args:
+            text: the text; its line endings become CRLF, and it is sent as
+                UTF-8.
+            transfer_encoding: force a transfer encoding; by default 7bit,
+                quoted-printable or base64 is chosen from the text.
+
+        Raises:
+            MessageError: the text cannot be sent with the encoding asked for.
+        """
         if transfer_encoding is None and isinstance(text, str):
             self._text = text_part(text, TEXT_PLAIN)
         else:
@@ -359,7 +471,17 @@ class MessageBuilder:
         return self
 
     def html(self, html: str, *, transfer_encoding: TransferEncoding | str | None = None) -> Self:
-        """Set the HTML body (with :meth:`text` too: multipart/alternative)."""
+        """Set the HTML body (with :meth:`text` too: multipart/alternative).
+
+        Args:
+            html: the HTML; its line endings become CRLF, and it is sent as
+                UTF-8.
+            transfer_encoding: force a transfer encoding; by default 7bit,
+                quoted-printable or base64 is chosen from the HTML.
+
+        Raises:
+            MessageError: the HTML cannot be sent with the encoding asked for.
+        """
         if transfer_encoding is None and isinstance(html, str):
             self._html = text_part(html, TEXT_HTML)
         else:
@@ -381,6 +503,10 @@ class MessageBuilder:
             filename: the name shown to the recipient (default: the path's
                 name). Required for bytes.
             content_type: the type; guessed from the file name by default.
+
+        Raises:
+            MessageError: bytes without a filename, or an invalid argument.
+            OSError: a path cannot be read.
         """
         if isinstance(content, SinglePart):
             self._attachments.append(content)
@@ -410,6 +536,11 @@ class MessageBuilder:
                 for ``content_id="logo"``.
             content_type: the type; guessed from the file name by default.
             filename: an optional file name.
+
+        Raises:
+            MessageError: neither ``content_type`` nor a file name, or an
+                invalid argument.
+            OSError: a path cannot be read.
         """
         data, path_name = _read(content, "inline()")
         name = filename if filename is not None else path_name
@@ -421,14 +552,28 @@ class MessageBuilder:
         return self
 
     def body(self, part: SinglePart | MultiPart) -> Self:
-        """Set an explicit MIME tree as the body (instead of text/html/inline)."""
+        """Set an explicit MIME tree as the body (instead of text/html/inline).
+
+        Args:
+            part: the root of the MIME tree.
+
+        Raises:
+            TypeError: ``part`` is not a SinglePart or MultiPart.
+        """
         if not isinstance(part, (SinglePart, MultiPart)):
             raise TypeError(f"body() takes a SinglePart or MultiPart, not {type(part).__name__}")
         self._body = part
         return self
 
     def envelope(self, envelope: Envelope) -> Self:
-        """Use an explicit envelope instead of the one derived from the headers."""
+        """Use an explicit envelope instead of the one derived from the headers.
+
+        Args:
+            envelope: the reverse path and recipients to send with.
+
+        Raises:
+            TypeError: ``envelope`` is not an :class:`~lettre.Envelope`.
+        """
         if not isinstance(envelope, Envelope):
             raise TypeError(f"expected an Envelope, not {type(envelope).__name__}")
         self._envelope = envelope
