@@ -176,6 +176,10 @@ class Ehlo:
     Attributes:
         hostname: the client's fully qualified domain name or an address
             literal such as ``[192.0.2.1]`` (ASCII; use A-labels).
+
+    Raises:
+        LocalProtocolError: a hostname that is not an ASCII domain name or an address
+            literal, or that holds a control character.
     """
 
     verb: ClassVar[str] = "EHLO"
@@ -195,6 +199,10 @@ class Helo:
 
     Attributes:
         hostname: the client's domain name or address literal (ASCII).
+
+    Raises:
+        LocalProtocolError: a hostname that is not an ASCII domain name or an address
+            literal, or that holds a control character.
     """
 
     verb: ClassVar[str] = "HELO"
@@ -227,6 +235,9 @@ class Auth:
         mechanism: the SASL mechanism name; stored upper-case.
         initial_response: raw bytes sent base64-encoded on the command line
             (an empty value is sent as ``=``), or None to send none.
+
+    Raises:
+        LocalProtocolError: an invalid mechanism name, or a response that is not bytes.
     """
 
     verb: ClassVar[str] = "AUTH"
@@ -262,6 +273,9 @@ class AuthResponse:
 
     Attributes:
         data: the raw response; ``AuthResponse(b"")`` sends an empty line.
+
+    Raises:
+        LocalProtocolError: ``data`` is not bytes.
     """
 
     verb: ClassVar[str] = "AUTH-RESPONSE"
@@ -304,6 +318,10 @@ class Mail:
         envid: the DSN envelope identifier: printable ASCII, at most 100
             characters, sent xtext-encoded.
         requiretls: send the ``REQUIRETLS`` parameter (RFC 8689).
+
+    Raises:
+        LocalProtocolError: an invalid address (a control character, a non-ASCII address
+            without ``smtputf8``), or an invalid parameter value.
     """
 
     verb: ClassVar[str] = "MAIL"
@@ -415,6 +433,9 @@ class Rcpt:
         orcpt: the original recipient address, sent as
             ``ORCPT=rfc822;<xtext>`` (or RFC 6533's ``utf-8;`` form when it
             is not ASCII).
+
+    Raises:
+        LocalProtocolError: an invalid address or DSN parameter, or a control character.
     """
 
     verb: ClassVar[str] = "RCPT"
@@ -495,6 +516,9 @@ class MessageData:
 
     Attributes:
         data: the raw content bytes.
+
+    Raises:
+        LocalProtocolError: ``data`` is not bytes.
     """
 
     verb: ClassVar[str] = "DATA-CONTENT"
@@ -527,6 +551,9 @@ class Bdat:
     Attributes:
         data: the raw content bytes of this chunk.
         last: True for the final chunk of the message.
+
+    Raises:
+        LocalProtocolError: ``data`` is not bytes or ``last`` is not a bool.
     """
 
     verb: ClassVar[str] = "BDAT"

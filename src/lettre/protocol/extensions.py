@@ -115,5 +115,9 @@ class Capabilities:
         )
 
     def supports(self, keyword: str) -> bool:
-        """True when ``keyword`` (any case) was announced."""
+        """True when ``keyword`` (any case) was announced.
+
+        Args:
+            keyword: an EHLO keyword such as ``"PIPELINING"``.
+        """
         return keyword.upper() in self.extensions

@@ -145,6 +145,8 @@ class Transaction:
         stage: how far the transaction got.
         results: each recipient's outcome, once the RCPT replies are read.
         reply: the final reply, once read.
+        content_sent: whether the content was handed to the connection: if
+            not, sending the message again elsewhere cannot deliver it twice.
     """
 
     envelope: Envelope
@@ -719,6 +721,13 @@ class SmtpClient:
 
         Nothing is sent.
 
+        Args:
+            envelope: the reverse path, the recipients and their DSN options.
+            data: the message, CRLF line endings.
+
+        Returns:
+            The transaction, in the PREPARED stage.
+
         Raises:
             TypeError: ``envelope`` is not an Envelope or ``data`` not bytes.
             MessageTooLarge: larger than the server's SIZE.
@@ -854,6 +863,9 @@ class SmtpClient:
 
         Nothing is written; pass the bytes to :meth:`write` (possibly joined
         after another transaction's :meth:`encode_content`).
+
+        Args:
+            tx: a transaction from :meth:`prepare`.
         """
         if tx.stage is not TransactionStage.PREPARED:
             raise LocalProtocolError("this transaction's envelope was already sent")
@@ -875,6 +887,15 @@ class SmtpClient:
         Once the write completes, every transaction whose content was in it is
         in the CONTENT stage: a failure from then on until its final reply is
         :class:`~lettre.errors.OutcomeUnknown`.
+
+        Args:
+            data: the bytes to write.
+
+        Raises:
+            SmtpTimeoutError: the server did not read the bytes in time
+                (``timeout`` seconds, ``data_timeout`` with content in them).
+            ServerDisconnected: the connection broke; :class:`OutcomeUnknown`
+                when earlier content had not been answered yet.
         """
         stream = self._require_stream()
         pending = self._pending_content
@@ -899,6 +920,10 @@ class SmtpClient:
         Every transaction whose content was encoded moves to the CONTENT
         stage. :meth:`write` calls it; a driver that writes the bytes itself
         (synchronously) calls it right after.
+
+        Args:
+            now: the current time on the pool's clock (seconds), if the caller
+                has it; by default it is read.
         """
         stream = self._stream
         if stream is None:
@@ -915,6 +940,9 @@ class SmtpClient:
         """Read the replies to the envelope (sending the rest in lock-step without PIPELINING).
 
         Returns when the server is ready for the content.
+
+        Args:
+            tx: a transaction whose :meth:`encode_envelope` bytes were written.
 
         Raises:
             SenderRefused, RecipientsRefused, DataRefused: as for :meth:`send`;
@@ -1037,6 +1065,10 @@ class SmtpClient:
 
         Nothing is written; the next :meth:`write` moves ``tx`` to the CONTENT
         stage.
+
+        Args:
+            tx: a transaction whose envelope was accepted
+                (:meth:`complete_envelope`).
         """
         if tx.stage is not TransactionStage.ACCEPTING:
             raise LocalProtocolError(
@@ -1054,6 +1086,9 @@ class SmtpClient:
 
     async def complete(self, tx: Transaction) -> SendResult:
         """Read the final reply of ``tx`` and return its result.
+
+        Args:
+            tx: a transaction whose :meth:`encode_content` bytes were written.
 
         Raises:
             DataRefused: the server refused the message (a 421 also closes the
@@ -1086,6 +1121,12 @@ class SmtpClient:
 
         The error is returned, not raised; after a 421 the caller closes the
         connection.
+
+        Args:
+            tx: the transaction the reply answers.
+            reply: the server's reply to the end of data (or the last BDAT).
+            now: the current time on the pool's clock (seconds), if the caller
+                has it; by default it is read.
         """
         stream = self._stream
         if stream is None:

@@ -694,6 +694,9 @@ class ConnectionPool(Generic[C]):
         carried its maximum number of messages is closed (QUIT when possible),
         as is every connection released after :meth:`aclose`.
 
+        Args:
+            conn: a connection lent by :meth:`acquire`.
+
         Raises:
             ValueError: ``conn`` is not lent from this pool.
         """
@@ -770,6 +773,9 @@ class ConnectionPool(Generic[C]):
 
     async def discard(self, conn: C) -> None:
         """Close a lent connection and drop it from the pool, whatever its state.
+
+        Args:
+            conn: a connection lent by :meth:`acquire`.
 
         Raises:
             ValueError: ``conn`` is not lent from this pool.
