@@ -138,7 +138,17 @@ class SmtpTransport(BaseTransport):
         dkim: Signer | Sequence[Signer] | None = None,
         pool: PoolConfig | None = None,
     ) -> Self:
-        """A transport for already-built :class:`~lettre.smtp.settings.SmtpSettings`."""
+        """A transport for already-built :class:`~lettre.smtp.settings.SmtpSettings`.
+
+        Args:
+            settings: the connection settings.
+            dkim: a signer (or several) that signs each message before it is sent.
+            pool: the connection pool's limits (default ``PoolConfig()``).
+
+        Raises:
+            TypeError: ``settings`` is not an SmtpSettings.
+            TlsError: the TLS parameters cannot be loaded.
+        """
         if not isinstance(settings, SmtpSettings):
             raise TypeError("settings must be an SmtpSettings")
         transport = cls.__new__(cls)
@@ -149,7 +159,15 @@ class SmtpTransport(BaseTransport):
     def relay(cls, host: str, port: int | None = None, **kwargs: Any) -> Self:
         """A transport for a submission server with implicit TLS (port 465 by default).
 
-        Keyword arguments are those of the constructor (except ``tls``).
+        Args:
+            host: the server's host name or IP address.
+            port: the TCP port; by default 465.
+            kwargs: any other keyword argument of the constructor (except
+                ``tls``).
+
+        Raises:
+            TypeError, ValueError: an invalid setting.
+            TlsError: the TLS parameters cannot be loaded.
         """
         return cls(host, port, tls=TlsMode.IMPLICIT, **kwargs)
 
@@ -157,7 +175,15 @@ class SmtpTransport(BaseTransport):
     def starttls_relay(cls, host: str, port: int | None = None, **kwargs: Any) -> Self:
         """A transport for a submission server with STARTTLS required (port 587 by default).
 
-        Keyword arguments are those of the constructor (except ``tls``).
+        Args:
+            host: the server's host name or IP address.
+            port: the TCP port; by default 587.
+            kwargs: any other keyword argument of the constructor (except
+                ``tls``).
+
+        Raises:
+            TypeError, ValueError: an invalid setting.
+            TlsError: the TLS parameters cannot be loaded.
         """
         return cls(host, port, tls=TlsMode.STARTTLS, **kwargs)
 
@@ -165,7 +191,14 @@ class SmtpTransport(BaseTransport):
     def local(cls, port: int = 25, *, host: str = "localhost", **kwargs: Any) -> Self:
         """A transport for an MTA on this machine (no TLS, no AUTH by default).
 
-        Keyword arguments are those of the constructor (except ``tls``).
+        Args:
+            port: the TCP port.
+            host: the host to connect to.
+            kwargs: any other keyword argument of the constructor (except
+                ``tls``).
+
+        Raises:
+            TypeError, ValueError: an invalid setting.
         """
         return cls(host, port, tls=TlsMode.NONE, **kwargs)
 
@@ -187,8 +220,15 @@ class SmtpTransport(BaseTransport):
         parameter. Keyword arguments override what the URL says (for example
         ``tls_parameters=`` or ``token_provider=``).
 
+        Args:
+            url: the URL.
+            dkim: a signer (or several) that signs each message before it is sent.
+            pool: the connection pool's limits (default ``PoolConfig()``).
+            overrides: any other keyword argument of the constructor.
+
         Raises:
             ValueError: the URL is invalid (the message never shows the password).
+            TlsError: the TLS parameters cannot be loaded.
         """
         kwargs = parse_smtp_url(url)
         kwargs.update(overrides)
@@ -244,6 +284,10 @@ class SmtpTransport(BaseTransport):
         before the message was handed over (the server closed it while idle,
         or went away mid-envelope), the send is retried once on a new
         connection.
+
+        Args:
+            envelope: the reverse path, the recipients and their DSN options.
+            data: the message, CRLF line endings, sent as it is (no signing).
 
         Returns:
             Every recipient's outcome and the server's final reply.
