@@ -184,3 +184,20 @@ def test_smtputf8_policy_message() -> None:
     env = envelope_from_email_message(msg)
     assert env.needs_smtputf8
     assert Message.from_email_message(msg).needs_smtputf8
+
+
+@pytest.mark.parametrize("make", ["builder", "compat32", "parsed"])
+def test_address_errors_name_the_header_and_quote_the_address(make: str) -> None:
+    from email.parser import BytesParser
+
+    raw = b"From: alice@example.org\r\nTo: ok@example.com, bob@@x\r\nSubject: s\r\n\r\nhi\r\n"
+    if make == "builder":
+        msg: Compat32Message = EmailMessage()
+        msg["From"] = "alice@example.org"
+        msg["To"] = "ok@example.com, bob@@x"
+    else:
+        chosen = policy.compat32 if make == "compat32" else policy.default
+        msg = BytesParser(policy=chosen).parsebytes(raw)
+    with pytest.raises(AddressError) as info:
+        envelope_from_email_message(msg)  # type: ignore[arg-type]
+    assert str(info.value) == "To: 'bob@@x' has more than one @"

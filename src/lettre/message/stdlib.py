@@ -131,8 +131,25 @@ def _mailboxes(message: Compat32Message, name: str) -> list[Mailbox]:
     for value in message.get_all(name) or ():
         text = _text(value)
         if text.strip():
-            result.extend(Mailboxes.parse(text))
+            result.extend(_parse_header(name, value, text))
     return result
+
+
+def _parse_header(name: str, value: object, text: str) -> Mailboxes:
+    """Parse an address header; errors name the header and quote what it holds."""
+    try:
+        return Mailboxes.parse(text)
+    except AddressError as exc:
+        error = exc
+    # A header object of the email package renders an invalid address as "<>":
+    # the text it was made from says what is wrong.
+    tree = getattr(value, "_parse_tree", None)
+    if tree is not None:
+        try:
+            Mailboxes.parse(_text(tree))
+        except AddressError as exc:
+            error = exc
+    raise AddressError(f"{name}: {error}") from None
 
 
 def envelope_from_email_message(message: EmailMessage) -> Envelope:
