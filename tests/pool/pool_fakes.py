@@ -55,7 +55,9 @@ class FakeConnection:
         self.created_at = clock()
         self.last_used = clock()
         self.messages_sent = 0
+        self.messages_accepted = 0
         self.is_usable = True
+        self.abandoned = False
         self.closed = False
         self.checks = 0
         self.check_result = True
@@ -69,7 +71,12 @@ class FakeConnection:
     def use(self) -> None:
         """Pretend one message went through."""
         self.messages_sent += 1
+        self.messages_accepted += 1
         self.last_used = self.clock()
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self.is_usable = False
 
     async def check(self) -> bool:
         self.checks += 1

@@ -59,7 +59,7 @@ async def test_send_many_gives_one_outcome_per_message_in_order(smtpd: ServerFac
             assert outcome.message_id == messages[n].message_id
     assert len(server.messages) == 10
     assert stats.opened_total <= 3
-    assert stats.messages_sent == 12
+    assert stats.messages_sent == 10  # the messages the server accepted
 
 
 async def test_send_many_keeps_going_when_a_message_cannot_be_sent() -> None:

@@ -658,6 +658,16 @@ class SmtpClient:
         if stream is not None:
             await stream.aclose()
 
+    def abandon(self) -> None:
+        """Shut the socket down at once, without its event loop (never raises).
+
+        For a connection whose event loop is closed: nothing can be awaited
+        there any more.
+        """
+        stream = self._stream
+        if stream is not None:
+            stream.abandon()
+
     async def aclose(self) -> None:
         """Close the connection: QUIT when it is usable (bounded), then the socket.
 

@@ -56,8 +56,8 @@ from lettre.errors import (
     SmtpTimeoutError,
 )
 from lettre.smtp.client import SmtpClient
+from lettre.smtp.loops import current_clock, running_on_asyncio
 from lettre.smtp.pipeline import Pipeline, Ticket, eligible, outcome_of
-from lettre.smtp.stream import _running_on_asyncio, current_clock
 
 if TYPE_CHECKING:
     import ssl
@@ -93,7 +93,9 @@ class PooledConnection(Protocol):
             away (421) or saw a protocol error; the pool then closes it.
         created_at: when the connection was opened.
         last_used: when the connection last finished a command.
-        messages_sent: how many message transactions it has carried.
+        messages_sent: how many message transactions it has started (what
+            ``max_messages_per_connection`` counts).
+        messages_accepted: how many messages the server accepted on it.
     """
 
     @property
@@ -107,6 +109,16 @@ class PooledConnection(Protocol):
 
     @property
     def messages_sent(self) -> int: ...
+
+    @property
+    def messages_accepted(self) -> int: ...
+
+    def abandon(self) -> None:
+        """Shut the connection down at once, without awaiting anything.
+
+        Called when the event loop that opened it is closed. Never raises.
+        """
+        ...
 
     async def check(self) -> bool:
         """Probe an idle connection (NOOP or RSET); False if it is not fit for use."""
@@ -202,7 +214,8 @@ class PoolStatistics:
         in_use: connections lent to callers.
         opening: connections being opened.
         waiting: callers waiting for a connection.
-        messages_sent: messages carried by every connection the pool has had.
+        messages_sent: messages the server accepted, over every connection the
+            pool has had.
         opened_total: connections opened since the pool was made.
         closed_total: connections closed since the pool was made.
     """
@@ -419,7 +432,8 @@ class ConnectionPool(Generic[C]):
 
     def statistics(self) -> PoolStatistics:
         """Return a snapshot of the pool's counters."""
-        live = sum(c.messages_sent for c in self._idle) + sum(c.messages_sent for c in self._in_use)
+        live = sum(c.messages_accepted for c in self._idle)
+        live += sum(c.messages_accepted for c in self._in_use)
         return PoolStatistics(
             open=self._open_count(),
             idle=len(self._idle),
@@ -575,7 +589,7 @@ class ConnectionPool(Generic[C]):
                     return known
             except RuntimeError:
                 pass
-        loop = asyncio.get_running_loop() if _running_on_asyncio() else None
+        loop = asyncio.get_running_loop() if running_on_asyncio() else None
         self._asyncio_loop = loop
         return loop
 
@@ -871,7 +885,7 @@ class ConnectionPool(Generic[C]):
         finally:
             self._closing -= 1
             self._closed_total += 1
-            self._retired_messages += conn.messages_sent
+            self._retired_messages += conn.messages_accepted
             if free_slot:
                 self._slot_freed()
 
@@ -954,6 +968,31 @@ class ConnectionPool(Generic[C]):
             async with anyio.create_task_group() as group:
                 for conn in idle:
                     group.start_soon(self._close_one, conn)
+
+    def abandon(self) -> None:
+        """Drop every connection at once, without awaiting: the pool's event loop is closed.
+
+        Each connection is shut down with its ``abandon()``; nothing runs on
+        the closed loop. Callers still waiting there are forgotten (they can
+        never resume). The pool is closed afterwards.
+        """
+        self._closed = True
+        conns = [*self._idle, *self._in_use]
+        self._idle = []
+        self._in_use = set()
+        self._waiters.clear()
+        self._waiting = self._opening = self._closing = 0
+        # Timers, the reaper and its task group belong to the closed loop.
+        self._expiry_timer = None
+        self._reaper_scope = None
+        self._task_group = None
+        for conn in conns:
+            try:
+                conn.abandon()
+            except Exception:  # best effort, like every close; it is logged
+                logger.debug("error while abandoning a pooled connection", exc_info=True)
+            self._closed_total += 1
+            self._retired_messages += conn.messages_accepted
 
     async def __aenter__(self) -> Self:
         if self._closed:
@@ -1060,6 +1099,16 @@ class PooledSmtpConnection:
         ok = await self.client.check()
         self.touch()
         return ok
+
+    @property
+    def messages_accepted(self) -> int:
+        """How many messages the server accepted on this connection."""
+        return self.client.messages_accepted
+
+    def abandon(self) -> None:
+        """Shut the socket down without the event loop, which is closed."""
+        self._poisoned = True
+        self.client.abandon()
 
     async def aclose(self) -> None:
         """Let the readers already queued finish, then close (QUIT if still usable)."""
@@ -1267,7 +1316,7 @@ class SmtpPool:
     def _pipeline(self, conn: PooledSmtpConnection) -> Pipeline | None:
         """The connection's pipeline, made on first use (None when it cannot have one)."""
         pipeline = conn.pipeline
-        if pipeline is None and _running_on_asyncio():
+        if pipeline is None and running_on_asyncio():
             pool = self._pool
 
             claim = functools.partial(self._claim_piped, conn)
@@ -1452,6 +1501,10 @@ class SmtpPool:
     async def aclose(self) -> None:
         """Close every idle connection (QUIT); the others close as they come back."""
         await self._pool.aclose()
+
+    def abandon(self) -> None:
+        """Shut every connection down at once, without awaiting (the event loop is closed)."""
+        self._pool.abandon()
 
     async def __aenter__(self) -> Self:
         await self._pool.__aenter__()

@@ -59,13 +59,14 @@ from lettre.protocol.commands import (
 )
 from lettre.protocol.connection import NEED_DATA, ClientConnection
 from lettre.protocol.state import ClientState
+from lettre.smtp.loops import current_clock, running_on_asyncio
 
 if TYPE_CHECKING:
     from lettre.protocol.commands import Command
     from lettre.protocol.replies import Reply
     from lettre.smtp.pipeline import Pipeline
 
-__all__ = ["Operation", "SmtpStream", "current_clock", "transcript_logger"]
+__all__ = ["Operation", "SmtpStream", "transcript_logger"]
 
 transcript_logger = logging.getLogger("lettre.smtp")
 """The logger of the SMTP transcript (DEBUG) and connection events."""
@@ -167,7 +168,7 @@ class SmtpStream:
             limit = min(limit, deadline)
         with anyio.CancelScope(deadline=limit) as scope:
             try:
-                if _running_on_asyncio():
+                if running_on_asyncio():
                     stream = await _AsyncioByteStream.connect(host, port, local_address)
                 else:
                     stream = await anyio.connect_tcp(host, port, local_host=local_address)
@@ -505,6 +506,22 @@ class SmtpStream:
         assert isinstance(stream, _AsyncioByteStream)
         stream.close_now()
 
+    def abandon(self) -> None:
+        """Shut the socket down at once without the event loop (its loop is closed).
+
+        The server sees the connection close; the socket's descriptor is
+        released with the stream's objects. Never raises.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.broken = True
+        try:
+            sock = self._stream.extra(SocketAttribute.raw_socket)  # noqa: S610
+            sock.shutdown(socket.SHUT_RDWR)
+        except (anyio.TypedAttributeLookupError, OSError):
+            pass  # no socket, or it is gone already
+
     async def aclose(self) -> None:
         """Close the stream at once (no QUIT), shielded from cancellation."""
         if self.closed:
@@ -697,12 +714,6 @@ def _describe(exc: BaseException) -> str:
 #: The most received bytes buffered before reading from the socket pauses.
 _READ_BUFFER_LIMIT = 256 * 1024
 
-try:  # anyio decides which event loop runs with sniffio when it is installed
-    import sniffio as _sniffio
-except ImportError:  # pragma: no cover - sniffio is optional for anyio
-    _sniffio = None  # type: ignore[assignment]
-
-
 def _is_address_literal(host: str) -> bool:
     """Whether ``host`` is an IPv4 or IPv6 address rather than a name."""
     try:
@@ -710,41 +721,6 @@ def _is_address_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _running_on_asyncio() -> bool:
-    """Whether the current task runs on asyncio (decided as anyio decides it)."""
-    if _sniffio is not None:
-        try:
-            return bool(_sniffio.current_async_library() == "asyncio")
-        except _sniffio.AsyncLibraryNotFoundError:
-            pass
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-def current_clock() -> Callable[[], float]:
-    """anyio's clock as a function that does not look the event loop up on every call.
-
-    Call it inside the event loop; the function it returns gives the same
-    times as ``anyio.current_time()`` there.
-    """
-    if _running_on_asyncio():
-        return asyncio.get_running_loop().time
-    if _sniffio is not None:
-        try:
-            library = _sniffio.current_async_library()
-        except _sniffio.AsyncLibraryNotFoundError:  # pragma: no cover - outside a loop
-            library = None
-        if library == "trio":
-            import trio  # only when trio runs, so it is installed
-
-            # What anyio.current_time() returns on trio, without its look-ups.
-            return trio.current_time
-    return anyio.current_time
 
 
 class _WaitExpired(BaseException):
@@ -858,7 +834,6 @@ class _AsyncioByteStream(ByteStream):
             transport, protocol = await loop.create_connection(
                 _Protocol, host, port, local_addr=local_addr
             )
-        transport = cast("asyncio.Transport", transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -998,7 +973,6 @@ class _AsyncioByteStream(ByteStream):
         if transport is None or protocol.lost:
             self.close_now()
             raise TlsError(f"{peer} closed the connection during the TLS handshake ({when})")
-        transport = cast("asyncio.Transport", transport)
         protocol.transport = transport
         # This stream is done: the new one owns the protocol and the transport.
         self._closed = True

@@ -11,14 +11,15 @@ is replaced and the message sent again, once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Sequence
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from lettre.errors import SmtpError
 from lettre.smtp.auth import AuthMechanism, Credentials, TokenProvider
+from lettre.smtp.loops import call_in_loop, current_loop, loop_is_closed
 from lettre.smtp.pool import PoolConfig, PoolStatistics, SmtpPool
 from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, DEFAULT_TIMEOUT, SmtpSettings
 from lettre.smtp.tls import TlsMode, TlsParameters
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
-    from lettre.message.message import Message
 
 __all__ = ["SmtpTransport"]
 
@@ -125,7 +125,16 @@ class SmtpTransport(BaseTransport):
         BaseTransport.__init__(self, dkim=dkim)
         self._settings = settings
         self._ssl_context = settings.create_ssl_context()
-        self._pool = SmtpPool(settings, pool, ssl_context=self._ssl_context)
+        self._pool_config = pool if pool is not None else PoolConfig()
+        # A connection belongs to the event loop (or trio run) that opened it:
+        # each loop that sends gets a pool of its own, and the pools of loops
+        # that are gone are dropped without running anything on them.
+        self._pools: dict[object, SmtpPool] = {}
+        self._current: tuple[object, SmtpPool] | None = None  # the last loop and its pool
+        self._entered: dict[object, SmtpPool] = {}  # pools entered with `async with`
+        self._retired: list[SmtpPool] = []  # closed pools whose connections may still finish
+        self._retired_totals = (0, 0, 0)  # messages accepted, opened, closed, of pools gone
+        self._lock = threading.Lock()
         self._closed = False
 
     # ------------------------------------------------------------------ constructors
@@ -252,8 +261,8 @@ class SmtpTransport(BaseTransport):
 
     @property
     def pool_config(self) -> PoolConfig:
-        """The connection pool's limits."""
-        return self._pool.pool.config
+        """The connection pool's limits (those of each event loop's pool)."""
+        return self._pool_config
 
     @property
     def closed(self) -> bool:
@@ -261,8 +270,26 @@ class SmtpTransport(BaseTransport):
         return self._closed
 
     def statistics(self) -> PoolStatistics:
-        """A snapshot of the connection pool: open, idle, in use, waiting, messages sent."""
-        return self._pool.statistics()
+        """A snapshot of the connection pool: open, idle, in use, waiting, messages sent.
+
+        Summed over the pools of every event loop that used the transport;
+        ``messages_sent`` counts the messages servers accepted.
+        """
+        with self._lock:
+            self._drop_finished()
+            pools = [*self._pools.values(), *self._retired]
+            accepted, opened, closed = self._retired_totals
+        snapshots = [pool.statistics() for pool in pools]
+        return PoolStatistics(
+            open=sum(s.open for s in snapshots),
+            idle=sum(s.idle for s in snapshots),
+            in_use=sum(s.in_use for s in snapshots),
+            opening=sum(s.opening for s in snapshots),
+            waiting=sum(s.waiting for s in snapshots),
+            messages_sent=accepted + sum(s.messages_sent for s in snapshots),
+            opened_total=opened + sum(s.opened_total for s in snapshots),
+            closed_total=closed + sum(s.closed_total for s in snapshots),
+        )
 
     def __repr__(self) -> str:
         s = self._settings
@@ -274,6 +301,70 @@ class SmtpTransport(BaseTransport):
     def _deadline(self) -> float | None:
         seconds = self._settings.deadline
         return None if seconds is None else anyio.current_time() + seconds
+
+    # ------------------------------------------------------------------ event loops
+
+    def _pool_here(self) -> SmtpPool:
+        """The pool of the event loop running the caller (made on first use)."""
+        loop = current_loop()
+        current = self._current
+        if current is not None and current[0] is loop:
+            return current[1]
+        with self._lock:
+            pool = self._pools.get(loop)
+            if pool is None:
+                self._drop_finished()
+                pool = SmtpPool(self._settings, self._pool_config, ssl_context=self._ssl_context)
+                self._pools[loop] = pool
+            self._current = (loop, pool)
+        return pool
+
+    def _drop_finished(self) -> None:
+        """Drop the pools of event loops that are closed (with the lock held).
+
+        Their connections are shut down at once: nothing can be awaited on a
+        closed loop. Pools that finished closing are folded into the totals.
+        """
+        for loop in [loop for loop in self._pools if loop_is_closed(loop)]:
+            pool = self._pools.pop(loop)
+            self._entered.pop(loop, None)
+            if self._current is not None and self._current[0] is loop:
+                self._current = None
+            pool.abandon()
+            self._retired.append(pool)
+        for loop in [loop for loop in self._entered if loop_is_closed(loop)]:
+            del self._entered[loop]
+        keep: list[SmtpPool] = []
+        accepted, opened, closed = self._retired_totals
+        for pool in self._retired:
+            stats = pool.statistics()
+            if stats.open or stats.in_use:
+                keep.append(pool)
+            else:
+                accepted += stats.messages_sent
+                opened += stats.opened_total
+                closed += stats.closed_total
+        self._retired = keep
+        self._retired_totals = (accepted, opened, closed)
+
+    async def _close_pools(self, keep: SmtpPool | None = None) -> None:
+        """Close every pool: this loop's with QUIT, the others' without awaiting them.
+
+        ``keep`` (this loop's entered pool) is left to its ``__aexit__``.
+        """
+        here = current_loop()
+        with self._lock:
+            pools, self._pools = self._pools, {}
+            self._current = None
+            self._retired.extend(pools.values())
+        with anyio.CancelScope(shield=True):
+            for loop, pool in pools.items():
+                if pool is keep:
+                    continue
+                if loop is here:
+                    await pool.aclose()
+                elif loop_is_closed(loop) or not call_in_loop(loop, pool.aclose):
+                    pool.abandon()
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Send serialised message bytes with an explicit envelope.
@@ -299,57 +390,16 @@ class SmtpTransport(BaseTransport):
             SmtpError: any other failure, typed (see :meth:`SmtpClient.send`).
         """
         if self._closed:
-            raise SmtpError("the SMTP transport is closed")
+            raise _closed_error()
+        pool = self._pool_here()
         seconds = self._settings.deadline
         if seconds is None:
-            return await self._pool.send(envelope, data)
-        return await self._pool.send(envelope, data, deadline=anyio.current_time() + seconds)
+            return await pool.send(envelope, data)
+        return await pool.send(envelope, data, deadline=anyio.current_time() + seconds)
 
-    async def send_many(
-        self,
-        messages: Iterable[Message | EmailMessage],
-        *,
-        concurrency: int | None = None,
-    ) -> list[SendResult | Exception]:
-        """Send many messages concurrently; one outcome per message, in order.
-
-        Up to ``concurrency`` sends run at once over the pool (default: twice
-        the pool's ``max_size``, so that a connection always has a next
-        message to chain). A failure only affects its own message: its
-        outcome is the exception, and the others go on.
-
-        Args:
-            messages: lettre ``Message`` or stdlib ``EmailMessage`` objects.
-            concurrency: how many sends may be in flight at once.
-
-        Returns:
-            For each message, in the same order, its :class:`SendResult` or
-            the exception its send raised.
-
-        Raises:
-            TypeError, ValueError: ``concurrency`` is not a positive int.
-        """
-        if concurrency is None:
-            concurrency = 2 * self.pool_config.max_size
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int):
-            raise TypeError(f"concurrency must be an int, not {type(concurrency).__name__}")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        items = list(messages)
-        outcomes: list[SendResult | Exception | None] = [None] * len(items)
-        queue = iter(enumerate(items))
-
-        async def worker() -> None:
-            for index, message in queue:
-                try:
-                    outcomes[index] = await self.send(message)
-                except Exception as exc:  # noqa: BLE001 - each failure is that message's outcome
-                    outcomes[index] = exc
-
-        async with anyio.create_task_group() as group:
-            for _ in range(min(concurrency, len(items))):
-                group.start_soon(worker)
-        return [outcome for outcome in outcomes if outcome is not None]
+    def _default_concurrency(self) -> int:
+        """Twice the pool's ``max_size``: each connection always has a next message to chain."""
+        return 2 * self.pool_config.max_size
 
     async def test_connection(self) -> None:
         """Check that the server can be reached, TLS and AUTH included, and answers NOOP.
@@ -360,8 +410,8 @@ class SmtpTransport(BaseTransport):
             SmtpError: what went wrong, typed (connection, TLS, authentication).
         """
         if self._closed:
-            raise SmtpError("the SMTP transport is closed")
-        await self._pool.test_connection(deadline=self._deadline())
+            raise _closed_error()
+        await self._pool_here().test_connection(deadline=self._deadline())
 
     # ------------------------------------------------------------------ closing
 
@@ -369,17 +419,24 @@ class SmtpTransport(BaseTransport):
         """Close the pool's idle connections (QUIT); later sends fail.
 
         Connections still busy with a send are closed when that send ends.
-        Shielded from cancellation; safe to call more than once.
+        The connections of other event loops are closed on their own loop
+        (or shut down at once if that loop is closed); nothing here waits for
+        another loop. Shielded from cancellation; safe to call more than once.
         """
         self._closed = True
-        with anyio.CancelScope(shield=True):
-            await self._pool.aclose()
+        await self._close_pools()
 
     async def __aenter__(self) -> Self:
-        """Open the transport's context: a task that closes connections as they expire."""
-        if self._closed:
-            raise SmtpError("the SMTP transport is closed")
-        await self._pool.__aenter__()
+        """Open the transport's context: a task that closes connections as they expire.
+
+        A transport closed before (an application's lifespan that runs
+        again, as in tests) opens again with new connections.
+        """
+        self._closed = False
+        loop = current_loop()
+        pool = self._pool_here()
+        await pool.__aenter__()
+        self._entered[loop] = pool
         return self
 
     async def __aexit__(
@@ -389,7 +446,18 @@ class SmtpTransport(BaseTransport):
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
-        await self._pool.__aexit__(exc_type, exc, tb)
+        pool = self._entered.pop(current_loop(), None)
+        await self._close_pools(keep=pool)
+        if pool is not None:
+            await pool.__aexit__(exc_type, exc, tb)
+
+
+def _closed_error() -> SmtpError:
+    return SmtpError(
+        "the SMTP transport is closed; open it again with `async with transport:` "
+        "or make a new one",
+        transient=False,
+    )
 
 
 def _mechanisms(
