@@ -167,15 +167,22 @@ class PoolConfig:
             opened or closed.
         pool_timeout: how long (seconds) a caller may wait for a connection,
             including the wait for the rate limit, before ``PoolTimeout``.
-        idle_timeout: close a connection idle for this long (None: never).
-        max_lifetime: close a connection this old once it is returned
-            (None: never).
+        idle_timeout: close a connection idle for this many seconds (None:
+            never).
+        max_lifetime: close a connection this many seconds old once it is
+            returned (None: never).
         max_messages_per_connection: close a connection after this many
             messages (None: no limit).
         check_after_idle: check a connection (NOOP/RSET) before reusing it
-            when it has been idle longer than this (0: always; None: never).
+            when it has been idle longer than this many seconds (0: always;
+            None: never).
         rate_limit: ``(count, period)``: at most ``count`` checkouts in any
             ``period`` seconds across the pool (None: no limit).
+
+    Raises:
+        TypeError: a value of the wrong type.
+        ValueError: a count below 1, or a duration that is not a positive
+            number of seconds (``check_after_idle`` may be 0).
     """
 
     max_size: int = 10
