@@ -37,6 +37,7 @@ from lettre.errors import (
     DataRefused,
     ExtensionNotSupported,
     LocalProtocolError,
+    MessageError,
     MessageTooLarge,
     ProtocolError,
     RecipientsRefused,
@@ -106,6 +107,21 @@ def queue_id_from_reply(reply: Reply) -> str | None:
         later = _QUEUE_ID_PATTERNS[0].search(text, match.end())
         queued = later.group(1) if later is not None else match.group(2)
     return queued.rstrip(".")
+
+
+def _nul_error(data: bytes) -> MessageError:
+    """The error for message content with a NUL byte: it must never reach DATA or BDAT.
+
+    A server that drops NUL would read ``<CRLF>.<NUL><CRLF>`` as the end of
+    data (SMTP smuggling), so such content is refused before anything is sent.
+    """
+    offset = data.find(b"\x00")
+    around = data[max(0, offset - 20) : offset + 20]
+    return MessageError(
+        f"the message content has a NUL byte at offset {offset} (near {around!r}); "
+        "SMTP cannot carry NUL in DATA or BDAT. Transfer-encode the part that holds it "
+        "(quoted-printable or base64, as Message.builder() does) or remove it; nothing was sent"
+    )
 
 
 class TransactionStage(enum.Enum):
@@ -740,6 +756,7 @@ class SmtpClient:
 
         Raises:
             TypeError: ``envelope`` is not an Envelope or ``data`` not bytes.
+            MessageError: ``data`` contains a NUL byte.
             MessageTooLarge: larger than the server's SIZE.
             ExtensionNotSupported: SMTPUTF8 or 8BITMIME needed and not offered.
             LocalProtocolError: not connected.
@@ -752,6 +769,8 @@ class SmtpClient:
                 data = bytes(data)
             if not isinstance(data, bytes):
                 raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        if b"\x00" in data:
+            raise _nul_error(data)
         stream = self._stream
         if stream is None or stream.broken or stream.closed:
             stream = self._require_stream()  # raises the right error
