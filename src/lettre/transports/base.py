@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import abc
+import email.message
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+
+import anyio
 
 from lettre._slots import slot_builder
 
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from lettre.protocol.replies import Reply
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "BaseTransport",
     "RecipientResult",
     "SendResult",
@@ -28,6 +32,13 @@ __all__ = [
     "Transport",
     "prepare_message",
 ]
+
+
+DEFAULT_CONCURRENCY: Final = 10
+"""How many sends :meth:`BaseTransport.send_many` runs at once unless told otherwise.
+
+:class:`~lettre.transports.smtp.SmtpTransport` runs twice its pool's ``max_size``.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +176,31 @@ class Transport(Protocol):
         """
         ...
 
+    async def send_many(
+        self,
+        messages: Iterable[Message | EmailMessage],
+        *,
+        concurrency: int | None = None,
+    ) -> list[SendResult | Exception]:
+        """Send a list of messages concurrently; one outcome per message, in order.
+
+        Args:
+            messages: a list (or any iterable) of messages; for one message,
+                use :meth:`send`.
+            concurrency: how many sends may be in flight at once (the
+                transport's default when None).
+
+        Returns:
+            For each message, in the same order, its :class:`SendResult` or
+            the exception its send raised.
+
+        Raises:
+            TypeError: ``messages`` is one message rather than a list, or holds
+                something that is not a message. Nothing is sent.
+            ValueError: ``concurrency`` is less than 1. Nothing is sent.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release every resource the transport holds; also run by ``async with``."""
         ...
@@ -204,6 +240,28 @@ def prepare_message(
     for signer in signers:
         data = signer.sign(data)
     return env, data, message_id
+
+
+def _message_list(
+    messages: Iterable[Message | EmailMessage],
+) -> list[Message | EmailMessage]:
+    """``list(messages)``, refusing one message, or anything that is not a message."""
+    message_class = _message_class()
+    if isinstance(messages, (message_class, email.message.Message, str, bytes)):
+        raise TypeError(
+            f"send_many() takes a list of messages, not a single {type(messages).__name__}: "
+            "pass [message], or call send(message)"
+        )
+    if not isinstance(messages, Iterable):
+        raise TypeError(f"send_many() takes a list of messages, not {type(messages).__name__}")
+    items = list(messages)
+    for index, item in enumerate(items):
+        if not isinstance(item, (message_class, EmailMessage)):
+            raise TypeError(
+                f"send_many() takes a list of messages; item {index} is a "
+                f"{type(item).__name__}, not a Message or EmailMessage"
+            )
+    return items
 
 
 class BaseTransport(abc.ABC):
@@ -264,6 +322,62 @@ class BaseTransport(abc.ABC):
         Raises:
             TransportError: the message did not reach its next hop.
         """
+
+    def _default_concurrency(self) -> int:
+        """How many sends :meth:`send_many` runs at once when not told (a subclass hook)."""
+        return DEFAULT_CONCURRENCY
+
+    async def send_many(
+        self,
+        messages: Iterable[Message | EmailMessage],
+        *,
+        concurrency: int | None = None,
+    ) -> list[SendResult | Exception]:
+        """Send a list of messages concurrently; one outcome per message, in order.
+
+        Up to ``concurrency`` calls of :meth:`send` run at once (by default
+        :data:`DEFAULT_CONCURRENCY`; on ``SmtpTransport`` twice the pool's
+        ``max_size``, so that a connection always has a next message to
+        chain). A failure only affects its own message: its outcome is the
+        exception, and the others go on. Outcomes are in the order of
+        ``messages``; the sends themselves may finish in any order.
+
+        Args:
+            messages: a list (or any iterable) of lettre ``Message`` or stdlib
+                ``EmailMessage`` objects; for one message, use :meth:`send`.
+            concurrency: how many sends may be in flight at once.
+
+        Returns:
+            For each message, in the same order, its :class:`SendResult` or
+            the exception (an ``Exception``) its send raised.
+
+        Raises:
+            TypeError: ``messages`` is one message rather than a list, or holds
+                something that is not a message; ``concurrency`` is not an
+                int. Nothing is sent.
+            ValueError: ``concurrency`` is less than 1. Nothing is sent.
+        """
+        items = _message_list(messages)
+        if concurrency is None:
+            concurrency = self._default_concurrency()
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+            raise TypeError(f"concurrency must be an int, not {type(concurrency).__name__}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        outcomes: list[SendResult | Exception | None] = [None] * len(items)
+        queue = iter(enumerate(items))
+
+        async def worker() -> None:
+            for index, message in queue:
+                try:
+                    outcomes[index] = await self.send(message)
+                except Exception as exc:  # noqa: BLE001 - each failure is that message's outcome
+                    outcomes[index] = exc
+
+        async with anyio.create_task_group() as group:
+            for _ in range(min(concurrency, len(items))):
+                group.start_soon(worker)
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release every resource the transport holds (nothing by default)."""
