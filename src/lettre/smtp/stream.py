@@ -172,6 +172,8 @@ class SmtpStream:
                     stream = await _AsyncioByteStream.connect(host, port, local_address)
                 else:
                     stream = await anyio.connect_tcp(host, port, local_host=local_address)
+            except socket.gaierror as exc:
+                raise _lookup_error(host, peer, exc) from exc
             except OSError as exc:
                 raise SmtpConnectError(f"cannot connect to {peer}: {_describe(exc)}") from exc
             if implicit_tls is not None:
@@ -277,6 +279,13 @@ class SmtpStream:
             message = (
                 f"timed out after {self._armed_timeout:g} s waiting for "
                 f"{self._waiting_for} from {self.peer}"
+            )
+        if self._waiting_for == "the greeting" and not self.encrypted:
+            # A port that expects TLS from the first byte waits for our
+            # handshake and never greets in plaintext.
+            message += (
+                "; if this port expects TLS from the first byte (usually 465), "
+                "use tls=TlsMode.IMPLICIT"
             )
         return SmtpTimeoutError(message)
 
@@ -675,25 +684,68 @@ async def _handshake(
             ssl_context=context,
             standard_compatible=False,
         )
-    except ssl.SSLCertVerificationError as exc:
+    except (
+        ssl.SSLError,
+        anyio.EndOfStream,
+        anyio.BrokenResourceError,
+        anyio.ClosedResourceError,
+        OSError,
+        ValueError,
+    ) as exc:
         await anyio.aclose_forcefully(stream)
+        raise _handshake_error(exc, peer, when) from exc
+
+
+_NOT_TLS_PORT = (
+    "; the port does not speak TLS from the first byte: use "
+    "tls=TlsMode.STARTTLS (usually port 587) or tls=TlsMode.NONE"
+)
+
+
+def _handshake_error(exc: BaseException, peer: str, when: str) -> SmtpError:
+    """The lettre error for a failed TLS handshake (any backend).
+
+    ``when`` is "connecting" for implicit TLS, "after STARTTLS" otherwise.
+    """
+    if isinstance(exc, ssl.SSLCertVerificationError):
         reason = exc.verify_message or str(exc)
-        raise TlsError(f"the certificate of {peer} was not accepted ({when}): {reason}") from exc
-    except ssl.SSLError as exc:
-        await anyio.aclose_forcefully(stream)
-        raise TlsError(f"TLS handshake with {peer} failed ({when}): {_describe(exc)}") from exc
-    except anyio.EndOfStream:
-        await anyio.aclose_forcefully(stream)
-        raise TlsError(f"{peer} closed the connection during the TLS handshake ({when})") from None
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-        await anyio.aclose_forcefully(stream)
-        raise ServerDisconnected(
-            f"the connection to {peer} broke during the TLS handshake ({when}): {_describe(exc)}"
-        ) from exc
-    except ValueError as exc:
+        return TlsError(f"the certificate of {peer} was not accepted ({when}): {reason}")
+    if isinstance(exc, ssl.SSLError):
+        message = f"TLS handshake with {peer} failed ({when}): {_describe(exc)}"
+        if when == "connecting" and "WRONG_VERSION_NUMBER" in (exc.reason or str(exc)).upper():
+            # The server's first bytes are not TLS: most likely a plaintext greeting.
+            message += _NOT_TLS_PORT
+        return TlsError(message)
+    if isinstance(exc, (anyio.EndOfStream, ConnectionError)):
+        # A server that drops the handshake (say, after refusing our TLS
+        # versions); asyncio reports it as a lost connection.
+        detail = "" if isinstance(exc, anyio.EndOfStream) else f": {_describe(exc)}"
+        return TlsError(f"{peer} closed the connection during the TLS handshake ({when}){detail}")
+    if isinstance(exc, ValueError):
         # ssl rejects some server names (for example an empty one) this way.
-        await anyio.aclose_forcefully(stream)
-        raise TlsError(f"cannot start TLS with {peer}: {exc}") from exc
+        return TlsError(f"cannot start TLS with {peer}: {exc}")
+    return ServerDisconnected(
+        f"the connection to {peer} broke during the TLS handshake ({when}): {_describe(exc)}"
+    )
+
+
+def _lookup_error(host: str, peer: str, exc: socket.gaierror) -> SmtpConnectError:
+    """The error for a host name that did not resolve.
+
+    A name that does not exist will not exist on the next try either: only a
+    temporary failure of the resolver is transient.
+    """
+    temporary = exc.errno == getattr(socket, "EAI_AGAIN", None)
+    if temporary:
+        return SmtpConnectError(
+            f"cannot connect to {peer}: looking up {host!r} failed for now "
+            f"({_describe(exc)}); try again later"
+        )
+    return SmtpConnectError(
+        f"cannot connect to {peer}: the name {host!r} does not resolve ({_describe(exc)}); "
+        "check the host name (give the port separately: SmtpTransport(host, port))",
+        transient=False,
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -713,6 +765,7 @@ def _describe(exc: BaseException) -> str:
 
 #: The most received bytes buffered before reading from the socket pauses.
 _READ_BUFFER_LIMIT = 256 * 1024
+
 
 def _is_address_literal(host: str) -> bool:
     """Whether ``host`` is an IPv4 or IPv6 address rather than a name."""
@@ -932,6 +985,11 @@ class _AsyncioByteStream(ByteStream):
         protocol = self._protocol
         if protocol.chunks:
             self.close_now()
+            if when == "connecting":
+                # A server that speaks first, in plaintext: its greeting.
+                raise TlsError(
+                    f"{peer} sent plaintext instead of a TLS handshake ({when}){_NOT_TLS_PORT}"
+                )
             raise TlsError(
                 f"{peer} sent data before the TLS handshake ({when}); "
                 "refusing to go on (response injection)"
@@ -941,32 +999,9 @@ class _AsyncioByteStream(ByteStream):
             transport = await loop.start_tls(
                 self._transport, protocol, context, server_hostname=server_name
             )
-        except ssl.SSLCertVerificationError as exc:
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             self.close_now()
-            reason = exc.verify_message or str(exc)
-            raise TlsError(
-                f"the certificate of {peer} was not accepted ({when}): {reason}"
-            ) from exc
-        except ssl.SSLError as exc:
-            self.close_now()
-            raise TlsError(f"TLS handshake with {peer} failed ({when}): {_describe(exc)}") from exc
-        except ConnectionError as exc:
-            # asyncio reports a server that drops the handshake (say, after
-            # refusing our TLS versions) as a lost connection.
-            self.close_now()
-            raise TlsError(
-                f"{peer} closed the connection during the TLS handshake ({when}): {_describe(exc)}"
-            ) from exc
-        except OSError as exc:
-            self.close_now()
-            raise ServerDisconnected(
-                f"the connection to {peer} broke during the TLS handshake ({when}): "
-                f"{_describe(exc)}"
-            ) from exc
-        except ValueError as exc:
-            # ssl rejects some server names (for example an empty one) this way.
-            self.close_now()
-            raise TlsError(f"cannot start TLS with {peer}: {exc}") from exc
+            raise _handshake_error(exc, peer, when) from exc
         except BaseException:
             self.close_now()
             raise
