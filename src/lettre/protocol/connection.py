@@ -136,6 +136,7 @@ class ClientConnection:
         "_ehlo_refused",
         "_eof",
         "_extended",
+        "_open_bdat",
         "_owed",
         "_parser",
         "_parser_bounds",
@@ -162,6 +163,9 @@ class ClientConnection:
         self._eof = False
         self._tx: _Transaction | None = None
         self._data_encoder: DataEncoder | None = None
+        # The last transaction whose BDAT LAST went out before any of its
+        # RCPT was known to be accepted (see needs_rset).
+        self._open_bdat: _Transaction | None = None
 
     def __repr__(self) -> str:
         return f"<ClientConnection state={self._state.name} owed={len(self._owed)}>"
@@ -209,6 +213,21 @@ class ClientConnection:
     def accepted_recipients(self) -> int:
         """How many RCPT of the current transaction the server accepted so far."""
         return 0 if self._tx is None else self._tx.rcpt_accepted
+
+    @property
+    def needs_rset(self) -> bool:
+        """Whether RSET must come before the next MAIL.
+
+        True after a BDAT LAST sent in the same flight as its RCPTs (RFC 3030
+        allows it with PIPELINING) while no RCPT of that transaction is known
+        to be accepted and its MAIL is not known to be refused: if every RCPT
+        is refused, the server refuses the BDAT ("no valid recipients") and
+        still holds the reverse path, so a MAIL sent next would be refused as
+        nested and its RCPTs would join the old transaction. Sending RSET, or
+        an accepted RCPT or refused MAIL of that transaction, clears it.
+        """
+        tx = self._open_bdat
+        return tx is not None and tx.mail_ok is not False and tx.rcpt_accepted == 0
 
     # -- sending -------------------------------------------------------------------
 
@@ -372,6 +391,12 @@ class ClientConnection:
             self._owed.append((event, self._tx))
         if next_state is ClientState.READY:
             # END-OF-DATA, BDAT-LAST and RSET end the transaction.
+            if event == "BDAT-LAST":
+                tx = self._tx
+                if tx is not None and tx.rcpt_accepted == 0:
+                    self._open_bdat = tx
+            elif event == "RSET":
+                self._open_bdat = None
             self._tx = None
         return out
 
@@ -421,6 +446,14 @@ class ClientConnection:
         return encoder
 
     def _check_mail(self, mail: Mail) -> None:
+        open_bdat = self._open_bdat
+        if open_bdat is not None:
+            if open_bdat.mail_ok is not False and open_bdat.rcpt_accepted == 0:
+                raise LocalProtocolError(
+                    "MAIL after a BDAT LAST whose transaction may still be open on the server "
+                    "(none of its recipients is known to be accepted): send RSET first"
+                )
+            self._open_bdat = None
         caps = self._capabilities or _NO_CAPABILITIES
         if (
             mail.body is None
@@ -645,6 +678,7 @@ class ClientConnection:
         self._owed.clear()
         self._tx = None
         self._data_encoder = None
+        self._open_bdat = None
 
     # -- TLS -----------------------------------------------------------------------
 
@@ -666,6 +700,7 @@ class ClientConnection:
             raise LocalProtocolError(f"no TLS handshake is expected in state {state.name}")
         self._state = next_state
         self._tls_done = True
+        self._open_bdat = None
         self._capabilities = None
         self._extended = False
         self._authenticated = False
