@@ -503,3 +503,37 @@ async def test_data_must_be_bytes(anyio_backend: Any) -> None:
     transport = SesTransport(region=REGION, credentials=CREDENTIALS)
     with pytest.raises(TypeError):
         await transport.send_raw(Envelope(SENDER, ["rcpt@example.com"]), "text")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_send_from_another_event_loop_uses_a_client_of_its_own(
+    moto: Moto, anyio_backend: Any, opened: list[str]
+) -> None:
+    import threading
+
+    import anyio
+
+    transport = moto.transport()
+    outcome: list[object] = []
+
+    def other_loop() -> None:
+        async def send() -> None:
+            result = await transport.send_raw(Envelope(SENDER, ["rcpt@example.com"]), raw())
+            outcome.append(result.accepted)
+
+        try:
+            anyio.run(send, backend="trio")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    async with transport:
+        # The shared client belongs to this loop; a trio run in another
+        # thread must not use it.
+        thread = threading.Thread(target=other_loop)
+        thread.start()
+        await anyio.to_thread.run_sync(thread.join, 30)
+        assert not thread.is_alive()
+        await transport.send_raw(Envelope(SENDER, ["rcpt@example.com"]), raw())
+    assert outcome == [("rcpt@example.com",)]
+    assert opened == ["_AioClient", "_ThreadClient"]
+    assert len(moto.raw_messages()) == 2

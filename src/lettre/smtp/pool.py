@@ -46,6 +46,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from lettre._loops import current_clock, running_on_asyncio
 from lettre.errors import (
     LettreError,
     OutcomeUnknown,
@@ -56,7 +57,6 @@ from lettre.errors import (
     SmtpTimeoutError,
 )
 from lettre.smtp.client import SmtpClient
-from lettre.smtp.loops import current_clock, running_on_asyncio
 from lettre.smtp.pipeline import Pipeline, Ticket, eligible, outcome_of
 
 if TYPE_CHECKING:

@@ -37,6 +37,7 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
+from lettre._loops import current_clock, running_on_asyncio
 from lettre.errors import (
     OutcomeUnknown,
     ProtocolError,
@@ -59,7 +60,6 @@ from lettre.protocol.commands import (
 )
 from lettre.protocol.connection import NEED_DATA, ClientConnection
 from lettre.protocol.state import ClientState
-from lettre.smtp.loops import current_clock, running_on_asyncio
 
 if TYPE_CHECKING:
     from lettre.protocol.commands import Command

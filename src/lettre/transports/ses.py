@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
+from lettre._loops import current_loop, running_on_asyncio
 from lettre.address import Address
 from lettre.errors import AddressError, SesError
 from lettre.transports.base import BaseTransport, RecipientResult, SendResult, Signer
@@ -347,24 +348,6 @@ def _missing_extra(what: str) -> ImportError:
     return ImportError(f"SesTransport needs {what}; {_EXTRA_HINT}")
 
 
-def _running_on_asyncio() -> bool:
-    """True when the current task runs on asyncio (not trio)."""
-    try:
-        import sniffio
-    except ImportError:  # pragma: no cover - trio always brings sniffio
-        import asyncio
-
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        return True
-    try:
-        return sniffio.current_async_library() == "asyncio"
-    except sniffio.AsyncLibraryNotFoundError:
-        return False
-
-
 def _message_id(response: Any) -> str | None:
     if isinstance(response, Mapping):
         value = response.get("MessageId")
@@ -407,7 +390,7 @@ class _AioClient(_Client):
         return cls(client, context)
 
     async def send_email(self, request: Mapping[str, Any]) -> str | None:
-        if not _running_on_asyncio():
+        if not running_on_asyncio():
             raise RuntimeError("an aiobotocore SES client can only be used on asyncio")
         return _message_id(await self._client.send_email(**request))
 
@@ -473,7 +456,7 @@ async def _open_client(settings: _Settings) -> _Client:
     """Make a client for the current event loop; configuration errors become SesError."""
     if importlib.util.find_spec("botocore") is None:
         raise _missing_extra("botocore")
-    use_aio = _running_on_asyncio() and importlib.util.find_spec("aiobotocore") is not None
+    use_aio = running_on_asyncio() and importlib.util.find_spec("aiobotocore") is not None
     try:
         if use_aio:
             return await _AioClient.open(settings)
@@ -604,6 +587,7 @@ class SesTransport(BaseTransport):
         self._max_size = max_message_size
         self._external: _Client | None = _wrap_external(client) if client is not None else None
         self._shared: _Client | None = None
+        self._shared_loop: object = None  # the event loop the shared client belongs to
         self._depth = 0
 
     def __repr__(self) -> str:
@@ -634,6 +618,7 @@ class SesTransport(BaseTransport):
     async def __aenter__(self) -> Self:
         if self._depth == 0 and self._external is None and self._shared is None:
             self._shared = await _open_client(self._settings)
+            self._shared_loop = current_loop()
         self._depth += 1
         return self
 
@@ -656,7 +641,11 @@ class SesTransport(BaseTransport):
 
     @asynccontextmanager
     async def _client(self) -> AsyncIterator[_Client]:
-        reused = self._external or self._shared
+        reused = self._external
+        if reused is None and self._shared is not None and self._shared_loop is current_loop():
+            # The shared client's connections belong to the loop that opened it;
+            # a send from another event loop makes a client of its own.
+            reused = self._shared
         if reused is not None:
             yield reused
             return

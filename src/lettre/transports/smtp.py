@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from lettre._loops import call_in_loop, current_loop, loop_is_closed
 from lettre.errors import SmtpError
 from lettre.smtp.auth import AuthMechanism, Credentials, TokenProvider
-from lettre.smtp.loops import call_in_loop, current_loop, loop_is_closed
 from lettre.smtp.pool import PoolConfig, PoolStatistics, SmtpPool
 from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, DEFAULT_TIMEOUT, SmtpSettings
 from lettre.smtp.tls import TlsMode, TlsParameters
