@@ -40,7 +40,7 @@ class Case:
 
     name: str
     label: str
-    loop: str  # "asyncio", "trio" or "threads"
+    loop: str  # "asyncio", "uvloop", "trio" or "threads"
     group: str  # "raw" (pre-serialised bytes) or "messages" (built per send)
     peer: bool
 
@@ -49,11 +49,19 @@ CASES: dict[str, Case] = {
     case.name: case
     for case in (
         Case("lettre-pool", "lettre, pooled (asyncio)", "asyncio", "raw", peer=False),
+        Case("lettre-pool-uvloop", "lettre, pooled (uvloop)", "uvloop", "raw", peer=False),
         Case("lettre-pool-trio", "lettre, pooled (trio)", "trio", "raw", peer=False),
         Case("aiosmtplib-reuse", "aiosmtplib, one connection per worker", "asyncio", "raw", True),
         Case("aiosmtplib-new", "aiosmtplib, new connection per message", "asyncio", "raw", True),
         Case("smtplib-threads", "smtplib, one thread + connection each", "threads", "raw", True),
         Case("lettre-messages", "lettre, Message built and sent", "asyncio", "messages", False),
+        Case(
+            "lettre-messages-uvloop",
+            "lettre, Message built and sent (uvloop)",
+            "uvloop",
+            "messages",
+            False,
+        ),
         Case(
             "aiosmtplib-messages",
             "aiosmtplib send_message(EmailMessage)",
@@ -72,8 +80,10 @@ def _runner(name: str) -> Callable[[int, int, Budget], Any]:
 
         runners = {
             "lettre-pool": lettre_runners.pooled,
+            "lettre-pool-uvloop": lettre_runners.pooled,
             "lettre-pool-trio": lettre_runners.pooled,
             "lettre-messages": lettre_runners.messages,
+            "lettre-messages-uvloop": lettre_runners.messages,
         }
     else:
         import peers
@@ -122,6 +132,14 @@ def run_worker(
             return result
 
         counts = trio.run(go)
+    elif case.loop == "uvloop":
+        import uvloop
+
+        async def go_uvloop() -> Counts:
+            result: Counts = await runner(port, concurrency, budget)
+            return result
+
+        counts = uvloop.run(go_uvloop())
     else:
 
         async def go_asyncio() -> Counts:
@@ -238,20 +256,34 @@ def table(results: list[Result], rtts: list[float], concurrencies: list[int]) ->
             cells = [_fmt(by_key.get((name, n, rtt))) for n in concurrencies]
             lines.append(f"| {CASES[name].label} | " + " | ".join(cells) + " |")
         lines.append("")
-        ratios = []
-        for n in concurrencies:
-            ours = by_key.get(("lettre-pool", n, rtt))
-            theirs = by_key.get(("aiosmtplib-reuse", n, rtt))
-            if ours and theirs and ours.rate and theirs.rate:
-                ratios.append(f"{ours.rate / theirs.rate:.1f}x at {n}")
-            ours = by_key.get(("lettre-messages", n, rtt))
-            theirs = by_key.get(("aiosmtplib-messages", n, rtt))
-            if ours and theirs and ours.rate and theirs.rate:
-                ratios.append(f"messages {ours.rate / theirs.rate:.1f}x at {n}")
-        if ratios:
-            lines.append("lettre / aiosmtplib: " + ", ".join(ratios))
-            lines.append("")
+        for ours_name, theirs_name, what in (
+            ("lettre-pool", "aiosmtplib-reuse", "lettre / aiosmtplib"),
+            ("lettre-pool-uvloop", "aiosmtplib-reuse", "lettre on uvloop / aiosmtplib"),
+            ("lettre-pool-uvloop", "lettre-pool", "lettre on uvloop / lettre on asyncio"),
+        ):
+            ratios = []
+            for n in concurrencies:
+                for prefix, ours_case, theirs_case in (
+                    ("", ours_name, theirs_name),
+                    ("messages ", _messages_case(ours_name), _messages_case(theirs_name)),
+                ):
+                    ours = by_key.get((ours_case, n, rtt))
+                    theirs = by_key.get((theirs_case, n, rtt))
+                    if ours and theirs and ours.rate and theirs.rate:
+                        ratios.append(f"{prefix}{ours.rate / theirs.rate:.1f}x at {n}")
+            if ratios:
+                lines.append(f"{what}: " + ", ".join(ratios))
+                lines.append("")
     return "\n".join(lines)
+
+
+def _messages_case(raw_case: str) -> str:
+    """The end-to-end case that goes with a pre-serialised one."""
+    return {
+        "lettre-pool": "lettre-messages",
+        "lettre-pool-uvloop": "lettre-messages-uvloop",
+        "aiosmtplib-reuse": "aiosmtplib-messages",
+    }[raw_case]
 
 
 def anyio_run_memory(port: int, connections: int) -> dict[str, float]:
