@@ -1,9 +1,12 @@
 """Runs every ```python example in docs/ so the documentation cannot rot.
 
-All python blocks of one page run in order in one namespace. A block preceded
-by the line ``<!-- no-run -->`` is shown but not run (examples that need the
-internet or real credentials). The namespace holds ``SMTP_PORT``: the port of
-a plain SMTP server on 127.0.0.1 that accepts every message.
+All python blocks of one page run in order in one namespace, which starts
+empty: every name an example uses is defined on its page. A block preceded by
+the line ``<!-- no-run -->`` is shown but not run (examples that need the
+internet or real credentials). Examples that talk SMTP read the port of their
+server from the ``SMTP_PORT`` environment variable (1025 by default, where
+Mailpit and MailHog listen); here it is a plain SMTP server on 127.0.0.1 that
+accepts every message.
 """
 
 from __future__ import annotations
@@ -59,8 +62,19 @@ def test_docs_examples_run(
     page: Path, smtp_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": "__docs__", "SMTP_PORT": smtp_port}
+    monkeypatch.setenv("SMTP_PORT", str(smtp_port))
+    namespace: dict[str, object] = {"__name__": "__docs__"}
     for index, block in enumerate(_blocks(page.read_text(encoding="utf-8"))):
         code = compile(block, f"{page.relative_to(DOCS)}[block {index}]", "exec", dont_inherit=True)
         exec(code, namespace)
     assert os.getcwd() == str(tmp_path)
+
+
+def test_examples_that_talk_smtp_say_where_the_port_comes_from() -> None:
+    """A page that uses SMTP_PORT defines it, in its first block that uses it."""
+    definition = 'SMTP_PORT = int(os.environ.get("SMTP_PORT", "1025"))'
+    for page in _pages():
+        for block in _blocks(page.read_text(encoding="utf-8")):
+            if "SMTP_PORT" in block:
+                assert definition in block, page.relative_to(DOCS)
+                break

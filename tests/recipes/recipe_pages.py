@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,20 @@ def blocks(page: str) -> list[str]:
 def run_page(page: str, port: int, *, upto: int | None = None) -> dict[str, Any]:
     """Run the page's blocks (the first ``upto`` of them) in one namespace.
 
-    The namespace holds ``SMTP_PORT`` like the docs test's; the namespace is
-    returned so tests can drive the objects the page defined.
+    Like the docs test, the ``SMTP_PORT`` environment variable the examples
+    read is ``port`` while they run. The namespace is returned so tests can
+    drive the objects the page defined.
     """
-    namespace: dict[str, Any] = {"__name__": f"recipe_{Path(page).stem}", "SMTP_PORT": port}
-    for index, block in enumerate(blocks(page)[:upto]):
-        code = compile(block, f"{page}[block {index}]", "exec", dont_inherit=True)
-        exec(code, namespace)
+    namespace: dict[str, Any] = {"__name__": f"recipe_{Path(page).stem}"}
+    saved = os.environ.get("SMTP_PORT")
+    os.environ["SMTP_PORT"] = str(port)
+    try:
+        for index, block in enumerate(blocks(page)[:upto]):
+            code = compile(block, f"{page}[block {index}]", "exec", dont_inherit=True)
+            exec(code, namespace)
+    finally:
+        if saved is None:
+            del os.environ["SMTP_PORT"]
+        else:
+            os.environ["SMTP_PORT"] = saved
     return namespace

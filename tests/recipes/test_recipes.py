@@ -165,10 +165,12 @@ def test_trio_recipe_sends_one_message_per_subscriber(smtpd: ServerFactory) -> N
 
 
 def test_trio_recipe_reports_each_failure_without_cancelling_the_others(
-    smtpd: ServerFactory,
+    smtpd: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     refused = {"reader3@example.com", "reader7@example.com"}
     server = smtpd(handler=RecordingHandler(refuse=refused))
+    # The page's code is run here, outside run_page: it reads the port from the environment.
+    monkeypatch.setenv("SMTP_PORT", str(server.port))
     namespace = run_page("recipes/trio.md", server.port, upto=0)
     code = compile(
         blocks("recipes/trio.md")[0].split("report = trio.run(main)")[0],
