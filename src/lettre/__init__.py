@@ -55,16 +55,12 @@ if TYPE_CHECKING:
         SinglePart,
         TransferEncoding,
     )
+    from lettre.results import RecipientResult, SendResult
+    from lettre.signing import Signer
     from lettre.smtp.auth import AuthMechanism, Credentials
     from lettre.smtp.pool import PoolConfig, PoolStatistics
     from lettre.smtp.tls import TlsMode, TlsParameters
-    from lettre.transports.base import (
-        BaseTransport,
-        RecipientResult,
-        SendResult,
-        Signer,
-        Transport,
-    )
+    from lettre.transports.base import BaseTransport, Transport
     from lettre.transports.file import FileTransport
     from lettre.transports.memory import MemoryTransport
     from lettre.transports.sendmail import SendmailTransport
@@ -88,9 +84,9 @@ _LAZY = {
     "MessageBuilder": "lettre.message",
     "MultiPart": "lettre.message",
     "Priority": "lettre.message",
-    "RecipientResult": "lettre.transports.base",
-    "SendResult": "lettre.transports.base",
-    "Signer": "lettre.transports.base",
+    "RecipientResult": "lettre.results",
+    "SendResult": "lettre.results",
+    "Signer": "lettre.signing",
     "SinglePart": "lettre.message",
     "TransferEncoding": "lettre.message",
     "Transport": "lettre.transports.base",

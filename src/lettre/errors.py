@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lettre.transports.base import RecipientResult
+    from lettre.results import RecipientResult
 
 __all__ = [
     "AddressError",

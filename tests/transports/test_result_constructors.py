@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from lettre.protocol.replies import Reply
-from lettre.transports.base import (
+from lettre.results import (
     RecipientResult,
+    Reply,
     SendResult,
     new_recipient_result,
     new_send_result,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
 
     from lettre.message.builder import MessageBuilder
-    from lettre.transports.base import Signer
+    from lettre.signing import Signer
 
 __all__ = ["Message"]
 

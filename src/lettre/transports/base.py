@@ -5,23 +5,22 @@ from __future__ import annotations
 import abc
 import email.message
 import functools
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from email.message import EmailMessage
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import anyio
 
-from lettre._slots import slot_builder
+from lettre.results import RecipientResult, SendResult, new_send_result
+from lettre.results import new_recipient_result as new_recipient_result  # noqa: PLC0414
+from lettre.signing import Signer
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
-    from lettre.errors import TransportError
     from lettre.message.message import Message
-    from lettre.protocol.replies import Reply
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -39,98 +38,6 @@ DEFAULT_CONCURRENCY: Final = 10
 
 :class:`~lettre.transports.smtp.SmtpTransport` runs twice its pool's ``max_size``.
 """
-
-
-@dataclass(frozen=True, slots=True)
-class RecipientResult:
-    """The outcome for one recipient (forward path) of a send.
-
-    Attributes:
-        recipient: the recipient's address as it went into the envelope.
-        accepted: True when the transport (or server) took responsibility for
-            delivering to this recipient.
-        reply: the server's reply to this recipient's RCPT, when SMTP was used.
-        error: why a refused recipient was not accepted, when the transport
-            reports it as an error rather than a reply (for example the SES
-            call that would have covered it failed).
-    """
-
-    recipient: str
-    accepted: bool
-    reply: Reply | None = None
-    error: TransportError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What a successful send returns: an outcome for every recipient.
-
-    Attributes:
-        recipients: one entry per envelope recipient, in envelope order.
-        message_id: the Message-ID header of the sent message, when known.
-        transport_id: the identifier the transport gave the message: the
-            SES MessageId, the file transport's file id, or the queue id an
-            SMTP server reported (None when the server reported none).
-        reply: the final SMTP reply (to the end of data or the last BDAT).
-    """
-
-    recipients: tuple[RecipientResult, ...]
-    message_id: str | None = None
-    transport_id: str | None = None
-    reply: Reply | None = field(default=None)
-
-    @property
-    def accepted(self) -> tuple[str, ...]:
-        """The recipients that were accepted."""
-        return tuple(r.recipient for r in self.recipients if r.accepted)
-
-    @property
-    def refused(self) -> tuple[RecipientResult, ...]:
-        """The outcomes of the recipients that were refused."""
-        return tuple(r for r in self.recipients if not r.accepted)
-
-    @property
-    def all_accepted(self) -> bool:
-        """True when no recipient was refused."""
-        return all(r.accepted for r in self.recipients)
-
-
-# Results are made for every message sent: these build them through the slots'
-# setters, without the frozen dataclasses' per-field object.__setattr__ (the
-# objects are the same as the constructors make).
-_build_recipient_result = slot_builder(RecipientResult, "recipient", "accepted", "reply", "error")
-_build_send_result = slot_builder(SendResult, "recipients", "message_id", "transport_id", "reply")
-
-
-def new_recipient_result(recipient: str, accepted: bool, reply: Reply | None) -> RecipientResult:
-    """``RecipientResult(recipient, accepted, reply)``, made faster."""
-    return _build_recipient_result(recipient, accepted, reply, None)
-
-
-# ``SendResult(recipients, message_id, transport_id, reply)``, made faster.
-new_send_result: Callable[
-    [tuple[RecipientResult, ...], str | None, str | None, Reply | None], SendResult
-] = _build_send_result
-
-
-@runtime_checkable
-class Signer(Protocol):
-    """Anything that signs serialised message bytes (for example DkimSigner).
-
-    Give one signer or several to any transport's ``dkim=`` option; each
-    signs the exact bytes that are sent, in the order given.
-    """
-
-    def sign(self, data: bytes) -> bytes:
-        """Return ``data`` with the signature header(s) prepended.
-
-        Args:
-            data: the whole serialised message, CRLF line endings.
-
-        Returns:
-            The signed message: new header fields, then ``data`` unchanged.
-        """
-        ...
 
 
 @runtime_checkable
