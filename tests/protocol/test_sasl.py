@@ -10,7 +10,21 @@ import pytest
 
 from lettre.errors import LocalProtocolError, RemoteProtocolError
 from lettre.protocol.replies import Reply
-from lettre.protocol.sasl import CramMd5, Login, Plain, XOAuth2, decode_challenge
+from lettre.protocol.sasl import (
+    MECHANISMS,
+    CramMd5,
+    Login,
+    Mechanism,
+    OAuthBearer,
+    Plain,
+    Scram,
+    ScramSha256,
+    TokenMechanism,
+    XOAuth2,
+    decode_challenge,
+    mechanism_class,
+    saslprep,
+)
 
 
 def challenge(text: str) -> Reply:
@@ -108,3 +122,287 @@ def test_login_through_base64_lines() -> None:
     mech = Login("user", "secret")
     first = decode_challenge(challenge(base64.b64encode(b"Username:").decode()))
     assert base64.b64encode(mech.respond(first)) == b"dXNlcg=="
+
+
+# ------------------------------------------------------------------ OAUTHBEARER
+
+# RFC 7628 section 4.1: the initial client response of the IMAP example.
+RFC7628_TOKEN = "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg=="
+RFC7628_INITIAL = (
+    "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1wbGUuY29tAXBvcnQ9MTQzAWF1dGg9"
+    "QmVhcmVyIHZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB"
+)
+
+
+def test_oauthbearer_rfc7628_example() -> None:
+    mech = OAuthBearer("user@example.com", RFC7628_TOKEN, host="server.example.com", port=143)
+    assert mech.name == "OAUTHBEARER"
+    message = mech.initial_response()
+    assert base64.b64encode(message).decode() == RFC7628_INITIAL
+    assert message == (
+        b"n,a=user@example.com,\x01host=server.example.com\x01port=143\x01"
+        b"auth=Bearer " + RFC7628_TOKEN.encode() + b"\x01\x01"
+    )
+    # create() is how the SMTP client builds it: host and port go in.
+    made = OAuthBearer.create(
+        "user@example.com", RFC7628_TOKEN, host="server.example.com", port=143
+    )
+    assert made.initial_response() == message
+
+
+def test_oauthbearer_without_host_and_with_an_escaped_user() -> None:
+    mech = OAuthBearer("a,b=c@example.com", "tok")
+    assert mech.initial_response() == b"n,a=a=2Cb=3Dc@example.com,\x01auth=Bearer tok\x01\x01"
+
+
+def test_oauthbearer_failure_is_acknowledged_with_0x01() -> None:
+    # RFC 7628 section 3.2.2: the error comes as a challenge, the client
+    # answers a single 0x01 and the server then fails the exchange.
+    mech = OAuthBearer("user@example.com", "expired")
+    error = b'{"status":"invalid_token","scope":"example_scope"}'
+    assert mech.respond(error) == b"\x01"
+    assert mech.error == error.decode()
+    with pytest.raises(RemoteProtocolError, match="more than 1"):
+        mech.respond(error)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"username": "user\x01", "token": "t"},
+        {"username": "user", "token": "t\x01"},
+        {"username": "user", "token": "t", "host": "h\x01"},
+        {"username": "user", "token": "t", "port": 0},
+        {"username": "user", "token": "t", "port": True},
+        {"username": "user", "token": None},
+    ],
+)
+def test_oauthbearer_refuses_what_it_cannot_send(kwargs: dict[str, object]) -> None:
+    with pytest.raises(LocalProtocolError):
+        OAuthBearer(**kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ SCRAM-SHA-256
+
+# RFC 7677 section 3: user "user", password "pencil".
+CLIENT_NONCE = "rOprNGfwEbeRWgbNEkqO"
+SERVER_FIRST = (
+    b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+)
+CLIENT_FINAL = (
+    b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+    b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+)
+SERVER_FINAL = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+
+def rfc_scram() -> ScramSha256:
+    return ScramSha256("user", "pencil", nonce=CLIENT_NONCE)
+
+
+def test_scram_sha256_rfc7677_exchange() -> None:
+    mech = rfc_scram()
+    assert mech.name == "SCRAM-SHA-256"
+    assert mech.initial_response() == b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
+    assert mech.respond(SERVER_FIRST) == CLIENT_FINAL
+    assert mech.respond(SERVER_FINAL) == b""
+    mech.check_success()
+    assert mech.error is None
+    with pytest.raises(RemoteProtocolError, match="more than 2"):
+        mech.respond(SERVER_FINAL)
+
+
+def test_scram_refuses_a_wrong_server_signature() -> None:
+    mech = rfc_scram()
+    mech.respond(SERVER_FIRST)
+    signature = bytearray(base64.b64decode(SERVER_FINAL[2:]))
+    signature[-1] ^= 1
+    with pytest.raises(RemoteProtocolError, match="signature is wrong") as info:
+        mech.respond(b"v=" + base64.b64encode(bytes(signature)))
+    assert "pencil" not in str(info.value)
+    with pytest.raises(RemoteProtocolError, match="without proving"):
+        mech.check_success()
+
+
+def test_scram_refuses_success_before_the_server_signature() -> None:
+    mech = rfc_scram()
+    with pytest.raises(RemoteProtocolError, match="without proving"):
+        mech.check_success()
+    mech.respond(SERVER_FIRST)
+    with pytest.raises(RemoteProtocolError, match="without proving"):
+        mech.check_success()
+
+
+def test_scram_server_error() -> None:
+    mech = rfc_scram()
+    mech.respond(SERVER_FIRST)
+    # The server says why it refuses; the empty answer lets it reply 535.
+    assert mech.respond(b"e=invalid-proof") == b""
+    assert mech.error == "invalid-proof"
+    with pytest.raises(RemoteProtocolError):
+        mech.check_success()
+
+
+@pytest.mark.parametrize(
+    ("server_first", "match"),
+    [
+        (b"r=someoneElsesNonce123,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce"),
+        (b"r=rOprNGfwEbeRWgbNEkqO,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce"),
+        (b"r=rOprNGfwEbeRWgbNEkqO abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "nonce"),
+        (b"m=ext,r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "extension"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx,i=4096,s=W22ZaJ0SNY7soEsUEjb6gQ==", "malformed"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==", "malformed"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx,s=not base64!,i=4096", "salt"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx,s=,i=4096", "salt"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4095", "fewer"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1000000", "more"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=" + b"9" * 5000, "number"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-4096", "number"),
+        # An Arabic-Indic digit four: a digit for str.isdigit, not for SCRAM.
+        (b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=\xd9\xa4", "number"),
+        (b"r=rOprNGfwEbeRWgbNEkqOx\xff,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", "UTF-8"),
+        (b"", "malformed"),
+        (b"garbage", "malformed"),
+    ],
+)
+def test_scram_refuses_a_bad_server_first_message(server_first: bytes, match: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=match):
+        rfc_scram().respond(server_first)
+
+
+@pytest.mark.parametrize("server_final", [b"x=whatever", b"v=not base64!", b"", b"v"])
+def test_scram_refuses_a_bad_server_final_message(server_final: bytes) -> None:
+    mech = rfc_scram()
+    mech.respond(SERVER_FIRST)
+    with pytest.raises(RemoteProtocolError):
+        mech.respond(server_final)
+    with pytest.raises(RemoteProtocolError):
+        mech.check_success()
+
+
+def test_scram_iteration_bounds_can_be_changed() -> None:
+    lenient = ScramSha256("user", "pencil", nonce=CLIENT_NONCE, min_iterations=4097)
+    with pytest.raises(RemoteProtocolError, match="fewer than the 4097"):
+        lenient.respond(SERVER_FIRST)
+    strict = ScramSha256("user", "pencil", nonce=CLIENT_NONCE, max_iterations=4000)
+    with pytest.raises(RemoteProtocolError, match="more than the 4000"):
+        strict.respond(SERVER_FIRST)
+
+
+def test_scram_escapes_the_user_name_and_prepares_both_values() -> None:
+    mech = ScramSha256("a=b,c", "pencil", nonce=CLIENT_NONCE)
+    assert mech.initial_response() == b"n,,n=a=3Db=2Cc,r=rOprNGfwEbeRWgbNEkqO"
+    # SASLprep: the soft hyphen is mapped to nothing and U+2168 (ROMAN
+    # NUMERAL NINE) to "IX", so both give the key "IX" gives.
+    proofs = set()
+    for password in ("IX", "I\u00adX", "\u2168"):
+        mech = ScramSha256("user", password, nonce=CLIENT_NONCE)
+        proofs.add(mech.respond(SERVER_FIRST))
+    assert len(proofs) == 1
+    assert ScramSha256("user", "IX", nonce=CLIENT_NONCE).respond(SERVER_FIRST) != CLIENT_FINAL
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [("user", "pass\x07word"), ("user", "\u0627\u0031"), ("\u00ad", "pencil"), ("", "p")],
+)
+def test_scram_refuses_values_saslprep_prohibits(username: str, password: str) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        ScramSha256(username, password)
+    if password != "p":
+        assert password not in str(info.value)
+
+
+def test_scram_nonces_are_random_and_checked() -> None:
+    first = ScramSha256("user", "pencil").initial_response()
+    second = ScramSha256("user", "pencil").initial_response()
+    assert first != second
+    nonce = first.split(b",r=")[1]
+    assert len(nonce) >= 24
+    assert all(0x21 <= byte <= 0x7E and byte != 0x2C for byte in nonce)
+    for bad in ("", "a,b", "spa ce", "ünï"):
+        with pytest.raises(LocalProtocolError, match="nonce"):
+            ScramSha256("user", "pencil", nonce=bad)
+    with pytest.raises(TypeError, match="family"):
+        Scram("user", "pencil")
+
+
+def test_scram_forgets_the_password_once_used() -> None:
+    mech = rfc_scram()
+    mech.respond(SERVER_FIRST)
+    for slot in type(mech).__slots__ + Scram.__slots__:
+        assert getattr(mech, slot, None) not in (b"pencil", "pencil")
+
+
+@pytest.mark.parametrize(
+    ("text", "prepared"),
+    [
+        # The examples of RFC 4013 section 3.
+        ("I\u00adX", "IX"),
+        ("user", "user"),
+        ("USER", "USER"),
+        ("\u00aa", "a"),
+        ("\u2168", "IX"),
+        # A non-ASCII space becomes a space.
+        ("a\u00a0b", "a b"),
+    ],
+)
+def test_saslprep(text: str, prepared: str) -> None:
+    assert saslprep(text) == prepared
+
+
+@pytest.mark.parametrize("text", ["\u0007", "\u0627\u0031", "\ue000", "\ufffe"])
+def test_saslprep_prohibits(text: str) -> None:
+    with pytest.raises(LocalProtocolError):
+        saslprep(text, what="the password")
+
+
+def test_saslprep_unassigned_code_points() -> None:
+    # U+0221 is unassigned in Unicode 3.2: a query may hold it, a stored string not.
+    assert saslprep("\u0221") == "\u0221"
+    with pytest.raises(LocalProtocolError, match="unassigned"):
+        saslprep("\u0221", allow_unassigned=False)
+
+
+# ------------------------------------------------------------------ the registry
+
+
+def test_registry_declares_every_mechanism() -> None:
+    assert set(MECHANISMS) == {
+        "PLAIN",
+        "LOGIN",
+        "CRAM-MD5",
+        "XOAUTH2",
+        "OAUTHBEARER",
+        "SCRAM-SHA-256",
+    }
+    for name, cls in MECHANISMS.items():
+        assert cls.name == name
+        assert issubclass(cls, Mechanism)
+        assert cls.max_challenges >= 1
+        is_token = issubclass(cls, TokenMechanism)
+        assert cls.needs == ("token" if is_token else "password")
+        # Token mechanisms ask for a fresh token once after 535; no other does.
+        assert cls.refresh_attempts == (1 if is_token else 0)
+    secret_kept = {name for name, cls in MECHANISMS.items() if not cls.sends_secret}
+    assert secret_kept == {"CRAM-MD5", "SCRAM-SHA-256"}
+    by_rank = sorted(
+        (cls for cls in MECHANISMS.values() if cls.needs == "password"), key=lambda c: c.rank
+    )
+    assert [cls.name for cls in by_rank] == ["SCRAM-SHA-256", "PLAIN", "LOGIN", "CRAM-MD5"]
+
+
+def test_registry_lookup() -> None:
+    assert mechanism_class("scram-sha-256") is ScramSha256
+    assert mechanism_class("OAUTHBEARER") is OAuthBearer
+    with pytest.raises(LocalProtocolError, match="GSSAPI"):
+        mechanism_class("GSSAPI")
+    with pytest.raises(TypeError):
+        MECHANISMS["NEW"] = Plain  # type: ignore[index]
+
+
+def test_every_mechanism_is_made_the_same_way() -> None:
+    for cls in MECHANISMS.values():
+        mech = cls.create("user", "s3cret-value", host="mx.example", port=587)
+        assert isinstance(mech, cls)
+        assert "s3cret-value" not in repr(mech)

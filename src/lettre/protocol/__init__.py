@@ -29,10 +29,22 @@ from lettre.protocol.connection import NEED_DATA, ClientConnection, NeedData
 from lettre.protocol.dotstuff import BdatEncoder, CrlfNormalizer, DataEncoder, encode_data
 from lettre.protocol.extensions import Capabilities
 from lettre.protocol.replies import Reply, ReplyParser
-from lettre.protocol.sasl import CramMd5, Login, Mechanism, Plain, XOAuth2, decode_challenge
+from lettre.protocol.sasl import (
+    MECHANISMS,
+    CramMd5,
+    Login,
+    Mechanism,
+    OAuthBearer,
+    Plain,
+    ScramSha256,
+    TokenMechanism,
+    XOAuth2,
+    decode_challenge,
+)
 from lettre.protocol.state import ClientState
 
 __all__ = [
+    "MECHANISMS",
     "NEED_DATA",
     "Auth",
     "AuthCancel",
@@ -56,13 +68,16 @@ __all__ = [
     "MessageData",
     "NeedData",
     "Noop",
+    "OAuthBearer",
     "Plain",
     "Quit",
     "Rcpt",
     "Reply",
     "ReplyParser",
     "Rset",
+    "ScramSha256",
     "StartTls",
+    "TokenMechanism",
     "XOAuth2",
     "decode_challenge",
     "encode_data",
