@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lettre.errors import (
     AddressError,
     AuthenticationError,
+    BlockingCallError,
     DataRefused,
     ExtensionNotSupported,
     FileTransportError,
@@ -55,11 +56,13 @@ if TYPE_CHECKING:
         SinglePart,
         TransferEncoding,
     )
+    from lettre.oneshot import send
     from lettre.results import RecipientResult, SendResult
     from lettre.signing import Signer
     from lettre.smtp.auth import AuthMechanism, Credentials
     from lettre.smtp.pool import PoolConfig, PoolStatistics
     from lettre.smtp.tls import TlsMode, TlsParameters
+    from lettre.sync import BlockingTransport, send_blocking
     from lettre.transports.base import BaseTransport, Transport
     from lettre.transports.file import FileTransport
     from lettre.transports.memory import MemoryTransport
@@ -76,6 +79,7 @@ _LAZY = {
     "Address": "lettre.address",
     "Attachment": "lettre.message",
     "BaseTransport": "lettre.transports.base",
+    "BlockingTransport": "lettre.sync",
     "ContentType": "lettre.message",
     "Envelope": "lettre.envelope",
     "Mailbox": "lettre.address",
@@ -103,6 +107,8 @@ _LAZY = {
     "SmtpTransport": "lettre.transports.smtp",
     "TlsMode": "lettre.smtp.tls",
     "TlsParameters": "lettre.smtp.tls",
+    "send": "lettre.oneshot",
+    "send_blocking": "lettre.sync",
 }
 
 __all__ = [
@@ -113,6 +119,8 @@ __all__ = [
     "AuthenticationError",
     "AwsCredentials",
     "BaseTransport",
+    "BlockingCallError",
+    "BlockingTransport",
     "ContentType",
     "Credentials",
     "DataRefused",
@@ -160,6 +168,8 @@ __all__ = [
     "TransferEncoding",
     "Transport",
     "TransportError",
+    "send",
+    "send_blocking",
 ]
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AddressError",
     "AuthenticationError",
+    "BlockingCallError",
     "DataRefused",
     "ExtensionNotSupported",
     "FileTransportError",
@@ -66,6 +67,18 @@ class MessageError(LettreError, ValueError):
     Raised by the builder, the MIME parts and the stdlib interop (a missing
     From, a header that could break the header block, a bad DSN option...).
     Also a ``ValueError``.
+    """
+
+
+class BlockingCallError(LettreError, RuntimeError):
+    """A blocking call was made from a thread that runs an event loop.
+
+    Raised by :class:`~lettre.BlockingTransport` and
+    :func:`~lettre.send_blocking` when the calling thread runs an asyncio
+    (uvloop included) or trio event loop: waiting there would stall every
+    task of that loop, and deadlock if the loop is the transport's own. Use
+    the async API there (``await transport.send(message)``). Also a
+    ``RuntimeError``.
     """
 
 

@@ -1,0 +1,803 @@
+"""Any lettre transport from blocking code: :class:`BlockingTransport` and :func:`send_blocking`.
+
+A :class:`BlockingTransport` owns an event loop that runs in a daemon thread
+of its own, and runs the wrapped async transport there: ``send()`` from any
+thread hands the send to that loop and waits for its outcome. Every thread of
+the process shares the transport, and with it the SMTP connection pool.
+
+How it behaves around the process's life:
+
+- The loop thread starts at the first call (or ``with``), so a transport made
+  at import time in a pre-forking server (gunicorn, Celery prefork) starts
+  nothing in the parent.
+- After ``os.fork()`` the child never touches what the parent's loop owns
+  (its sockets, its selector): those objects are kept, unused, for the life
+  of the child, and the first call there starts a new loop thread with a new
+  transport (see :class:`BlockingTransport` for how it is made).
+- At interpreter exit, transports not closed are closed (QUIT) within a few
+  seconds in all; the loop thread is a daemon, so it never keeps the process
+  alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextvars
+import copy
+import functools
+import itertools
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, suppress
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from lettre.errors import BlockingCallError, TransportError
+from lettre.oneshot import send as _send_once
+from lettre.transports.base import DEFAULT_CONCURRENCY, BaseTransport, Transport
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+
+    from lettre.envelope import Envelope
+    from lettre.message.message import Message
+    from lettre.results import SendResult
+    from lettre.smtp.pool import PoolStatistics
+
+__all__ = ["BlockingTransport", "send_blocking"]
+
+_logger = logging.getLogger("lettre.sync")
+
+T = TypeVar("T")
+
+_BACKENDS = ("asyncio", "trio")
+#: Seconds that closing every transport still open may take at interpreter exit.
+_EXIT_TIMEOUT = 2.0
+_numbers = itertools.count(1)
+
+
+def _event_loop_in_this_thread() -> str | None:
+    """The event loop running in the calling thread ("asyncio", "trio"), or None."""
+    if asyncio._get_running_loop() is not None:
+        return "asyncio"
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return None
+        return "trio"
+    return None
+
+
+def _refuse_in_event_loop(call: str) -> None:
+    """Raise :class:`BlockingCallError` when the calling thread runs an event loop."""
+    library = _event_loop_in_this_thread()
+    if library is not None:
+        raise BlockingCallError(
+            f"{call} was called from a thread that runs a {library} event loop: it would "
+            "block that loop (and deadlock if it is the transport's own). In async code, "
+            "use the async API: `await transport.send(message)` with an async transport "
+            "(for example SmtpTransport) opened on your event loop"
+        )
+
+
+def _closed_error() -> TransportError:
+    return TransportError(
+        "the BlockingTransport is closed; make a new one to send again", transient=False
+    )
+
+
+def _renewed(transport: Transport) -> Transport:
+    """A transport for a forked child that shares no connection with ``transport``.
+
+    SMTP: a new :class:`~lettre.SmtpTransport` from the same settings, signers
+    and pool limits. SES: a copy without the parent's client. The other
+    transports hold no connection and no event loop state; they are kept.
+    """
+    smtp = sys.modules.get("lettre.transports.smtp")
+    if smtp is not None and isinstance(transport, smtp.SmtpTransport):
+        renewed: Transport = type(transport).from_settings(
+            transport.settings, dkim=transport._signers, pool=transport.pool_config
+        )
+        return renewed
+    ses = sys.modules.get("lettre.transports.ses")
+    if ses is not None and isinstance(transport, ses.SesTransport):
+        if transport._external is not None:
+            raise TransportError(
+                "this SesTransport was made with client=... before the process forked; "
+                "that client cannot be used in the child. Give BlockingTransport a "
+                "function that makes the transport (and its client) instead",
+                transient=False,
+            )
+        fresh: Transport = copy.copy(transport)
+        fresh._shared = None  # type: ignore[attr-defined]
+        fresh._shared_loop = None  # type: ignore[attr-defined]
+        fresh._depth = 0  # type: ignore[attr-defined]
+        return fresh
+    return transport
+
+
+class _Call:
+    """One call handed to the loop thread, and how its caller waits for it."""
+
+    __slots__ = ("abandoned", "args", "function", "future", "scope", "started")
+
+    def __init__(self, function: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        self.function = function
+        self.args = args
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.scope: anyio.CancelScope | None = None
+        self.started = False
+        self.abandoned = False
+
+    def set_result(self, value: object) -> None:
+        if not self.future.done():  # the caller may have given up (cancelled it)
+            self.future.set_result(value)
+
+    def set_exception(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class _Loop:
+    """The loop thread of one process: the thread, its event loop and the transport it runs.
+
+    The transport's ``async with`` is entered and left inside the loop. Each
+    call runs as a task of the loop's task group; ``stop()`` lets the calls in
+    flight finish (within ``drain`` seconds), then closes the transport.
+    """
+
+    def __init__(
+        self, transport: Transport, backend: str, backend_options: Mapping[str, Any]
+    ) -> None:
+        self.transport = transport
+        self.backend = backend
+        self.backend_options = dict(backend_options)
+        self.thread = threading.Thread(
+            target=self._thread_main, name=f"lettre-loop-{next(_numbers)}", daemon=True
+        )
+        self.ready = threading.Event()  # set once the loop takes calls, or failed to start
+        self.failure: BaseException | None = None
+        self.accepting = False
+        self.call_soon: Callable[[Callable[[], object]], object] | None = None
+        self.group: TaskGroup | None = None
+        self.stopping: anyio.Event | None = None
+        self.idle: anyio.Event | None = None
+        self.drain = 0.0
+        self.active = 0
+        self.orphaned = False  # a parent's loop, seen from a forked child: never touched
+
+    # -- the loop thread
+
+    def _thread_main(self) -> None:
+        try:
+            anyio.run(self._main, backend=self.backend, backend_options=self.backend_options)
+        except BaseException as exc:
+            if not self.ready.is_set():
+                self.failure = exc
+            else:
+                _logger.exception("the event loop thread of a BlockingTransport failed")
+        finally:
+            self.accepting = False
+            self.ready.set()
+
+    async def _main(self) -> None:
+        self.stopping = anyio.Event()
+        async with AsyncExitStack() as stack:
+            if hasattr(self.transport, "__aenter__"):
+                await stack.enter_async_context(self.transport)  # type: ignore[arg-type]
+            else:
+                stack.push_async_callback(self.transport.aclose)
+            async with anyio.create_task_group() as group:
+                self.group = group
+                self.call_soon = _threadsafe_scheduler()
+                self.accepting = True
+                self.ready.set()
+                await self.stopping.wait()
+                with anyio.move_on_after(self.drain):
+                    while self.active:
+                        self.idle = anyio.Event()
+                        await self.idle.wait()
+                group.cancel_scope.cancel()
+        # Leaving the stack closed the transport (QUIT) on this loop.
+
+    async def _run(self, call: _Call) -> None:
+        self.active += 1
+        call.started = True
+        try:
+            with anyio.CancelScope() as scope:
+                call.scope = scope
+                if call.abandoned:
+                    scope.cancel()
+                call.set_result(await call.function(self.transport, *call.args))
+                return
+            # Only reached when the caller gave up and cancelled the call.
+            call.set_exception(TransportError("the call was cancelled", transient=True))
+        except Exception as exc:  # noqa: BLE001 - the caller's outcome, raised in its thread
+            call.set_exception(exc)
+        except BaseException:
+            call.set_exception(
+                TransportError(
+                    "the BlockingTransport was closed while this call was running; "
+                    "it may or may not have completed",
+                    transient=True,
+                )
+            )
+            raise
+        finally:
+            self.active -= 1
+            if not self.active and self.idle is not None:
+                self.idle.set()
+
+    # -- from other threads
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def submit(self, function: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> _Call:
+        call = _Call(function, args)
+        group = self.group
+        assert group is not None
+        assert self.call_soon is not None
+
+        def spawn() -> None:
+            if self.accepting:
+                group.start_soon(self._run, call)
+            else:
+                call.set_exception(_closed_error())
+
+        try:
+            self.call_soon(spawn)
+        except RuntimeError:  # the loop is finished
+            call.set_exception(_closed_error())
+        return call
+
+    def abandon(self, call: _Call) -> None:
+        """Cancel ``call`` on the loop (its caller stopped waiting)."""
+        call.abandoned = True
+        scope = call.scope
+        if scope is not None and self.call_soon is not None:
+            with suppress(RuntimeError):  # the loop is finished
+                self.call_soon(scope.cancel)
+
+    def stop(self, drain: float) -> None:
+        """Refuse new calls; let those in flight finish within ``drain`` s, then close."""
+        if self.orphaned:
+            return
+        self.accepting = False
+        self.drain = drain
+        stopping = self.stopping
+        if self.call_soon is not None and stopping is not None:
+            with suppress(RuntimeError):
+                self.call_soon(stopping.set)
+
+
+def _threadsafe_scheduler() -> Callable[[Callable[[], object]], object]:
+    """How other threads schedule a callback on the running event loop.
+
+    On asyncio the callbacks run in a copy of the calling task's context, in
+    which anyio knows its event loop (it does not in a bare callback).
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        import trio  # not asyncio: anyio runs trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    return functools.partial(loop.call_soon_threadsafe, context=contextvars.copy_context())
+
+
+# Loops of a parent process, kept (never used, never closed) in a forked child:
+# closing them would touch sockets and selectors the parent still uses.
+_orphans: list[object] = []
+_live: weakref.WeakSet[BlockingTransport] = weakref.WeakSet()
+
+
+class BlockingTransport:
+    """Run any lettre transport from blocking code (Django, Flask, scripts, Celery).
+
+    The transport runs on an event loop in a daemon thread that this object
+    owns; every method blocks the calling thread until the loop has its
+    outcome, and returns the same results and raises the same exceptions as
+    the async API. Make one per process and share it between threads: they
+    all use its connection pool, whose ``max_size`` holds across threads.
+
+    Example::
+
+        mailer = BlockingTransport(SmtpTransport.starttls_relay("smtp.example.com"))
+        result = mailer.send(message)
+        mailer.close()
+
+    The loop thread starts at the first call (or on ``with``). A process
+    forked after that (gunicorn, Celery prefork, ``multiprocessing``) never
+    uses the parent's connections: the child's first call starts its own loop
+    thread with its own transport, made from the one given here. An
+    :class:`~lettre.SmtpTransport` is made again from its settings, signers
+    and pool limits; an :class:`~lettre.SesTransport` gets a client of its
+    own; the memory, file and sendmail transports, which hold no
+    connection, are used as they are. For any other transport, pass a
+    function that makes it: it is called once here and once in each forked
+    child.
+
+    Args:
+        transport: the async transport to run (this object owns it from now
+            on and closes it in :meth:`close`), or a function without
+            arguments that makes one.
+        backend: the event loop, ``"asyncio"`` or ``"trio"``.
+        backend_options: options for that event loop, as for ``anyio.run``
+            (``{"use_uvloop": True}`` runs asyncio on uvloop).
+        timeout: seconds a call may take in all before it is cancelled
+            and raises; None (the default) leaves the bound to the
+            transport's own timeouts.
+        start_timeout: seconds a call waits for the loop thread to start and
+            take it; a loop that cannot (it is blocked) makes the call raise
+            instead of hanging.
+
+    Raises:
+        TypeError: ``transport`` is not a transport or a function making one.
+        ValueError: an unknown ``backend``, or a timeout that is not positive.
+    """
+
+    def __init__(
+        self,
+        transport: Transport | Callable[[], Transport],
+        *,
+        backend: str = "asyncio",
+        backend_options: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        start_timeout: float = 10.0,
+    ) -> None:
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be 'asyncio' or 'trio', not {backend!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
+        if not start_timeout > 0:
+            raise ValueError(f"start_timeout must be positive seconds, got {start_timeout!r}")
+        factory: Callable[[], Transport] | None = None
+        if isinstance(transport, type) or not isinstance(transport, Transport):
+            if not callable(transport):
+                raise TypeError(
+                    "BlockingTransport takes a transport (SmtpTransport, SesTransport, ...) "
+                    f"or a function that makes one, not {type(transport).__name__}"
+                )
+            factory = transport
+            transport = _checked(factory())
+        self._factory = factory
+        self._transport: Transport = transport
+        self._backend = backend
+        self._backend_options: dict[str, Any] = dict(backend_options or {})
+        self._timeout = timeout
+        self._start_timeout = float(start_timeout)
+        self._lock = threading.Lock()
+        self._loop: _Loop | None = None
+        self._closed = False
+        self._forked = False
+        _live.add(self)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def transport(self) -> Transport:
+        """The async transport this object runs (in a forked child, the child's own)."""
+        with self._lock:
+            self._renew_after_fork()
+            return self._transport
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"BlockingTransport({self._transport!r}, backend={self._backend!r}, {state})"
+
+    # ------------------------------------------------------------------ sending
+
+    def send(
+        self, message: Message | EmailMessage, *, envelope: Envelope | None = None
+    ) -> SendResult:
+        """Send a message and wait for its outcome.
+
+        Args:
+            message: a lettre :class:`~lettre.Message` or a stdlib
+                :class:`email.message.EmailMessage`.
+            envelope: the envelope to send with, instead of the one derived
+                from the message's headers.
+
+        Returns:
+            A :class:`~lettre.SendResult` with an outcome for every recipient.
+
+        Raises:
+            TransportError: the send failed (the same errors as the async
+                transport's ``send()``), the transport is closed, or the call
+                could not get the event loop in time.
+            MessageError: the message cannot be serialised or sent as it is.
+            BlockingCallError: called from a thread that runs an event loop.
+        """
+        _refuse_in_event_loop("BlockingTransport.send()")
+        return self._call(_send, message, envelope)
+
+    def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        """Send already-serialised message bytes with an explicit envelope.
+
+        Args:
+            envelope: the reverse path and the recipients.
+            data: the message, CRLF line endings, sent as it is (no signing).
+
+        Returns:
+            A :class:`~lettre.SendResult` with an outcome for every recipient.
+
+        Raises:
+            TransportError: the send failed, the transport is closed, or the
+                call could not get the event loop in time.
+            BlockingCallError: called from a thread that runs an event loop.
+        """
+        _refuse_in_event_loop("BlockingTransport.send_raw()")
+        return self._call(_send_raw, envelope, data)
+
+    def send_many(
+        self,
+        messages: Iterable[Message | EmailMessage],
+        *,
+        concurrency: int | None = None,
+    ) -> list[SendResult | Exception]:
+        """Send a list of messages concurrently on the loop; one outcome per message, in order.
+
+        Args:
+            messages: a list of messages; for one message, use :meth:`send`.
+            concurrency: how many sends may be in flight at once (the
+                transport's default when None).
+
+        Returns:
+            For each message, in the same order, its :class:`~lettre.SendResult`
+            or the exception its send raised.
+
+        Raises:
+            TypeError: ``messages`` is one message rather than a list, or holds
+                something that is not a message. Nothing is sent.
+            ValueError: ``concurrency`` is less than 1. Nothing is sent.
+            TransportError: the transport is closed, or the call could not get
+                the event loop in time.
+            BlockingCallError: called from a thread that runs an event loop.
+        """
+        _refuse_in_event_loop("BlockingTransport.send_many()")
+        return self._call(_send_many, messages, concurrency)
+
+    def test_connection(self) -> None:
+        """Check that the server can be reached (SMTP: TLS and AUTH included, then NOOP).
+
+        Raises:
+            TypeError: the wrapped transport has no ``test_connection()``.
+            SmtpError: what went wrong, typed (connection, TLS, authentication).
+            BlockingCallError: called from a thread that runs an event loop.
+        """
+        _refuse_in_event_loop("BlockingTransport.test_connection()")
+        method = getattr(self.transport, "test_connection", None)
+        if method is None:
+            raise TypeError(f"{type(self._transport).__name__} has no test_connection()")
+        self._call(_test_connection)
+
+    def statistics(self) -> PoolStatistics:
+        """A snapshot of the connection pool: open, idle, in use, waiting, messages sent.
+
+        Returns:
+            The wrapped transport's :class:`~lettre.PoolStatistics` (taken
+            on its event loop).
+
+        Raises:
+            TypeError: the wrapped transport has no connection pool.
+            BlockingCallError: called from a thread that runs an event loop.
+        """
+        _refuse_in_event_loop("BlockingTransport.statistics()")
+        if getattr(self.transport, "statistics", None) is None:
+            raise TypeError(f"{type(self._transport).__name__} has no statistics()")
+        result: PoolStatistics = self._call(_statistics)
+        return result
+
+    def _send_raw_many(
+        self, items: Sequence[tuple[Envelope, bytes]]
+    ) -> list[SendResult | Exception]:
+        """``send_raw`` for each item, concurrently on the loop; one outcome per item."""
+        _refuse_in_event_loop("BlockingTransport.send_raw()")
+        return self._call(_send_raw_all, list(items))
+
+    # ------------------------------------------------------------------ the loop
+
+    def _renew_after_fork(self) -> None:
+        """In a forked child, make the child's transport (with the lock held)."""
+        if self._forked:
+            self._forked = False
+            if self._factory is not None:
+                self._transport = _checked(self._factory())
+            else:
+                self._transport = _renewed(self._transport)
+
+    def _running_loop(self) -> _Loop:
+        loop = self._loop
+        if loop is None or not loop.accepting:
+            with self._lock:
+                if self._closed:
+                    raise _closed_error()
+                loop = self._loop
+                if loop is None or (loop.ready.is_set() and not loop.accepting):
+                    self._renew_after_fork()
+                    loop = _Loop(self._transport, self._backend, self._backend_options)
+                    loop.start()
+                    self._loop = loop
+                    # Dropped without close(): the loop closes the transport and ends.
+                    weakref.finalize(self, loop.stop, 0.0).atexit = False
+            if not loop.ready.wait(self._start_timeout):
+                raise TransportError(
+                    f"the event loop thread of the BlockingTransport did not start within "
+                    f"{self._start_timeout:g} s (start_timeout)",
+                    transient=True,
+                )
+            if loop.failure is not None:
+                with self._lock:
+                    if self._loop is loop:
+                        self._loop = None  # the next call tries again
+                raise loop.failure
+            if not loop.accepting:
+                raise _closed_error()
+        return loop
+
+    def _call(self, function: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``await function(transport, *args)`` on the loop thread; return or raise its outcome.
+
+        ``transport`` is the loop's own: in a forked child, the child's.
+        """
+        loop = self._running_loop()
+        call = loop.submit(function, args)
+        try:
+            return self._wait(loop, call)  # type: ignore[no-any-return]
+        except BaseException:
+            if not call.future.done():  # KeyboardInterrupt, a timeout: stop the call too
+                loop.abandon(call)
+            raise
+
+    def _wait(self, loop: _Loop, call: _Call) -> Any:
+        """The outcome of ``call``: first bounded by ``start_timeout``, then by ``timeout``."""
+        timeout = self._timeout
+        first = self._start_timeout if timeout is None else min(self._start_timeout, timeout)
+        started_at = time.monotonic()
+        future = call.future
+        try:
+            return future.result(first)
+        except TimeoutError:
+            if future.done():
+                raise  # the call's own error (a TimeoutError subclass)
+        if not call.started:
+            raise TransportError(
+                f"the event loop thread of the BlockingTransport did not take the call "
+                f"within {self._start_timeout:g} s (start_timeout): it is blocked",
+                transient=True,
+            )
+        left = None if timeout is None else timeout - (time.monotonic() - started_at)
+        try:
+            return future.result(left)
+        except TimeoutError:
+            if future.done():
+                raise
+        raise TransportError(
+            f"the call did not finish within {timeout:g} s (timeout) and was cancelled; "
+            "a message may or may not have been sent",
+            transient=True,
+        )
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the transport on its loop (SMTP: QUIT) and stop the loop thread.
+
+        Calls in flight may finish first (within half of ``timeout``; then
+        they are cancelled); if closing takes longer than ``timeout`` in all,
+        the loop thread, a daemon, is left to end by itself. Safe to call more
+        than once. Sends after it raise :class:`~lettre.TransportError`.
+
+        Args:
+            timeout: seconds to wait in all.
+
+        Raises:
+            BlockingCallError: called from a thread that runs an event loop.
+        """
+        _refuse_in_event_loop("BlockingTransport.close()")
+        self._finish_close(self._begin_close(timeout), time.monotonic() + timeout)
+
+    def _begin_close(self, timeout: float) -> _Loop | None:
+        with self._lock:
+            if self._closed:
+                return None
+            self._closed = True
+            loop, self._loop = self._loop, None
+        _live.discard(self)
+        if loop is not None:
+            loop.stop(timeout / 2)  # the other half for closing the transport
+        return loop
+
+    @staticmethod
+    def _finish_close(loop: _Loop | None, deadline: float) -> None:
+        if loop is None:
+            return
+        loop.thread.join(max(0.0, deadline - time.monotonic()))
+        if loop.thread.is_alive():
+            _logger.warning(
+                "the event loop thread of a BlockingTransport did not finish closing in "
+                "time; it is left to end by itself"
+            )
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        if self._loop is not None:
+            self._loop.orphaned = True
+            _orphans.append(self._loop)
+            self._loop = None
+        if not self._closed:
+            self._forked = True
+
+    def __enter__(self) -> BlockingTransport:
+        """Start the loop thread (if not yet running) and return this object."""
+        _refuse_in_event_loop("BlockingTransport.__enter__()")
+        self._running_loop()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close, as :meth:`close` does."""
+        self.close()
+
+
+# What each call runs on the loop, given the loop's transport.
+
+
+async def _send(
+    transport: Transport, message: Message | EmailMessage, envelope: Envelope | None
+) -> SendResult:
+    return await transport.send(message, envelope=envelope)
+
+
+async def _send_raw(transport: Transport, envelope: Envelope, data: bytes) -> SendResult:
+    return await transport.send_raw(envelope, data)
+
+
+async def _send_many(
+    transport: Transport, messages: Iterable[Message | EmailMessage], concurrency: int | None
+) -> list[SendResult | Exception]:
+    return await transport.send_many(messages, concurrency=concurrency)
+
+
+async def _test_connection(transport: Transport) -> None:
+    await transport.test_connection()  # type: ignore[attr-defined]
+
+
+async def _statistics(transport: Transport) -> Any:
+    return transport.statistics()  # type: ignore[attr-defined]
+
+
+async def _send_raw_all(
+    transport: Transport, items: list[tuple[Envelope, bytes]]
+) -> list[SendResult | Exception]:
+    concurrency = (
+        transport._default_concurrency()
+        if isinstance(transport, BaseTransport)
+        else DEFAULT_CONCURRENCY
+    )
+    outcomes: list[SendResult | Exception | None] = [None] * len(items)
+    queue = iter(enumerate(items))
+
+    async def worker() -> None:
+        for index, (envelope, data) in queue:
+            try:
+                outcomes[index] = await transport.send_raw(envelope, data)
+            except Exception as exc:  # noqa: BLE001 - each failure is that message's outcome
+                outcomes[index] = exc
+
+    async with anyio.create_task_group() as group:
+        for _ in range(min(concurrency, len(items))):
+            group.start_soon(worker)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _checked(transport: object) -> Transport:
+    if isinstance(transport, type) or not isinstance(transport, Transport):
+        raise TypeError(
+            "the function given to BlockingTransport must return a transport, "
+            f"not {type(transport).__name__}"
+        )
+    return transport
+
+
+def _after_fork_in_child() -> None:
+    for transport in list(_live):
+        transport._after_fork_in_child()
+
+
+def _close_at_exit() -> None:
+    deadline = time.monotonic() + _EXIT_TIMEOUT
+    loops = [transport._begin_close(_EXIT_TIMEOUT) for transport in list(_live)]
+    for loop in loops:
+        BlockingTransport._finish_close(loop, deadline)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_at_exit)
+
+
+def send_blocking(
+    message: Message | EmailMessage,
+    url_or_transport: str | BlockingTransport,
+    *,
+    envelope: Envelope | None = None,
+    backend: str = "asyncio",
+    backend_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> SendResult:
+    """Send one message from blocking code: a script, a cron job, a management command.
+
+    With a URL, connects, sends and says QUIT, on an event loop that runs in
+    the calling thread for the duration of the call. With a
+    :class:`BlockingTransport`, sends through it (and leaves it open).
+
+    Example::
+
+        send_blocking(message, "smtp://user:secret@smtp.example.com:587")
+
+    Args:
+        message: a lettre :class:`~lettre.Message` or a stdlib
+            :class:`email.message.EmailMessage`.
+        url_or_transport: an ``smtp://`` or ``smtps://`` URL (see
+            :meth:`~lettre.SmtpTransport.from_url`), or a BlockingTransport.
+        envelope: the envelope to send with, instead of the one derived from
+            the message's headers.
+        backend: the event loop for a URL, ``"asyncio"`` or ``"trio"``.
+        backend_options: options for that event loop, as for ``anyio.run``.
+        options: with a URL, keyword arguments of
+            :meth:`~lettre.SmtpTransport.from_url` (``tls_parameters=``...).
+
+    Returns:
+        A :class:`~lettre.SendResult` with an outcome for every recipient.
+
+    Raises:
+        TransportError: the send failed.
+        ValueError: the URL is invalid (the message never shows the password).
+        TypeError: ``url_or_transport`` is neither a URL nor a BlockingTransport,
+            or ``options`` were given with a BlockingTransport.
+        BlockingCallError: called from a thread that runs an event loop.
+    """
+    _refuse_in_event_loop("send_blocking()")
+    if isinstance(url_or_transport, BlockingTransport):
+        if options:
+            raise TypeError(
+                f"send_blocking() takes no {', '.join(sorted(options))} with a "
+                "BlockingTransport: those are settings of the transport"
+            )
+        return url_or_transport.send(message, envelope=envelope)
+    if not isinstance(url_or_transport, str):
+        raise TypeError(
+            "send_blocking() takes an smtp:// or smtps:// URL or a BlockingTransport, not "
+            f"{type(url_or_transport).__name__}; wrap an async transport in BlockingTransport"
+        )
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be 'asyncio' or 'trio', not {backend!r}")
+    result: SendResult = anyio.run(
+        functools.partial(_send_once, message, url_or_transport, envelope=envelope, **options),
+        backend=backend,
+        backend_options=dict(backend_options or {}),
+    )
+    return result
