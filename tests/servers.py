@@ -5,7 +5,8 @@ Two kinds:
 - :class:`AiosmtpdServer`: a real aiosmtpd server in its own thread (its own
   asyncio loop), on 127.0.0.1 and a free port, with optional STARTTLS or
   implicit TLS (trustme certificates, see :class:`TlsMaterial`) and AUTH
-  (PLAIN and LOGIN from aiosmtpd, plus CRAM-MD5 and XOAUTH2 added here). It
+  (PLAIN and LOGIN from aiosmtpd, plus CRAM-MD5, XOAUTH2, and on request
+  OAUTHBEARER and SCRAM-SHA-256, added here from their RFCs). It
   records every message it receives. Works from asyncio and trio tests alike,
   since it runs in a thread.
 - :func:`scripted_server`: an anyio TCP listener in the test's own event loop
@@ -27,9 +28,11 @@ import binascii
 import hashlib
 import hmac
 import itertools
+import json
 import secrets
 import ssl
 import threading
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -65,6 +68,10 @@ __all__ = [
 SERVER_NAME = "mx.lettre.test"
 DEFAULT_USERS: Mapping[str, str] = {"alice": "wonderland", "bob@example.com": "b0b p@ss"}
 DEFAULT_TOKENS: Mapping[str, str] = {"alice": "ya29.valid-token"}
+#: The AUTH mechanisms aiosmtpd servers offer unless told otherwise.
+DEFAULT_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
+#: Every AUTH mechanism the test servers implement.
+ALL_MECHANISMS = (*DEFAULT_MECHANISMS, "OAUTHBEARER", "SCRAM-SHA-256")
 
 
 # --------------------------------------------------------------------------- TLS
@@ -214,12 +221,29 @@ class RecordingHandler:
         return self.data_reply.format(n=number)
 
 
+def _sasl_unescape(name: str) -> str:
+    """A saslname (RFC 5802, RFC 7628) back to the user name: ``=2C`` is ``,``, ``=3D`` is ``=``."""
+    return name.replace("=2C", ",").replace("=3D", "=")
+
+
+def _hmac256(key: bytes, data: bytes) -> bytes:
+    return hmac.digest(key, data, "sha256")
+
+
 class _TestSmtp(SMTP):
-    """aiosmtpd's SMTP plus CRAM-MD5 and XOAUTH2, with per-server users and tokens."""
+    """aiosmtpd's SMTP plus CRAM-MD5, XOAUTH2, OAUTHBEARER and SCRAM-SHA-256.
+
+    Per-server users and tokens. The SCRAM-SHA-256 server side (RFC 5802,
+    RFC 7677) normalises stored passwords with NFKC only, not full SASLprep:
+    enough for the test users.
+    """
 
     users: Mapping[str, str] = DEFAULT_USERS
     tokens: Mapping[str, str] = DEFAULT_TOKENS
     token_attempts: list[str]
+    auth_events: list[str]
+    scram_bad_signature: bool = False
+    scram_iterations: int = 4096
 
     async def auth_CRAM__MD5(self, _: object, args: list[str]) -> AuthResult:
         challenge = f"<{secrets.token_hex(8)}@{SERVER_NAME}>".encode()
@@ -262,6 +286,108 @@ class _TestSmtp(SMTP):
         await self.challenge_auth(error)
         return AuthResult(success=False, handled=False)
 
+    async def _initial(self, args: list[str]) -> bytes | None:
+        """The initial response, or the answer to an empty challenge; None once handled."""
+        if len(args) > 1:
+            if args[1] == "=":
+                return b""
+            try:
+                return base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                await self.push("501 5.5.2 Can't decode base64")
+                return None
+        response = await self.challenge_auth("")
+        return None if response is MISSING else response
+
+    async def auth_OAUTHBEARER(self, _: object, args: list[str]) -> AuthResult:
+        # RFC 7628 section 3.1: gs2-header kvsep *kvpair kvsep.
+        blob = await self._initial(args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        header, _, rest = blob.decode().partition("\x01")
+        flag, _, authzid = header.rstrip(",").partition(",")
+        pairs = rest.split("\x01")
+        if flag != "n" or not header.endswith(",") or pairs[-2:] != ["", ""]:
+            await self.push("501 5.5.2 Malformed OAUTHBEARER message")
+            return AuthResult(success=False, handled=True)
+        fields = dict(pair.split("=", 1) for pair in pairs[:-2])
+        user = _sasl_unescape(authzid.removeprefix("a="))
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        self.token_attempts.append(token)
+        self.auth_events.append(
+            f"OAUTHBEARER user={user} host={fields.get('host')} port={fields.get('port')}"
+        )
+        if self.tokens.get(user) == token:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        # RFC 7628 section 3.2.2: the error as a challenge, a single 0x01 back, then 535.
+        error = {"status": "invalid_token", "scope": "https://mail.example/"}
+        ack = await self.challenge_auth(json.dumps(error))
+        if ack is MISSING:
+            return AuthResult(success=False, handled=True)
+        if ack != b"\x01":
+            await self.push("501 5.5.2 Expected a single 0x01 after the error")
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False)
+
+    async def auth_SCRAM__SHA__256(self, _: object, args: list[str]) -> AuthResult:
+        # RFC 5802 section 5, with SHA-256 (RFC 7677).
+        first = await self._initial(args)
+        if first is None:
+            return AuthResult(success=False, handled=True)
+        flag, authzid, bare = first.decode().split(",", 2)
+        gs2_header = f"{flag},{authzid},"
+        attributes = dict(part.split("=", 1) for part in bare.split(","))
+        if flag not in ("n", "y") or "n" not in attributes or "r" not in attributes:
+            await self.push("501 5.5.2 Malformed SCRAM client-first message")
+            return AuthResult(success=False, handled=True)
+        user = _sasl_unescape(attributes["n"])
+        nonce = attributes["r"] + secrets.token_urlsafe(18)
+        salt = secrets.token_bytes(16)
+        server_first = f"r={nonce},s={base64.b64encode(salt).decode()},i={self.scram_iterations}"
+        final = await self.challenge_auth(server_first)
+        if final is MISSING:
+            return AuthResult(success=False, handled=True)
+        without_proof, _, proof_text = final.decode().rpartition(",p=")
+        final_attributes = dict(part.split("=", 1) for part in without_proof.split(","))
+        expected_binding = base64.b64encode(gs2_header.encode()).decode()
+        if final_attributes.get("c") != expected_binding or final_attributes.get("r") != nonce:
+            await self.push("501 5.5.2 Wrong channel binding or nonce")
+            return AuthResult(success=False, handled=True)
+        auth_message = f"{bare},{server_first},{without_proof}".encode()
+        password = self.users.get(user)
+        valid = False
+        server_signature = b""
+        if password is not None:
+            normalized = unicodedata.normalize("NFKC", password).encode()
+            salted = hashlib.pbkdf2_hmac("sha256", normalized, salt, self.scram_iterations)
+            stored_key = hashlib.sha256(_hmac256(salted, b"Client Key")).digest()
+            client_signature = _hmac256(stored_key, auth_message)
+            proof = base64.b64decode(proof_text)
+            client_key = bytes(a ^ b for a, b in zip(proof, client_signature, strict=False))
+            valid = len(proof) == 32 and hmac.compare_digest(
+                hashlib.sha256(client_key).digest(), stored_key
+            )
+            server_signature = _hmac256(_hmac256(salted, b"Server Key"), auth_message)
+        if not valid:
+            self.auth_events.append("SCRAM-SHA-256 invalid-proof")
+            if await self.challenge_auth("e=invalid-proof") is MISSING:
+                return AuthResult(success=False, handled=True)
+            return AuthResult(success=False, handled=False)
+        if self.scram_bad_signature:
+            server_signature = bytes([server_signature[0] ^ 1]) + server_signature[1:]
+        # challenge_auth by hand, to note a cancel before the client sees the 501.
+        await self.push(b"334 " + base64.b64encode(b"v=" + base64.b64encode(server_signature)))
+        ack = (await self._reader.readline()).strip()
+        if ack == b"*":
+            self.auth_events.append("SCRAM-SHA-256 cancelled after the server signature")
+            await self.push("501 5.7.0 Auth aborted")
+            return AuthResult(success=False, handled=True)
+        if ack != b"":
+            await self.push("501 5.5.2 Expected an empty response")
+            return AuthResult(success=False, handled=True)
+        self.auth_events.append("SCRAM-SHA-256 success")
+        return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+
 
 class _PortZeroController(Controller):
     """A Controller that binds port 0 and learns the port the OS chose."""
@@ -294,8 +420,13 @@ class AiosmtpdServer:
         auth_require_tls: aiosmtpd's ``auth_require_tls``.
         auth_required: refuse MAIL until the client authenticated.
         require_starttls: refuse everything but EHLO/STARTTLS/QUIT before TLS.
-        users: user name -> password accepted by PLAIN, LOGIN and CRAM-MD5.
-        tokens: user name -> token accepted by XOAUTH2.
+        users: user name -> password accepted by PLAIN, LOGIN, CRAM-MD5 and
+            SCRAM-SHA-256.
+        tokens: user name -> token accepted by XOAUTH2 and OAUTHBEARER.
+        mechanisms: the AUTH mechanisms offered when ``auth`` is True (default
+            :data:`DEFAULT_MECHANISMS`; OAUTHBEARER and SCRAM-SHA-256 only
+            when named here).
+        scram_bad_signature: SCRAM-SHA-256 sends a wrong server signature.
         smtputf8: offer SMTPUTF8.
         size_limit: the SIZE limit advertised and enforced (None: no SIZE).
         handler: the aiosmtpd handler (default: a new :class:`RecordingHandler`).
@@ -312,6 +443,8 @@ class AiosmtpdServer:
         require_starttls: bool = False,
         users: Mapping[str, str] = DEFAULT_USERS,
         tokens: Mapping[str, str] = DEFAULT_TOKENS,
+        mechanisms: Iterable[str] = DEFAULT_MECHANISMS,
+        scram_bad_signature: bool = False,
         smtputf8: bool = True,
         size_limit: int | None = 33554432,
         handler: RecordingHandler | None = None,
@@ -324,6 +457,8 @@ class AiosmtpdServer:
         self.tls = tls
         self.tls_material = tls_material
         self.token_attempts: list[str] = []
+        self.auth_events: list[str] = []
+        """What the OAUTHBEARER and SCRAM-SHA-256 hooks saw, in order."""
         context = tls_material.server_context() if tls_material is not None else None
         users = dict(users)
         tokens = dict(tokens)
@@ -350,16 +485,22 @@ class AiosmtpdServer:
         if tls == "starttls":
             smtp_kwargs["tls_context"] = context
             smtp_kwargs["require_starttls"] = require_starttls
-        if not auth:
-            smtp_kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"]
+        offered = set(mechanisms) if auth else set()
+        unknown = offered - set(ALL_MECHANISMS)
+        if unknown:
+            raise ValueError(f"the test servers do not implement {sorted(unknown)}")
+        smtp_kwargs["auth_exclude_mechanism"] = [m for m in ALL_MECHANISMS if m not in offered]
         handler_obj = self.handler
         attempts = self.token_attempts
+        events = self.auth_events
 
         def make_smtp() -> SMTP:
             smtp = _TestSmtp(handler_obj, **smtp_kwargs)
             smtp.users = users
             smtp.tokens = tokens
             smtp.token_attempts = attempts
+            smtp.auth_events = events
+            smtp.scram_bad_signature = scram_bad_signature
             return smtp
 
         self._controller = _PortZeroController(

@@ -22,13 +22,14 @@ from hostile_support import GUARD, HELLO, ServerFactory, envelope, message_bytes
 
 from lettre.errors import AuthenticationError, LettreError
 from lettre.protocol.commands import Auth, AuthResponse
-from lettre.protocol.sasl import CramMd5, Login, Plain, XOAuth2
+from lettre.protocol.sasl import CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2
 from lettre.smtp.auth import Credentials
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.settings import SmtpSettings
 from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.smtp.url import parse_smtp_url, settings_from_url
 from lettre.transports.smtp import SmtpTransport
+from servers import ALL_MECHANISMS
 
 USER = "alice"
 PASSWORD = "Tr0ub4dor&3-very-secret"
@@ -213,7 +214,14 @@ def test_url_errors_never_show_a_password_with_delimiters(cut: str) -> None:
 
 def test_protocol_objects_hide_credentials() -> None:
     plain = Plain(USER, PASSWORD)
-    mechanisms = [plain, Login(USER, PASSWORD), CramMd5(USER, PASSWORD), XOAuth2(USER, TOKEN)]
+    mechanisms = [
+        plain,
+        Login(USER, PASSWORD),
+        CramMd5(USER, PASSWORD),
+        ScramSha256(USER, PASSWORD),
+        XOAuth2(USER, TOKEN),
+        OAuthBearer(USER, TOKEN, host="mx.example", port=587),
+    ]
     texts = [repr(m) for m in mechanisms] + [str(m) for m in mechanisms]
     initial = plain.initial_response()
     commands = [Auth("PLAIN", initial), AuthResponse(PASSWORD.encode())]
@@ -238,7 +246,13 @@ def test_ses_credentials_are_hidden() -> None:
 
 
 def auth_server(smtpd: ServerFactory) -> Any:
-    return smtpd(tls="starttls", auth=True, users={USER: PASSWORD}, tokens={USER: TOKEN})
+    return smtpd(
+        tls="starttls",
+        auth=True,
+        users={USER: PASSWORD},
+        tokens={USER: TOKEN},
+        mechanisms=ALL_MECHANISMS,
+    )
 
 
 def transport_for_auth(server: Any, tls_params: TlsParameters, **kwargs: Any) -> SmtpTransport:
@@ -254,7 +268,7 @@ def transport_for_auth(server: Any, tls_params: TlsParameters, **kwargs: Any) ->
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"])
 async def test_debug_log_of_a_successful_login_hides_the_password(
     mechanism: str,
     smtpd: ServerFactory,
@@ -303,7 +317,7 @@ async def test_debug_log_shows_message_content_only_by_size(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"])
 async def test_refused_login_hides_the_password_in_logs_and_errors(
     mechanism: str,
     smtpd: ServerFactory,
@@ -329,8 +343,12 @@ async def test_refused_login_hides_the_password_in_logs_and_errors(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mechanism", ["XOAUTH2", "OAUTHBEARER"])
 async def test_xoauth2_tokens_never_show(
-    smtpd: ServerFactory, tls_params: TlsParameters, caplog: pytest.LogCaptureFixture
+    mechanism: str,
+    smtpd: ServerFactory,
+    tls_params: TlsParameters,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="lettre")
     server = auth_server(smtpd)
@@ -340,20 +358,28 @@ async def test_xoauth2_tokens_never_show(
         return next(tokens)
 
     transport = transport_for_auth(
-        server, tls_params, credentials=Credentials(USER), token_provider=provider
+        server,
+        tls_params,
+        credentials=Credentials(USER),
+        token_provider=provider,
+        auth_mechanisms=[mechanism],
     )
     with anyio.fail_after(GUARD):
         async with transport:
             await transport.send_raw(envelope(), message_bytes())
     # The stale token was refused, a fresh one asked for and accepted.
     assert server.token_attempts == [STALE_TOKENS[0], TOKEN]
-    assert any(r.getMessage().startswith("C: AUTH XOAUTH2") for r in caplog.records)
+    assert any(r.getMessage().startswith(f"C: AUTH {mechanism}") for r in caplog.records)
     assert_no_leak(log_texts(caplog.records), [TOKEN, STALE_TOKENS[0]])
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mechanism", ["XOAUTH2", "OAUTHBEARER"])
 async def test_refused_xoauth2_hides_tokens_in_errors(
-    smtpd: ServerFactory, tls_params: TlsParameters, caplog: pytest.LogCaptureFixture
+    mechanism: str,
+    smtpd: ServerFactory,
+    tls_params: TlsParameters,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="lettre")
     server = auth_server(smtpd)
@@ -363,7 +389,11 @@ async def test_refused_xoauth2_hides_tokens_in_errors(
         return next(tokens)
 
     transport = transport_for_auth(
-        server, tls_params, credentials=Credentials(USER), token_provider=provider
+        server,
+        tls_params,
+        credentials=Credentials(USER),
+        token_provider=provider,
+        auth_mechanisms=[mechanism],
     )
     with anyio.fail_after(GUARD):
         async with transport:

@@ -10,9 +10,11 @@ import anyio
 import pytest
 
 from lettre.errors import TlsError
+from lettre.protocol.sasl import MECHANISMS
 from lettre.smtp.auth import (
     DEFAULT_MECHANISMS_INSECURE,
     DEFAULT_MECHANISMS_TLS,
+    DEFAULT_TOKEN_MECHANISMS,
     AuthMechanism,
     Credentials,
     choose_mechanisms,
@@ -146,20 +148,47 @@ def test_credentials_hide_the_password() -> None:
 def test_mechanism_parse() -> None:
     assert AuthMechanism.parse("cram_md5") is AuthMechanism.CRAM_MD5
     assert AuthMechanism.parse("xoauth2") is AuthMechanism.XOAUTH2
+    assert AuthMechanism.parse("scram-sha-256") is AuthMechanism.SCRAM_SHA_256
+    assert AuthMechanism.parse("SCRAM_SHA_256") is AuthMechanism.SCRAM_SHA_256
+    assert AuthMechanism.parse(" oauthbearer ") is AuthMechanism.OAUTHBEARER
     with pytest.raises(ValueError, match="unsupported AUTH mechanism"):
         AuthMechanism.parse("GSSAPI")
 
 
+def test_mechanisms_are_the_registry() -> None:
+    # One member per registered class, and each member finds its class.
+    assert {m.value for m in AuthMechanism} == set(MECHANISMS)
+    for mechanism in AuthMechanism:
+        assert mechanism.mechanism_class is MECHANISMS[mechanism.value]
+
+
+def test_default_orders() -> None:
+    m = AuthMechanism
+    assert DEFAULT_TOKEN_MECHANISMS == (m.XOAUTH2, m.OAUTHBEARER)
+    assert DEFAULT_MECHANISMS_TLS == (m.SCRAM_SHA_256, m.PLAIN, m.LOGIN, m.CRAM_MD5)
+    # Without TLS, the mechanisms that keep the password off the wire first.
+    assert DEFAULT_MECHANISMS_INSECURE == (m.SCRAM_SHA_256, m.CRAM_MD5, m.PLAIN, m.LOGIN)
+
+
 def test_mechanism_preference() -> None:
-    offered = ["LOGIN", "PLAIN", "CRAM-MD5", "XOAUTH2"]
+    offered = ["LOGIN", "PLAIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER", "SCRAM-SHA-256"]
     tls = choose_mechanisms(offered, encrypted=True, has_password=True, has_token_provider=False)
     assert tls == list(DEFAULT_MECHANISMS_TLS)
     plain = choose_mechanisms(offered, encrypted=False, has_password=True, has_token_provider=False)
     assert plain == list(DEFAULT_MECHANISMS_INSECURE)
     oauth = choose_mechanisms(offered, encrypted=True, has_password=False, has_token_provider=True)
-    assert oauth == [AuthMechanism.XOAUTH2]
+    assert oauth == [AuthMechanism.XOAUTH2, AuthMechanism.OAUTHBEARER]
     both = choose_mechanisms(offered, encrypted=True, has_password=True, has_token_provider=True)
-    assert both[0] is AuthMechanism.XOAUTH2
+    assert both == [*DEFAULT_TOKEN_MECHANISMS, *DEFAULT_MECHANISMS_TLS]
+    only_bearer = choose_mechanisms(
+        ["PLAIN", "OAUTHBEARER"], encrypted=True, has_password=False, has_token_provider=True
+    )
+    assert only_bearer == [AuthMechanism.OAUTHBEARER]
+    # Today's servers without SCRAM get what they got before.
+    old = choose_mechanisms(
+        ["LOGIN", "PLAIN", "CRAM-MD5"], encrypted=True, has_password=True, has_token_provider=False
+    )
+    assert old == [AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5]
     chosen = choose_mechanisms(
         ["PLAIN", "LOGIN"],
         encrypted=True,
@@ -260,6 +289,13 @@ def test_url_with_credentials_and_parameters() -> None:
     assert settings.require_all_recipients
     assert settings.hello_name == "client.example.com"
     assert "p@ss:word" not in repr(settings)
+
+
+def test_url_names_the_new_mechanisms() -> None:
+    settings = settings_from_url("smtp://bob:pw@mail.example.com?auth=scram-sha-256,oauthbearer")
+    assert settings.auth_mechanisms == (AuthMechanism.SCRAM_SHA_256, AuthMechanism.OAUTHBEARER)
+    transport = SmtpTransport("mail.example.com", auth_mechanisms=["SCRAM_SHA_256"])
+    assert transport.settings.auth_mechanisms == (AuthMechanism.SCRAM_SHA_256,)
 
 
 def test_url_defaults() -> None:

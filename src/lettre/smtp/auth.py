@@ -1,8 +1,10 @@
 """Credentials and SASL mechanism choice for SMTP AUTH (RFC 4954).
 
 The mechanisms themselves (the challenge and response machines) live in the
-sans-IO core, :mod:`lettre.protocol.sasl`; this module holds what the user
-configures and the rule that picks a mechanism from what the server offers.
+sans-IO core, :mod:`lettre.protocol.sasl`, one class each, found by name in
+its registry; this module holds what the user configures and the rule that
+picks mechanisms from what the server offers, using what each class declares
+(the secret it needs, whether it sends it, its rank).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import enum
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
+from lettre.protocol.sasl import MECHANISMS, Mechanism
+
 __all__ = [
     "DEFAULT_MECHANISMS_INSECURE",
     "DEFAULT_MECHANISMS_TLS",
+    "DEFAULT_TOKEN_MECHANISMS",
     "AuthMechanism",
     "Credentials",
     "TokenProvider",
@@ -21,29 +26,44 @@ __all__ = [
 ]
 
 TokenProvider = Callable[[], Awaitable[str]]
-"""An async callable returning an OAuth 2.0 access token for XOAUTH2.
+"""An async callable returning an OAuth 2.0 access token (XOAUTH2, OAUTHBEARER).
 
-It is called before each XOAUTH2 attempt. When the server answers 535 it is
-called once more and the attempt repeated, so a provider that caches tokens
-should hand out a fresh one when the cached one may have expired.
+It is called before each attempt with a token mechanism. When the server
+answers 535 it is called once more and the attempt repeated, so a provider
+that caches tokens should hand out a fresh one when the cached one may have
+expired.
 """
 
 
 class AuthMechanism(str, enum.Enum):
     """The SASL mechanisms lettre can use.
 
+    Each member names a class of :data:`lettre.protocol.sasl.MECHANISMS`
+    (see :attr:`mechanism_class`).
+
     Attributes:
         PLAIN: RFC 4616: username and password in one message (needs TLS).
         LOGIN: the older two-step username/password exchange (needs TLS).
         CRAM_MD5: RFC 2195: a challenge answered with an HMAC-MD5 of it; the
             password itself is not sent.
-        XOAUTH2: an OAuth 2.0 bearer token (Google, Microsoft).
+        XOAUTH2: an OAuth 2.0 bearer token (Google, Microsoft; needs TLS).
+        OAUTHBEARER: RFC 7628: an OAuth 2.0 bearer token, the standard
+            mechanism (needs TLS).
+        SCRAM_SHA_256: RFC 7677: a salted challenge and response; the
+            password is not sent and the server proves that it knows it.
     """
 
     PLAIN = "PLAIN"
     LOGIN = "LOGIN"
     CRAM_MD5 = "CRAM-MD5"
     XOAUTH2 = "XOAUTH2"
+    OAUTHBEARER = "OAUTHBEARER"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+
+    @property
+    def mechanism_class(self) -> type[Mechanism]:
+        """The sans-IO class implementing this mechanism."""
+        return MECHANISMS[self.value]
 
     @classmethod
     def parse(cls, value: AuthMechanism | str) -> AuthMechanism:
@@ -68,26 +88,42 @@ class AuthMechanism(str, enum.Enum):
         raise ValueError(f"unsupported AUTH mechanism {value!r}; expected one of {choices}")
 
 
-DEFAULT_MECHANISMS_TLS: tuple[AuthMechanism, ...] = (
-    AuthMechanism.PLAIN,
-    AuthMechanism.LOGIN,
-    AuthMechanism.CRAM_MD5,
-)
-"""The preference over an encrypted connection: PLAIN first.
+def _ranked(needs: str, *, encrypted: bool) -> tuple[AuthMechanism, ...]:
+    """The mechanisms needing ``needs``, best first, by what their classes declare."""
+    members = [m for m in AuthMechanism if m.mechanism_class.needs == needs]
+    if encrypted:
+        return tuple(sorted(members, key=lambda m: m.mechanism_class.rank))
+    # Without TLS, the mechanisms that keep the secret off the wire come first.
+    return tuple(
+        sorted(members, key=lambda m: (m.mechanism_class.sends_secret, m.mechanism_class.rank))
+    )
 
-Inside TLS, PLAIN is as safe as anything else here and takes one round trip;
-CRAM-MD5 comes last because it forces servers to keep password equivalents
-and several implement it poorly.
+
+DEFAULT_TOKEN_MECHANISMS: tuple[AuthMechanism, ...] = _ranked("token", encrypted=True)
+"""The token mechanisms, first when a token provider is configured: XOAUTH2, OAUTHBEARER.
+
+XOAUTH2 first: Google and Microsoft implement it, Microsoft only it, and it
+is what lettre used before OAUTHBEARER; OAUTHBEARER (RFC 7628) serves the
+servers that offer only the standard mechanism.
 """
 
-DEFAULT_MECHANISMS_INSECURE: tuple[AuthMechanism, ...] = (
-    AuthMechanism.CRAM_MD5,
-    AuthMechanism.PLAIN,
-    AuthMechanism.LOGIN,
-)
+DEFAULT_MECHANISMS_TLS: tuple[AuthMechanism, ...] = _ranked("password", encrypted=True)
+"""The password mechanisms over an encrypted connection: SCRAM-SHA-256, PLAIN, LOGIN, CRAM-MD5.
+
+SCRAM-SHA-256 first: it is the only one in which the server proves that it
+knows the password, and the password never leaves the client, even inside
+TLS (a TLS-terminating proxy or a certificate issued to the wrong party
+learns nothing it can replay). It costs two more round trips than PLAIN and
+one PBKDF2 computation per password and salt in a process. Then PLAIN (one
+round trip), LOGIN, and CRAM-MD5 last, because it forces servers to keep
+password equivalents and several implement it poorly.
+"""
+
+DEFAULT_MECHANISMS_INSECURE: tuple[AuthMechanism, ...] = _ranked("password", encrypted=False)
 """The preference over plain text (only with ``allow_insecure_auth=True``).
 
-CRAM-MD5 first: it is the only one that does not put the password on the wire.
+SCRAM-SHA-256 and CRAM-MD5 first: they do not put the password on the wire.
+PLAIN and LOGIN follow, since ``allow_insecure_auth`` allows them.
 """
 
 
@@ -99,8 +135,8 @@ class Credentials:
 
     Args:
         username: the login name (often the full email address).
-        password: the password; may be None when only XOAUTH2 (with a token
-            provider) is used.
+        password: the password; may be None when only a token mechanism
+            (XOAUTH2 or OAUTHBEARER, with a token provider) is used.
 
     Raises:
         TypeError: when the user name or password is not a str.
@@ -132,17 +168,18 @@ def choose_mechanisms(
 ) -> list[AuthMechanism]:
     """List the mechanisms to use, best first, from what the server offers.
 
-    XOAUTH2 comes first when a token provider is configured; then the password
-    mechanisms in :data:`DEFAULT_MECHANISMS_TLS` order over TLS, or
+    The token mechanisms (:data:`DEFAULT_TOKEN_MECHANISMS`) come first when a
+    token provider is configured; then the password mechanisms in
+    :data:`DEFAULT_MECHANISMS_TLS` order over TLS, or
     :data:`DEFAULT_MECHANISMS_INSECURE` order without it. An explicit
-    ``preference`` replaces that order (mechanisms that cannot be used for
-    lack of a password or token provider are skipped).
+    ``preference`` replaces that order. Either way a mechanism is skipped
+    when its secret (a password, or a token provider) is not configured.
 
     Args:
         offered: the mechanism names from the server's EHLO reply.
         encrypted: whether the connection is encrypted.
         has_password: whether the credentials carry a password.
-        has_token_provider: whether an XOAUTH2 token provider is configured.
+        has_token_provider: whether a token provider is configured.
         preference: the caller's own order, if any.
 
     Returns:
@@ -152,13 +189,13 @@ def choose_mechanisms(
     if preference is not None:
         order = [AuthMechanism.parse(m) for m in preference]
     else:
-        order = [AuthMechanism.XOAUTH2]
+        order = list(DEFAULT_TOKEN_MECHANISMS)
         order.extend(DEFAULT_MECHANISMS_TLS if encrypted else DEFAULT_MECHANISMS_INSECURE)
+    usable = {"password": has_password, "token": has_token_provider}
     chosen: list[AuthMechanism] = []
     for mechanism in order:
         if mechanism.value not in offered_names or mechanism in chosen:
             continue
-        usable = has_token_provider if mechanism is AuthMechanism.XOAUTH2 else has_password
-        if usable:
+        if usable[mechanism.mechanism_class.needs]:
             chosen.append(mechanism)
     return chosen

@@ -66,7 +66,7 @@ from lettre.protocol.commands import (
 )
 from lettre.protocol.connection import ClientConnection
 from lettre.protocol.extensions import Capabilities
-from lettre.protocol.sasl import CramMd5, Login, Mechanism, Plain, XOAuth2, decode_challenge
+from lettre.protocol.sasl import Mechanism, decode_challenge
 from lettre.smtp.auth import AuthMechanism, choose_mechanisms
 from lettre.smtp.settings import SmtpSettings, default_hello_name
 from lettre.smtp.stream import Operation, SmtpStream, transcript_logger
@@ -534,38 +534,46 @@ class SmtpClient:
             return
 
     async def _auth_with(self, stream: SmtpStream, mechanism: AuthMechanism) -> None:
-        credentials = self._settings.credentials
+        settings = self._settings
+        credentials = settings.credentials
         assert credentials is not None
-        username = credentials.username
-        if mechanism is AuthMechanism.XOAUTH2:
-            provider = self._settings.token_provider
-            assert provider is not None
-            for attempt in range(2):
-                stream.relax()
-                token = await provider()
-                if not isinstance(token, str) or not token:
-                    raise TypeError("the token provider must return a non-empty str")
-                reply = await self._sasl(stream, XOAuth2(username, token))
-                if reply.code == 235:
-                    return
-                if reply.code != 535 or attempt == 1:
-                    break
-                self._logger.debug("XOAUTH2 refused with 535; asking for a fresh token")
-            raise await self._reply_error(stream, reply, AuthenticationError, "AUTH XOAUTH2")
-        password = credentials.password
-        assert password is not None
-        sasl: Mechanism
-        if mechanism is AuthMechanism.PLAIN:
-            sasl = Plain(username, password)
-        elif mechanism is AuthMechanism.LOGIN:
-            sasl = Login(username, password)
-        else:
-            sasl = CramMd5(username, password)
-        reply = await self._sasl(stream, sasl)
-        if reply.code != 235:
-            raise await self._reply_error(
-                stream, reply, AuthenticationError, f"AUTH {mechanism.value}"
+        cls = mechanism.mechanism_class
+        command = f"AUTH {mechanism.value}"
+        # A token mechanism is repeated with a fresh token after 535 (the
+        # class says how often): the cached token has probably expired.
+        for attempt in range(1 + cls.refresh_attempts):
+            secret = await self._auth_secret(stream, cls)
+            sasl = cls.create(
+                credentials.username,
+                secret,
+                host=settings.host,
+                port=settings.effective_port,
             )
+            reply = await self._sasl(stream, sasl)
+            if reply.code == 235:
+                # SCRAM: a server that did not prove it knows the password is refused.
+                sasl.check_success()
+                return
+            if reply.code != 535 or attempt == cls.refresh_attempts:
+                break
+            self._logger.debug("%s refused with 535; asking for a fresh token", command)
+        raise await self._reply_error(stream, reply, AuthenticationError, command)
+
+    async def _auth_secret(self, stream: SmtpStream, cls: type[Mechanism]) -> str:
+        """The password, or a token from the token provider, as the mechanism needs."""
+        settings = self._settings
+        if cls.needs == "token":
+            provider = settings.token_provider
+            assert provider is not None
+            stream.relax()
+            token = await provider()
+            if not isinstance(token, str) or not token:
+                raise TypeError("the token provider must return a non-empty str")
+            return token
+        assert settings.credentials is not None
+        password = settings.credentials.password
+        assert password is not None
+        return password
 
     async def _sasl(self, stream: SmtpStream, mechanism: Mechanism) -> Reply:
         what = f"the reply to AUTH {mechanism.name}"

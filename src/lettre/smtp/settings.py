@@ -208,7 +208,8 @@ class SmtpSettings:
             when None.
         credentials: user name and password for AUTH; None to skip AUTH.
         token_provider: an async callable returning an OAuth 2.0 token; enables
-            XOAUTH2 (the user name comes from ``credentials``).
+            the token mechanisms, XOAUTH2 and OAUTHBEARER (the user name comes
+            from ``credentials``).
         auth_mechanisms: the mechanisms to try, in order, instead of the
             default preference.
         allow_insecure_auth: allow AUTH over a connection that is not encrypted.
@@ -266,11 +267,13 @@ class SmtpSettings:
                 raise TypeError("token_provider must be an async callable returning a token")
             if self.credentials is None:
                 raise ValueError(
-                    "XOAUTH2 needs a user name: pass credentials=Credentials(username) "
-                    "with the token_provider"
+                    "the token mechanisms (XOAUTH2, OAUTHBEARER) need a user name: pass "
+                    "credentials=Credentials(username) with the token_provider"
                 )
         elif self.credentials is not None and self.credentials.password is None:
-            raise ValueError("credentials without a password need a token_provider (XOAUTH2)")
+            raise ValueError(
+                "credentials without a password need a token_provider (XOAUTH2, OAUTHBEARER)"
+            )
         if self.auth_mechanisms is not None:
             mechanisms = tuple(AuthMechanism.parse(m) for m in _iterable(self.auth_mechanisms))
             if not mechanisms:

@@ -50,9 +50,10 @@ class SmtpTransport(BaseTransport):
         tls_parameters: trust store, client certificate, minimum version...
         credentials: ``Credentials(username, password)`` for AUTH.
         token_provider: an async callable returning an OAuth 2.0 access token
-            (XOAUTH2); the user name comes from ``credentials``.
+            (XOAUTH2, OAUTHBEARER); the user name comes from ``credentials``.
         auth_mechanisms: the AUTH mechanisms to try, in order (default: XOAUTH2
-            with a token provider, then PLAIN, LOGIN, CRAM-MD5 over TLS).
+            and OAUTHBEARER with a token provider, then SCRAM-SHA-256, PLAIN,
+            LOGIN, CRAM-MD5 over TLS).
         allow_insecure_auth: allow credentials over an unencrypted connection.
         hello_name: the EHLO name; default the machine's fully qualified name.
         timeout: seconds to wait for each reply.
