@@ -20,7 +20,7 @@ import anyio
 import pytest
 from hostile_support import GUARD, HELLO, ServerFactory, envelope, message_bytes
 
-from lettre.errors import AuthenticationError, LettreError
+from lettre.errors import AuthenticationError, LettreError, RemoteProtocolError
 from lettre.protocol.commands import Auth, AuthResponse
 from lettre.protocol.sasl import CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2
 from lettre.smtp.auth import Credentials
@@ -403,6 +403,35 @@ async def test_refused_xoauth2_hides_tokens_in_errors(
     texts = [*log_texts(caplog.records), *error_texts(info.value)]
     assert_no_leak(texts, STALE_TOKENS)
     assert isinstance(info.value, LettreError)
+
+
+@pytest.mark.anyio
+async def test_scram_impostor_gets_no_password_and_no_fallback(
+    smtpd: ServerFactory, tls_params: TlsParameters, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A server that cannot produce the SCRAM server signature (it does not
+    # know the password) must not get a second chance through PLAIN.
+    caplog.set_level(logging.DEBUG, logger="lettre")
+    server = smtpd(
+        tls="starttls",
+        auth=True,
+        users={USER: PASSWORD},
+        mechanisms=ALL_MECHANISMS,
+        scram_bad_signature=True,
+    )
+    transport = transport_for_auth(server, tls_params, credentials=Credentials(USER, PASSWORD))
+    with anyio.fail_after(GUARD):
+        async with transport:
+            with pytest.raises(RemoteProtocolError, match="signature is wrong") as info:
+                await transport.send_raw(envelope(), message_bytes())
+    transcript = [r.getMessage() for r in caplog.records]
+    assert [line for line in transcript if line.startswith("C: AUTH")] == [
+        "C: AUTH SCRAM-SHA-256 <redacted>"
+    ]
+    assert "C: *" in transcript
+    assert server.messages == []
+    texts = [*log_texts(caplog.records), *error_texts(info.value)]
+    assert_no_leak(texts, [PASSWORD])
 
 
 # --------------------------------------------------------------------------- command line
