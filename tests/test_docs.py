@@ -3,10 +3,13 @@
 All python blocks of one page run in order in one namespace, which starts
 empty: every name an example uses is defined on its page. A block preceded by
 the line ``<!-- no-run -->`` is shown but not run (examples that need the
-internet or real credentials). Examples that talk SMTP read the port of their
-server from the ``SMTP_PORT`` environment variable (1025 by default, where
-Mailpit and MailHog listen); here it is a plain SMTP server on 127.0.0.1 that
-accepts every message.
+internet or real credentials). A page holding the line
+``<!-- docs-test: own process -->`` runs in an interpreter of its own, as one
+script (its examples set up something once per process, like Django's
+settings). Examples that talk SMTP read the port of their server from the
+``SMTP_PORT`` environment variable (1025 by default, where Mailpit and MailHog
+listen); here it is a plain SMTP server on 127.0.0.1 that accepts every
+message.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from aiosmtpd.handlers import Sink
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 NO_RUN = "<!-- no-run -->"
+OWN_PROCESS = "<!-- docs-test: own process -->"
 
 
 def _blocks(text: str) -> list[str]:
@@ -63,8 +69,19 @@ def test_docs_examples_run(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SMTP_PORT", str(smtp_port))
+    text = page.read_text(encoding="utf-8")
+    if OWN_PROCESS in text:
+        done = subprocess.run(
+            [sys.executable, "-c", "\n".join(_blocks(text))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for index, block in enumerate(_blocks(page.read_text(encoding="utf-8"))):
+    for index, block in enumerate(_blocks(text)):
         code = compile(block, f"{page.relative_to(DOCS)}[block {index}]", "exec", dont_inherit=True)
         exec(code, namespace)
     assert os.getcwd() == str(tmp_path)

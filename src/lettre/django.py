@@ -248,6 +248,10 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
     Raises:
         ValueError: both ``use_tls`` and ``use_ssl``.
         TypeError: a lettre setting of the wrong type.
+
+    Attributes:
+        connection: the shared :class:`~lettre.BlockingTransport` while the
+            backend is open (between ``open()`` and ``close()``), else None.
     """
 
     def __init__(
