@@ -16,6 +16,14 @@ next go out in one write::
 A pool may write ``client.encode_content(tx_a) + client.encode_envelope(tx_b)``
 in one :meth:`SmtpClient.write` and then read ``complete(tx_a)`` and
 ``complete_envelope(tx_b)`` in that order.
+
+With PIPELINING and CHUNKING, a message of at most
+:data:`PIPELINED_BDAT_LIMIT` octets goes in one flight (MAIL, RCPT...,
+``BDAT <n> LAST`` and the content: ``tx.content_in_flight``); its envelope's
+replies and its final reply are all read by :meth:`SmtpClient.complete`::
+
+    await client.write(client.encode_envelope(tx))   # MAIL, RCPT..., BDAT LAST
+    result = await client.complete(tx)               # every reply
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from lettre.errors import (
     LocalProtocolError,
     MessageError,
     MessageTooLarge,
+    OutcomeUnknown,
     ProtocolError,
     RecipientsRefused,
     SenderRefused,
@@ -67,11 +76,17 @@ from lettre.protocol.commands import (
 from lettre.protocol.connection import ClientConnection
 from lettre.protocol.extensions import Capabilities
 from lettre.protocol.sasl import Mechanism, decode_challenge
+from lettre.protocol.state import ClientState
+from lettre.results import (
+    RecipientResult,
+    SendResult,
+    new_recipient_result,
+    new_send_result,
+)
 from lettre.smtp.auth import AuthMechanism, choose_mechanisms
 from lettre.smtp.settings import SmtpSettings, default_hello_name
 from lettre.smtp.stream import Operation, SmtpStream, transcript_logger
 from lettre.smtp.tls import TlsMode
-from lettre.transports.base import RecipientResult, SendResult, new_send_result
 
 if TYPE_CHECKING:
     from lettre.protocol.commands import Command
@@ -80,6 +95,13 @@ if TYPE_CHECKING:
 __all__ = ["SmtpClient", "Transaction", "TransactionStage", "queue_id_from_reply"]
 
 _QUIT_TIMEOUT = 5.0
+
+#: The largest message (in octets, as given) whose ``BDAT LAST`` goes in the
+#: same flight as its MAIL and RCPT commands when the server offers PIPELINING
+#: and CHUNKING. A larger message waits for the RCPT replies first, so that a
+#: big body never goes out before any recipient is known to be accepted.
+PIPELINED_BDAT_LIMIT = 64 * 1024
+_ACCEPTED = frozenset({250, 251})
 _QUEUE_ID_PATTERNS = (
     re.compile(r"\bqueued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
     re.compile(r"\bid=<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
@@ -158,6 +180,12 @@ class Transaction:
         use_bdat: whether the content goes with BDAT (CHUNKING) instead of DATA.
         pipelined: whether MAIL and RCPT go in one flight (PIPELINING).
         data_in_flight: whether DATA goes in the same flight as MAIL and RCPT.
+        content_in_flight: whether the content (one ``BDAT <n> LAST``) goes in
+            the same flight as MAIL and RCPT; :meth:`SmtpClient.complete` then
+            reads every reply of the transaction.
+        rset_first: whether the envelope's flight starts with RSET (the
+            previous transaction may still be open on the server; see
+            ``ClientConnection.needs_rset``); its reply is read first.
         stage: how far the transaction got.
         results: each recipient's outcome, once the RCPT replies are read.
         reply: the final reply, once read.
@@ -173,6 +201,8 @@ class Transaction:
     use_bdat: bool
     pipelined: bool
     data_in_flight: bool
+    content_in_flight: bool = False
+    rset_first: bool = False
     stage: TransactionStage = TransactionStage.PREPARED
     results: list[RecipientResult] = field(default_factory=list)
     reply: Reply | None = None
@@ -746,8 +776,9 @@ class SmtpClient:
         stream = self._require_stream()
         async with stream.operation(self._default_deadline(deadline), io_only=True):
             await self.write(self.encode_envelope(tx))
-            await self.complete_envelope(tx)
-            await self.write(self.encode_content(tx))
+            if not tx.content_in_flight:
+                await self.complete_envelope(tx)
+                await self.write(self.encode_content(tx))
             return await self.complete(tx)
 
     def prepare(self, envelope: Envelope, data: bytes) -> Transaction:
@@ -844,17 +875,22 @@ class SmtpClient:
             rcpts = tuple(
                 Rcpt(forward, notify=notify, orcpt=forward if orcpt else None) for forward in paths
             )
-        use_bdat = caps.chunking
         pipelined = caps.pipelining
+        # Content that goes before the RCPT replies cannot be taken back:
+        # not when every recipient must be accepted, nor for a big body.
+        early = pipelined and not self._settings.require_all_recipients
+        if not caps.chunking:
+            return Transaction(envelope, data, mail, rcpts, recipients, False, pipelined, early)
         return Transaction(
             envelope,
             data,
             mail,
             rcpts,
             recipients,
-            use_bdat,
+            True,
             pipelined,
-            pipelined and not use_bdat and not self._settings.require_all_recipients,
+            False,
+            early and len(data) <= PIPELINED_BDAT_LIMIT,
         )
 
     def _international(
@@ -901,6 +937,11 @@ class SmtpClient:
         Nothing is written; pass the bytes to :meth:`write` (possibly joined
         after another transaction's :meth:`encode_content`).
 
+        With ``tx.content_in_flight`` the flight also holds the content, as
+        one ``BDAT <n> LAST``: the next :meth:`write` moves ``tx`` to the
+        CONTENT stage. When the previous transaction may still be open on the
+        server, the flight starts with RSET (``tx.rset_first``).
+
         Args:
             tx: a transaction from :meth:`prepare`.
         """
@@ -909,10 +950,19 @@ class SmtpClient:
         stream = self._stream
         if stream is None or stream.broken or stream.closed:
             stream = self._require_stream()
-        if tx.pipelined:
+        if not tx.pipelined:
+            out = stream.encode(tx.mail)
+        elif not tx.use_bdat:
             out = stream.encode_envelope(tx.mail, tx.rcpts, tx.data_in_flight)
         else:
-            out = stream.encode(tx.mail)
+            out = b""
+            if stream.conn.needs_rset:
+                out = stream.encode(Rset())
+                tx.rset_first = True
+            out += stream.encode_envelope(tx.mail, tx.rcpts, False)
+            if tx.content_in_flight:
+                out += stream.encode(Bdat(tx.data, last=True))
+                self._pending_content.append(tx)
         tx.stage = TransactionStage.ENVELOPE
         self._transactions += 1
         self.last_transaction = tx
@@ -1002,6 +1052,10 @@ class SmtpClient:
 
     async def _envelope_replies(self, stream: SmtpStream, tx: Transaction) -> None:
         timeout = self._settings.timeout
+        if tx.rset_first:
+            reply = await stream.read_reply(limit=timeout, what="the reply to RSET")
+            if reply.code == 421:
+                raise await self._reply_error(stream, reply, SmtpReplyError, "RSET")
         mail_reply = await stream.read_reply(limit=timeout, what="the reply to MAIL")
         if mail_reply.code == 421:
             raise await self._reply_error(stream, mail_reply, SenderRefused, "MAIL")
@@ -1124,32 +1178,173 @@ class SmtpClient:
     async def complete(self, tx: Transaction) -> SendResult:
         """Read the final reply of ``tx`` and return its result.
 
+        With ``tx.content_in_flight`` every reply of the transaction is read
+        here (see :meth:`flight_outcome`).
+
         Args:
-            tx: a transaction whose :meth:`encode_content` bytes were written.
+            tx: a transaction whose :meth:`encode_content` bytes were written
+                (or, with ``tx.content_in_flight``, its :meth:`encode_envelope`
+                bytes).
 
         Raises:
             DataRefused: the server refused the message (a 421 also closes the
                 connection).
+            SenderRefused, RecipientsRefused: with ``tx.content_in_flight``,
+                MAIL or every recipient refused.
             OutcomeUnknown: the connection broke or timed out before the reply.
+            ServerDisconnected: with ``tx.content_in_flight``, a 421 ended the
+                session before the server read this transaction (nothing was
+                delivered).
         """
+        stream = self._stream
+        if stream is None or stream.broken or stream.closed:
+            self._gone(stream, tx)
+            stream = self._require_stream()
         if tx.stage is not TransactionStage.CONTENT:
             raise LocalProtocolError("complete() needs a transaction whose content was written")
-        stream = self._require_stream()
         try:
-            reply = await stream.read_reply(
-                limit=self._settings.data_timeout,
-                what="the reply to BDAT" if tx.use_bdat else "the reply to the end of data",
-            )
+            if tx.content_in_flight:
+                outcome = await self._flight_replies(stream, tx)
+            else:
+                reply = await stream.read_reply(
+                    limit=self._settings.data_timeout,
+                    what="the reply to BDAT" if tx.use_bdat else "the reply to the end of data",
+                )
+                outcome = self.final_outcome(tx, reply)
         except BaseException:
             tx.stage = TransactionStage.FAILED
             raise
-        outcome = self.final_outcome(tx, reply)
-        if isinstance(outcome, SmtpReplyError):
-            if reply.code == 421:
+        if not isinstance(outcome, SendResult):
+            if stream.conn.state is ClientState.CLOSED:
                 self._logger.debug("%s is closing the connection (421)", stream.peer)
                 await stream.aclose()
             raise outcome
         return outcome
+
+    def _gone(self, stream: SmtpStream | None, tx: Transaction) -> None:
+        """Raise for a transaction whose connection ended before its replies were read.
+
+        With its content in its envelope's flight and a 421 before it (the
+        core is CLOSED), the server stopped before reading it: nothing was
+        delivered, and sending it again is safe. Content written otherwise
+        makes the outcome unknown. Anything else is left to
+        :meth:`_require_stream`.
+        """
+        if stream is None:
+            return
+        if tx.content_in_flight and stream.conn.state is ClientState.CLOSED:
+            tx.stage = TransactionStage.FAILED
+            tx.content_sent = False
+            raise ServerDisconnected(
+                f"{stream.peer} closed the connection (421) before it read this message; "
+                "nothing was delivered"
+            )
+        if tx.content_sent and tx.stage is TransactionStage.CONTENT:
+            tx.stage = TransactionStage.FAILED
+            raise OutcomeUnknown(
+                f"the connection to {stream.peer} ended before the reply to the message; "
+                "it may or may not have been accepted (do not retry blindly)"
+            )
+
+    async def _flight_replies(self, stream: SmtpStream, tx: Transaction) -> SendResult | SmtpError:
+        """Read every reply of a ``content_in_flight`` transaction and make its outcome."""
+        timeout = self._settings.timeout
+        replies: list[Reply] = []
+        steps = ["RSET"] if tx.rset_first else []
+        steps.append("MAIL")
+        steps.extend(["RCPT"] * len(tx.rcpts))
+        for verb in steps:
+            reply = await stream.read_reply(limit=timeout, what=f"the reply to {verb}")
+            replies.append(reply)
+            if reply.code == 421:
+                return self.flight_outcome(tx, replies)
+        reply = await stream.read_reply(limit=self._settings.data_timeout, what="the reply to BDAT")
+        replies.append(reply)
+        return self.flight_outcome(tx, replies)
+
+    def flight_outcome(
+        self, tx: Transaction, replies: list[Reply], now: float | None = None
+    ) -> SendResult | SmtpError:
+        """Record the replies of a ``content_in_flight`` transaction and make its result or error.
+
+        ``replies`` answer, in order, RSET (with ``tx.rset_first``), MAIL,
+        every RCPT and the BDAT LAST; fewer when one of them was a 421, which
+        is then the last (the server closed: the caller closes the
+        connection). The error is returned, not raised:
+
+        - MAIL refused: :class:`~lettre.errors.SenderRefused`;
+        - every RCPT refused (the server refused the content too):
+          :class:`~lettre.errors.RecipientsRefused` with every recipient's
+          reply; the next MAIL on this connection follows an RSET;
+        - some RCPT refused: the message went to the others, whose results
+          say so, unless the content was refused
+          (:class:`~lettre.errors.DataRefused`);
+        - MAIL refused although the content was accepted (the server applied
+          it to something else): :class:`~lettre.errors.OutcomeUnknown`, and
+          the connection is not used again.
+
+        Args:
+            tx: the transaction the replies answer.
+            replies: the replies, in order.
+            now: the current time on the pool's clock, if the caller has it.
+        """
+        stream = self._stream
+        if stream is None:
+            raise LocalProtocolError("the SMTP client is not connected")
+        stream.unacknowledged_content -= 1
+        self._last_used = stream.now() if now is None else now
+        tx.stage = TransactionStage.FAILED
+        offset = int(tx.rset_first)
+        count = len(tx.rcpts)
+        results = tx.results
+        accepted = 0
+        # Fewer RCPT replies than RCPTs after a 421.
+        for recipient, reply in zip(
+            tx.recipients, replies[offset + 1 : offset + 1 + count], strict=False
+        ):
+            ok = reply.code in _ACCEPTED
+            accepted += ok
+            results.append(new_recipient_result(recipient, ok, reply))
+        last = replies[-1]
+        if len(replies) < offset + count + 2:  # a 421 ended the session early
+            position = len(replies) - 1 - offset  # -1 RSET, 0 MAIL, then RCPT...
+            tx.content_sent = False  # the server stopped before reading the content
+            if position <= 0:
+                cls: type[SmtpReplyError] = SenderRefused if position == 0 else SmtpReplyError
+                return cls(
+                    last.code,
+                    last.text,
+                    enhanced_status=last.enhanced_status,
+                    command="MAIL" if position == 0 else "RSET",
+                )
+            return SmtpReplyError(
+                last.code, last.text, enhanced_status=last.enhanced_status, command="RCPT"
+            )
+        tx.reply = last
+        mail = replies[offset]
+        if mail.code != 250:
+            if last.code == 250:
+                stream.broken = True
+                return OutcomeUnknown(
+                    f"{stream.peer} refused MAIL ({mail.code} {mail.text}) but accepted the "
+                    f"content ({last.code} {last.text}); the message may or may not have been "
+                    "delivered (do not retry blindly)"
+                )
+            tx.content_sent = False
+            return SenderRefused(
+                mail.code, mail.text, enhanced_status=mail.enhanced_status, command="MAIL"
+            )
+        if not accepted:
+            if last.code != 250:
+                tx.content_sent = False
+            return self._recipients_refused(tx, results)
+        if last.code != 250:
+            return DataRefused(
+                last.code, last.text, enhanced_status=last.enhanced_status, command="BDAT"
+            )
+        tx.stage = TransactionStage.DONE
+        self._messages_sent += 1
+        return new_send_result(tuple(results), None, queue_id_from_reply(last), last)
 
     def final_outcome(
         self, tx: Transaction, reply: Reply, now: float | None = None

@@ -10,11 +10,18 @@ their next message) together with the envelope of the next waiting sender
 when there is one. The sender wakes up once, with its result. No task runs for the
 connection, and no task switch happens between the replies of a transaction.
 
+With CHUNKING, a small message goes in one flight (MAIL, RCPT and ``BDAT
+LAST`` with its content): it needs no go-ahead, so the envelope and content
+of every sender waiting at that moment are written in the same write, one
+flight after the other, and all their replies are read in one pass; each
+outcome is made by ``SmtpClient.flight_outcome``.
+
 Only the plain path lives here. A transaction whose envelope meets any
-refusal (or a 421) is handed back to its sender with the replies read so
-far, and :class:`~lettre.smtp.client.SmtpClient` finishes it exactly as it
-would any other (RSET, the typed error). The pipeline is then detached until
-the connection is idle again.
+refusal (or a 421) before its content was written is handed back to its
+sender with the replies read so far, and
+:class:`~lettre.smtp.client.SmtpClient` finishes it exactly as it would any
+other (RSET, the typed error). The pipeline is then detached until the
+connection is idle again.
 
 Every transaction in flight is bounded: one timer per connection enforces the
 per-reply timeouts (``timeout``, ``data_timeout`` once a message's content
@@ -40,15 +47,14 @@ from lettre.errors import (
     SmtpTimeoutError,
 )
 from lettre.protocol.connection import NEED_DATA
-from lettre.smtp.client import TransactionStage
-from lettre.transports.base import new_recipient_result
+from lettre.results import SendResult, new_recipient_result
+from lettre.smtp.client import PIPELINED_BDAT_LIMIT, TransactionStage
 
 if TYPE_CHECKING:
     from lettre.envelope import Envelope
     from lettre.protocol.replies import Reply
     from lettre.smtp.client import SmtpClient, Transaction
     from lettre.smtp.stream import SmtpStream, _AsyncioByteStream
-    from lettre.transports.base import SendResult
 
 __all__ = ["Pipeline", "Ticket"]
 
@@ -120,8 +126,8 @@ def eligible(tx: Transaction) -> bool:
 
 
 def _replies_to_envelope(tx: Transaction) -> int:
-    """MAIL, each RCPT, and DATA when it goes in the same flight."""
-    return 1 + len(tx.rcpts) + (1 if tx.data_in_flight else 0)
+    """RSET when it opens the flight, MAIL, each RCPT, and DATA or BDAT when in the flight."""
+    return tx.rset_first + 1 + len(tx.rcpts) + (tx.data_in_flight or tx.content_in_flight)
 
 
 class Pipeline:
@@ -257,7 +263,18 @@ class Pipeline:
         ticket.future = self._loop.create_future()
         protocol.pipe = self
         self._queue.append(ticket)
+        if not tx.content_in_flight:
+            self._byte_stream.transport.write(out)
+            self._progress()
+            return
+        try:
+            out, flights = self._chain(ticket, out)
+        except ProtocolError as exc:
+            self._fail(str(exc), protocol_error=exc)
+            return
+        self._content += 1 + flights
         self._byte_stream.transport.write(out)
+        self._client.content_written(self._loop.time())
         self._progress()
 
     def _writable(self) -> bool:
@@ -301,7 +318,13 @@ class Pipeline:
                 tx = ticket.tx
                 assert tx is not None
                 if tx.stage is _CONTENT:
-                    self._final(ticket, tx, reply)
+                    if tx.content_in_flight:
+                        replies = ticket.replies
+                        replies.append(reply)
+                        if len(replies) == ticket.expected or reply.code == 421:
+                            self._flight_done(ticket, tx, replies)
+                    else:
+                        self._final(ticket, tx, reply)
                     continue
                 replies = ticket.replies
                 replies.append(reply)
@@ -342,11 +365,26 @@ class Pipeline:
             ticket.error = outcome
             if reply.code == 421:
                 self._settle(ticket)
-                self._fail(f"{self._stream.peer} closed the connection (421)")
+                self._fail(f"{self._stream.peer} closed the connection (421)", unprocessed=True)
                 return
         else:
             ticket.result = outcome
         self._settle(ticket)
+
+    def _flight_done(self, ticket: Ticket, tx: Transaction, replies: list[Reply]) -> None:
+        """Every reply of the head transaction, whose content went with its envelope."""
+        self._queue.popleft()
+        self._content -= 1
+        outcome = self._client.flight_outcome(tx, replies, self._since)
+        if isinstance(outcome, SendResult):
+            ticket.result = outcome
+        else:
+            ticket.error = outcome
+        self._settle(ticket)
+        if replies[-1].code == 421:
+            self._fail(f"{self._stream.peer} closed the connection (421)", unprocessed=True)
+        elif self._stream.broken:
+            self._fail(f"{self._stream.peer} answered a transaction inconsistently")
 
     def _hand_back(self, ticket: Ticket, replies: list[Reply]) -> None:
         """Give a refused envelope back to its sender (RSET, the typed error)."""
@@ -357,11 +395,12 @@ class Pipeline:
         self._settle(ticket)
 
     def _envelope_done(self, ticket: Ticket, tx: Transaction, replies: list[Reply]) -> None:
-        go = replies[0].code == 250
+        first = tx.rset_first  # the reply to RSET, when the flight opened with it, comes first
+        go = replies[first].code == 250
         recipients = tx.recipients
         results = []
         accepted = 0
-        for index, recipient in enumerate(recipients, 1):
+        for index, recipient in enumerate(recipients, first + 1):
             reply = replies[index]
             ok = reply.code in _ACCEPTED
             accepted += ok
@@ -398,6 +437,7 @@ class Pipeline:
             self._fail(f"writing to {self._stream.peer} failed: the connection is closed")
             return
         client = self._client
+        flights = 0
         try:
             out = client.encode_content(tx)
             hand_off = self.hand_off
@@ -411,17 +451,57 @@ class Pipeline:
                     following.piped = True
                     ftx = following.tx
                     assert ftx is not None
-                    following.expected = _replies_to_envelope(ftx)
                     out += client.encode_envelope(ftx)
+                    following.expected = _replies_to_envelope(ftx)
+                    if ftx.content_in_flight:
+                        out, flights = self._chain(following, out)
+                        flights += 1
         except ProtocolError as exc:
             self._fail(str(exc), protocol_error=exc)
             return
-        self._content += 1
+        self._content += 1 + flights
         self._byte_stream.transport.write(out)
         now = self._since = self._loop.time()
         client.content_written(now)
         if self._timer is None or self._data_first or queue[-1].deadline is not None:
             self._arm()
+
+    def _chain(self, ticket: Ticket, out: bytes) -> tuple[bytes, int]:
+        """Append the flights of the senders waiting for the connection to ``out``.
+
+        ``out`` ends with the flight of ``ticket``, whose content went with
+        its envelope (``content_in_flight``): nothing need be answered before
+        the next sender's flight follows. The first waiter's envelope goes
+        next; while the last one chained had its content in its flight too
+        and the write is shorter than ``PIPELINED_BDAT_LIMIT``, the next
+        waiter's follows. Returns the bytes and how many chained transactions
+        have their content in them.
+        """
+        hand_off = self.hand_off
+        if hand_off is None:
+            return out, 0
+        queue = self._queue
+        client = self._client
+        flights = 0
+        last = ticket
+        while len(out) < PIPELINED_BDAT_LIMIT:
+            following = hand_off()
+            if following is None:
+                return out, flights
+            # Queued first, so that it is settled whatever happens next.
+            queue.append(following)
+            last.owner = False
+            following.owner = True
+            following.piped = True
+            ftx = following.tx
+            assert ftx is not None
+            out += client.encode_envelope(ftx)
+            following.expected = _replies_to_envelope(ftx)
+            if not ftx.content_in_flight:
+                return out, flights
+            flights += 1
+            last = following
+        return out, flights
 
     # ------------------------------------------------------------------ endings
 
@@ -449,14 +529,16 @@ class Pipeline:
     def _waiting_for(self, ticket: Ticket) -> str:
         tx = ticket.tx
         assert tx is not None
-        if tx.stage is _CONTENT:
+        if tx.stage is _CONTENT and not tx.content_in_flight:
             return "the reply to BDAT" if tx.use_bdat else "the reply to the end of data"
-        count = len(ticket.replies)
+        count = len(ticket.replies) - tx.rset_first
+        if count < 0:
+            return "the reply to RSET"
         if count == 0:
             return "the reply to MAIL"
         if count <= len(tx.rcpts):
             return "the reply to RCPT"
-        return "the reply to DATA"
+        return "the reply to BDAT" if tx.use_bdat else "the reply to DATA"
 
     def _fail(
         self,
@@ -464,8 +546,13 @@ class Pipeline:
         *,
         timeout: bool = False,
         protocol_error: ProtocolError | None = None,
+        unprocessed: bool = False,
     ) -> None:
-        """End every transaction in flight and close the connection."""
+        """End every transaction in flight and close the connection.
+
+        With ``unprocessed`` the server said it is closing (421): it read
+        none of the transactions still queued, so none was delivered.
+        """
         stream = self._stream
         stream.broken = True
         queue = self._queue
@@ -475,12 +562,18 @@ class Pipeline:
             assert tx is not None
             error: BaseException
             if tx.content_sent and tx.stage is _CONTENT:
-                error = OutcomeUnknown(
-                    f"{message}; the message may or may not have been accepted "
-                    "(do not retry blindly)"
-                )
-                error.__cause__ = protocol_error
                 stream.unacknowledged_content -= 1
+                if unprocessed:
+                    tx.content_sent = False
+                    error = ServerDisconnected(
+                        f"{message} before it read this message; nothing was delivered"
+                    )
+                else:
+                    error = OutcomeUnknown(
+                        f"{message}; the message may or may not have been accepted "
+                        "(do not retry blindly)"
+                    )
+                    error.__cause__ = protocol_error
             elif protocol_error is not None:
                 error = protocol_error
             elif timeout:

@@ -56,7 +56,7 @@ from lettre.errors import (
     SmtpReplyError,
     SmtpTimeoutError,
 )
-from lettre.smtp.client import SmtpClient
+from lettre.smtp.client import PIPELINED_BDAT_LIMIT, SmtpClient
 from lettre.smtp.pipeline import Pipeline, Ticket, eligible, outcome_of
 
 if TYPE_CHECKING:
@@ -65,9 +65,9 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
+    from lettre.results import SendResult
     from lettre.smtp.client import Transaction
     from lettre.smtp.settings import SmtpSettings
-    from lettre.transports.base import SendResult
 
 __all__ = [
     "ConnectionFactory",
@@ -1423,7 +1423,6 @@ class SmtpPool:
 
     async def _stepwise(self, conn: PooledSmtpConnection, ticket: Ticket, last: bool) -> SendResult:
         """Run the transaction with the sender's task reading every reply."""
-        pool = self._pool
         client = conn.client
         tx = ticket.tx
         turn = ticket.turn
@@ -1440,23 +1439,24 @@ class SmtpPool:
                 turn.active = True
                 await conn._wait_turn(turn)
             assert tx is not None
+            if tx.content_sent and client.is_broken:
+                # Our content went with our envelope on a connection that
+                # ended before our replies: complete() tells which error.
+                await client.complete(tx)
             async with client.operation(ticket.deadline, io_only=True):
-                if own_envelope:
-                    await client.write(client.encode_envelope(tx))
-                await client.complete_envelope(tx)
-                out = client.encode_content(tx)
-                if tx.pipelined:
-                    chained: list[bytes] = []
-
-                    def claim(other: object) -> bool:
-                        return self._claim(conn, other, chained)
-
-                    wake = pool.hand_off(conn, claim)
-                    if wake is not None:
-                        ticket.owner = False
-                        conn._last_turn().wake = wake
-                        out += chained[0]
-                await client.write(out)
+                if tx.content_in_flight:
+                    # The content goes with the envelope: so do the flights
+                    # of the senders waiting now.
+                    if own_envelope:
+                        await client.write(self._chain(conn, ticket, client.encode_envelope(tx)))
+                else:
+                    if own_envelope:
+                        await client.write(client.encode_envelope(tx))
+                    await client.complete_envelope(tx)
+                    out = client.encode_content(tx)
+                    if tx.pipelined:
+                        out = self._chain(conn, ticket, out)
+                    await client.write(out)
                 result = await client.complete(tx)
         except BaseException as exc:
             if turn is not None:
@@ -1467,7 +1467,39 @@ class SmtpPool:
         await self._done(conn, ticket)
         return result
 
-    def _claim(self, conn: PooledSmtpConnection, other: object, out: list[bytes]) -> bool:
+    def _chain(self, conn: PooledSmtpConnection, ticket: Ticket, out: bytes) -> bytes:
+        """Append the envelopes of the senders waiting for ``conn`` to ``out``.
+
+        ``ticket``'s content is in ``out``; the first waiter's envelope
+        follows it, and while the last one chained has its content in its
+        envelope's flight (``content_in_flight``) and the write is shorter
+        than ``PIPELINED_BDAT_LIMIT``, the next waiter's too: nothing need be
+        answered first. Each chained sender owns the connection after the one
+        before it and reads its replies in its turn.
+        """
+        pool = self._pool
+        chained: list[tuple[Ticket, bytes]] = []
+
+        def claim(other: object) -> bool:
+            return self._claim(conn, other, chained)
+
+        last = ticket
+        while True:
+            wake = pool.hand_off(conn, claim)
+            if wake is None:
+                return out
+            following, flight = chained[-1]
+            last.owner = False
+            conn._last_turn().wake = wake
+            out += flight
+            tx = following.tx
+            if tx is None or not tx.content_in_flight or len(out) >= PIPELINED_BDAT_LIMIT:
+                return out
+            last = following
+
+    def _claim(
+        self, conn: PooledSmtpConnection, other: object, out: list[tuple[Ticket, bytes]]
+    ) -> bool:
         """Write the first waiter's envelope after our content, if it can go."""
         if not isinstance(other, Ticket) or other.tx is not None:
             return False
@@ -1479,7 +1511,7 @@ class SmtpPool:
         if not tx.pipelined:
             return False
         other.turn = conn._new_turn(active=False)
-        out.append(client.encode_envelope(tx))
+        out.append((other, client.encode_envelope(tx)))
         other.tx = tx
         return True
 
