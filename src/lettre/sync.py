@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import contextvars
 import copy
 import functools
@@ -48,8 +47,6 @@ if TYPE_CHECKING:
     from email.message import EmailMessage
     from types import TracebackType
 
-    from anyio.abc import TaskGroup
-
     from lettre.envelope import Envelope
     from lettre.message.message import Message
     from lettre.results import SendResult
@@ -71,12 +68,9 @@ def _event_loop_in_this_thread() -> str | None:
     """The event loop running in the calling thread ("asyncio", "trio"), or None."""
     if asyncio._get_running_loop() is not None:
         return "asyncio"
-    trio = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            trio.lowlevel.current_trio_token()
-        except RuntimeError:
-            return None
+    # trio marks the thread that runs it for sniffio (which trio requires).
+    sniffio = sys.modules.get("sniffio") if "trio" in sys.modules else None
+    if sniffio is not None and sniffio.thread_local.name == "trio":
         return "trio"
     return None
 
@@ -130,33 +124,65 @@ def _renewed(transport: Transport) -> Transport:
 
 
 class _Call:
-    """One call handed to the loop thread, and how its caller waits for it."""
+    """One call handed to the loop thread, and how its caller waits for it.
 
-    __slots__ = ("abandoned", "args", "function", "future", "scope", "started")
+    ``done`` is a lock held until the outcome is set: the caller waits by
+    acquiring it (the cheapest wait there is), the loop releases it once.
+    """
+
+    __slots__ = (
+        "abandoned",
+        "args",
+        "cancel",
+        "done",
+        "error",
+        "finished",
+        "function",
+        "result",
+        "started",
+    )
 
     def __init__(self, function: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         self.function = function
         self.args = args
-        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self.scope: anyio.CancelScope | None = None
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.cancel: Callable[[], object] | None = None  # cancels the running call, on the loop
         self.started = False
         self.abandoned = False
 
     def set_result(self, value: object) -> None:
-        if not self.future.done():  # the caller may have given up (cancelled it)
-            self.future.set_result(value)
+        if not self.finished:
+            self.finished = True
+            self.result = value
+            self.done.release()
 
     def set_exception(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
+        if not self.finished:
+            self.finished = True
+            self.error = error
+            self.done.release()
+
+    def outcome(self) -> Any:
+        """The result, or raise the error (once ``done`` was acquired)."""
+        error = self.error
+        if error is not None:
+            self.error = None  # no reference cycle through the traceback
+            raise error
+        return self.result
 
 
 class _Loop:
     """The loop thread of one process: the thread, its event loop and the transport it runs.
 
     The transport's ``async with`` is entered and left inside the loop. Each
-    call runs as a task of the loop's task group; ``stop()`` lets the calls in
-    flight finish (within ``drain`` seconds), then closes the transport.
+    call runs as a task of that loop (asyncio tasks are made directly: anyio's
+    task group costs ten times as much per task); ``stop()`` lets the calls in
+    flight finish (within ``drain`` seconds), cancels the others, then closes
+    the transport.
     """
 
     def __init__(
@@ -172,7 +198,8 @@ class _Loop:
         self.failure: BaseException | None = None
         self.accepting = False
         self.call_soon: Callable[[Callable[[], object]], object] | None = None
-        self.group: TaskGroup | None = None
+        self.spawn: Callable[[_Call], None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()  # on asyncio, the calls running
         self.stopping: anyio.Event | None = None
         self.idle: anyio.Event | None = None
         self.drain = 0.0
@@ -200,42 +227,75 @@ class _Loop:
                 await stack.enter_async_context(self.transport)  # type: ignore[arg-type]
             else:
                 stack.push_async_callback(self.transport.aclose)
-            async with anyio.create_task_group() as group:
-                self.group = group
-                self.call_soon = _threadsafe_scheduler()
-                self.accepting = True
-                self.ready.set()
-                await self.stopping.wait()
+            nursery: Any = None
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # trio: the calls run in a nursery, closed before the transport
+                import trio
+
+                nursery = await stack.enter_async_context(trio.open_nursery())
+                self.spawn = functools.partial(self._spawn_trio, nursery)
+                self.call_soon = trio.lowlevel.current_trio_token().run_sync_soon
+            else:
+                self.spawn = functools.partial(self._spawn_asyncio, loop)
+                # Callbacks (and the tasks they make) run in this task's context, in
+                # which anyio knows its event loop, not in the calling thread's.
+                self.call_soon = functools.partial(
+                    loop.call_soon_threadsafe, context=contextvars.copy_context()
+                )
+            self.accepting = True
+            self.ready.set()
+            await self.stopping.wait()
+            with anyio.move_on_after(self.drain):
+                while self.active:
+                    self.idle = anyio.Event()
+                    await self.idle.wait()
+            # The calls still running are cancelled (their callers get an error).
+            if nursery is not None:
+                nursery.cancel_scope.cancel()
+            elif self.tasks:
+                for task in self.tasks:
+                    task.cancel()
                 with anyio.move_on_after(self.drain):
-                    while self.active:
-                        self.idle = anyio.Event()
-                        await self.idle.wait()
-                group.cancel_scope.cancel()
+                    await asyncio.gather(*self.tasks, return_exceptions=True)
         # Leaving the stack closed the transport (QUIT) on this loop.
+
+    def _spawn_asyncio(self, loop: asyncio.AbstractEventLoop, call: _Call) -> None:
+        task = loop.create_task(self._run(call))
+        call.cancel = task.cancel
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _spawn_trio(self, nursery: Any, call: _Call) -> None:
+        nursery.start_soon(self._run_trio, call)
+
+    async def _run_trio(self, call: _Call) -> None:
+        import trio
+
+        with trio.CancelScope() as scope:
+            call.cancel = scope.cancel
+            await self._run(call)
 
     async def _run(self, call: _Call) -> None:
         self.active += 1
         call.started = True
         try:
-            with anyio.CancelScope() as scope:
-                call.scope = scope
-                if call.abandoned:
-                    scope.cancel()
-                call.set_result(await call.function(self.transport, *call.args))
-                return
-            # Only reached when the caller gave up and cancelled the call.
-            call.set_exception(TransportError("the call was cancelled", transient=True))
+            result = await call.function(self.transport, *call.args)
         except Exception as exc:  # noqa: BLE001 - the caller's outcome, raised in its thread
             call.set_exception(exc)
-        except BaseException:
+        except BaseException:  # cancelled: by its caller, or by close()
             call.set_exception(
-                TransportError(
+                TransportError("the call was cancelled", transient=True)
+                if call.abandoned
+                else TransportError(
                     "the BlockingTransport was closed while this call was running; "
                     "it may or may not have completed",
                     transient=True,
                 )
             )
             raise
+        else:
+            call.set_result(result)
         finally:
             self.active -= 1
             if not self.active and self.idle is not None:
@@ -248,18 +308,18 @@ class _Loop:
 
     def submit(self, function: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> _Call:
         call = _Call(function, args)
-        group = self.group
-        assert group is not None
+        spawn = self.spawn
+        assert spawn is not None
         assert self.call_soon is not None
 
-        def spawn() -> None:
-            if self.accepting:
-                group.start_soon(self._run, call)
-            else:
+        def start() -> None:
+            if not self.accepting:
                 call.set_exception(_closed_error())
+            elif not call.abandoned:
+                spawn(call)
 
         try:
-            self.call_soon(spawn)
+            self.call_soon(start)
         except RuntimeError:  # the loop is finished
             call.set_exception(_closed_error())
         return call
@@ -267,10 +327,10 @@ class _Loop:
     def abandon(self, call: _Call) -> None:
         """Cancel ``call`` on the loop (its caller stopped waiting)."""
         call.abandoned = True
-        scope = call.scope
-        if scope is not None and self.call_soon is not None:
+        cancel = call.cancel
+        if cancel is not None and self.call_soon is not None:
             with suppress(RuntimeError):  # the loop is finished
-                self.call_soon(scope.cancel)
+                self.call_soon(cancel)
 
     def stop(self, drain: float) -> None:
         """Refuse new calls; let those in flight finish within ``drain`` s, then close."""
@@ -282,21 +342,6 @@ class _Loop:
         if self.call_soon is not None and stopping is not None:
             with suppress(RuntimeError):
                 self.call_soon(stopping.set)
-
-
-def _threadsafe_scheduler() -> Callable[[Callable[[], object]], object]:
-    """How other threads schedule a callback on the running event loop.
-
-    On asyncio the callbacks run in a copy of the calling task's context, in
-    which anyio knows its event loop (it does not in a bare callback).
-    """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        import trio  # not asyncio: anyio runs trio
-
-        return trio.lowlevel.current_trio_token().run_sync_soon
-    return functools.partial(loop.call_soon_threadsafe, context=contextvars.copy_context())
 
 
 # Loops of a parent process, kept (never used, never closed) in a forked child:
@@ -562,35 +607,29 @@ class BlockingTransport:
         loop = self._running_loop()
         call = loop.submit(function, args)
         try:
-            return self._wait(loop, call)  # type: ignore[no-any-return]
+            self._wait(call)
         except BaseException:
-            if not call.future.done():  # KeyboardInterrupt, a timeout: stop the call too
+            if not call.finished:  # KeyboardInterrupt, a timeout: stop the call too
                 loop.abandon(call)
             raise
+        return call.outcome()  # type: ignore[no-any-return]
 
-    def _wait(self, loop: _Loop, call: _Call) -> Any:
-        """The outcome of ``call``: first bounded by ``start_timeout``, then by ``timeout``."""
+    def _wait(self, call: _Call) -> None:
+        """Wait for ``call``: first bounded by ``start_timeout``, then by ``timeout``."""
         timeout = self._timeout
         first = self._start_timeout if timeout is None else min(self._start_timeout, timeout)
         started_at = time.monotonic()
-        future = call.future
-        try:
-            return future.result(first)
-        except TimeoutError:
-            if future.done():
-                raise  # the call's own error (a TimeoutError subclass)
+        if call.done.acquire(timeout=first):
+            return
         if not call.started:
             raise TransportError(
                 f"the event loop thread of the BlockingTransport did not take the call "
                 f"within {self._start_timeout:g} s (start_timeout): it is blocked",
                 transient=True,
             )
-        left = None if timeout is None else timeout - (time.monotonic() - started_at)
-        try:
-            return future.result(left)
-        except TimeoutError:
-            if future.done():
-                raise
+        left = -1.0 if timeout is None else max(0.0, timeout - (time.monotonic() - started_at))
+        if call.done.acquire(timeout=left):
+            return
         raise TransportError(
             f"the call did not finish within {timeout:g} s (timeout) and was cancelled; "
             "a message may or may not have been sent",

@@ -27,3 +27,11 @@ def closing() -> Iterator[list[BlockingTransport]]:
     finally:
         for transport in made:
             transport.close()
+
+
+@pytest.fixture(autouse=True)
+def _loop_threads_do_not_fail(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A loop thread that fails logs it on ``lettre.sync``: that fails the test."""
+    yield
+    failures = [r for r in caplog.records if r.name == "lettre.sync" and r.levelno >= 40]
+    assert not failures, [r.getMessage() for r in failures]
