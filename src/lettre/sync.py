@@ -564,11 +564,11 @@ class BlockingTransport:
     def _renew_after_fork(self) -> None:
         """In a forked child, make the child's transport (with the lock held)."""
         if self._forked:
-            self._forked = False
             if self._factory is not None:
                 self._transport = _checked(self._factory())
             else:
                 self._transport = _renewed(self._transport)
+            self._forked = False  # only now: a failure above fails the next call too
 
     def _running_loop(self) -> _Loop:
         loop = self._loop

@@ -181,3 +181,83 @@ def test_exit_during_a_send_is_bounded() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "exiting with a send in flight\n"
     assert took < 20  # the send alone would wait 60 s
+
+
+# -- what a forked child gets instead of the parent's transport -----------------------------
+
+
+def test_a_child_gets_an_smtp_transport_with_the_same_settings() -> None:
+    from lettre import DkimSigner, PoolConfig, SmtpTransport
+    from lettre.sync import _renewed
+
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    signer = DkimSigner("example.com", "s", ed25519.Ed25519PrivateKey.generate())
+    parent = SmtpTransport.local(2525, pool=PoolConfig(max_size=3), dkim=signer)
+    child = _renewed(parent)
+    assert isinstance(child, SmtpTransport)
+    assert child is not parent
+    assert child.settings == parent.settings
+    assert child.pool_config == parent.pool_config
+    assert child._signers == (signer,)
+
+
+def test_a_child_gets_an_ses_transport_without_the_parents_client() -> None:
+    pytest.importorskip("botocore")
+    from lettre import SesTransport, TransportError
+    from lettre.sync import _renewed
+
+    parent = SesTransport(region="eu-west-1", max_recipients_per_call=7)
+    parent._shared = object()  # as if a client were open on the parent's loop
+    parent._depth = 1
+    child = _renewed(parent)
+    assert isinstance(child, SesTransport)
+    assert child is not parent
+    assert (child._shared, child._depth) == (None, 0)
+    assert child.max_recipients_per_call == 7
+    assert parent._shared is not None
+
+    external = SesTransport(client=type("Client", (), {"send_email": lambda self: None})())
+    with pytest.raises(TransportError, match="function that makes the transport"):
+        _renewed(external)
+
+
+def test_transports_without_connections_are_kept(tmp_path: Any) -> None:
+    from lettre import FileTransport, MemoryTransport
+    from lettre.sync import _renewed
+
+    for transport in (MemoryTransport(), FileTransport(tmp_path)):
+        assert _renewed(transport) is transport
+
+
+FACTORY_SCRIPT = """
+import os
+from lettre import BlockingTransport, MemoryTransport
+from sync_support import message
+
+made = []
+
+
+def make():
+    made.append(os.getpid())
+    return MemoryTransport()
+
+
+blocking = BlockingTransport(make)
+blocking.send(message())
+pid = os.fork()
+if pid == 0:
+    blocking.send(message())
+    outbox = len(blocking.transport.outbox)
+    os._exit(0 if (outbox, len(made), made[-1]) == (1, 2, os.getpid()) else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), len(made), len(blocking.transport.outbox))
+blocking.close()
+"""
+
+
+def test_a_factory_is_called_again_in_a_forked_child() -> None:
+    done = run_script(FACTORY_SCRIPT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1", "1"]
