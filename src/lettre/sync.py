@@ -204,6 +204,7 @@ class _Loop:
         self.idle: anyio.Event | None = None
         self.drain = 0.0
         self.active = 0
+        self.stop_requested = False
         self.orphaned = False  # a parent's loop, seen from a forked child: never touched
 
     # -- the loop thread
@@ -243,8 +244,11 @@ class _Loop:
                 self.call_soon = functools.partial(
                     loop.call_soon_threadsafe, context=contextvars.copy_context()
                 )
-            self.accepting = True
+            # stop() may have come while the loop was starting: it set the flag first.
+            self.accepting = not self.stop_requested
             self.ready.set()
+            if self.stop_requested:
+                self.stopping.set()
             await self.stopping.wait()
             with anyio.move_on_after(self.drain):
                 while self.active:
@@ -336,8 +340,9 @@ class _Loop:
         """Refuse new calls; let those in flight finish within ``drain`` s, then close."""
         if self.orphaned:
             return
-        self.accepting = False
         self.drain = drain
+        self.stop_requested = True
+        self.accepting = False
         stopping = self.stopping
         if self.call_soon is not None and stopping is not None:
             with suppress(RuntimeError):

@@ -134,3 +134,25 @@ def run_script(
         check=False,
         cwd=ROOT,
     )
+
+
+class SlowEnterTransport(BaseTransport):
+    """A transport whose ``async with`` waits until released, recording when it is entered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entering = threading.Event()
+        self.release = threading.Event()
+        self.exited = threading.Event()
+
+    async def __aenter__(self) -> SlowEnterTransport:
+        self.entering.set()
+        while not self.release.is_set():
+            await anyio.sleep(0.01)
+        return self
+
+    async def aclose(self) -> None:
+        self.exited.set()
+
+    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        return SendResult(recipients=())

@@ -16,6 +16,7 @@ from sync_support import (
     FailingEnterTransport,
     HangingTransport,
     SessionHandler,
+    SlowEnterTransport,
     message,
 )
 
@@ -296,6 +297,31 @@ def test_close_cancels_a_call_that_outlives_its_bound() -> None:
     assert hanging.cancelled.is_set()
     assert isinstance(outcome[0], TransportError)
     assert "closed while this call was running" in str(outcome[0])
+
+
+def test_close_while_the_loop_is_starting_stops_it(loop: dict[str, Any]) -> None:
+    slow = SlowEnterTransport()
+    blocking = BlockingTransport(slow, **loop)
+    outcome: list[object] = []
+
+    def send() -> None:
+        try:
+            outcome.append(blocking.send(message()))
+        except Exception as exc:
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert slow.entering.wait(10)
+    closer = threading.Thread(target=blocking.close, kwargs={"timeout": 10})
+    closer.start()
+    slow.release.set()
+    closer.join(15)
+    sender.join(15)
+    assert not closer.is_alive()
+    assert slow.exited.is_set()  # the loop stopped and closed the transport
+    assert isinstance(outcome[0], TransportError)
+    assert "closed" in str(outcome[0])
 
 
 # -- bounds --------------------------------------------------------------------------------
