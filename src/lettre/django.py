@@ -27,6 +27,7 @@ own, where Django has none:
 
 from __future__ import annotations
 
+import email.message
 import logging
 import os
 import threading
@@ -407,7 +408,10 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
             return None
         envelope = Envelope(_address(email_message.from_email), [_address(r) for r in recipients])
         mime = email_message.message()
-        data: bytes = mime.as_bytes(linesep="\r\n")
+        if isinstance(mime, email.message.EmailMessage):  # Django 6 builds a stdlib message
+            data: bytes = mime.as_bytes(policy=mime.policy.clone(linesep="\r\n"))
+        else:  # Django 4.2 to 5.2: its SafeMIME classes, as its SMTP backend sends them
+            data = mime.as_bytes(linesep="\r\n")
         for signer in self._signers:
             data = signer.sign(data)
         message_id = mime.get("Message-ID")
