@@ -405,3 +405,18 @@ def test_transport_is_the_wrapped_transport() -> None:
     blocking = BlockingTransport(transport)
     assert blocking.transport is transport
     blocking.close()
+
+
+def test_a_transport_dropped_without_close_stops_its_loop_thread() -> None:
+    import gc
+
+    memory = MemoryTransport()
+    blocking = BlockingTransport(memory)
+    blocking.send(message())
+    assert blocking._loop is not None
+    thread = blocking._loop.thread
+    del blocking
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert memory.closed  # closed on its loop before the thread ended
