@@ -478,3 +478,32 @@ def test_hosts_and_ip_literals_are_accepted(constructor: str, host: str, stored:
 def test_a_host_must_be_a_string() -> None:
     with pytest.raises(TypeError, match="host must be a str, not NoneType"):
         SmtpTransport(None)  # type: ignore[arg-type]
+
+
+def test_every_setting_is_a_transport_argument_with_the_same_default() -> None:
+    import dataclasses
+    import inspect
+
+    from lettre.smtp.settings import SmtpSettings
+
+    parameters = inspect.signature(SmtpTransport.__init__).parameters
+    taken = {name: p for name, p in parameters.items() if name not in ("self", "dkim", "pool")}
+    settings = {f.name: f for f in dataclasses.fields(SmtpSettings)}
+    assert list(taken) == list(settings)
+    for name, setting in settings.items():
+        if setting.default is not dataclasses.MISSING:
+            assert taken[name].default == setting.default, name
+    documented = SmtpTransport.__doc__ or ""
+    assert [name for name in settings if f"    {name}:" not in documented] == []
+
+
+def test_every_url_parameter_is_a_setting_and_documented() -> None:
+    import dataclasses
+
+    import lettre.smtp.url as url_module
+    from lettre.smtp.settings import SmtpSettings
+
+    names = {f.name for f in dataclasses.fields(SmtpSettings)}
+    for parameter, (setting, _) in url_module._PARAMS.items():
+        assert setting in names
+        assert f"``{parameter}``" in (url_module.__doc__ or ""), parameter

@@ -233,21 +233,27 @@ class SmtpSettings:
             a token provider without a user name, a hello name with spaces...).
     """
 
+    # Each field is defined here once. Its ``url`` metadata says how an SMTP
+    # URL's query parameter of the same name sets it (lettre.smtp.url); a
+    # field without it is not settable from a URL (or is part of the URL's
+    # authority: host, port, credentials).
     host: str
     port: int | None = None
-    tls: TlsMode = TlsMode.STARTTLS
+    tls: TlsMode = field(default=TlsMode.STARTTLS, metadata={"url": "tls"})
     tls_parameters: TlsParameters | None = None
     credentials: Credentials | None = None
     token_provider: TokenProvider | None = field(default=None, repr=False)
-    auth_mechanisms: tuple[AuthMechanism, ...] | None = None
-    allow_insecure_auth: bool = False
-    hello_name: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    connect_timeout: float | None = None
-    data_timeout: float = DEFAULT_DATA_TIMEOUT
-    deadline: float | None = None
-    local_address: str | None = None
-    require_all_recipients: bool = False
+    auth_mechanisms: tuple[AuthMechanism, ...] | None = field(
+        default=None, metadata={"url": "mechanisms", "url_aliases": ("auth",)}
+    )
+    allow_insecure_auth: bool = field(default=False, metadata={"url": "bool"})
+    hello_name: str | None = field(default=None, metadata={"url": "str"})
+    timeout: float = field(default=DEFAULT_TIMEOUT, metadata={"url": "seconds"})
+    connect_timeout: float | None = field(default=None, metadata={"url": "seconds"})
+    data_timeout: float = field(default=DEFAULT_DATA_TIMEOUT, metadata={"url": "seconds"})
+    deadline: float | None = field(default=None, metadata={"url": "seconds"})
+    local_address: str | None = field(default=None, metadata={"url": "str"})
+    require_all_recipients: bool = field(default=False, metadata={"url": "bool"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "host", _check_host(self.host))

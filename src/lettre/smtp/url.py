@@ -6,10 +6,12 @@ Form: ``smtp[s]://[user[:password]@]host[:port][?name=value&...]``.
   ``smtps://`` uses implicit TLS.
 - The user name and password are percent-decoded (write ``@`` as ``%40``).
 - The port defaults to the TLS mode's port (465, 587 or 25).
-- Query parameters: ``tls`` (none, opportunistic, starttls, implicit),
-  ``timeout``, ``connect_timeout``, ``data_timeout``, ``deadline`` (seconds),
-  ``hello_name``, ``auth`` (comma-separated mechanisms), ``allow_insecure_auth``
-  and ``require_all_recipients`` (true/false), ``local_address``.
+- Query parameters, each named after the :class:`SmtpSettings` field it sets
+  (the fields' ``url`` metadata defines them): ``tls`` (none, opportunistic,
+  starttls, implicit), ``timeout``, ``connect_timeout``, ``data_timeout``,
+  ``deadline`` (seconds), ``hello_name``, ``auth_mechanisms`` or ``auth``
+  (comma-separated mechanisms), ``allow_insecure_auth`` and
+  ``require_all_recipients`` (true/false), ``local_address``.
 
 Unknown or repeated parameters are errors, so a typo never silently weakens a
 setting.
@@ -18,6 +20,7 @@ setting.
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -27,9 +30,14 @@ from lettre.smtp.tls import TlsMode
 
 __all__ = ["parse_smtp_url", "settings_from_url"]
 
-_FLOAT_PARAMS = ("timeout", "connect_timeout", "data_timeout", "deadline")
-_BOOL_PARAMS = ("allow_insecure_auth", "require_all_recipients")
-_STR_PARAMS = ("hello_name", "local_address")
+# Query parameter -> (SmtpSettings field, how its value is parsed), from the
+# settings' own field definitions.
+_PARAMS: dict[str, tuple[str, str]] = {
+    alias: (f.name, f.metadata["url"])
+    for f in fields(SmtpSettings)
+    if "url" in f.metadata
+    for alias in (f.name, *f.metadata.get("url_aliases", ()))
+}
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -82,29 +90,32 @@ def parse_smtp_url(url: str) -> dict[str, Any]:
 
     seen: set[str] = set()
     for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
-        if name in seen:
+        if name not in _PARAMS:
+            known = ", ".join(sorted(_PARAMS))
+            raise ValueError(f"unknown SMTP URL parameter {name!r} (known: {known})")
+        setting, kind = _PARAMS[name]
+        if setting in seen:
             raise ValueError(f"the SMTP URL repeats the parameter {name!r}")
-        seen.add(name)
-        if name == "tls":
+        seen.add(setting)
+        if kind == "tls":
             mode = TlsMode.parse(value)
             if scheme == "smtps" and mode is not TlsMode.IMPLICIT:
                 raise ValueError("smtps:// means implicit TLS; use smtp:// for tls=" + value)
             tls = mode
-        elif name in _FLOAT_PARAMS:
-            kwargs[name] = _parse_seconds(name, value)
-        elif name in _BOOL_PARAMS:
-            kwargs[name] = _parse_bool(name, value)
-        elif name in _STR_PARAMS:
+        elif kind == "seconds":
+            kwargs[setting] = _parse_seconds(name, value)
+        elif kind == "bool":
+            kwargs[setting] = _parse_bool(name, value)
+        elif kind == "str":
             if not value:
                 raise ValueError(f"the SMTP URL parameter {name!r} is empty")
-            kwargs[name] = value
-        elif name in ("auth", "auth_mechanisms"):
+            kwargs[setting] = value
+        else:
+            assert kind == "mechanisms", kind
             mechanisms = [AuthMechanism.parse(m) for m in value.split(",") if m.strip()]
             if not mechanisms:
-                raise ValueError("the SMTP URL parameter 'auth' names no mechanism")
-            kwargs["auth_mechanisms"] = tuple(mechanisms)
-        else:
-            raise ValueError(f"unknown SMTP URL parameter {name!r}")
+                raise ValueError(f"the SMTP URL parameter {name!r} names no mechanism")
+            kwargs[setting] = tuple(mechanisms)
     kwargs["tls"] = tls
     return kwargs
 

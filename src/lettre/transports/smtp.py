@@ -23,7 +23,7 @@ from lettre.smtp.auth import AuthMechanism, Credentials, TokenProvider
 from lettre.smtp.pool import PoolConfig, PoolStatistics, SmtpPool
 from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, DEFAULT_TIMEOUT, SmtpSettings
 from lettre.smtp.tls import TlsMode, TlsParameters
-from lettre.smtp.url import parse_smtp_url
+from lettre.smtp.url import settings_from_url
 from lettre.transports.base import BaseTransport, SendResult, Signer
 
 if TYPE_CHECKING:
@@ -96,14 +96,15 @@ class SmtpTransport(BaseTransport):
         dkim: Signer | Sequence[Signer] | None = None,
         pool: PoolConfig | None = None,
     ) -> None:
+        # SmtpSettings defines and checks every one of these.
         settings = SmtpSettings(
             host=host,
             port=port,
-            tls=TlsMode.parse(tls),
+            tls=tls,  # type: ignore[arg-type]  # parsed by SmtpSettings
             tls_parameters=tls_parameters,
             credentials=credentials,
             token_provider=token_provider,
-            auth_mechanisms=_mechanisms(auth_mechanisms),
+            auth_mechanisms=auth_mechanisms,  # type: ignore[arg-type]  # parsed there too
             allow_insecure_auth=allow_insecure_auth,
             hello_name=hello_name,
             timeout=timeout,
@@ -240,13 +241,7 @@ class SmtpTransport(BaseTransport):
             ValueError: the URL is invalid (the message never shows the password).
             TlsError: the TLS parameters cannot be loaded.
         """
-        kwargs = parse_smtp_url(url)
-        kwargs.update(overrides)
-        if "auth_mechanisms" in kwargs:
-            kwargs["auth_mechanisms"] = _mechanisms(kwargs["auth_mechanisms"])
-        if "tls" in kwargs:
-            kwargs["tls"] = TlsMode.parse(kwargs["tls"])
-        return cls.from_settings(SmtpSettings(**kwargs), dkim=dkim, pool=pool)
+        return cls.from_settings(settings_from_url(url, **overrides), dkim=dkim, pool=pool)
 
     # ------------------------------------------------------------------ state
 
@@ -459,13 +454,3 @@ def _closed_error() -> SmtpError:
         "or make a new one",
         transient=False,
     )
-
-
-def _mechanisms(
-    value: Iterable[AuthMechanism | str] | str | None,
-) -> tuple[AuthMechanism, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [part for part in value.replace(",", " ").split() if part]
-    return tuple(AuthMechanism.parse(m) for m in value)
