@@ -31,7 +31,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
@@ -64,9 +64,8 @@ from lettre.protocol.state import ClientState
 if TYPE_CHECKING:
     from lettre.protocol.commands import Command
     from lettre.protocol.replies import Reply
-    from lettre.smtp.pipeline import Pipeline
 
-__all__ = ["Operation", "SmtpStream", "transcript_logger"]
+__all__ = ["Operation", "PipeConsumer", "SmtpStream", "transcript_logger"]
 
 transcript_logger = logging.getLogger("lettre.smtp")
 """The logger of the SMTP transcript (DEBUG) and connection events."""
@@ -784,6 +783,23 @@ class _WaitExpired(BaseException):
     """
 
 
+class PipeConsumer(Protocol):
+    """What takes a connection's events straight from its socket callbacks.
+
+    :class:`~lettre.smtp.pipeline.Pipeline` is one; while one is attached to
+    an asyncio connection, received bytes go to it instead of the buffer.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes arrived from the server."""
+
+    def connection_lost(self, eof: bool) -> None:
+        """The connection ended (``eof``: cleanly, by the server's end of file)."""
+
+    def writing_resumed(self) -> None:
+        """The transport's write buffer drained below its low-water mark."""
+
+
 class _Protocol(asyncio.Protocol):
     """Buffers what the socket delivers for :class:`_AsyncioByteStream`."""
 
@@ -799,7 +815,7 @@ class _Protocol(asyncio.Protocol):
         self.reader: asyncio.Future[None] | None = None
         self.writer: asyncio.Future[None] | None = None
         # While transactions run in a pipeline, it gets the data directly.
-        self.pipe: Pipeline | None = None
+        self.pipe: PipeConsumer | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without deriving from it.
