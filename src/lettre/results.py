@@ -129,5 +129,3 @@ def new_recipient_result(recipient: str, accepted: bool, reply: Reply | None) ->
 new_send_result: Callable[
     [tuple[RecipientResult, ...], str | None, str | None, Reply | None], SendResult
 ] = _build_send_result
-
-
