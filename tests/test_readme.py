@@ -14,10 +14,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from anyio.from_thread import start_blocking_portal
 
 import lettre
-from lettre import Message, SmtpTransport
+from lettre import BlockingTransport, Message, SmtpTransport
 from servers import ServerFactory
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -73,21 +72,16 @@ def test_readme_examples_run(
     assert "('ada@example.com',)" in out
 
 
-def test_readme_mailer_shares_one_transport_between_threads(
+def test_readme_blocking_transport_shares_one_pool_between_threads(
     smtpd: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The blocking-portal bridge: many threads, one transport, its connections reused."""
+    """The long-running application's pattern: many threads, one transport, few connections."""
     server = smtpd()
     monkeypatch.setenv("SMTP_PORT", str(server.port))
-    source = next(block for block, _ in _blocks() if "class Mailer" in block)
-    namespace: dict[str, object] = {"__name__": "__readme__"}
-    code = compile(
-        source.split("mailer = Mailer(")[0], "README.md[Mailer]", "exec", dont_inherit=True
-    )
-    exec(code, namespace)
-    mailer_class = namespace["Mailer"]
+    source = next(block for block, _ in _blocks() if "BlockingTransport(" in block)
+    assert "mailer.close()" in source
     transport = SmtpTransport.local(server.port)
-    mailer = mailer_class(transport)  # type: ignore[operator]
+    mailer = BlockingTransport(transport)
     try:
 
         def worker(n: int) -> None:
@@ -105,29 +99,15 @@ def test_readme_mailer_shares_one_transport_between_threads(
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
-        stats = transport.statistics()
+            thread.join(30)
+            assert not thread.is_alive()
+        stats = mailer.statistics()
     finally:
         mailer.close()
     assert len(server.messages) == 40
     assert stats.messages_sent == 40
     assert stats.opened_total <= transport.pool_config.max_size
     assert transport.closed
-
-
-def test_entering_the_transport_through_portal_call_fails_as_the_readme_says(
-    smtpd: ServerFactory,
-) -> None:
-    server = smtpd()
-    transport = SmtpTransport.local(server.port)
-    with (
-        start_blocking_portal() as portal,
-        pytest.raises(RuntimeError, match="cancel scope that isn't the current"),
-    ):
-        portal.call(transport.__aenter__)
-    text = README.read_text(encoding="utf-8")
-    assert "portal.wrap_async_context_manager()" in text
-    assert "Attempted to exit a cancel scope that isn't the current" in " ".join(text.split())
 
 
 def test_readme_quick_start_names_the_make_targets() -> None:
