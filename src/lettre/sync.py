@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
-import copy
 import functools
 import itertools
 import logging
@@ -96,31 +95,15 @@ def _closed_error() -> TransportError:
 def _renewed(transport: Transport) -> Transport:
     """A transport for a forked child that shares no connection with ``transport``.
 
-    SMTP: a new :class:`~lettre.SmtpTransport` from the same settings, signers
-    and pool limits. SES: a copy without the parent's client. The other
-    transports hold no connection and no event loop state; they are kept.
+    Each transport says how (``for_new_process()``: SMTP makes a new one from
+    its settings, signers and pool limits; SES a copy without its client; the
+    others hold no connection and are kept).
     """
-    smtp = sys.modules.get("lettre.transports.smtp")
-    if smtp is not None and isinstance(transport, smtp.SmtpTransport):
-        renewed: Transport = type(transport).from_settings(
-            transport.settings, dkim=transport._signers, pool=transport.pool_config
-        )
-        return renewed
-    ses = sys.modules.get("lettre.transports.ses")
-    if ses is not None and isinstance(transport, ses.SesTransport):
-        if transport._external is not None:
-            raise TransportError(
-                "this SesTransport was made with client=... before the process forked; "
-                "that client cannot be used in the child. Give BlockingTransport a "
-                "function that makes the transport (and its client) instead",
-                transient=False,
-            )
-        fresh: Transport = copy.copy(transport)
-        fresh._shared = None  # type: ignore[attr-defined]
-        fresh._shared_loop = None  # type: ignore[attr-defined]
-        fresh._depth = 0  # type: ignore[attr-defined]
-        return fresh
-    return transport
+    renew = getattr(transport, "for_new_process", None)
+    if renew is None:
+        return transport
+    renewed: Transport = renew()
+    return renewed
 
 
 class _Call:

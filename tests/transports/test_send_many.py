@@ -254,3 +254,26 @@ def test_every_transport_has_send_many_and_the_protocol_names_it(tmp_path: Path)
         async def aclose(self) -> None: ...
 
     assert not isinstance(WithoutSendMany(), Transport)
+
+
+def test_for_new_process_keeps_stateless_transports_and_remakes_smtp() -> None:
+    from lettre import MemoryTransport, PoolConfig, SmtpTransport, TlsMode
+
+    memory = MemoryTransport()
+    assert memory.for_new_process() is memory
+    signer = _NoSigner()
+    smtp = SmtpTransport(
+        "127.0.0.1", 2525, tls=TlsMode.NONE, dkim=signer, pool=PoolConfig(max_size=3)
+    )
+    fresh = smtp.for_new_process()
+    assert fresh is not smtp
+    assert isinstance(fresh, SmtpTransport)
+    assert fresh.settings == smtp.settings
+    assert fresh.pool_config == smtp.pool_config
+    assert fresh._signers == (signer,)
+    assert fresh.statistics().opened_total == 0
+
+
+class _NoSigner:
+    def sign(self, data: bytes) -> bytes:
+        return data

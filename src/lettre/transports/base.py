@@ -290,6 +290,22 @@ class BaseTransport(abc.ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release every resource the transport holds (nothing by default)."""
 
+    def for_new_process(self) -> Self:
+        """A transport configured like this one that shares no connection with it.
+
+        For a process forked after this transport was used (gunicorn, Celery
+        prefork, ``multiprocessing``): the parent's sockets and event loop
+        state must never be used by the child. Transports that hold neither
+        (this default) return themselves; those that do return a new,
+        unopened transport with the same settings and signers.
+
+        Raises:
+            TransportError: the transport holds something that cannot be
+                made again in a new process (for example a client object it
+                was given).
+        """
+        return self
+
     async def __aenter__(self) -> Self:
         return self
 

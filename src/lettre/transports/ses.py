@@ -15,6 +15,7 @@ stays light.
 from __future__ import annotations
 
 import abc
+import copy
 import importlib.util
 import inspect
 import logging
@@ -631,6 +632,28 @@ class SesTransport(BaseTransport):
         self._depth = max(0, self._depth - 1)
         if self._depth == 0:
             await self.aclose()
+
+    def for_new_process(self) -> Self:
+        """A copy of this transport without its client, for a forked child.
+
+        Raises:
+            SesError: the transport was given a client (``client=``), which
+                cannot be used in another process; make the transport (and
+                its client) in the child instead.
+        """
+        if self._external is not None:
+            raise SesError(
+                "this SesTransport was made with client=..., which cannot be used in "
+                "another process; make the transport (and its client) in that process (give "
+                "BlockingTransport a function that makes the transport)",
+                code="ClientNotCopyable",
+                transient=False,
+            )
+        fresh = copy.copy(self)
+        fresh._shared = None
+        fresh._shared_loop = None
+        fresh._depth = 0
+        return fresh
 
     async def aclose(self) -> None:
         """Close the client the transport created (a client passed in stays open)."""

@@ -409,6 +409,13 @@ class SmtpTransport(BaseTransport):
             raise _closed_error()
         await self._pool_here().test_connection(deadline=self._deadline())
 
+    def for_new_process(self) -> Self:
+        """A new, unopened transport with the same settings, signers and pool limits.
+
+        It shares no connection with this one: use it in a forked child.
+        """
+        return self.from_settings(self._settings, dkim=self._signers, pool=self._pool_config)
+
     # ------------------------------------------------------------------ closing
 
     async def aclose(self) -> None:
