@@ -41,6 +41,7 @@ from lettre.errors import (
 )
 from lettre.smtp import SmtpSettings, TlsMode
 from lettre.smtp.client import PIPELINED_BDAT_LIMIT, SmtpClient, TransactionStage
+from lettre.smtp.pipeline import Pipeline
 from lettre.smtp.pool import PoolConfig, SmtpPool
 from lettre.transports.base import SendResult
 from servers import MiniSmtp, ScriptedConnection, _MiniSession, scripted_server
@@ -447,6 +448,50 @@ async def test_chained_flights_go_in_one_write() -> None:
     assert {c.replies_before for c in flight} == {flight[0].replies_before}
     assert server.nested_mail == 0
     assert (stats.opened_total, stats.messages_sent) == (1, 4)
+
+
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ],
+)
+async def test_senders_that_send_again_keep_the_chain_going(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two senders on one connection, each sending again as soon as it has its
+    # result: the connection goes from one chain to the next from its
+    # callbacks, each write carrying both senders' flights. Only the very
+    # first flight is started by a sender.
+    started: list[object] = []
+    original = Pipeline.start
+
+    def start(self: Pipeline, ticket: Any) -> None:
+        started.append(ticket)
+        original(self, ticket)
+
+    monkeypatch.setattr(Pipeline, "start", start)
+    server = HoldingMini(hold=2)
+    outcomes: list[Outcome] = []
+    async with pooled(server) as (_, pool):
+
+        async def sender(first: int) -> None:
+            for n in range(first, first + 8, 2):
+                outcomes.append(await pool.send(*message(n)))
+
+        with anyio.fail_after(BOUND):
+            async with anyio.create_task_group() as group:
+                group.start_soon(sender, 0)
+                group.start_soon(sender, 1)
+        stats = pool.statistics()
+    assert all(isinstance(o, SendResult) for o in outcomes), outcomes
+    assert sorted(delivered([server])) == list(range(8))
+    assert len(started) == 1
+    assert (stats.opened_total, stats.in_use, stats.idle) == (1, 0, 1)
+    # Each group of commands the server read before answering held two BDATs.
+    bdats = [c.replies_before for c in server.commands if c.verb == "BDAT"]
+    assert [bdats.count(value) for value in sorted(set(bdats))] == [2, 2, 2, 2]
 
 
 async def test_a_chain_goes_on_after_every_kind_of_refusal() -> None:

@@ -43,6 +43,7 @@ from lettre.errors import (
     OutcomeUnknown,
     ProtocolError,
     ServerDisconnected,
+    SmtpError,
     SmtpReplyError,
     SmtpTimeoutError,
 )
@@ -119,6 +120,14 @@ class Ticket:
         self.wake: Callable[[], None] | None = None
         self.turn: object = None
 
+    def gone(self) -> bool:
+        """Whether the sender stopped waiting (it was cancelled) before being woken."""
+        future = self.future
+        if future is None:
+            # Still waiting in the pool: its waiter sleeps on a future too.
+            future = getattr(getattr(self.wake, "__self__", None), "future", None)
+        return isinstance(future, asyncio.Future) and future.done()
+
 
 def eligible(tx: Transaction) -> bool:
     """Whether ``tx`` can run in a pipeline (its envelope goes in one flight)."""
@@ -154,6 +163,8 @@ class Pipeline:
         "_data_first",
         "_data_timeout",
         "_loop",
+        "_next",
+        "_parked",
         "_queue",
         "_require_all",
         "_settled",
@@ -182,6 +193,11 @@ class Pipeline:
         self._since = 0.0
         self._content = 0  # transactions whose content is written, final reply owed
         self._settled: asyncio.Future[None] | None = None
+        # At the end of a chain of flights: the last transaction, done, whose
+        # sender is woken once the next waiting sender (if any) took over the
+        # connection, and that next sender, whose flight goes out next.
+        self._parked: Ticket | None = None
+        self._next: Ticket | None = None
         settings = client.settings
         self._timeout = settings.timeout
         self._data_timeout = settings.data_timeout
@@ -213,7 +229,7 @@ class Pipeline:
     @property
     def busy(self) -> bool:
         """Whether transactions are in flight."""
-        return bool(self._queue)
+        return bool(self._queue) or self._parked is not None or self._next is not None
 
     def ready(self) -> bool:
         """Whether a new transaction can start now (idle, usable, no transcript)."""
@@ -348,6 +364,8 @@ class Pipeline:
                 self._fail(f"{self._stream.peer} closed the connection while we waited for {what}")
             else:
                 self._fail(f"reading {what} from {self._stream.peer} failed: the connection broke")
+        elif self._parked is not None or self._next is not None:
+            self._fail(f"{self._stream.peer} closed the connection")
 
     def writing_resumed(self) -> None:
         """The server is reading again: that counts as progress."""
@@ -380,11 +398,79 @@ class Pipeline:
             ticket.result = outcome
         else:
             ticket.error = outcome
-        self._settle(ticket)
         if replies[-1].code == 421:
+            self._settle(ticket)
             self._fail(f"{self._stream.peer} closed the connection (421)", unprocessed=True)
         elif self._stream.broken:
+            self._settle(ticket)
             self._fail(f"{self._stream.peer} answered a transaction inconsistently")
+        elif not self._queue and ticket.owner and self.hand_off is not None:
+            # The end of a chain: rather than have the sender give the
+            # connection back, let the senders woken by this read queue their
+            # next messages (next turn of the loop) and take it over from here.
+            self._parked = ticket
+            self._loop.call_soon(self._resume)
+        else:
+            self._settle(ticket)
+
+    def _resume(self) -> None:
+        """Hand the idle connection to the first waiting sender, if any, then wake the last one."""
+        ticket = self._parked
+        if ticket is None:
+            return  # the connection failed meanwhile: the ticket is settled
+        self._parked = None
+        following = None
+        if not self.closing and not ticket.gone() and self._client.is_usable and self._writable():
+            hand_off = self.hand_off
+            if hand_off is not None:
+                following = hand_off()
+        if following is None:
+            self._settle(ticket)
+            return
+        ticket.owner = False  # its sender returns without giving the connection back
+        following.owner = True
+        following.piped = True
+        self._next = following
+        self._settle(ticket)
+        # The flight goes on the next turn, after the sender woken just now
+        # queued its next message, which can then be chained behind it.
+        self._loop.call_soon(self._open, following)
+
+    def _open(self, ticket: Ticket) -> None:
+        """Write the flight of the sender that took the connection over (and chain more)."""
+        if self._next is not ticket:
+            return  # the connection failed meanwhile: the ticket is settled
+        self._next = None
+        queue = self._queue
+        queue.append(ticket)
+        if self.closing:
+            self._fail("the connection was closed before the message was sent")
+            return
+        if not self._writable():
+            self._fail(f"writing to {self._stream.peer} failed: the connection is closed")
+            return
+        tx = ticket.tx
+        assert tx is not None
+        client = self._client
+        flights = 0
+        try:
+            out = client.encode_envelope(tx)
+            ticket.expected = _replies_to_envelope(tx)
+            if tx.content_in_flight:
+                out, flights = self._chain(ticket, out)
+                flights += 1
+        except ProtocolError as exc:
+            self._fail(str(exc), protocol_error=exc)
+            return
+        except SmtpError as exc:  # the server said something (a 421) while idle
+            self._fail(str(exc))
+            return
+        self._content += flights
+        self._byte_stream.transport.write(out)
+        now = self._since = self._loop.time()
+        if flights:
+            client.content_written(now)
+        self._arm()
 
     def _hand_back(self, ticket: Ticket, replies: list[Reply]) -> None:
         """Give a refused envelope back to its sender (RSET, the typed error)."""
@@ -514,7 +600,7 @@ class Pipeline:
             future = ticket.future
             if future is not None and not future.done():
                 future.set_result(None)
-        if not self._queue:
+        if not self._queue and self._next is None:
             self._detach()
 
     def _detach(self) -> None:
@@ -583,6 +669,22 @@ class Pipeline:
             tx.stage = TransactionStage.FAILED
             ticket.error = error
             self._settle(ticket)
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            self._settle(parked)  # done before the failure: its outcome stands
+        following, self._next = self._next, None
+        if following is not None:
+            # It took the connection over; nothing of it was written.
+            ftx = following.tx
+            assert ftx is not None
+            ftx.stage = TransactionStage.FAILED
+            if protocol_error is not None:
+                following.error = protocol_error
+            elif timeout:
+                following.error = SmtpTimeoutError(message)
+            else:
+                following.error = ServerDisconnected(message)
+            self._settle(following)
         self._content = 0
         self._detach()
         stream.close_now()
@@ -639,7 +741,7 @@ class Pipeline:
 
     def abort(self, message: str) -> None:
         """Fail whatever is still in flight and close the connection."""
-        if self._queue:
+        if self.busy:
             self._fail(message)
 
     def cancel_timer(self) -> None:
