@@ -235,6 +235,8 @@ class Pipeline:
         """Whether a new transaction can start now (idle, usable, no transcript)."""
         return (
             not self._queue
+            and self._next is None
+            and self._parked is None
             and not self.closing
             and self._client.is_usable
             and not self._stream.logger.isEnabledFor(logging.DEBUG)  # the task path logs
