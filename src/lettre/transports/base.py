@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import anyio
 
-from lettre.results import RecipientResult, SendResult
-from lettre.results import new_recipient_result as new_recipient_result  # noqa: PLC0414
-from lettre.results import new_send_result as new_send_result  # noqa: PLC0414
+from lettre.results import RecipientResult, SendResult, new_send_result
 from lettre.signing import Signer
 
 if TYPE_CHECKING:
