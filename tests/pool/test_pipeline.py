@@ -1106,24 +1106,50 @@ async def test_pool_closed_while_transactions_are_in_flight(spy: Spy) -> None:
 # -- transcript, limits, size ------------------------------------------------------------------
 
 
-@ASYNCIO_ONLY
-async def test_debug_transcript_disables_the_pipeline(
-    spy: Spy, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("extensions", [DATA_ONLY, WITH_BDAT], ids=["DATA", "BDAT"])
+async def test_debug_transcript_logs_the_path_that_runs(
+    spy: Spy,
+    caplog: pytest.LogCaptureFixture,
+    anyio_backend_name: str,
+    extensions: tuple[str, ...],
 ) -> None:
+    # Logging only observes: the same path runs with the transcript on (the
+    # pipeline on asyncio), and every command and reply is in it once.
     caplog.set_level(logging.DEBUG, logger="lettre.smtp")
-    server = HookedMini(extensions=DATA_ONLY)
+    server = HookedMini(extensions=extensions)
     async with pooled(server) as (_, pool):
         outcomes = await send_all(pool, 3)
     assert all(isinstance(o, SendResult) for o in outcomes), outcomes
     assert sorted(delivered([server])) == [0, 1, 2]
-    assert spy.tickets
-    assert not any(t.piped for t in spy.tickets)
-    assert spy.started == []
+    assert_piped(spy, anyio_backend_name)
     lines = [r.getMessage() for r in caplog.records if r.name == "lettre.smtp"]
     assert sum(line.startswith("C: MAIL FROM:<sender@example.com>") for line in lines) == 3
-    assert any(line.startswith("S: 250 2.0.0 Ok: queued as MINI3") for line in lines)
-    # The task-driven path chains too.
+    for n in (1, 2, 3):
+        assert sum(line.startswith(f"S: 250 2.0.0 Ok: queued as MINI{n}") for line in lines) == 1
+    # Each reply to MAIL and RCPT once, whichever path read it.
+    assert sum(line == "S: 250 2.1.0 Ok" for line in lines) == 3
+    assert sum(line == "S: 250 2.1.5 Ok" for line in lines) == 3
+    content = [line for line in lines if "bytes of message content" in line]
+    assert len(content) == 3
+    assert not any("Hello" in line for line in lines)  # content is never logged
     assert wire_chained(server)
+
+
+async def test_debug_transcript_logs_a_refusal_read_by_the_pipeline_once(
+    spy: Spy, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A refused RCPT is read in the socket callbacks and handed back to its
+    # sender, which finishes the transaction: the reply is logged once.
+    caplog.set_level(logging.DEBUG, logger="lettre.smtp")
+    server = HookedMini(
+        extensions=DATA_ONLY, refuse={"user2@example.com": "550 5.1.1 No such user"}
+    )
+    async with pooled(server) as (_, pool):
+        outcomes = await send_all(pool, 4)
+    assert isinstance(outcomes[2], RecipientsRefused)
+    lines = [r.getMessage() for r in caplog.records if r.name == "lettre.smtp"]
+    assert lines.count("S: 550 5.1.1 No such user") == 1
+    assert sum(line == "C: RSET" for line in lines) >= 1
 
 
 async def test_message_limit_per_connection_with_chaining(

@@ -34,7 +34,6 @@ otherwise with an error that says nothing was delivered.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -162,6 +161,7 @@ class Pipeline:
         "_core",
         "_data_first",
         "_data_timeout",
+        "_debug",
         "_loop",
         "_next",
         "_parked",
@@ -206,6 +206,9 @@ class Pipeline:
         self._data_first = self._data_timeout < self._timeout
         self.closing = False
         self.hand_off = hand_off
+        # Whether the transcript is on (DEBUG): looked up as each send starts.
+        # It only adds log lines; the path is the same.
+        self._debug = stream.refresh_debug()
 
     @classmethod
     def for_client(
@@ -232,14 +235,13 @@ class Pipeline:
         return bool(self._queue) or self._parked is not None or self._next is not None
 
     def ready(self) -> bool:
-        """Whether a new transaction can start now (idle, usable, no transcript)."""
+        """Whether a new transaction can start now (idle and usable)."""
         return (
             not self._queue
             and self._next is None
             and self._parked is None
             and not self.closing
             and self._client.is_usable
-            and not self._stream.logger.isEnabledFor(logging.DEBUG)  # the task path logs
         )
 
     # ------------------------------------------------------------------ starting
@@ -269,6 +271,7 @@ class Pipeline:
                 self._byte_stream.transport.resume_reading()
         tx = ticket.tx
         assert tx is not None
+        self._debug = stream.refresh_debug()
         out = self._client.encode_envelope(tx)
         if protocol.eof:
             stream.broken = True
@@ -332,6 +335,8 @@ class Pipeline:
                 reply = next_event()
                 if reply is NEED_DATA:
                     break
+                if self._debug:
+                    self._stream.log_reply(reply)
                 ticket = queue[0]
                 tx = ticket.tx
                 assert tx is not None

@@ -52,7 +52,6 @@ from lettre.protocol.commands import (
     AuthCancel,
     AuthResponse,
     Bdat,
-    Data,
     EndOfData,
     Mail,
     MessageData,
@@ -341,16 +340,17 @@ class SmtpStream:
         Raises:
             LocalProtocolError: a command is not allowed when its turn comes.
         """
-        if self._debug:
-            return self.encode_all([mail, *rcpts, *((Data(),) if data else ())])
         conn = self.conn
         if not conn.owed:
             self._check_idle()
         try:
-            return conn.send_envelope(mail, rcpts, data)
+            out = conn.send_envelope(mail, rcpts, data)
         except ProtocolError:
             self.broken = True
             raise
+        if self._debug:
+            self._log_lines(out)
+        return out
 
     def encode_content(self, data: bytes) -> bytes:
         """:meth:`encode_all` of ``data`` as message content and the end of data.
@@ -358,13 +358,15 @@ class SmtpStream:
         Raises:
             LocalProtocolError: the content is not allowed now.
         """
-        if self._debug:
-            return self.encode_all((MessageData(data), EndOfData()))
         try:
-            return self.conn.send_content(data)
+            out = self.conn.send_content(data)
         except ProtocolError:
             self.broken = True
             raise
+        if self._debug:
+            self.logger.debug("C: <%d bytes of message content>", len(data))
+            self.logger.debug("C: .")
+        return out
 
     def _check_idle(self) -> None:
         """Before a new flight: did the server say goodbye (421) while we were idle?
@@ -422,10 +424,8 @@ class SmtpStream:
             RemoteProtocolError: the server broke the protocol.
         """
         if self.pushback:
-            pushed = self.pushback.popleft()
-            if self._debug:
-                self._log_reply(pushed)
-            return pushed
+            # Read (and logged) by the pipeline already.
+            return self.pushback.popleft()
         conn = self.conn
         try:
             event = conn.next_event()
@@ -561,9 +561,24 @@ class SmtpStream:
                 " LAST" if command.last else "",
             )
         else:
-            for line in data.decode("utf-8", "replace").split("\r\n"):
-                if line:
-                    log("C: %s", line)
+            self._log_lines(data)
+
+    def _log_lines(self, data: bytes) -> None:
+        """Log command lines as written (never AUTH payloads or content: see _log_command)."""
+        log = self.logger.debug
+        for line in data.decode("utf-8", "replace").split("\r\n"):
+            if line:
+                log("C: %s", line)
+
+    def log_reply(self, reply: Reply) -> None:
+        """Log ``reply`` in the transcript, when it is on (DEBUG)."""
+        if self._debug:
+            self._log_reply(reply)
+
+    def refresh_debug(self) -> bool:
+        """Look again whether the transcript is on (the logger's level may change)."""
+        self._debug = debug = self.logger.isEnabledFor(logging.DEBUG)
+        return debug
 
     def _log_reply(self, reply: Reply) -> None:
         lines = reply.lines or ("",)
