@@ -533,22 +533,10 @@ class Pipeline:
         flights = 0
         try:
             out = client.encode_content(tx)
-            hand_off = self.hand_off
-            if hand_off is not None:
-                following = hand_off()
-                if following is not None:
-                    # Queued first, so that it is settled whatever happens next.
-                    queue.append(following)
-                    ticket.owner = False
-                    following.owner = True
-                    following.piped = True
-                    ftx = following.tx
-                    assert ftx is not None
-                    out += client.encode_envelope(ftx)
-                    following.expected = _replies_to_envelope(ftx)
-                    if ftx.content_in_flight:
-                        out, flights = self._chain(following, out)
-                        flights += 1
+            following, out, in_flight = self._follow(ticket, out)
+            if following is not None and in_flight:
+                out, flights = self._chain(following, out)
+                flights += 1
         except ProtocolError as exc:
             self._fail(str(exc), protocol_error=exc)
             return
@@ -570,31 +558,37 @@ class Pipeline:
         waiter's follows. Returns the bytes and how many chained transactions
         have their content in them.
         """
-        hand_off = self.hand_off
-        if hand_off is None:
-            return out, 0
-        queue = self._queue
-        client = self._client
         flights = 0
         last = ticket
         while len(out) < PIPELINED_BDAT_LIMIT:
-            following = hand_off()
-            if following is None:
-                return out, flights
-            # Queued first, so that it is settled whatever happens next.
-            queue.append(following)
-            last.owner = False
-            following.owner = True
-            following.piped = True
-            ftx = following.tx
-            assert ftx is not None
-            out += client.encode_envelope(ftx)
-            following.expected = _replies_to_envelope(ftx)
-            if not ftx.content_in_flight:
+            following, out, in_flight = self._follow(last, out)
+            if following is None or not in_flight:
                 return out, flights
             flights += 1
             last = following
         return out, flights
+
+    def _follow(self, last: Ticket, out: bytes) -> tuple[Ticket | None, bytes, bool]:
+        """Pass the connection from ``last`` to the first waiting sender, if any.
+
+        The sender's envelope is appended to ``out`` (written after
+        ``last``'s content or flight). Returns that sender (None when nobody
+        waits), the bytes, and whether its content went in its flight too.
+        """
+        hand_off = self.hand_off
+        following = hand_off() if hand_off is not None else None
+        if following is None:
+            return None, out, False
+        # Queued first, so that it is settled whatever happens next.
+        self._queue.append(following)
+        last.owner = False
+        following.owner = True
+        following.piped = True
+        ftx = following.tx
+        assert ftx is not None
+        out += self._client.encode_envelope(ftx)
+        following.expected = _replies_to_envelope(ftx)
+        return following, out, ftx.content_in_flight
 
     # ------------------------------------------------------------------ endings
 
