@@ -1,0 +1,1004 @@
+"""A bounded pool of reusable connections.
+
+The pool is generic: it lends any object that follows :class:`PooledConnection`
+(``SmtpTransport`` pools ``SmtpClient`` connections). Its rules:
+
+- ``max_size`` is a hard cap on open connections, counting the ones being
+  opened and the ones being closed. Callers beyond the cap wait in FIFO order,
+  at most ``pool_timeout`` seconds (then :class:`~lettre.errors.PoolTimeout`).
+- A connection is retired when it is no longer usable (it broke, timed out,
+  got a 421, hit a protocol error), when it is older than ``max_lifetime``,
+  has been idle longer than ``idle_timeout`` or has carried
+  ``max_messages_per_connection`` messages. Retired connections never return
+  to the pool.
+- A connection idle longer than ``check_after_idle`` is checked (the SMTP
+  connection sends NOOP or RSET) before it is lent again.
+- An optional rate limit spreads checkouts: at most ``count`` per ``period``
+  seconds across the whole pool.
+
+Every decision (which connection, whether to open one, who is next) is made
+synchronously; I/O (connecting, checking, closing) comes after. Closing is
+shielded from cancellation. A waiting caller that is cancelled leaves the queue
+and never leaks a slot. Background work (closing connections that expire while
+idle) runs only inside ``async with pool:``, in a task group the pool owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from lettre._loops import current_clock, running_on_asyncio
+from lettre.errors import PoolTimeout, SmtpError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = [
+    "ConnectionFactory",
+    "ConnectionPool",
+    "PoolConfig",
+    "PoolStatistics",
+    "PooledConnection",
+]
+
+logger = logging.getLogger("lettre.smtp.pool")
+
+
+class PooledConnection(Protocol):
+    """What the pool needs from a connection.
+
+    Timestamps are read with the pool's clock (``anyio.current_time`` unless
+    the pool was given another one); the connection keeps them up to date.
+
+    Attributes:
+        is_usable: False once the connection broke, timed out, was told to go
+            away (421) or saw a protocol error; the pool then closes it.
+        created_at: when the connection was opened.
+        last_used: when the connection last finished a command.
+        messages_sent: how many message transactions it has started (what
+            ``max_messages_per_connection`` counts).
+        messages_accepted: how many messages the server accepted on it.
+    """
+
+    @property
+    def is_usable(self) -> bool: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+    @property
+    def last_used(self) -> float: ...
+
+    @property
+    def messages_sent(self) -> int: ...
+
+    @property
+    def messages_accepted(self) -> int: ...
+
+    def abandon(self) -> None:
+        """Shut the connection down at once, without awaiting anything.
+
+        Called when the event loop that opened it is closed. Never raises.
+        """
+        ...
+
+    async def check(self) -> bool:
+        """Probe an idle connection (NOOP or RSET); False if it is not fit for use."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close politely (QUIT) if possible, else abruptly; bounded in time."""
+        ...
+
+
+C = TypeVar("C", bound=PooledConnection)
+
+#: An async callable that opens a new connection (and raises if it cannot).
+ConnectionFactory = Callable[[], Awaitable[C]]
+
+
+def _check_positive(name: str, value: float | None, *, allow_none: bool, allow_zero: bool) -> None:
+    if value is None:
+        if not allow_none:
+            raise ValueError(f"{name} must be a number, not None")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = "zero or more" if allow_zero else "greater than zero"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+
+
+def _check_count(name: str, value: int | None, *, allow_none: bool) -> None:
+    if value is None:
+        if not allow_none:
+            raise ValueError(f"{name} must be an integer, not None")
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """Limits and ageing rules of a connection pool.
+
+    Attributes:
+        max_size: the most connections open at once, counting the ones being
+            opened or closed.
+        pool_timeout: how long (seconds) a caller may wait for a connection,
+            including the wait for the rate limit, before ``PoolTimeout``.
+        idle_timeout: close a connection idle for this many seconds (None:
+            never).
+        max_lifetime: close a connection this many seconds old once it is
+            returned (None: never).
+        max_messages_per_connection: close a connection after this many
+            messages (None: no limit).
+        check_after_idle: check a connection (NOOP/RSET) before reusing it
+            when it has been idle longer than this many seconds (0: always;
+            None: never).
+        rate_limit: ``(count, period)``: at most ``count`` checkouts in any
+            ``period`` seconds across the pool (None: no limit).
+
+    Raises:
+        TypeError: a value of the wrong type.
+        ValueError: a count below 1, or a duration that is not a positive
+            number of seconds (``check_after_idle`` may be 0).
+    """
+
+    max_size: int = 10
+    pool_timeout: float = 30.0
+    idle_timeout: float | None = 60.0
+    max_lifetime: float | None = 600.0
+    max_messages_per_connection: int | None = 100
+    check_after_idle: float | None = 5.0
+    rate_limit: tuple[int, float] | None = None
+
+    def __post_init__(self) -> None:
+        _check_count("max_size", self.max_size, allow_none=False)
+        _check_positive("pool_timeout", self.pool_timeout, allow_none=False, allow_zero=False)
+        _check_positive("idle_timeout", self.idle_timeout, allow_none=True, allow_zero=False)
+        _check_positive("max_lifetime", self.max_lifetime, allow_none=True, allow_zero=False)
+        _check_count(
+            "max_messages_per_connection", self.max_messages_per_connection, allow_none=True
+        )
+        _check_positive("check_after_idle", self.check_after_idle, allow_none=True, allow_zero=True)
+        if self.rate_limit is not None:
+            if not isinstance(self.rate_limit, tuple) or len(self.rate_limit) != 2:
+                raise TypeError("rate_limit must be a (count, period) tuple or None")
+            count, period = self.rate_limit
+            _check_count("rate_limit count", count, allow_none=False)
+            _check_positive("rate_limit period", period, allow_none=False, allow_zero=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    """A snapshot of a pool's state.
+
+    Attributes:
+        open: connections counted against ``max_size``: idle, in use, being
+            opened and being closed.
+        idle: connections waiting in the pool to be lent.
+        in_use: connections lent to callers.
+        opening: connections being opened.
+        waiting: callers waiting for a connection.
+        messages_sent: messages the server accepted, over every connection the
+            pool has had.
+        opened_total: connections opened since the pool was made.
+        closed_total: connections closed since the pool was made.
+    """
+
+    open: int
+    idle: int
+    in_use: int
+    opening: int
+    waiting: int
+    messages_sent: int
+    opened_total: int
+    closed_total: int
+
+
+class _Waiter(Generic[C]):
+    """A caller queued for a connection; filled in by whoever serves it.
+
+    On asyncio the caller sleeps on a bare future and the pool's one expiry
+    timer enforces ``pool_timeout`` (a cancel scope and an event per waiter
+    cost more than the rest of a checkout); elsewhere it sleeps on an anyio
+    event inside a cancel scope.
+    """
+
+    __slots__ = (
+        "cancelled",
+        "chained",
+        "closed",
+        "connection",
+        "event",
+        "expiry",
+        "fresh",
+        "future",
+        "slot",
+        "ticket",
+        "woken",
+    )
+
+    def __init__(
+        self, ticket: object, fresh: bool, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
+        self.ticket = ticket
+        self.fresh = fresh
+        self.expiry = math.inf  # when an asyncio waiter gives up (loop time)
+        self.future: asyncio.Future[None] | None = None
+        self.event: anyio.Event | None = None
+        if loop is not None:
+            self.future = loop.create_future()
+        else:
+            self.event = anyio.Event()
+        self.woken = False
+        self.connection: C | None = None
+        self.slot = False
+        self.chained = False
+        self.cancelled = False
+        self.closed = False
+
+    def wake(self) -> None:
+        """Let the waiting caller resume (it was served, or the pool closed)."""
+        if self.woken:
+            return
+        self.woken = True
+        future = self.future
+        if future is None:
+            assert self.event is not None
+            self.event.set()
+        elif not future.done():  # not already resumed by its timer or cancelled
+            future.set_result(None)
+
+    def expire(self) -> None:
+        """Resume an asyncio waiter whose time is up; it finds itself unserved."""
+        future = self.future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self, limit: float) -> None:
+        """Sleep until woken, at most ``limit`` seconds (cancellation propagates).
+
+        On asyncio the pool's expiry timer enforces ``limit`` (see
+        ``ConnectionPool._watch_expiry``).
+        """
+        future = self.future
+        if future is None:
+            event = self.event
+            assert event is not None
+            with anyio.move_on_after(limit):
+                await event.wait()
+            if not self.woken and self.chained:
+                # Handed a busy connection just as pool_timeout ran out: the
+                # previous owner's timeouts bound the rest of the wait, and
+                # it wakes us exactly once.
+                await event.wait()
+            return
+        try:
+            await future
+        finally:
+            self.expiry = math.inf
+
+
+class _RateLimiter:
+    """At most ``count`` grants in any window of ``period`` seconds, in FIFO order.
+
+    Each caller reserves its grant time synchronously (so order is the call
+    order), then sleeps until it. A reservation of a caller that gives up is
+    not handed back: the limit may be under-used, never exceeded.
+    """
+
+    __slots__ = ("_count", "_grants", "_period", "_sleep", "clock")
+
+    def __init__(
+        self,
+        count: int,
+        period: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._count = count
+        self._period = period
+        self.clock = clock
+        self._sleep = sleep
+        self._grants: deque[float] = deque()
+
+    async def wait(self, max_wait: float) -> None:
+        now = self.clock()
+        grants = self._grants
+        horizon = now - self._period
+        while grants and grants[0] <= horizon:
+            grants.popleft()
+        # The count-th most recent grant bounds the next one.
+        at = now if len(grants) < self._count else max(now, grants[-self._count] + self._period)
+        if at - now > max_wait:
+            raise PoolTimeout(
+                f"the rate limit ({self._count} per {self._period:g} s) allows no send "
+                f"within {max_wait:g} s"
+            )
+        grants.append(at)
+        if at > now:
+            await self._sleep(at - now)
+
+
+class ConnectionPool(Generic[C]):
+    """A bounded, FIFO-fair pool of connections made by ``factory``.
+
+    Use :meth:`connection` (``async with pool.connection() as conn:``) or
+    :meth:`acquire` / :meth:`release`. ``async with pool:`` additionally runs a
+    background task that closes connections expiring while idle; without it,
+    expiry is applied whenever connections are acquired or released.
+    :meth:`aclose` closes every idle connection (QUIT) and makes connections
+    still in use close when they are released.
+
+    Args:
+        factory: an async callable that opens a connection.
+        config: the pool's limits (``PoolConfig()`` by default).
+        clock: the time source for ageing and rate limiting; it must be the
+            clock the connections' timestamps use.
+        sleep: the matching sleep function (tests pass a fake clock and sleep).
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Awaitable[C]],
+        config: PoolConfig | None = None,
+        *,
+        clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self._factory = factory
+        self._config = config if config is not None else PoolConfig()
+        self._clock = clock
+        # anyio's clock looks the event loop up on every call: resolve it once,
+        # inside the loop, at the first checkout.
+        self._resolve_clock = clock is anyio.current_time
+        # The asyncio loop the pool last ran on (None: not known, or not asyncio).
+        self._asyncio_loop: asyncio.AbstractEventLoop | None = None
+        self._sleep = sleep
+        self._idle: list[C] = []
+        self._in_use: set[C] = set()
+        self._opening = 0
+        self._closing = 0
+        self._waiters: deque[_Waiter[C]] = deque()
+        self._waiting = 0
+        self._retired_messages = 0
+        self._opened_total = 0
+        self._closed_total = 0
+        self._closed = False
+        self._limiter: _RateLimiter | None = None
+        if self._config.rate_limit is not None:
+            count, period = self._config.rate_limit
+            self._limiter = _RateLimiter(count, float(period), clock, sleep)
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._reaper_scope: anyio.CancelScope | None = None
+        self._reaper_deadline = math.inf
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._expiry_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def config(self) -> PoolConfig:
+        """The pool's configuration."""
+        return self._config
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The time source for ageing and rate limiting."""
+        return self._clock
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` has been called."""
+        return self._closed
+
+    @property
+    def has_waiters(self) -> bool:
+        """True when at least one caller is waiting for a connection."""
+        return self._waiting > 0
+
+    def statistics(self) -> PoolStatistics:
+        """Return a snapshot of the pool's counters."""
+        live = sum(c.messages_accepted for c in self._idle)
+        live += sum(c.messages_accepted for c in self._in_use)
+        return PoolStatistics(
+            open=self._open_count(),
+            idle=len(self._idle),
+            in_use=len(self._in_use),
+            opening=self._opening,
+            waiting=self._waiting,
+            messages_sent=self._retired_messages + live,
+            opened_total=self._opened_total,
+            closed_total=self._closed_total,
+        )
+
+    # -- checkout ---------------------------------------------------------------------------
+
+    async def acquire(self, ticket: object = None, *, fresh: bool = False) -> C:
+        """Lend a connection, opening one if the cap allows, else wait for one.
+
+        Args:
+            ticket: any object describing what the caller wants to do; while
+                the caller waits, :meth:`hand_off` shows it to the caller
+                passing a busy connection on (used for chaining).
+            fresh: lend a newly opened connection, never a reused one (used
+                to retry after a connection failed). At the cap, an idle
+                connection is closed to make room.
+
+        Returns:
+            A connection that is now in use by the caller; give it back with
+            :meth:`release` (or :meth:`discard`).
+
+        Raises:
+            PoolTimeout: no connection (or rate-limit slot) within ``pool_timeout``.
+            SmtpError: the pool is closed.
+            Exception: whatever the factory raised when opening a connection.
+        """
+        if self._closed:
+            raise self._closed_error()
+        if self._resolve_clock:
+            self._resolve_clock = False
+            self._clock = current_clock()
+            if self._limiter is not None:
+                self._limiter.clock = self._clock
+        timeout = self._config.pool_timeout
+        if self._limiter is not None:
+            started = self._clock()
+            await self._limiter.wait(timeout)
+            timeout = max(0.0, timeout - (self._clock() - started))
+            if self._closed:
+                raise self._closed_error()
+        if self._waiting:
+            # Others wait already: queue behind them (FIFO).
+            conn, slot, chained = await self._wait(timeout, ticket, fresh)
+        else:
+            conn, slot, expired = self._acquire_nowait(fresh)
+            if expired:
+                await self._close_retired(expired, keep_slot=conn is None and not slot)
+                if conn is None and not slot:
+                    # We took over the slot of the first retired connection.
+                    slot = True
+            chained = False
+            if conn is None and not slot:
+                conn, slot, chained = await self._wait(timeout, ticket, fresh)
+        if slot:
+            return await self._open_in_slot()
+        assert conn is not None
+        if chained:
+            # Handed over mid-use: commands for this caller may already be on
+            # it. Its new owner must see it as it is, broken or not.
+            return conn
+        return await self._prepare(conn, replace=fresh)
+
+    def _acquire_nowait(self, fresh: bool) -> tuple[C | None, bool, list[C]]:
+        """Decide synchronously: an idle connection, a slot to open one, or neither.
+
+        Also pops retired idle connections met on the way (they stay counted,
+        as closing, until the caller has closed them). With ``fresh``, an idle
+        connection is only taken to be replaced, when the cap leaves no room.
+        """
+        expired: list[C] = []
+        if self._waiting:
+            return None, False, expired
+        idle = self._idle
+        if fresh:
+            if self._open_count() < self._config.max_size:
+                self._opening += 1
+                return None, True, expired
+            if idle:
+                # The least recently used one makes room for the new connection.
+                conn = idle.pop(0)
+                self._in_use.add(conn)
+                return conn, False, expired
+            return None, False, expired
+        if idle:
+            now = self._clock()
+            while idle:
+                conn = idle.pop()
+                if self._is_retired(conn, now):
+                    expired.append(conn)
+                    continue
+                self._in_use.add(conn)
+                self._closing += len(expired)
+                return conn, False, expired
+        self._closing += len(expired)
+        if self._open_count() < self._config.max_size:
+            self._opening += 1
+            return None, True, expired
+        return None, False, expired
+
+    async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool, bool]:
+        loop = self._current_asyncio_loop()
+        waiter: _Waiter[C] = _Waiter(ticket, fresh, loop)
+        if loop is not None and limit != math.inf:
+            expiry = waiter.expiry = loop.time() + limit
+            timer = self._expiry_timer
+            if timer is None or timer.when() > expiry or self._expiry_loop is not loop:
+                self._watch_expiry(loop, expiry)
+        self._waiters.append(waiter)
+        self._waiting += 1
+        try:
+            future = waiter.future
+            if future is not None:
+                try:
+                    await future
+                finally:
+                    waiter.expiry = math.inf
+            else:
+                await waiter.wait(limit)
+            if (waiter.connection is not None and not waiter.chained) or waiter.slot:
+                # A caller cancelled after being served gives back what it got,
+                # on every backend (trio would otherwise resume it normally).
+                # A chained connection's new owner handles its own cancellation.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            lent = self._abandon(waiter)
+            if lent is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._close_lent(lent)
+            raise
+        if waiter.connection is None and not waiter.slot:
+            if waiter.closed:
+                raise self._closed_error()
+            self._abandon(waiter)  # nothing was given: nothing to close
+            raise PoolTimeout(
+                f"no connection became available within {self._config.pool_timeout:g} s "
+                f"(max_size={self._config.max_size})"
+            )
+        return waiter.connection, waiter.slot, waiter.chained
+
+    def _current_asyncio_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The running asyncio loop, or None when the caller runs on another library."""
+        known = self._asyncio_loop
+        if known is not None:
+            try:
+                if asyncio.get_running_loop() is known:
+                    return known
+            except RuntimeError:
+                pass
+        loop = asyncio.get_running_loop() if running_on_asyncio() else None
+        self._asyncio_loop = loop
+        return loop
+
+    def _watch_expiry(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Make sure the expiry timer fires by ``when``.
+
+        One timer serves every asyncio waiter: waiters queue in order, so the
+        timer set for the oldest one is usually early enough for the next.
+        """
+        timer = self._expiry_timer
+        if timer is not None:
+            if timer.when() <= when and self._expiry_loop is loop:
+                return
+            timer.cancel()
+        self._expiry_loop = loop
+        self._expiry_timer = loop.call_at(when, self._expire_waiters, loop)
+
+    def _expire_waiters(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Resume the waiters whose ``pool_timeout`` is up; watch the rest."""
+        self._expiry_timer = None
+        now = loop.time()
+        later = math.inf
+        for waiter in self._waiters:
+            expiry = waiter.expiry
+            if expiry <= now:
+                waiter.expiry = math.inf
+                waiter.expire()
+            elif expiry < later:
+                later = expiry
+        if later != math.inf:
+            self._watch_expiry(loop, later)
+
+    def _abandon(self, waiter: _Waiter[C]) -> C | None:
+        """Undo a waiter that gives up, returning whatever it had been given.
+
+        Returns a connection the caller must close (with :meth:`_close_lent`,
+        shielded), or None.
+        """
+        if waiter.connection is not None:
+            conn, waiter.connection = waiter.connection, None
+            if waiter.chained:
+                # A connection handed off while busy may already carry commands
+                # written for this waiter: nobody else can use it. Closing it
+                # lets the connection finish what earlier users wait for.
+                return conn
+            self._pass_on(conn)
+        elif waiter.slot:
+            waiter.slot = False
+            self._opening -= 1
+            self._slot_freed()
+        elif not waiter.woken and not waiter.cancelled:
+            waiter.cancelled = True
+            self._waiting -= 1
+            if len(self._waiters) > 2 * self._waiting + 32:
+                # Keep the queue bounded when many waiters give up and nobody serves them.
+                self._waiters = deque(w for w in self._waiters if not w.cancelled)
+        return None
+
+    async def _open_in_slot(self) -> C:
+        """Open a connection in a slot already counted in ``_opening``."""
+        try:
+            conn = await self._factory()
+        except BaseException:
+            self._opening -= 1
+            self._slot_freed()
+            raise
+        self._opening -= 1
+        self._opened_total += 1
+        if self._closed:
+            self._closing += 1
+            with anyio.CancelScope(shield=True):
+                await self._close_one(conn)
+            raise self._closed_error()
+        self._in_use.add(conn)
+        return conn
+
+    async def _prepare(self, conn: C, *, replace: bool) -> C:
+        """Make sure a reused connection is fit; replace it in its slot if not."""
+        config = self._config
+        try:
+            now = self._clock()
+            if replace or self._is_retired(conn, now):
+                fit = False
+            elif config.check_after_idle is not None and (
+                now - conn.last_used > config.check_after_idle
+            ):
+                fit = await self._check(conn)
+            else:
+                return conn
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.discard(conn)
+            raise
+        if fit:
+            return conn
+        # Close it and open a replacement in the same slot.
+        self._in_use.discard(conn)
+        self._closing += 1
+        await self._close_one(conn, free_slot=False)
+        self._opening += 1
+        return await self._open_in_slot()
+
+    async def _check(self, conn: C) -> bool:
+        try:
+            return await conn.check() and conn.is_usable
+        except Exception:  # any failure means "not fit"; it is logged
+            logger.debug("pooled connection failed its check", exc_info=True)
+            return False
+
+    # -- check-in ---------------------------------------------------------------------------
+
+    async def release(self, conn: C) -> None:
+        """Give a connection back: to the first waiter, to the idle set, or closed.
+
+        A connection that is no longer usable, too old, idle too long or has
+        carried its maximum number of messages is closed (QUIT when possible),
+        as is every connection released after :meth:`aclose`.
+
+        Args:
+            conn: a connection lent by :meth:`acquire`.
+
+        Raises:
+            ValueError: ``conn`` is not lent from this pool.
+        """
+        if conn not in self._in_use:
+            raise ValueError("this connection is not checked out from this pool")
+        if self._closed or self._is_retired(conn, self._clock()):
+            await self._close_lent(conn)
+            return
+        self._pass_on(conn)
+
+    def _pass_on(self, conn: C) -> None:
+        """Give a returned connection to the next waiter, or keep it idle."""
+        waiter = self._next_waiter()
+        if waiter is not None:
+            self._assign(waiter, conn, chained=False)
+        else:
+            self._in_use.discard(conn)
+            self._put_idle(conn)
+
+    async def _close_lent(self, conn: C) -> None:
+        """Close a connection that was lent out; its slot is freed once it is closed."""
+        self._in_use.discard(conn)
+        self._closing += 1
+        await self._close_one(conn)
+
+    def hand_off(
+        self, conn: C, claim: Callable[[object], bool] | None = None
+    ) -> Callable[[], None] | None:
+        """Pass a connection that is still busy straight to the first waiter.
+
+        Used for chaining: the caller has the server's go-ahead for its
+        message content and will still read the final reply, while the next
+        caller's commands go out on the same connection. The waiter owns the
+        connection at once but stays asleep until the returned ``wake`` is
+        called (when the caller has read its last reply), so it resumes
+        exactly when it may use the connection. From then on its wait is no
+        longer bounded by ``pool_timeout``: the caller's own timeouts bound it.
+
+        Nothing happens when nobody waits, when the first waiter asked for a
+        fresh connection, or when ``conn`` is due for retirement.
+
+        Args:
+            conn: a connection lent to the caller.
+            claim: called synchronously with the first waiter's ticket before
+                it is served; returning False keeps the connection with the
+                caller. It must not raise.
+
+        Returns:
+            None when the caller keeps ``conn``. Otherwise ``wake``: the first
+            waiter now owns ``conn`` (the caller must not release it), and the
+            caller must call ``wake()`` exactly once, even on failure.
+
+        Raises:
+            ValueError: ``conn`` is not lent from this pool.
+        """
+        if conn not in self._in_use:
+            raise ValueError("this connection is not checked out from this pool")
+        if not self._waiting or self._closed or self._is_retired(conn, self._clock()):
+            return None
+        waiters = self._waiters
+        while waiters and waiters[0].cancelled:
+            waiters.popleft()
+        if not waiters or waiters[0].fresh:
+            return None
+        waiter = waiters[0]
+        if claim is not None and not claim(waiter.ticket):
+            return None
+        waiters.popleft()
+        self._waiting -= 1
+        waiter.connection = conn
+        waiter.chained = True
+        waiter.expiry = math.inf  # no longer bounded by pool_timeout
+        return waiter.wake
+
+    async def discard(self, conn: C) -> None:
+        """Close a lent connection and drop it from the pool, whatever its state.
+
+        Args:
+            conn: a connection lent by :meth:`acquire`.
+
+        Raises:
+            ValueError: ``conn`` is not lent from this pool.
+        """
+        if conn not in self._in_use:
+            raise ValueError("this connection is not checked out from this pool")
+        await self._close_lent(conn)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[C]:
+        """Borrow a connection for the duration of an ``async with`` block.
+
+        The connection is released at the end of the block; if the block is
+        interrupted by cancellation (or another ``BaseException`` that is not
+        an ``Exception``), the connection's state is unknown and it is closed.
+        Do not call :meth:`hand_off` or :meth:`release` inside the block.
+        """
+        conn = await self.acquire()
+        try:
+            yield conn
+        except Exception:
+            await self.release(conn)
+            raise
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.discard(conn)
+            raise
+        await self.release(conn)
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _open_count(self) -> int:
+        return len(self._idle) + len(self._in_use) + self._opening + self._closing
+
+    def _is_retired(self, conn: C, now: float) -> bool:
+        config = self._config
+        if not conn.is_usable:
+            return True
+        if config.max_lifetime is not None and now - conn.created_at >= config.max_lifetime:
+            return True
+        if config.idle_timeout is not None and now - conn.last_used >= config.idle_timeout:
+            return True
+        limit = config.max_messages_per_connection
+        return limit is not None and conn.messages_sent >= limit
+
+    def _expiry(self, conn: C) -> float:
+        """When an idle connection will have to be retired (inf: never by age)."""
+        config = self._config
+        deadline = math.inf
+        if config.max_lifetime is not None:
+            deadline = conn.created_at + config.max_lifetime
+        if config.idle_timeout is not None:
+            deadline = min(deadline, conn.last_used + config.idle_timeout)
+        return deadline
+
+    def _next_waiter(self) -> _Waiter[C] | None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.cancelled:
+                self._waiting -= 1
+                return waiter
+        return None
+
+    def _assign(self, waiter: _Waiter[C], conn: C, *, chained: bool) -> None:
+        waiter.connection = conn
+        waiter.chained = chained
+        waiter.wake()
+
+    def _slot_freed(self) -> None:
+        """A counted connection went away: let the first waiter open one instead."""
+        if self._closed:
+            return
+        waiter = self._next_waiter()
+        if waiter is not None:
+            self._opening += 1
+            waiter.slot = True
+            waiter.wake()
+
+    def _put_idle(self, conn: C) -> None:
+        self._idle.append(conn)
+        scope = self._reaper_scope
+        if scope is not None and self._expiry(conn) < self._reaper_deadline:
+            scope.cancel()
+
+    async def _close_one(self, conn: C, *, free_slot: bool = True) -> None:
+        """Close a connection already counted in ``_closing``; shielded."""
+        try:
+            with anyio.CancelScope(shield=True):
+                await conn.aclose()
+        except Exception:  # closing is best effort; it is logged
+            logger.debug("error while closing a pooled connection", exc_info=True)
+        finally:
+            self._closing -= 1
+            self._closed_total += 1
+            self._retired_messages += conn.messages_accepted
+            if free_slot:
+                self._slot_freed()
+
+    async def _close_retired(self, conns: list[C], *, keep_slot: bool) -> None:
+        """Close connections popped as retired; optionally keep the first one's slot."""
+        with anyio.CancelScope(shield=True):
+            for index, conn in enumerate(conns):
+                if keep_slot and index == 0:
+                    await self._close_one(conn, free_slot=False)
+                    # Counted again at once, so the cap holds while we close the rest.
+                    self._opening += 1
+                else:
+                    await self._close_one(conn)
+
+    def _closed_error(self) -> SmtpError:
+        return SmtpError("the connection pool is closed", transient=False)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def _reap(self) -> None:
+        """Close idle connections as they expire, until the pool closes."""
+        try:
+            await self._reap_loop()
+        except Exception:
+            # Expiry then happens on acquire and release only; never take the
+            # owner of the pool down with us.
+            logger.exception("the idle-connection reaper stopped")
+
+    async def _reap_loop(self) -> None:
+        while not self._closed:
+            now = self._clock()
+            keep: list[C] = []
+            expired: list[C] = []
+            deadline = math.inf
+            for conn in self._idle:
+                expiry = self._expiry(conn)
+                if expiry <= now or not conn.is_usable:
+                    expired.append(conn)
+                else:
+                    keep.append(conn)
+                    deadline = min(deadline, expiry)
+            if expired:
+                self._idle = keep
+                self._closing += len(expired)
+                with anyio.CancelScope(shield=True):
+                    for conn in expired:
+                        await self._close_one(conn)
+                continue
+            with anyio.CancelScope() as scope:
+                self._reaper_scope = scope
+                self._reaper_deadline = deadline
+                await self._sleep(deadline - now if deadline != math.inf else math.inf)
+            self._reaper_scope = None
+            self._reaper_deadline = math.inf
+
+    async def aclose(self) -> None:
+        """Close the pool: fail waiting callers, close idle connections.
+
+        Idle connections are closed (QUIT) concurrently; connections still in
+        use are closed when they are released. Further :meth:`acquire` calls
+        raise ``SmtpError``. Calling it again does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.cancelled:
+                waiter.closed = True
+                waiter.wake()
+        self._waiting = 0
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        if self._reaper_scope is not None:
+            self._reaper_scope.cancel()
+        idle, self._idle = self._idle, []
+        self._closing += len(idle)
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as group:
+                for conn in idle:
+                    group.start_soon(self._close_one, conn)
+
+    def abandon(self) -> None:
+        """Drop every connection at once, without awaiting: the pool's event loop is closed.
+
+        Each connection is shut down with its ``abandon()``; nothing runs on
+        the closed loop. Callers still waiting there are forgotten (they can
+        never resume). The pool is closed afterwards.
+        """
+        self._closed = True
+        conns = [*self._idle, *self._in_use]
+        self._idle = []
+        self._in_use = set()
+        self._waiters.clear()
+        self._waiting = self._opening = self._closing = 0
+        # Timers, the reaper and its task group belong to the closed loop.
+        self._expiry_timer = None
+        self._reaper_scope = None
+        self._task_group = None
+        for conn in conns:
+            try:
+                conn.abandon()
+            except Exception:  # best effort, like every close; it is logged
+                logger.debug("error while abandoning a pooled connection", exc_info=True)
+            self._closed_total += 1
+            self._retired_messages += conn.messages_accepted
+
+    async def __aenter__(self) -> Self:
+        if self._closed:
+            raise self._closed_error()
+        config = self._config
+        if config.idle_timeout is not None or config.max_lifetime is not None:
+            group = anyio.create_task_group()
+            await group.__aenter__()
+            self._task_group = group
+            group.start_soon(self._reap)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        group, self._task_group = self._task_group, None
+        try:
+            await self.aclose()
+        finally:
+            if group is not None:
+                group.cancel_scope.cancel()
+                # The body's own exception propagates unchanged (not wrapped
+                # in an exception group): the reaper never raises.
+                await group.__aexit__(None, None, None)
+        return None
