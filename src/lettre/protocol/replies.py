@@ -8,7 +8,7 @@ from typing import Final
 from lettre.errors import RemoteProtocolError
 from lettre.results import Reply, _new_reply
 
-__all__ = ["Reply", "ReplyParser"]
+__all__ = ["Reply", "ReplyParser", "queue_id_from_reply"]
 
 
 # A reply line: a three-digit code whose first digit is 2 to 5, then a space
@@ -31,6 +31,35 @@ _ONE_LINE = re.compile(
 # at most this many octets, line ending included.
 _CACHE_ENTRIES = 64
 _CACHED_LINE_MAX = 256
+
+
+_QUEUE_ID_PATTERNS = (
+    re.compile(r"\bqueued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
+    re.compile(r"\bid=<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
+)
+# Both at once: one search in the usual case.
+_QUEUE_ID = re.compile(
+    r"\b(?:queued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)|id=<?([A-Za-z0-9][A-Za-z0-9._@-]*))",
+    re.IGNORECASE,
+)
+
+
+def queue_id_from_reply(reply: Reply) -> str | None:
+    """The queue id a server put in its final reply, if it shows one.
+
+    Recognises ``queued as ABC123`` (Postfix and many others) and ``id=...``
+    (Exim); returns None otherwise. ``queued as`` wins when both appear.
+    """
+    lines = reply.lines
+    text = lines[0] if len(lines) == 1 else reply.text
+    match = _QUEUE_ID.search(text)
+    if match is None:
+        return None
+    queued = match.group(1)
+    if queued is None:
+        later = _QUEUE_ID_PATTERNS[0].search(text, match.end())
+        queued = later.group(1) if later is not None else match.group(2)
+    return queued.rstrip(".")
 
 
 class ReplyParser:

@@ -32,7 +32,6 @@ import contextlib
 import enum
 import logging
 import math
-import re
 import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -75,6 +74,7 @@ from lettre.protocol.commands import (
 )
 from lettre.protocol.connection import ClientConnection
 from lettre.protocol.extensions import Capabilities
+from lettre.protocol.replies import queue_id_from_reply
 from lettre.protocol.sasl import Mechanism, decode_challenge
 from lettre.protocol.state import ClientState
 from lettre.results import (
@@ -102,33 +102,6 @@ _QUIT_TIMEOUT = 5.0
 #: big body never goes out before any recipient is known to be accepted.
 PIPELINED_BDAT_LIMIT = 64 * 1024
 _ACCEPTED = frozenset({250, 251})
-_QUEUE_ID_PATTERNS = (
-    re.compile(r"\bqueued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
-    re.compile(r"\bid=<?([A-Za-z0-9][A-Za-z0-9._@-]*)", re.IGNORECASE),
-)
-# Both at once: one search in the usual case.
-_QUEUE_ID = re.compile(
-    r"\b(?:queued as\s+<?([A-Za-z0-9][A-Za-z0-9._@-]*)|id=<?([A-Za-z0-9][A-Za-z0-9._@-]*))",
-    re.IGNORECASE,
-)
-
-
-def queue_id_from_reply(reply: Reply) -> str | None:
-    """The queue id a server put in its final reply, if it shows one.
-
-    Recognises ``queued as ABC123`` (Postfix and many others) and ``id=...``
-    (Exim); returns None otherwise. ``queued as`` wins when both appear.
-    """
-    lines = reply.lines
-    text = lines[0] if len(lines) == 1 else reply.text
-    match = _QUEUE_ID.search(text)
-    if match is None:
-        return None
-    queued = match.group(1)
-    if queued is None:
-        later = _QUEUE_ID_PATTERNS[0].search(text, match.end())
-        queued = later.group(1) if later is not None else match.group(2)
-    return queued.rstrip(".")
 
 
 def _nul_error(data: bytes) -> MessageError:
