@@ -26,7 +26,7 @@ LAYERS: list[list[str]] = [
     ["lettre.protocol"],
     ["lettre.smtp"],
     ["lettre.transports"],
-    ["lettre.testing", "lettre.sync", "lettre.oneshot", "lettre.django"],
+    ["lettre.testing", "lettre.sync", "lettre.oneshot", "lettre.django", "lettre.celery"],
     ["lettre.__main__", "lettre"],
 ]
 
