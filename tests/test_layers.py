@@ -25,6 +25,7 @@ LAYERS: list[list[str]] = [
     ["lettre.dkim"],
     ["lettre.protocol"],
     ["lettre.smtp"],
+    ["lettre.dns"],
     ["lettre.transports"],
     ["lettre.testing", "lettre.sync", "lettre.oneshot", "lettre.django", "lettre.celery"],
     ["lettre.__main__", "lettre"],
@@ -172,7 +173,9 @@ def test_the_cycle_walk_finds_a_loop_of_three() -> None:
         ("lettre.protocol.replies", 4),
         ("lettre.smtp.pool", 5),
         ("lettre.errors", 0),
-        ("lettre", 8),
+        ("lettre.dns.mx", 6),
+        ("lettre.transports.mx", 7),
+        ("lettre", 9),
     ],
 )
 def test_layer_lookup(name: str, expected: int) -> None:

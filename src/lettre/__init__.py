@@ -7,7 +7,8 @@ Build a message with :meth:`Message.builder`, then send it with a transport::
 
 Names are imported on first use, so that ``import lettre`` (and the message
 layer and the protocol core) load no I/O library; the SES transport and the
-DKIM signer also need optional extras (``lettre[ses]``, ``lettre[dkim]``).
+DKIM signer also need optional extras (``lettre[ses]``, ``lettre[dkim]``), and
+direct delivery (``MxTransport``) ``lettre[direct]``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from lettre.errors import (
     AuthenticationError,
     BlockingCallError,
     DataRefused,
+    DeliveryError,
+    DnsError,
     ExtensionNotSupported,
     FileTransportError,
     LettreError,
     LocalProtocolError,
     MessageError,
     MessageTooLarge,
+    NoMailExchanger,
     OutcomeUnknown,
     PoolTimeout,
     ProtocolError,
@@ -66,6 +70,7 @@ if TYPE_CHECKING:
     from lettre.transports.base import BaseTransport, Transport
     from lettre.transports.file import FileTransport
     from lettre.transports.memory import MemoryTransport
+    from lettre.transports.mx import MxTransport
     from lettre.transports.sendmail import SendmailTransport
     from lettre.transports.ses import AwsCredentials, SesTransport
     from lettre.transports.smtp import SmtpTransport
@@ -100,6 +105,7 @@ _LAZY = {
     "DkimSigner": "lettre.dkim",
     "FileTransport": "lettre.transports.file",
     "MemoryTransport": "lettre.transports.memory",
+    "MxTransport": "lettre.transports.mx",
     "PoolConfig": "lettre.smtp.pool",
     "PoolStatistics": "lettre.smtp.pool",
     "SendmailTransport": "lettre.transports.sendmail",
@@ -124,7 +130,9 @@ __all__ = [
     "ContentType",
     "Credentials",
     "DataRefused",
+    "DeliveryError",
     "DkimSigner",
+    "DnsError",
     "Envelope",
     "ExtensionNotSupported",
     "FileTransport",
@@ -139,6 +147,8 @@ __all__ = [
     "MessageError",
     "MessageTooLarge",
     "MultiPart",
+    "MxTransport",
+    "NoMailExchanger",
     "OutcomeUnknown",
     "PoolConfig",
     "PoolStatistics",

@@ -12,19 +12,22 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lettre.results import RecipientResult
+    from lettre.results import RecipientResult, SendResult
 
 __all__ = [
     "AddressError",
     "AuthenticationError",
     "BlockingCallError",
     "DataRefused",
+    "DeliveryError",
+    "DnsError",
     "ExtensionNotSupported",
     "FileTransportError",
     "LettreError",
     "LocalProtocolError",
     "MessageError",
     "MessageTooLarge",
+    "NoMailExchanger",
     "OutcomeUnknown",
     "PoolTimeout",
     "ProtocolError",
@@ -355,3 +358,61 @@ class FileTransportError(TransportError):
     Raised by :class:`~lettre.FileTransport` for an unusable directory, a
     failed write, or a message id with no stored message.
     """
+
+
+class DnsError(TransportError):
+    """A DNS lookup needed to deliver a message failed (direct delivery).
+
+    Raised (or reported for the recipients concerned) by
+    :class:`~lettre.MxTransport`. A name that does not exist (NXDOMAIN) or
+    that is not a valid domain is permanent; a server failure (SERVFAIL), a
+    timeout or no reachable name server is transient.
+
+    Args:
+        message: what failed, quoting the name.
+        name: the name looked up.
+        rdtype: the record type asked for ("MX", "A", "TLSA"...).
+        transient: whether a later lookup may succeed.
+
+    Attributes:
+        name: the name looked up.
+        rdtype: the record type asked for.
+    """
+
+    def __init__(
+        self, message: str, *, name: str, rdtype: str, transient: bool | None = None
+    ) -> None:
+        self.name = name
+        self.rdtype = rdtype
+        super().__init__(message, transient=transient)
+
+
+class NoMailExchanger(DnsError):
+    """The recipient's domain takes no mail: a null MX (RFC 7505), or no host to deliver to.
+
+    Permanent: the domain published that it accepts no mail, or it has no MX
+    and no address (or none of its exchangers has an address).
+    """
+
+
+class DeliveryError(TransportError):
+    """Direct delivery reached none of the recipients.
+
+    Raised by :class:`~lettre.MxTransport` when no recipient was accepted;
+    ``result`` says, per recipient and per domain, why. Transient when any
+    recipient's failure is transient (trying again later may deliver to
+    them), permanent otherwise.
+
+    Args:
+        message: the summary.
+        result: the outcome of every recipient and every domain.
+        transient: whether a later try may succeed.
+
+    Attributes:
+        result: the outcome of every recipient (a ``SendResult``; from
+            ``MxTransport``, an :class:`~lettre.transports.mx.MxSendResult`).
+    """
+
+    def __init__(self, message: str, *, result: SendResult, transient: bool | None = None) -> None:
+        self.result = result
+        super().__init__(message, transient=transient)

@@ -1,0 +1,97 @@
+"""SMTP exchangers on loopback addresses for the direct-delivery tests."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+from anyio.abc import SocketStream
+
+from servers import SERVER_NAME, RecordingHandler, TlsMaterial
+
+__all__ = ["MxServers", "greeting_server"]
+
+
+class _Controller(Controller):
+    def __init__(self, handler: RecordingHandler, smtp_kwargs: dict[str, Any], **kwargs: Any):
+        super().__init__(handler, **kwargs)
+        self._smtp_kwargs = smtp_kwargs
+
+    def factory(self) -> SMTP:
+        return SMTP(self.handler, **self._smtp_kwargs)
+
+
+class MxServers:
+    """aiosmtpd exchangers on 127.0.0.x, all on ``port``.
+
+    Args:
+        port: the port every exchanger listens on.
+        tls_material: the test CA; each exchanger with STARTTLS gets a
+            certificate for the names it is started with.
+    """
+
+    def __init__(self, port: int, tls_material: TlsMaterial) -> None:
+        self.port = port
+        self.tls_material = tls_material
+        self._controllers: list[Controller] = []
+
+    def start(
+        self,
+        host: str,
+        *,
+        starttls: bool = True,
+        cert_names: tuple[str, ...] = (),
+        handler: RecordingHandler | None = None,
+    ) -> RecordingHandler:
+        """Start an exchanger on ``host``; return its handler (what it received).
+
+        Args:
+            host: a 127.0.0.x address.
+            starttls: offer STARTTLS.
+            cert_names: the names its certificate is for (default: ``host``).
+            handler: the handler (default: a new RecordingHandler).
+        """
+        handler = handler if handler is not None else RecordingHandler()
+        smtp_kwargs: dict[str, Any] = {"hostname": SERVER_NAME, "timeout": 30}
+        if starttls:
+            cert = self.tls_material.ca.issue_cert(*(cert_names or (host,)))
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            cert.configure_cert(context)
+            smtp_kwargs["tls_context"] = context
+        controller = _Controller(handler, smtp_kwargs, hostname=host, port=self.port)
+        controller.start()
+        self._controllers.append(controller)
+        return handler
+
+    def stop(self) -> None:
+        for controller in self._controllers:
+            controller.stop()
+        self._controllers.clear()
+
+
+@asynccontextmanager
+async def greeting_server(host: str, port: int, greeting: bytes) -> AsyncIterator[list[int]]:
+    """A listener in the test's loop that greets each client with ``greeting`` and closes.
+
+    Yields a list that gets one entry per connection accepted.
+    """
+    accepted: list[int] = []
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+
+    async def handle(stream: SocketStream) -> None:
+        async with stream:
+            accepted.append(1)
+            with anyio.move_on_after(5):
+                await stream.send(greeting)
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        try:
+            yield accepted
+        finally:
+            tg.cancel_scope.cancel()
