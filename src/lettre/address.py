@@ -197,18 +197,16 @@ def _parse_domain_literal(text: str) -> str:
     if len(text) < 3 or text[-1] != "]":
         raise AddressError(f"has an invalid domain literal {text!r}")
     try:
-        if inner[:5].lower() == "ipv6:":
-            ip6 = ipaddress.IPv6Address(inner[5:])
-            if ip6.scope_id is not None:
-                raise AddressError(
-                    f"has a scoped IPv6 address literal {text!r}, which is not allowed"
-                )
-            return f"[IPv6:{ip6.compressed}]"
-        return f"[{ipaddress.IPv4Address(inner)}]"
+        if inner[:5].lower() != "ipv6:":
+            return f"[{ipaddress.IPv4Address(inner)}]"
+        ip6 = ipaddress.IPv6Address(inner[5:])
     except ValueError as exc:
         raise AddressError(
             f"has an invalid domain literal {text!r}: expected [IPv4 address] or [IPv6:address]"
         ) from exc
+    if ip6.scope_id is not None:
+        raise AddressError(f"has a scoped IPv6 address literal {text!r}, which is not allowed")
+    return f"[IPv6:{ip6.compressed}]"
 
 
 def _parse_domain(text: str) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -479,3 +480,111 @@ def test_control_characters_are_reported_with_the_value_escaped() -> None:
     with pytest.raises(AddressError) as info:
         Mailbox("a@example.org", "Eve\r\nBcc: x@evil.example")
     assert "'Eve\\r\\nBcc: x@evil.example'" in str(info.value)
+
+
+# --- quoted local parts at their edges ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "local"),
+    [
+        ('"a "@example.org', '"a "'),
+        ('" a"@example.org', '" a"'),
+        ('" "@example.org', '" "'),
+        ('"\\ "@example.org', '" "'),
+        ('"a<"@example.org', '"a<"'),
+        ('"<"@example.org', '"<"'),
+        ('"a\\\\"@example.org', '"a\\\\"'),
+        ('"a\\""@example.org', '"a\\""'),
+        ('"!"@example.org', "!"),
+        ('"~"@example.org', "~"),
+        ('"é"@example.org', "é"),
+    ],
+)
+def test_quoted_local_parts_next_to_the_closing_quote(text: str, local: str) -> None:
+    address = Address(text)
+    assert address.local_part == local
+    assert str(address) == f"{local}@example.org"
+    assert Address(str(address)) == address
+    assert Mailbox.parse(f"Bob <{text}>").address == address
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('""@example.org', "has an empty quoted local part"),
+        ('"a" @example.org', "needs an @ right after its quoted local part"),
+        ('"a"<@example.org', "needs an @ right after its quoted local part"),
+        ('"a"b@example.org', "needs an @ right after its quoted local part"),
+        ('"a\\"@example.org', "has an unterminated quoted local part"),
+        ('"a\\', "has an unterminated quoted local part"),
+        ('"a@example.org', "has an unterminated quoted local part"),
+        ("a b@example.org", "has an invalid local part 'a b': use letters, digits and"),
+    ],
+)
+def test_quoted_local_part_errors(text: str, message: str) -> None:
+    with pytest.raises(AddressError, match="^" + re.escape(f"{text!r} {message}")):
+        Address(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bob@@x", "'bob@@x' has more than one @"),
+        ("bob", "'bob' is not an email address: it has no @"),
+        ("bob@", "'bob@' has an empty domain (nothing after the @)"),
+        ("@example.org", "'@example.org' has an empty local part (nothing before the @)"),
+        ("", "'' holds no address"),
+        (
+            "a@exa_mple.org",
+            "'a@exa_mple.org' has an invalid domain 'exa_mple.org': labels are letters, digits "
+            "and hyphens separated by dots",
+        ),
+        (
+            "a@1.2.3.4",
+            "'a@1.2.3.4' has an invalid domain '1.2.3.4': write an IP address as a literal, "
+            "e.g. [192.0.2.1]",
+        ),
+        (
+            "a@-x.org",
+            "'a@-x.org' has an invalid domain '-x.org': a label starts or ends with a hyphen",
+        ),
+        (
+            "a@" + "b" * 64 + ".org",
+            f"'a@{'b' * 64}.org' has an invalid domain '{'b' * 64}.org': a label is longer "
+            "than 63 octets",
+        ),
+        (
+            "a@[1.2.3]",
+            "'a@[1.2.3]' has an invalid domain literal '[1.2.3]': expected [IPv4 address] "
+            "or [IPv6:address]",
+        ),
+        ("a@[]", "'a@[]' has an invalid domain literal '[]'"),
+        (
+            "a@[IPv6:fe80::1%eth0]",
+            "'a@[IPv6:fe80::1%eth0]' has a scoped IPv6 address literal '[IPv6:fe80::1%eth0]', "
+            "which is not allowed",
+        ),
+        (
+            "a=?b@example.org",
+            "'a=?b@example.org' has a local part 'a=?b' that looks like an RFC 2047 encoded word",
+        ),
+        ("x" * 65 + "@e.org", f"'{'x' * 65}@e.org' has a local part longer than 64 octets"),
+    ],
+)
+def test_address_error_texts(text: str, message: str) -> None:
+    with pytest.raises(AddressError, match="^" + re.escape(message) + "$"):
+        Address(text)
+
+
+def test_address_length_limits_at_the_boundaries() -> None:
+    # 64 octets of local part are allowed, 65 are not; likewise in UTF-8.
+    assert Address("x" * 64 + "@example.org").local_part == "x" * 64
+    assert Address("é" * 32 + "@example.org").local_part == "é" * 32
+    with pytest.raises(AddressError, match="longer than 64 octets"):
+        Address("é" * 32 + "x@example.org")
+    # 254 octets in all: 64 + 1 + 189.
+    domain = ".".join(["d" * 63, "d" * 63, "d" * 61])  # 189 octets
+    assert len(Address("x" * 64 + "@" + domain).ascii_domain) == 189
+    with pytest.raises(AddressError, match="is longer than 254 octets"):
+        Address("x" * 64 + "@" + domain + "d")

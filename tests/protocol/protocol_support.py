@@ -79,3 +79,8 @@ def unstuff(encoded: bytes) -> bytes:
     assert lines[-1] == b""
     assert lines[-2] == b"."
     return b"".join((line[1:] if line.startswith(b".") else line) + b"\r\n" for line in lines[:-2])
+
+
+def exactly(text: str) -> str:
+    """A ``match=`` pattern for an error message that must be ``text`` and nothing else."""
+    return f"^{re.escape(text)}$"

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from protocol_support import exactly
 
 from lettre.errors import LocalProtocolError
 from lettre.protocol.commands import (
@@ -380,3 +381,143 @@ def test_mail_init_matches_its_fields() -> None:
         mail.size = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
         Mail()  # type: ignore[call-arg]
+
+
+# -- each parameter alone, the boundaries, and the error texts ------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "line"),
+    [
+        ({"envid": "x"}, b"MAIL FROM:<a@b> ENVID=x\r\n"),
+        ({"envid": "x", "size": 7}, b"MAIL FROM:<a@b> SIZE=7 ENVID=x\r\n"),
+        ({"ret": "full"}, b"MAIL FROM:<a@b> RET=FULL\r\n"),
+        ({"requiretls": True}, b"MAIL FROM:<a@b> REQUIRETLS\r\n"),
+        ({"smtputf8": True}, b"MAIL FROM:<a@b> SMTPUTF8\r\n"),
+        ({"body": "binarymime"}, b"MAIL FROM:<a@b> BODY=BINARYMIME\r\n"),
+        ({"size": 9}, b"MAIL FROM:<a@b> SIZE=9\r\n"),
+    ],
+)
+def test_mail_each_parameter_alone(kwargs: dict[str, object], line: bytes) -> None:
+    # Any one parameter but SIZE takes MAIL off its short path; none may be lost.
+    assert Mail("a@b", **kwargs).to_bytes() == line  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"size": -1}, "MAIL SIZE must be a non-negative int, not -1"),
+        ({"size": True}, "MAIL SIZE must be a non-negative int, not True"),
+        ({"body": "9BIT"}, "MAIL BODY must be one of ['7BIT', '8BITMIME', 'BINARYMIME']"),
+        ({"ret": "ALL"}, "MAIL RET must be FULL or HDRS"),
+        ({"envid": ""}, "MAIL ENVID must be 1 to 100 printable ASCII characters"),
+        ({"smtputf8": 1}, "MAIL smtputf8 must be a bool"),
+        ({"requiretls": "yes"}, "MAIL requiretls must be a bool"),
+    ],
+)
+def test_mail_error_texts(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(LocalProtocolError, match=exactly(message)):
+        Mail("a@example.com", **kwargs)  # type: ignore[arg-type]
+
+
+def test_path_error_texts() -> None:
+    with pytest.raises(
+        LocalProtocolError, match=exactly("MAIL reverse path must be a str, not bytes")
+    ):
+        Mail(b"a@b")  # type: ignore[arg-type]
+    with pytest.raises(
+        LocalProtocolError,
+        match=r"^RCPT forward path contains the control character '\\r'; it is never sent$",
+    ):
+        Rcpt("a\r@b")
+    with pytest.raises(LocalProtocolError, match=exactly("RCPT forward path must not be empty")):
+        Rcpt("")
+    with pytest.raises(
+        LocalProtocolError, match=exactly("MAIL reverse path has an unterminated quoted local part")
+    ):
+        Mail('"a@b')
+    with pytest.raises(
+        LocalProtocolError,
+        match=exactly(
+            "RCPT forward path must not contain spaces, '<' or '>' outside a quoted local part"
+        ),
+    ):
+        Rcpt("a b@c")
+    with pytest.raises(
+        LocalProtocolError, match=exactly("a non-ASCII reverse path needs smtputf8=True")
+    ):
+        Mail("é@b")
+
+
+def test_other_error_texts() -> None:
+    with pytest.raises(
+        LocalProtocolError,
+        match=exactly(
+            "EHLO hostname must be a non-empty ASCII domain or address literal without spaces"
+        ),
+    ):
+        Ehlo("")
+    with pytest.raises(LocalProtocolError, match=exactly("invalid SASL mechanism name 'a b'")):
+        Auth("a b")
+    with pytest.raises(
+        LocalProtocolError, match=exactly("AUTH initial response must be bytes, not str")
+    ):
+        Auth("PLAIN", "x")  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match=exactly("RCPT NOTIFY must be a set of keywords")):
+        Rcpt("a@b", notify="NEVER")  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match=r"^RCPT NOTIFY must be \{'NEVER'\} or a"):
+        Rcpt("a@b", notify=frozenset())
+    with pytest.raises(LocalProtocolError, match=exactly("RCPT ORCPT must not be empty")):
+        Rcpt("a@b", orcpt="")
+    with pytest.raises(LocalProtocolError, match=exactly("BDAT last must be a bool")):
+        Bdat(b"", last=1)  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match=exactly("xtext can only encode ASCII text")):
+        xtext_encode("é")
+
+
+def test_sasl_mechanism_names_at_the_boundaries() -> None:
+    assert Auth("a" * 20).mechanism == "A" * 20
+    assert Auth("SCRAM-SHA-256").to_bytes() == b"AUTH SCRAM-SHA-256\r\n"
+    assert Auth("X_Y").mechanism == "X_Y"
+    for bad in ("", "A" * 21, "A.B"):
+        with pytest.raises(LocalProtocolError, match="invalid SASL mechanism name"):
+            Auth(bad)
+
+
+def test_xtext_at_the_boundaries() -> None:
+    # "!" (0x21) and "~" (0x7E) are the first and last characters kept as they are.
+    assert xtext_encode("!~") == "!~"
+    assert xtext_encode(" ") == "+20"
+    assert xtext_encode("\x7f") == "+7F"
+    assert xtext_encode("\x00\x1f") == "+00+1F"
+    assert xtext_encode("+=\\") == "+2B+3D\\"
+    assert xtext_encode("") == ""
+
+
+def test_orcpt_xtext_at_the_boundaries() -> None:
+    ascii_orcpt = Rcpt("b@example.com", orcpt="!a ~@x")
+    assert ascii_orcpt.to_bytes() == b"RCPT TO:<b@example.com> ORCPT=rfc822;!a+20~@x\r\n"
+    utf8_orcpt = Rcpt("b@example.com", orcpt="!\u00e9 ~@x")
+    assert utf8_orcpt.to_bytes() == (b"RCPT TO:<b@example.com> ORCPT=utf-8;!\\x{E9}\\x{20}~@x\r\n")
+    # DEL and the C1 controls are refused outright rather than encoded.
+    for control in ("\x7f", "\x80", "\x9f"):
+        with pytest.raises(LocalProtocolError, match="control character"):
+            Rcpt("b@example.com", orcpt=f"a{control}@x")
+    # U+00A0, just past the C1 range, is not a control: it is encoded.
+    assert b"\\x{A0}" in Rcpt("b@example.com", orcpt="\u00a0@x").to_bytes()
+
+
+@pytest.mark.parametrize(
+    "path", ['""@x', '"a "@x', '"a<"@x', '" "@x', '"\\\\"@x', '"a\\" "@x', '"<>"@x']
+)
+def test_quoted_local_parts_at_the_closing_quote(path: str) -> None:
+    assert Mail(path).to_bytes() == f"MAIL FROM:<{path}>\r\n".encode()
+    assert Rcpt(path).to_bytes() == f"RCPT TO:<{path}>\r\n".encode()
+
+
+@pytest.mark.parametrize("path", ['"a" @x', '"a"<@x', '"">@x', '"a"@x y', '"\\\\" @x', '"\\"@x'])
+def test_breakers_next_to_the_closing_quote(path: str) -> None:
+    with pytest.raises(LocalProtocolError, match=r"spaces|unterminated"):
+        Mail(path)
+    with pytest.raises(LocalProtocolError, match=r"spaces|unterminated"):
+        Rcpt(path)

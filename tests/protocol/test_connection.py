@@ -9,7 +9,7 @@ import base64
 from collections.abc import Callable
 
 import pytest
-from protocol_support import EHLO_ALL, EHLO_PLAIN, connect, drain, feed, reply
+from protocol_support import EHLO_ALL, EHLO_PLAIN, connect, drain, exactly, feed, reply
 
 from lettre.errors import LocalProtocolError, RemoteProtocolError
 from lettre.protocol import (
@@ -1049,3 +1049,266 @@ def test_drain_helper_stops_at_need_data() -> None:
     conn = connect()
     assert drain(conn) == []
     assert reply(ClientConnection(), b"220 hi\r\n").code == 220
+
+
+# -- recipients counted one by one, with several replies outstanding ---------------
+
+
+def test_two_recipients_refused_in_lockstep_forbid_data() -> None:
+    conn = connect(EHLO_PLAIN)
+    conn.send(Mail("a@example.com"))
+    feed(conn, b"250 ok\r\n")
+    conn.send(Rcpt("b@example.com"))
+    feed(conn, b"550 no\r\n")
+    conn.send(Rcpt("c@example.com"))
+    feed(conn, b"550 no\r\n")
+    with pytest.raises(
+        LocalProtocolError, match=exactly("DATA after every recipient was refused: send RSET")
+    ):
+        conn.send(Data())
+    assert conn.state is S.ERROR
+
+
+def test_pipelined_recipients_refused_with_two_still_outstanding() -> None:
+    # Three RCPT in flight: after the first refusal two replies are outstanding,
+    # so DATA may still go; once all three are refused it may not.
+    conn = connect()
+    rcpts = [Rcpt("b@example.com"), Rcpt("c@example.com"), Rcpt("d@example.com")]
+    conn.send_envelope(Mail("a@example.com"), rcpts)
+    assert codes(conn, b"250 ok\r\n550 no\r\n") == [250, 550]
+    assert conn.accepted_recipients == 0
+    assert conn.send(Data()) == b"DATA\r\n"
+
+    conn = connect()
+    conn.send_envelope(Mail("a@example.com"), rcpts)
+    assert codes(conn, b"250 ok\r\n550 no\r\n550 no\r\n") == [250, 550, 550]
+    assert conn.send(Data()) == b"DATA\r\n"  # one RCPT reply is still owed
+
+    conn = connect()
+    conn.send_envelope(Mail("a@example.com"), rcpts)
+    assert codes(conn, b"250 ok\r\n550 no\r\n550 no\r\n550 no\r\n") == [250, 550, 550, 550]
+    with pytest.raises(LocalProtocolError, match="DATA after every recipient was refused"):
+        conn.send(Data())
+
+
+def test_two_refused_recipients_then_bdat() -> None:
+    conn = connect()
+    conn.send_envelope(Mail("a@example.com"), [Rcpt("b@example.com"), Rcpt("c@example.com")])
+    assert codes(conn, b"250 ok\r\n550 no\r\n550 no\r\n") == [250, 550, 550]
+    with pytest.raises(
+        LocalProtocolError, match=exactly("BDAT after every recipient was refused: send RSET")
+    ):
+        conn.send(Bdat(b"x", last=True))
+
+
+def test_accepted_recipients_are_counted() -> None:
+    conn = connect()
+    rcpts = [Rcpt(f"{name}@example.com") for name in "bcde"]
+    conn.send_envelope(Mail("a@example.com"), rcpts, data=True)
+    assert conn.accepted_recipients == 0
+    feed(conn, b"250 ok\r\n250 ok\r\n550 no\r\n250 ok\r\n")
+    assert conn.accepted_recipients == 2
+    feed(conn, b"251 forwarded\r\n354 go\r\n")
+    assert conn.accepted_recipients == 3
+    conn.send_content(b"hi\r\n")
+    assert conn.accepted_recipients == 0  # the transaction is over
+
+
+# -- MAIL parameters against a server that offers some of the extensions ------------
+
+
+@pytest.mark.parametrize(
+    ("offered", "mail", "needs"),
+    [
+        (b"SIZE 100", Mail("a@b", size=5, body="BINARYMIME"), ["BINARYMIME and CHUNKING"]),
+        (
+            b"BINARYMIME",
+            Mail("a@b", size=5, body="BINARYMIME"),
+            ["SIZE", "BINARYMIME and CHUNKING"],
+        ),
+        (b"CHUNKING", Mail("a@b", body="BINARYMIME"), ["BINARYMIME and CHUNKING"]),
+        (b"SMTPUTF8", Mail("a@b", size=5, smtputf8=True), ["SIZE"]),
+        (b"SIZE", Mail("ä@b", size=5, smtputf8=True), ["SMTPUTF8"]),
+        (b"SIZE", Mail("a@b", size=5, body="8BITMIME"), ["8BITMIME"]),
+        (b"8BITMIME", Mail("a@b", size=5, body="8BITMIME", smtputf8=True), ["SIZE", "SMTPUTF8"]),
+        (b"SIZE", Mail("a@b", body="7BIT"), ["8BITMIME (for BODY=7BIT)"]),
+        (b"SMTPUTF8", Mail("a@b", envid="x", requiretls=True), ["DSN", "REQUIRETLS"]),
+        (b"DSN", Mail("a@b", ret="HDRS", requiretls=True), ["REQUIRETLS"]),
+        (b"REQUIRETLS", Mail("a@b", ret="FULL"), ["DSN"]),
+    ],
+)
+def test_mail_parameters_against_some_extensions(
+    offered: bytes, mail: Mail, needs: list[str]
+) -> None:
+    conn = connect(b"250-mx.example\r\n250 " + offered + b"\r\n")
+    message = f"MAIL needs extensions the server did not offer: {needs}"
+    with pytest.raises(LocalProtocolError, match=exactly(message)):
+        conn.send(mail)
+    assert conn.state is S.ERROR
+
+
+@pytest.mark.parametrize(
+    ("offered", "mail"),
+    [
+        (b"250-SIZE\r\n250 SMTPUTF8", Mail("ä@b", size=5, smtputf8=True)),
+        (b"250-BINARYMIME\r\n250 CHUNKING", Mail("a@b", body="BINARYMIME")),
+        (b"250 BINARYMIME", Mail("a@b", body="7BIT")),
+        (b"250 8BITMIME", Mail("a@b", body="7BIT")),
+        (b"250 SIZE", Mail("a@b", size=5)),
+        (b"250 DSN", Mail("a@b", envid="x")),
+        (b"250 DSN", Mail("a@b", ret="FULL")),
+        (b"250 REQUIRETLS", Mail("a@b", requiretls=True)),
+    ],
+)
+def test_mail_parameters_with_just_their_extensions(offered: bytes, mail: Mail) -> None:
+    conn = connect(b"250-mx.example\r\n" + offered + b"\r\n")
+    assert conn.send(mail) == mail.to_bytes()
+    assert conn.state is S.MAIL
+
+
+# -- HELO after STARTTLS, error texts ----------------------------------------------
+
+
+def test_helo_is_refused_again_after_starttls() -> None:
+    conn = connect(None)
+    conn.send(Ehlo("client.example"))
+    feed(conn, b"502 not now\r\n")
+    conn.send(Ehlo("client.example"))
+    feed(conn, b"250-mx.example\r\n250 STARTTLS\r\n")
+    conn.send(StartTls())
+    feed(conn, b"220 go\r\n")
+    conn.tls_established()
+    # EHLO was refused before the upgrade; after it, EHLO must be tried first.
+    with pytest.raises(
+        LocalProtocolError, match=exactly("HELO is only sent after the server refused EHLO")
+    ):
+        conn.send(Helo("client.example"))
+
+
+def test_local_error_texts() -> None:
+    conn = connect(EHLO_PLAIN)
+    conn.send(Mail("a@b"))
+    with pytest.raises(
+        LocalProtocolError,
+        match=exactly(
+            "RCPT cannot be sent before the reply to MAIL: the server did not offer PIPELINING"
+        ),
+    ):
+        conn.send(Rcpt("c@d"))
+    conn = connect()
+    conn.send(Noop())
+    with pytest.raises(
+        LocalProtocolError, match=exactly("MAIL cannot be sent before the reply to NOOP")
+    ):
+        conn.send(Mail("a@b"))
+    conn = connect()
+    with pytest.raises(LocalProtocolError, match=exactly("RCPT cannot be sent in state READY")):
+        conn.send(Rcpt("c@d"))
+    with pytest.raises(LocalProtocolError, match=exactly("the connection is in the ERROR state")):
+        conn.send(Noop())
+    conn = connect(EHLO_PLAIN)
+    with pytest.raises(LocalProtocolError, match=exactly("the server did not offer STARTTLS")):
+        conn.send(StartTls())
+    conn = connect(EHLO_PLAIN)
+    with pytest.raises(LocalProtocolError, match=exactly("the server did not offer AUTH")):
+        conn.send(Auth("PLAIN", b"x"))
+    conn = connect(EHLO_PLAIN)
+    conn.send(Mail("a@b"))
+    feed(conn, b"250 ok\r\n")
+    with pytest.raises(
+        LocalProtocolError, match=exactly("RCPT NOTIFY and ORCPT need DSN, which the server lacks")
+    ):
+        conn.send(Rcpt("c@d", orcpt="c@d"))
+    conn = connect()
+    conn.send(Mail("a@b"))
+    with pytest.raises(
+        LocalProtocolError,
+        match=exactly("a non-ASCII forward path needs MAIL with smtputf8=True"),
+    ):
+        conn.send(Rcpt("ü@d"))
+    conn = connect(EHLO_PLAIN)
+    conn.send(Mail("a@b"))
+    feed(conn, b"250 ok\r\n")
+    conn.send(Rcpt("c@d"))
+    feed(conn, b"250 ok\r\n")
+    with pytest.raises(
+        LocalProtocolError, match=exactly("the server did not offer CHUNKING (BDAT)")
+    ):
+        conn.send(Bdat(b"x", last=True))
+
+
+def test_remote_error_texts() -> None:
+    conn = connect()
+    conn.send(Noop())
+    with pytest.raises(RemoteProtocolError, match=exactly("unexpected reply 354 to NOOP")):
+        feed(conn, b"354 go\r\n")
+    conn = connect()
+    conn.send(Auth("LOGIN"))
+    with pytest.raises(
+        RemoteProtocolError, match=exactly("reply 335 to AUTH: only 334 makes sense")
+    ):
+        feed(conn, b"335 what\r\n")
+    conn = connect()
+    with pytest.raises(RemoteProtocolError, match=exactly("unsolicited reply: 250 'hello'")):
+        feed(conn, b"250 hello\r\n")
+    conn = connect()
+    conn.send(Noop())
+    conn.receive_data(b"")
+    with pytest.raises(
+        RemoteProtocolError,
+        match=exactly("the server closed the connection while 1 reply(s) were owed"),
+    ):
+        conn.next_event()
+    conn = connect()
+    conn.send(Noop())
+    conn.receive_data(b"250 o")
+    conn.receive_data(b"")
+    with pytest.raises(
+        RemoteProtocolError,
+        match=exactly("the server closed the connection in the middle of a reply"),
+    ):
+        conn.next_event()
+
+
+# -- the parser's bounds, by default and passed through ----------------------------
+
+
+def test_default_bounds_reach_the_parser() -> None:
+    conn = ClientConnection()
+    feed(conn, b"220 " + b"x" * 2044 + b"\r\n")  # 2048 octets: the longest line
+    conn = ClientConnection()
+    with pytest.raises(RemoteProtocolError, match=exactly("reply line longer than 2048 octets")):
+        feed(conn, b"220 " + b"x" * 2045 + b"\r\n")
+    many = b"".join(b"220-x\r\n" for _ in range(255)) + b"220 x\r\n"
+    assert len(reply(ClientConnection(), many).lines) == 256
+    conn = ClientConnection()
+    with pytest.raises(RemoteProtocolError, match=exactly("reply has more than 256 lines")):
+        feed(conn, b"220-x\r\n" + many)
+    big = b"".join(b"220-" + b"y" * 1018 + b"\r\n" for _ in range(63)) + b"220 z\r\n"
+    conn = ClientConnection()
+    with pytest.raises(RemoteProtocolError, match=exactly("reply longer than 65536 octets")):
+        feed(conn, big[:-7] + b"220-" + b"y" * 1018 + b"\r\n220 z\r\n")
+    assert reply(ClientConnection(), big).code == 220
+
+
+def test_each_bound_reaches_the_parser_and_survives_starttls() -> None:
+    def upgraded(conn: ClientConnection) -> ClientConnection:
+        feed(conn, b"220 hi\r\n")
+        conn.send(Ehlo("c.example"))
+        feed(conn, b"250-mx\r\n250 STARTTLS\r\n")
+        conn.send(StartTls())
+        feed(conn, b"220 go\r\n")
+        conn.tls_established()
+        conn.send(Ehlo("c.example"))
+        return conn
+
+    for make in (lambda c: c, upgraded):
+        conn = make(ClientConnection(max_line_length=12))
+        with pytest.raises(RemoteProtocolError, match=exactly("reply line longer than 12 octets")):
+            feed(conn, b"250 " + b"x" * 9 + b"\r\n")
+        conn = make(ClientConnection(max_reply_size=23))
+        with pytest.raises(RemoteProtocolError, match=exactly("reply longer than 23 octets")):
+            feed(conn, b"250-aaaa\r\n250 bbbbbbbb\r\n")
+        conn = make(ClientConnection(max_reply_lines=2))
+        with pytest.raises(RemoteProtocolError, match=exactly("reply has more than 2 lines")):
+            feed(conn, b"250-a\r\n250-b\r\n250 c\r\n")

@@ -9,6 +9,7 @@ from protocol_support import EHLO_PLAIN, connect, feed
 
 from lettre.errors import LocalProtocolError, ProtocolError
 from lettre.protocol import (
+    Bdat,
     ClientConnection,
     ClientState,
     Data,
@@ -265,3 +266,60 @@ def test_content_after_unsolicited_bytes(extra: bytes, error: str) -> None:
     assert isinstance(result, tuple)
     assert result[1] == error
     assert state is S.ERROR
+
+
+def _in_state(state: ClientState) -> Setup:
+    """A connection whose server offered PIPELINING, brought to ``state``."""
+
+    def setup() -> ClientConnection:
+        conn = connect()
+        if state is S.MAIL:
+            conn.send(Mail("x@example.com"))
+        elif state is S.RCPT:
+            conn.send_envelope(Mail("x@example.com"), [Rcpt("y@example.com")])
+        elif state is S.DATA:
+            return in_data()
+        assert conn.state is state
+        return conn
+
+    return setup
+
+
+@pytest.mark.parametrize("state", [S.MAIL, S.RCPT, S.DATA])
+@pytest.mark.parametrize("data", [True, False])
+def test_envelope_in_a_wrong_state_with_pipelining(state: ClientState, data: bool) -> None:
+    result, after, _, _ = assert_same_envelope(
+        _in_state(state), Mail("a@example.com"), [Rcpt("b@example.com")], data=data
+    )
+    assert result == (LocalProtocolError, f"MAIL cannot be sent in state {state.name}")
+    assert after is S.ERROR
+
+
+def test_envelope_after_a_bdat_last_with_no_recipient_known() -> None:
+    # With PIPELINING, the envelope's MAIL gets the same check as a MAIL sent alone.
+    def setup() -> ClientConnection:
+        conn = connect()
+        conn.send_envelope(Mail("x@example.com"), [Rcpt("y@example.com")])
+        conn.send(Bdat(b"hi", last=True))
+        return conn
+
+    result, after, _, _ = assert_same_envelope(
+        setup, Mail("a@example.com"), [Rcpt("b@example.com")], data=True
+    )
+    assert isinstance(result, tuple)
+    assert result[1].startswith("MAIL after a BDAT LAST whose transaction may still be open")
+    assert result[1].endswith("send RSET first")
+    assert after is S.ERROR
+
+
+def test_envelope_counts_its_recipients() -> None:
+    conn = connect()
+    rcpts = [Rcpt("b@example.com"), Rcpt("c@example.com")]
+    conn.send_envelope(Mail("a@example.com"), rcpts)
+    feed(conn, b"250 ok\r\n550 no\r\n")
+    assert conn.send(Data()) == b"DATA\r\n"  # one RCPT reply is still owed
+    conn = connect()
+    conn.send_envelope(Mail("a@example.com"), rcpts)
+    feed(conn, b"250 ok\r\n550 no\r\n550 no\r\n")
+    with pytest.raises(LocalProtocolError, match="DATA after every recipient was refused"):
+        conn.send(Data())

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from protocol_support import exactly
 
 from lettre.errors import RemoteProtocolError
 from lettre.protocol.replies import Reply, ReplyParser
@@ -506,3 +507,142 @@ def test_parsed_replies_are_ordinary_frozen_replies() -> None:
         assert dataclasses.replace(parsed, code=599) == dataclasses.replace(expected, code=599)
         with pytest.raises(dataclasses.FrozenInstanceError):
             parsed.code = 200  # type: ignore[misc]
+
+
+# -- error texts, bounds with several lines buffered, the default bounds --------------
+
+
+@pytest.mark.parametrize("length", [79, 80])
+def test_a_malformed_line_of_up_to_80_octets_is_quoted_whole(length: int) -> None:
+    line = b"250x" + b"y" * (length - 4)
+    parser = ReplyParser()
+    parser.feed(line + b"\r\n")
+    with pytest.raises(RemoteProtocolError, match=exactly(f"malformed reply line {line!r}")):
+        parser.next_reply()
+
+
+@pytest.mark.parametrize("length", [81, 300])
+def test_a_malformed_line_over_80_octets_is_shortened(length: int) -> None:
+    line = b"250x" + b"y" * (length - 4)
+    parser = ReplyParser()
+    parser.feed(b"250-first\r\n" + line + b"\r\n")
+    shown = repr(line[:80] + b"...")
+    with pytest.raises(RemoteProtocolError, match=exactly(f"malformed reply line {shown}")):
+        parser.next_reply()
+    # The parser stays broken, with the same message.
+    with pytest.raises(RemoteProtocolError, match=exactly(f"malformed reply line {shown}")):
+        parser.next_reply()
+
+
+def test_a_malformed_partial_line_shows_its_first_four_octets() -> None:
+    parser = ReplyParser()
+    parser.feed(b"HTTP/1.1 200 OK")
+    with pytest.raises(RemoteProtocolError, match=exactly("malformed reply line b'HTTP'...")):
+        parser.next_reply()
+
+
+def test_the_bound_error_texts() -> None:
+    parser = ReplyParser(max_line_length=10)
+    parser.feed(b"250 " + b"x" * 7 + b"\r\n")
+    with pytest.raises(RemoteProtocolError, match=exactly("reply line longer than 10 octets")):
+        parser.next_reply()
+    parser = ReplyParser(max_lines=2)
+    parser.feed(b"250-a\r\n250-b\r\n250 c\r\n")
+    with pytest.raises(RemoteProtocolError, match=exactly("reply has more than 2 lines")):
+        parser.next_reply()
+    parser = ReplyParser(max_reply_size=10)
+    parser.feed(b"250-a\r\n250 b\r\n")
+    with pytest.raises(RemoteProtocolError, match=exactly("reply longer than 10 octets")):
+        parser.next_reply()
+    parser = ReplyParser()
+    parser.feed(b"250-a\r\n550 b\r\n")
+    with pytest.raises(
+        RemoteProtocolError, match=exactly("multi-line reply mixes codes 250 and 550")
+    ):
+        parser.next_reply()
+    with pytest.raises(ValueError, match=exactly("max_line_length must be an int >= 3, not 2")):
+        ReplyParser(max_line_length=2)
+    with pytest.raises(ValueError, match=exactly("max_lines must be an int >= 1, not 0")):
+        ReplyParser(max_lines=0)
+    with pytest.raises(ValueError, match=exactly("max_reply_size must be an int >= 5, not 4")):
+        ReplyParser(max_reply_size=4)
+
+
+def test_the_smallest_bounds_are_accepted() -> None:
+    parser = ReplyParser(max_line_length=3, max_lines=1, max_reply_size=5)
+    assert one(parser, b"250\r\n") == Reply(250, None, ("",))
+    assert one(ReplyParser(max_reply_size=5), b"250\r\n") == Reply(250, None, ("",))
+
+
+def test_line_length_with_several_lines_buffered() -> None:
+    # Complete lines after the first: each is measured from its own start.
+    raw = b"250-aaaaaa\r\n250-bbbbbb\r\n250 cccccc\r\n"  # lines of 10 octets
+    assert parse_all(ReplyParser(max_line_length=10), raw, [])[0].lines == (
+        "aaaaaa",
+        "bbbbbb",
+        "cccccc",
+    )
+    with pytest.raises(RemoteProtocolError, match="line longer than 9"):
+        parse_all(ReplyParser(max_line_length=9), raw, [])
+    # Replies one after the other in one chunk: the same.
+    two = b"250 aaaaaa\r\n251 bbbbbb\r\n"
+    assert [r.code for r in parse_all(ReplyParser(max_line_length=10), two, [])] == [250, 251]
+    # A partial line after complete ones: measured from its own start, CR allowed.
+    parser = ReplyParser(max_line_length=10)
+    parser.feed(b"250-first\r\n250 abcdefg")  # 11 octets pending: 10 and a CR, maybe
+    assert parser.next_reply() is None
+    assert parser.unparsed == 11
+    parser.feed(b"h")
+    with pytest.raises(RemoteProtocolError, match=exactly("reply line longer than 10 octets")):
+        parser.next_reply()
+    # The same with a whole reply before the partial line.
+    parser = ReplyParser(max_line_length=10)
+    parser.feed(b"250 one\r\n250 abcdef")
+    assert parser.next_reply() == Reply(250, None, ("one",))
+    assert parser.next_reply() is None
+    parser.feed(b"\r")
+    assert parser.next_reply() is None
+    parser.feed(b"\n")
+    assert parser.next_reply() == Reply(250, None, ("abcdef",))
+
+
+def test_reply_size_counts_the_lines_already_taken_from_the_buffer() -> None:
+    # 250-aaaa\r\n is 10 octets; the partial second line brings the total over 15.
+    parser = ReplyParser(max_reply_size=15)
+    parser.feed(b"250-aaaa\r\n25")
+    assert parser.next_reply() is None
+    assert parser.buffered == 12
+    parser.feed(b"0 b")
+    assert parser.next_reply() is None  # 15 octets
+    parser.feed(b"b")
+    with pytest.raises(RemoteProtocolError, match=exactly("reply longer than 15 octets")):
+        parser.next_reply()
+
+
+def _long_reply(lines: int, text: bytes = b"x") -> bytes:
+    return b"".join(b"250-" + text + b"\r\n" for _ in range(lines - 1)) + b"250 " + text + b"\r\n"
+
+
+def test_the_default_bounds() -> None:
+    # max_line_length=2048
+    ok = b"250 " + b"x" * 2044 + b"\r\n"
+    assert one(ReplyParser(), ok).text == "x" * 2044
+    parser = ReplyParser()
+    parser.feed(b"250 " + b"x" * 2045 + b"\r\n")
+    with pytest.raises(RemoteProtocolError, match=exactly("reply line longer than 2048 octets")):
+        parser.next_reply()
+    # max_lines=256
+    assert len(one(ReplyParser(), _long_reply(256)).lines) == 256
+    parser = ReplyParser()
+    parser.feed(_long_reply(257))
+    with pytest.raises(RemoteProtocolError, match=exactly("reply has more than 256 lines")):
+        parser.next_reply()
+    # max_reply_size=65536: 64 lines of 1024 octets, line endings included.
+    assert len(one(ReplyParser(), _long_reply(64, b"y" * 1018)).lines) == 64
+    parser = ReplyParser()
+    parser.feed(_long_reply(64, b"y" * 1018) + b"250 z\r\n")
+    assert parser.next_reply() is not None
+    parser = ReplyParser()
+    parser.feed(b"250-z\r\n" + _long_reply(64, b"y" * 1018))
+    with pytest.raises(RemoteProtocolError, match=exactly("reply longer than 65536 octets")):
+        parser.next_reply()
