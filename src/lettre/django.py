@@ -48,7 +48,7 @@ from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.sync import BlockingTransport
 from lettre.transports.smtp import SmtpTransport
 
-__all__ = ["EmailBackend", "close_transports"]
+__all__ = ["CeleryEmailBackend", "EmailBackend", "close_transports"]
 
 _logger = logging.getLogger("lettre.django")
 
@@ -365,6 +365,13 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
             return 0
         try:
             outcomes = connection._send_raw_many([(envelope, data) for envelope, data, _ in todo])
+        except LettreError as exc:
+            # The blocking call itself failed (closed, timed out, its loop
+            # thread gone): no message of the call was sent.
+            _logger.warning("%d message(s) were not sent: %s", len(todo), exc)
+            if self.fail_silently:
+                return 0
+            raise
         finally:
             if new:
                 self.close()
@@ -416,3 +423,104 @@ class EmailBackend(BaseEmailBackend):  # type: ignore[misc]
             data = signer.sign(data)
         message_id = mime.get("Message-ID")
         return envelope, data, str(message_id) if message_id is not None else None
+
+
+class CeleryEmailBackend(EmailBackend):
+    """A Django email backend that queues each message for a Celery worker to send.
+
+    ``EMAIL_BACKEND = "lettre.django.CeleryEmailBackend"``: ``send_mail()``
+    and the rest return as soon as the message is queued; a worker running
+    the ``lettre.send_message`` task (:mod:`lettre.celery`, the ``celery``
+    extra) sends it through its process's pooled transport, with retries
+    and without sending twice. Django builds the message and
+    ``LETTRE_EMAIL_DKIM`` signs it here, as with :class:`EmailBackend`; the
+    workers' ``lettre_email_*`` settings say where it goes.
+
+    Settings, besides those of :class:`EmailBackend`:
+
+    - ``LETTRE_CELERY_APP``: the Celery app (or its ``"module:name"``);
+      default: Celery's current app;
+    - ``LETTRE_CELERY_OPTIONS``: ``apply_async`` options for every message
+      (``{"queue": "mail"}``...).
+
+    Args:
+        fail_silently: return instead of raising when a message cannot be
+            queued (lettre errors only).
+        app: ``LETTRE_CELERY_APP``.
+        queue_options: ``LETTRE_CELERY_OPTIONS``.
+        kwargs: the arguments of :class:`EmailBackend`.
+    """
+
+    def __init__(
+        self,
+        fail_silently: bool = False,
+        *,
+        app: Any = None,
+        queue_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(fail_silently=fail_silently, **kwargs)
+        self._app = getattr(settings, "LETTRE_CELERY_APP", None) if app is None else app
+        self._queue_options = dict(
+            _mapping(
+                getattr(settings, "LETTRE_CELERY_OPTIONS", None)
+                if queue_options is None
+                else queue_options,
+                "LETTRE_CELERY_OPTIONS",
+            )
+        )
+
+    def open(self) -> bool | None:
+        """Nothing to open: messages go to the broker (returns False)."""
+        return False
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def _celery_app(self) -> Any:
+        app = self._app
+        if app is None:
+            from celery import current_app
+
+            return current_app
+        if isinstance(app, str):
+            import importlib
+
+            module, _, name = app.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return app
+
+    def send_messages(self, email_messages: Sequence[Any]) -> int:
+        """Queue Django ``EmailMessage`` objects; return how many were queued.
+
+        A message without recipients is skipped, as with Django.
+
+        Raises:
+            AddressError: an address is invalid (before anything is queued).
+            PayloadTooLarge: a message is too large for a payload, unless
+                ``fail_silently``.
+            Exception: the broker could not be reached (Celery's, kombu's
+                ``OperationalError``), unless ``fail_silently``.
+        """
+        from lettre.celery import TASK_NAME
+        from lettre.message.payload import raw_to_payload
+
+        if not email_messages:
+            return 0
+        prepared = [self._prepare(message) for message in email_messages]
+        app = self._celery_app()
+        queued = 0
+        for item in prepared:
+            if item is None:
+                continue
+            envelope, data, message_id = item
+            try:
+                payload = raw_to_payload(envelope, data, message_id=message_id)
+                app.send_task(TASK_NAME, args=(payload,), **self._queue_options)
+            except Exception:
+                _logger.warning("message %s could not be queued", message_id, exc_info=True)
+                if not self.fail_silently:
+                    raise
+                continue
+            queued += 1
+        return queued

@@ -306,3 +306,7 @@ class Worker:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
+
+
+WorkerFactory = Callable[..., Worker]
+"""The ``workers`` fixture: starts a worker with extra environment settings."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from celery_support import RecordingSink, Worker, redis_server
+from celery_support import RecordingSink, Worker, WorkerFactory, redis_server
 from lettre_worker_app import make_app
 
 
@@ -25,9 +25,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def sink() -> Iterator[RecordingSink]:
     with RecordingSink() as server:
         yield server
-
-
-WorkerFactory = Callable[..., Worker]
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 import redis
 from celery.result import ResultSet
-from celery_support import RecordingSink, wait_for
+from celery_support import RecordingSink, WorkerFactory, wait_for
 
-from conftest import WorkerFactory
 from lettre import Message
 from lettre.celery import DeliveryFailed, queue_message
 
