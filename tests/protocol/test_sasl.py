@@ -406,3 +406,16 @@ def test_every_mechanism_is_made_the_same_way() -> None:
         mech = cls.create("user", "s3cret-value", host="mx.example", port=587)
         assert isinstance(mech, cls)
         assert "s3cret-value" not in repr(mech)
+
+
+def test_scram_cache_of_salted_passwords_keeps_no_password() -> None:
+    from lettre.protocol.sasl import scram
+
+    password = b"a very secret password"
+    salted = scram._salted_password("sha256", password, b"salt\x00x", 4096)
+    assert scram._salted_password("sha256", password, b"salt\x00x", 4096) == salted
+    # Another split of the same bytes between salt and password is another entry.
+    assert scram._salted_password("sha256", b"x" + password, b"salt\x00", 4096) != salted
+    assert all(
+        password not in key and password not in value for key, value in scram._SALTED.items()
+    )

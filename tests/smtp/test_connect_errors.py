@@ -87,8 +87,17 @@ async def test_a_name_that_does_not_resolve_is_reported_with_the_name() -> None:
     assert "'no-such-host.invalid'" in str(error)
     cause = error.__cause__
     assert isinstance(cause, socket.gaierror)
-    # Only a resolver that fails for now is worth another try.
-    assert error.transient == (cause.errno == socket.EAI_AGAIN)
+    # Only a name that does not exist is final.
+    assert error.transient == (cause.errno not in (socket.EAI_NONAME, socket.EAI_NODATA))
+
+
+@pytest.mark.parametrize("name", ["EAI_FAIL", "EAI_MEMORY", "EAI_SYSTEM", "EAI_AGAIN"])
+def test_other_resolver_failures_are_transient(name: str) -> None:
+    errno = getattr(socket, name, None)
+    if errno is None:
+        pytest.skip(f"{name} is not defined on this system")
+    error = _lookup_error("mx.example", "mx.example:25", socket.gaierror(errno, "failure"))
+    assert error.transient
 
 
 def test_unknown_names_are_permanent_and_resolver_failures_transient() -> None:

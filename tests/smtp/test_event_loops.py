@@ -321,3 +321,68 @@ def test_pytest_tests_that_each_get_a_new_loop(server: Server, pytester: pytest.
     )
     result.assert_outcomes(passed=3)
     assert server.messages() == 3
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_nested_async_with_closes_at_the_outer_end(server: Server, runner: str) -> None:
+    transport = transport_for(server)
+
+    async def nested() -> None:
+        async with transport:
+            async with transport:
+                await bounded_send(transport, 1)
+            # The inner block's end leaves the transport open.
+            assert not transport.closed
+            await bounded_send(transport, 2)
+        assert transport.closed
+
+    run(runner, nested)
+    assert server.messages() == 2
+    assert server.connections() == 1
+    server.wait_client_closed(0)
+    assert server.verbs(0)[-1] == "QUIT"
+
+
+def test_one_loop_leaving_async_with_leaves_the_other_loops_open(server: Server) -> None:
+    transport = transport_for(server)
+    entered = threading.Barrier(2, timeout=BOUND)
+    first_left = threading.Event()
+    errors: list[BaseException] = []
+    results: list[SendResult] = []
+
+    def first() -> None:
+        async def main() -> None:
+            async with transport:
+                await bounded_send(transport, 1)
+                await anyio.to_thread.run_sync(entered.wait)
+            first_left.set()
+
+        try:
+            run("asyncio", main)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def second() -> None:
+        async def main() -> None:
+            async with transport:
+                await anyio.to_thread.run_sync(entered.wait)
+                assert await anyio.to_thread.run_sync(first_left.wait, BOUND)
+                # Still open here, on this loop's own connection.
+                results.append(await bounded_send(transport, 2))
+            assert transport.closed
+
+        try:
+            run("trio", main)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(2 * BOUND)
+        assert not thread.is_alive()
+    assert errors == []
+    assert [r.accepted for r in results] == [("user2@example.com",)]
+    assert server.messages() == 2
+    assert transport.closed

@@ -413,12 +413,15 @@ class ConnectionPool(Generic[C]):
 
     def statistics(self) -> PoolStatistics:
         """Return a snapshot of the pool's counters."""
-        live = sum(c.messages_accepted for c in self._idle)
-        live += sum(c.messages_accepted for c in self._in_use)
+        # Copies first (each one step under the GIL): another thread may read
+        # the statistics of this pool while its own loop changes them.
+        idle = self._idle.copy()
+        in_use = self._in_use.copy()
+        live = sum(c.messages_accepted for c in idle) + sum(c.messages_accepted for c in in_use)
         return PoolStatistics(
             open=self._open_count(),
-            idle=len(self._idle),
-            in_use=len(self._in_use),
+            idle=len(idle),
+            in_use=len(in_use),
             opening=self._opening,
             waiting=self._waiting,
             messages_sent=self._retired_messages + live,

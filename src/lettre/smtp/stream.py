@@ -730,11 +730,17 @@ def _handshake_error(exc: BaseException, peer: str, when: str) -> SmtpError:
             # The server's first bytes are not TLS: most likely a plaintext greeting.
             message += _NOT_TLS_PORT
         return TlsError(message)
-    if isinstance(exc, (anyio.EndOfStream, ConnectionError)):
-        # A server that drops the handshake (say, after refusing our TLS
-        # versions); asyncio reports it as a lost connection.
+    if isinstance(exc, (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError)):
+        # The server dropped the handshake: a network blip, or a server that
+        # refuses our TLS versions. The backends report it differently (asyncio
+        # as a lost connection, anyio as an end of stream or a broken
+        # resource), and cannot tell the two apart: the same transient error.
         detail = "" if isinstance(exc, anyio.EndOfStream) else f": {_describe(exc)}"
-        return TlsError(f"{peer} closed the connection during the TLS handshake ({when}){detail}")
+        return TlsError(
+            f"{peer} closed the connection during the TLS handshake ({when}){detail}; "
+            "if it keeps doing so, it may not accept TLS 1.2 or newer",
+            transient=True,
+        )
     if isinstance(exc, ValueError):
         # ssl rejects some server names (for example an empty one) this way.
         return TlsError(f"cannot start TLS with {peer}: {exc}")
@@ -746,11 +752,12 @@ def _handshake_error(exc: BaseException, peer: str, when: str) -> SmtpError:
 def _lookup_error(host: str, peer: str, exc: socket.gaierror) -> SmtpConnectError:
     """The error for a host name that did not resolve.
 
-    A name that does not exist will not exist on the next try either: only a
-    temporary failure of the resolver is transient.
+    A name that does not exist (no such name, no address for it) will not
+    exist on the next try either; every other failure of the resolver (for
+    now, or of the resolver itself) is transient.
     """
-    temporary = exc.errno == getattr(socket, "EAI_AGAIN", None)
-    if temporary:
+    unknown = {getattr(socket, name, None) for name in ("EAI_NONAME", "EAI_NODATA")} - {None}
+    if exc.errno not in unknown:
         return SmtpConnectError(
             f"cannot connect to {peer}: looking up {host!r} failed for now "
             f"({_describe(exc)}); try again later"

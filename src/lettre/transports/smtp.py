@@ -133,7 +133,9 @@ class SmtpTransport(BaseTransport):
         # that are gone are dropped without running anything on them.
         self._pools: dict[object, SmtpPool] = {}
         self._current: tuple[object, SmtpPool] | None = None  # the last loop and its pool
-        self._entered: dict[object, SmtpPool] = {}  # pools entered with `async with`
+        # Per loop, the pool entered with `async with` and how many times
+        # (nested blocks); guarded by the lock, like the other pool tables.
+        self._entered: dict[object, tuple[SmtpPool, int]] = {}
         self._retired: list[SmtpPool] = []  # closed pools whose connections may still finish
         self._retired_totals = (0, 0, 0)  # messages accepted, opened, closed, of pools gone
         self._lock = threading.Lock()
@@ -309,6 +311,9 @@ class SmtpTransport(BaseTransport):
         with self._lock:
             pool = self._pools.get(loop)
             if pool is None:
+                if self._closed:
+                    # Closed by another thread since the caller looked.
+                    raise _closed_error()
                 self._drop_finished()
                 pool = SmtpPool(self._settings, self._pool_config, ssl_context=self._ssl_context)
                 self._pools[loop] = pool
@@ -433,13 +438,25 @@ class SmtpTransport(BaseTransport):
         """Open the transport's context: a task that closes connections as they expire.
 
         A transport closed before (an application's lifespan that runs
-        again, as in tests) opens again with new connections.
+        again, as in tests) opens again with new connections. Blocks may
+        nest; each is left in the task that entered it.
         """
-        self._closed = False
         loop = current_loop()
+        with self._lock:
+            self._closed = False
+            entry = self._entered.get(loop)
+            if entry is not None:
+                self._entered[loop] = (entry[0], entry[1] + 1)
+                return self
         pool = self._pool_here()
-        await pool.__aenter__()
-        self._entered[loop] = pool
+        with self._lock:
+            self._entered[loop] = (pool, 1)
+        try:
+            await pool.__aenter__()
+        except BaseException:
+            with self._lock:
+                self._entered.pop(loop, None)
+            raise
         return self
 
     async def __aexit__(
@@ -448,9 +465,31 @@ class SmtpTransport(BaseTransport):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._closed = True
-        pool = self._entered.pop(current_loop(), None)
-        await self._close_pools(keep=pool)
+        """Leave the context: the last block to end closes the transport.
+
+        While another event loop is still inside its own ``async with``, only
+        this loop's connections are closed and the transport stays open there.
+        """
+        loop = current_loop()
+        with self._lock:
+            entry = self._entered.get(loop)
+            if entry is not None and entry[1] > 1:
+                self._entered[loop] = (entry[0], entry[1] - 1)
+                return
+            self._entered.pop(loop, None)
+            pool = entry[0] if entry is not None else None
+            others = any(not loop_is_closed(other) for other in self._entered)
+            if others and pool is not None:
+                # Only this loop's pool goes; the other loops keep theirs.
+                if self._pools.get(loop) is pool:
+                    del self._pools[loop]
+                if self._current is not None and self._current[0] is loop:
+                    self._current = None
+                self._retired.append(pool)
+            else:
+                self._closed = True
+        if not others:
+            await self._close_pools(keep=pool)
         if pool is not None:
             await pool.__aexit__(exc_type, exc, tb)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import hmac
 import secrets
@@ -49,12 +48,26 @@ _CHANNEL_BINDING = b"c=" + base64.b64encode(_GS2_HEADER)  # b"c=biws"
 _MAX_DIGITS = 10
 
 
-@functools.lru_cache(maxsize=32)
+# Salted passwords already computed, keyed by a digest of their inputs (never
+# the password itself), so that a pool's new connections to the same server
+# do not pay for PBKDF2 again (RFC 5802 section 5.1 allows a client to cache
+# it). Bounded: emptied when full.
+_SALTED: dict[bytes, bytes] = {}
+_SALTED_MAX = 32
+
+
 def _salted_password(hash_name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
-    # Hi() of RFC 5802 is PBKDF2 with HMAC. The result is kept so that a
-    # pool's new connections to the same server do not pay for it again
-    # (RFC 5802 section 5.1 allows a client to cache it).
-    return hashlib.pbkdf2_hmac(hash_name, password, salt, iterations)
+    # Hi() of RFC 5802 is PBKDF2 with HMAC.
+    key = hashlib.sha256(
+        b"%s %d %d %s%s" % (hash_name.encode(), iterations, len(salt), salt, password)
+    ).digest()
+    salted = _SALTED.get(key)
+    if salted is None:
+        salted = hashlib.pbkdf2_hmac(hash_name, password, salt, iterations)
+        if len(_SALTED) >= _SALTED_MAX:
+            _SALTED.clear()
+        _SALTED[key] = salted
+    return salted
 
 
 def _attributes(message: bytes, what: str) -> list[tuple[str, str]]:
