@@ -43,6 +43,7 @@ from lettre.errors import (
     SmtpReplyError,
     SmtpTimeoutError,
     TlsError,
+    TlsPolicyError,
     TransportError,
 )
 
@@ -175,6 +176,7 @@ __all__ = [
     "TlsError",
     "TlsMode",
     "TlsParameters",
+    "TlsPolicyError",
     "TransferEncoding",
     "Transport",
     "TransportError",

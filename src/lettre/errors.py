@@ -42,6 +42,7 @@ __all__ = [
     "SmtpReplyError",
     "SmtpTimeoutError",
     "TlsError",
+    "TlsPolicyError",
     "TransportError",
 ]
 
@@ -236,8 +237,10 @@ class MessageTooLarge(SmtpError):
 class SmtpConnectError(SmtpError, ConnectionError):
     """The connection to the server could not be made (DNS, refused, unreachable).
 
-    Always transient. A connection attempt that runs out of time raises
-    :class:`SmtpTimeoutError` instead.
+    Transient, except for a host name that does not exist (the resolver
+    answered that there is no such name or no address for it): that one will
+    not resolve on the next try either. A connection attempt that runs out of
+    time raises :class:`SmtpTimeoutError` instead.
     """
 
     transient = True
@@ -275,7 +278,8 @@ class TlsError(SmtpError):
     Raised when connecting: a certificate that does not verify, a STARTTLS
     that the server does not offer in ``TlsMode.STARTTLS``, a handshake that
     fails, or credentials that would be sent without TLS. Permanent unless
-    the server refused STARTTLS with a 4xx reply.
+    the server refused STARTTLS with a 4xx reply or closed the connection
+    during the handshake (a blip cannot be told from a refusal there).
     """
 
 
@@ -416,3 +420,17 @@ class DeliveryError(TransportError):
     def __init__(self, message: str, *, result: SendResult, transient: bool | None = None) -> None:
         self.result = result
         super().__init__(message, transient=transient)
+
+
+class TlsPolicyError(TransportError):
+    """The recipient domain's TLS policy (MTA-STS) forbade every delivery that was possible.
+
+    Reported for the domain's recipients (and raised in a
+    :class:`DeliveryError`'s result) by :class:`~lettre.MxTransport` when the
+    domain's MTA-STS policy is in ``enforce`` mode and no exchanger both
+    matches the policy and presents a certificate valid for its name.
+    Transient (RFC 8461 section 5): the domain or its exchangers may be
+    fixed, and a later try may succeed.
+    """
+
+    transient = True

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from direct_support import MxServers
+from direct_support import MxServers, PolicyServer
 from dns_server import DnsServer
 
 from lettre.dns.resolver import Resolver
@@ -46,3 +46,18 @@ def mx_servers(tls_material: TlsMaterial) -> Iterator[MxServers]:
         yield servers
     finally:
         servers.stop()
+
+
+#: The domains whose policy host names the policy server's certificate covers.
+POLICY_DOMAINS = ("a.test", "b.test", "c.test")
+
+
+@pytest.fixture
+def policy_server(tls_material: TlsMaterial) -> Iterator[PolicyServer]:
+    """An HTTPS server for MTA-STS policies on 127.0.0.10 (certificate for mta-sts.[abc].test)."""
+    names = tuple(f"mta-sts.{d}" for d in POLICY_DOMAINS)
+    server = PolicyServer("127.0.0.10", tls_material, names).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import ssl
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,7 +16,7 @@ from anyio.abc import SocketStream
 
 from servers import SERVER_NAME, RecordingHandler, TlsMaterial
 
-__all__ = ["MxServers", "greeting_server"]
+__all__ = ["MxServers", "PolicyServer", "greeting_server"]
 
 
 class _Controller(Controller):
@@ -95,3 +97,74 @@ async def greeting_server(host: str, port: int, greeting: bytes) -> AsyncIterato
             yield accepted
         finally:
             tg.cancel_scope.cancel()
+
+
+class PolicyServer:
+    """An HTTPS server (its own thread) serving MTA-STS policies by Host name.
+
+    Args:
+        host: the loopback address to listen on (any free port).
+        tls_material: the test CA; the certificate is for ``cert_names``.
+        cert_names: the names the server's certificate is for.
+    """
+
+    def __init__(self, host: str, tls_material: TlsMaterial, cert_names: tuple[str, ...]) -> None:
+        self.host = host
+        self.responses: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.requests: list[tuple[str, str]] = []  # (Host header, path)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                name = (self.headers.get("Host") or "").split(":")[0].lower()
+                server.requests.append((name, self.path))
+                status, headers, body = server.responses.get(
+                    name, (404, {"Content-Type": "text/plain"}, b"no policy here")
+                )
+                if self.path != "/.well-known/mta-sts.txt":
+                    status, headers, body = 404, {"Content-Type": "text/plain"}, b"not found"
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self._httpd.daemon_threads = True
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_material.ca.issue_cert(*cert_names).configure_cert(context)
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def policy(
+        self,
+        domain: str,
+        text: str,
+        *,
+        status: int = 200,
+        content_type: str = "text/plain",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Serve ``text`` as the policy at ``mta-sts.<domain>``."""
+        all_headers = {"Content-Type": content_type, **(headers or {})}
+        self.responses[f"mta-sts.{domain}"] = (status, all_headers, text.encode())
+
+    def fetches(self, domain: str) -> int:
+        """How many times the policy of ``domain`` was asked for."""
+        return sum(1 for name, _ in self.requests if name == f"mta-sts.{domain}")
+
+    def start(self) -> PolicyServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(10)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from lettre._loops import current_loop, loop_is_closed
+from lettre.dns.mta_sts import MtaSts, MtaStsPolicy
 from lettre.dns.mx import DEFAULT_MAX_EXCHANGERS, Exchanger, MxRoute, resolve_mx
 from lettre.dns.resolver import Resolver
 from lettre.envelope import Envelope
@@ -36,6 +37,8 @@ from lettre.errors import (
     SmtpError,
     SmtpReplyError,
     SmtpTimeoutError,
+    TlsError,
+    TlsPolicyError,
     TransportError,
 )
 from lettre.results import RecipientResult, Reply, SendResult
@@ -70,11 +73,15 @@ class ChannelSecurity(enum.Enum):
             (what MTAs do without a policy: RFC 7435 opportunistic security).
         VERIFIED: encrypted, the certificate verified against the trust store
             and the exchanger's name (``tls=TlsMode.STARTTLS``).
+        MTA_STS: encrypted and verified because the domain's MTA-STS policy
+            (mode ``enforce``) demands it, with the exchanger matching the
+            policy.
     """
 
     NONE = "none"
     OPPORTUNISTIC = "opportunistic"
     VERIFIED = "verified"
+    MTA_STS = "mta-sts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,11 @@ class Delivery:
         error: why the domain's recipients were not delivered, when none was.
         failures: what went wrong with the exchangers tried before, one line
             each (``"mx1.example.net [192.0.2.1]: ..."``).
+        policy: the domain's MTA-STS policy mode that applied (``"enforce"``,
+            ``"testing"``, ``"none"``), or None without a policy.
+        policy_failures: in ``testing`` mode, how delivery fell short of the
+            policy (an exchanger not in its ``mx`` list, a certificate that
+            does not verify); the message was delivered anyway.
     """
 
     domain: str
@@ -102,6 +114,8 @@ class Delivery:
     reply: Reply | None = None
     error: Exception | None = None
     failures: tuple[str, ...] = ()
+    policy: str | None = None
+    policy_failures: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +189,9 @@ class MxTransport(BaseTransport):
         local_address: the local IP address to send from.
         max_idle: idle connections kept per exchanger address.
         idle_timeout: seconds an idle connection is kept.
+        mta_sts: honour recipient domains' MTA-STS policies (RFC 8461): True
+            (default) with the system trust store and an in-memory cache, an
+            :class:`~lettre.dns.mta_sts.MtaSts` to configure it, or False.
         dkim: a signer (or several) that signs each message before it is sent.
 
     Raises:
@@ -199,6 +216,7 @@ class MxTransport(BaseTransport):
         local_address: str | None = None,
         max_idle: int = 2,
         idle_timeout: float = 30.0,
+        mta_sts: MtaSts | bool = True,
         dkim: Signer | Sequence[Signer] | None = None,
     ) -> None:
         super().__init__(dkim=dkim)
@@ -233,12 +251,18 @@ class MxTransport(BaseTransport):
             local_address=local_address,
         )
         base = tls_parameters if tls_parameters is not None else TlsParameters()
-        self._contexts: dict[ChannelSecurity, ssl.SSLContext] = {}
-        if mode is TlsMode.OPPORTUNISTIC:
-            unverified = dataclasses.replace(base, dangerously_skip_verification=True)
-            self._contexts[ChannelSecurity.OPPORTUNISTIC] = unverified.create_context()
-        elif mode is TlsMode.STARTTLS:
-            self._contexts[ChannelSecurity.VERIFIED] = base.create_context()
+        unverified = dataclasses.replace(base, dangerously_skip_verification=True)
+        verified = base.create_context()
+        self._contexts: dict[ChannelSecurity, ssl.SSLContext] = {
+            ChannelSecurity.OPPORTUNISTIC: unverified.create_context(),
+            ChannelSecurity.VERIFIED: verified,
+            ChannelSecurity.MTA_STS: verified,
+        }
+        if mta_sts is True:
+            mta_sts = MtaSts()
+        elif mta_sts is not False and not isinstance(mta_sts, MtaSts):
+            raise TypeError("mta_sts must be True, False or an MtaSts")
+        self._mta_sts: MtaSts | None = mta_sts or None
         self._tls_parameters = base
         self._max_exchangers = max_exchangers
         self._max_idle = max_idle
@@ -365,7 +389,19 @@ class MxTransport(BaseTransport):
             envid=envelope.envid,
             orcpt=envelope.orcpt,
         )
-        return await self._deliver_route(route, names, sub, data)
+        policy = None
+        if self._mta_sts is not None and not route.domain.startswith("["):
+            policy = await self._mta_sts.policy(route.domain, self._resolver)
+        return await self._deliver_route(route, names, sub, data, policy)
+
+    def _plan(self) -> ChannelSecurity:
+        """The security of a connection made without a policy, from ``tls``."""
+        mode = self._template.tls
+        if mode is TlsMode.OPPORTUNISTIC:
+            return ChannelSecurity.OPPORTUNISTIC
+        if mode is TlsMode.STARTTLS:
+            return ChannelSecurity.VERIFIED
+        return ChannelSecurity.NONE
 
     async def _deliver_route(
         self,
@@ -373,14 +409,47 @@ class MxTransport(BaseTransport):
         names: tuple[str, ...],
         envelope: Envelope,
         data: bytes,
+        policy: MtaStsPolicy | None,
     ) -> tuple[Delivery, tuple[RecipientResult, ...]]:
         failures: list[str] = []
+        policy_failures: list[str] = []
         last: SmtpError | None = None
-        for exchanger in route.exchangers:
+        mode = policy.mode if policy is not None else None
+        exchangers = list(route.exchangers)
+        plan = self._plan()
+        if policy is not None and mode == "enforce":
+            exchangers = [e for e in exchangers if policy.allows(e.name)]
+            plan = ChannelSecurity.MTA_STS
+            if not exchangers:
+                refusal = TlsPolicyError(
+                    f"no exchanger of {route.domain!r} matches its MTA-STS policy "
+                    f"(mode enforce, mx {', '.join(policy.mx)}; exchangers "
+                    f"{', '.join(e.name for e in route.exchangers)}): not delivered"
+                )
+                results = tuple(RecipientResult(n, False, None, refusal) for n in names)
+                return Delivery(route.domain, names, error=refusal, policy=mode), results
+        for exchanger in exchangers:
+            if mode == "testing" and policy is not None and not policy.allows(exchanger.name):
+                policy_failures.append(f"{exchanger.name}: not in the policy's mx list")
             for address in exchanger.addresses[:_ADDRESSES_PER_EXCHANGER]:
                 where = f"{exchanger.name} [{address}]"
                 try:
-                    result, security = await self._attempt(exchanger, address, envelope, data)
+                    if mode == "testing" and plan is ChannelSecurity.OPPORTUNISTIC:
+                        try:
+                            result, security = await self._attempt(
+                                exchanger, address, envelope, data, ChannelSecurity.VERIFIED
+                            )
+                        except _Failover as failover:
+                            if not isinstance(failover.error, TlsError):
+                                raise
+                            policy_failures.append(f"{where}: {failover.error}")
+                            result, security = await self._attempt(
+                                exchanger, address, envelope, data, plan
+                            )
+                    else:
+                        result, security = await self._attempt(
+                            exchanger, address, envelope, data, plan
+                        )
                 except _Failover as failover:
                     last = failover.error
                     failures.append(f"{where}: {failover.error}")
@@ -395,6 +464,8 @@ class MxTransport(BaseTransport):
                         None,
                         exc,
                         tuple(failures),
+                        mode,
+                        tuple(policy_failures),
                     )
                     return delivery, _named(exc.results, names, exc)
                 except SmtpError as exc:
@@ -408,6 +479,8 @@ class MxTransport(BaseTransport):
                         None,
                         exc,
                         tuple(failures),
+                        mode,
+                        tuple(policy_failures),
                     )
                     return delivery, results
                 delivery = Delivery(
@@ -419,33 +492,52 @@ class MxTransport(BaseTransport):
                     result.reply,
                     None,
                     tuple(failures),
+                    mode,
+                    tuple(policy_failures),
                 )
                 return delivery, _named(result.recipients, names, None)
         assert last is not None  # a route has at least one exchanger with an address
         tried = len(failures)
-        error = TransportError(
-            f"no exchanger of {route.domain!r} took the message ({tried} tried; last: {last})",
-            transient=True,
-        )
+        text = f"no exchanger of {route.domain!r} took the message ({tried} tried; last: {last})"
+        if plan is ChannelSecurity.MTA_STS:
+            error: TransportError = TlsPolicyError(
+                f"{text}; the domain's MTA-STS policy (enforce) requires TLS with a valid "
+                "certificate"
+            )
+        else:
+            error = TransportError(text, transient=True)
         error.__cause__ = last
         results = tuple(RecipientResult(n, False, None, error) for n in names)
-        return Delivery(route.domain, names, error=error, failures=tuple(failures)), results
+        delivery = Delivery(
+            route.domain,
+            names,
+            error=error,
+            failures=tuple(failures),
+            policy=mode,
+            policy_failures=tuple(policy_failures),
+        )
+        return delivery, results
 
     async def _attempt(
-        self, exchanger: Exchanger, address: str, envelope: Envelope, data: bytes
+        self,
+        exchanger: Exchanger,
+        address: str,
+        envelope: Envelope,
+        data: bytes,
+        security: ChannelSecurity,
     ) -> tuple[SendResult, ChannelSecurity]:
         """One transaction with one exchanger address; ``_Failover`` when the next may do better."""
-        mode = self._template.tls
-        security = {
-            TlsMode.OPPORTUNISTIC: ChannelSecurity.OPPORTUNISTIC,
-            TlsMode.STARTTLS: ChannelSecurity.VERIFIED,
-        }.get(mode, ChannelSecurity.NONE)
         key = (current_loop(), address, exchanger.name, security)
         client = self._take_idle(key)
         if client is None:
+            tls = {
+                ChannelSecurity.NONE: TlsMode.NONE,
+                ChannelSecurity.OPPORTUNISTIC: TlsMode.OPPORTUNISTIC,
+            }.get(security, TlsMode.STARTTLS)
             settings = dataclasses.replace(
                 self._template,
                 host=address,
+                tls=tls,
                 tls_parameters=dataclasses.replace(
                     self._tls_parameters, server_name=exchanger.name
                 ),
