@@ -40,7 +40,12 @@ import anyio
 
 from lettre.errors import BlockingCallError, TransportError
 from lettre.oneshot import send as _send_once
-from lettre.transports.base import DEFAULT_CONCURRENCY, BaseTransport, Transport
+from lettre.transports.base import (
+    DEFAULT_CONCURRENCY,
+    BaseTransport,
+    Transport,
+    gather_outcomes,
+)
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -725,20 +730,11 @@ async def _send_raw_all(
         if isinstance(transport, BaseTransport)
         else DEFAULT_CONCURRENCY
     )
-    outcomes: list[SendResult | Exception | None] = [None] * len(items)
-    queue = iter(enumerate(items))
 
-    async def worker() -> None:
-        for index, (envelope, data) in queue:
-            try:
-                outcomes[index] = await transport.send_raw(envelope, data)
-            except Exception as exc:  # noqa: BLE001 - each failure is that message's outcome
-                outcomes[index] = exc
+    async def send_one(item: tuple[Envelope, bytes]) -> SendResult:
+        return await transport.send_raw(*item)
 
-    async with anyio.create_task_group() as group:
-        for _ in range(min(concurrency, len(items))):
-            group.start_soon(worker)
-    return [outcome for outcome in outcomes if outcome is not None]
+    return await gather_outcomes(send_one, items, concurrency)
 
 
 def _checked(transport: object) -> Transport:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import abc
 import email.message
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, runtime_checkable
 
 import anyio
 
@@ -28,6 +28,7 @@ __all__ = [
     "SendResult",
     "Signer",
     "Transport",
+    "gather_outcomes",
     "prepare_message",
 ]
 
@@ -110,6 +111,35 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Release every resource the transport holds; also run by ``async with``."""
         ...
+
+
+T = TypeVar("T")
+
+
+async def gather_outcomes(
+    send: Callable[[T], Awaitable[SendResult]], items: Sequence[T], concurrency: int
+) -> list[SendResult | Exception]:
+    """``await send(item)`` for every item, at most ``concurrency`` at once.
+
+    A failure only affects its own item: its outcome is the exception.
+
+    Returns:
+        One outcome per item, in the order of ``items``.
+    """
+    outcomes: list[SendResult | Exception | None] = [None] * len(items)
+    queue = iter(enumerate(items))
+
+    async def worker() -> None:
+        for index, item in queue:
+            try:
+                outcomes[index] = await send(item)
+            except Exception as exc:  # noqa: BLE001 - each failure is that item's outcome
+                outcomes[index] = exc
+
+    async with anyio.create_task_group() as group:
+        for _ in range(min(concurrency, len(items))):
+            group.start_soon(worker)
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 @functools.cache
@@ -270,20 +300,7 @@ class BaseTransport(abc.ABC):
             raise TypeError(f"concurrency must be an int, not {type(concurrency).__name__}")
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        outcomes: list[SendResult | Exception | None] = [None] * len(items)
-        queue = iter(enumerate(items))
-
-        async def worker() -> None:
-            for index, message in queue:
-                try:
-                    outcomes[index] = await self.send(message)
-                except Exception as exc:  # noqa: BLE001 - each failure is that message's outcome
-                    outcomes[index] = exc
-
-        async with anyio.create_task_group() as group:
-            for _ in range(min(concurrency, len(items))):
-                group.start_soon(worker)
-        return [outcome for outcome in outcomes if outcome is not None]
+        return await gather_outcomes(self.send, items, concurrency)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release every resource the transport holds (nothing by default)."""
