@@ -97,8 +97,10 @@ def _check_backend(backend: str) -> None:
 
 
 def _run_on(backend: str, func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
-    """``anyio.run(func, *args)`` on asyncio, asyncio with uvloop, or trio."""
-    _check_backend(backend)
+    """``anyio.run(func, *args)`` on asyncio, asyncio with uvloop, or trio.
+
+    The caller has checked the backend (:func:`_check_backend`) before starting anything.
+    """
     if backend == "uvloop":
         return anyio.run(func, *args, backend="asyncio", backend_options={"use_uvloop": True})
     return anyio.run(func, *args, backend=backend)
