@@ -41,6 +41,8 @@ class MxServers:
         self.port = port
         self.tls_material = tls_material
         self._controllers: list[Controller] = []
+        self.certificates: dict[str, bytes] = {}
+        """The DER certificate each exchanger presents, by address."""
 
     def start(
         self,
@@ -62,6 +64,8 @@ class MxServers:
         smtp_kwargs: dict[str, Any] = {"hostname": SERVER_NAME, "timeout": 30}
         if starttls:
             cert = self.tls_material.ca.issue_cert(*(cert_names or (host,)))
+            pem = cert.cert_chain_pems[0].bytes().decode("ascii")
+            self.certificates[host] = ssl.PEM_cert_to_DER_cert(pem)
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             cert.configure_cert(context)
             smtp_kwargs["tls_context"] = context

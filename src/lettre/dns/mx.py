@@ -39,11 +39,14 @@ class Exchanger:
             certificate is checked against.
         preference: the MX preference (0 for an implicit MX).
         addresses: its IP addresses, IPv4 first, in the order to try.
+        authentic: whether a validating resolver vouched for the addresses
+            (DNSSEC), as DANE requires.
     """
 
     name: str
     preference: int
     addresses: tuple[str, ...]
+    authentic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +59,15 @@ class MxRoute:
         implicit: True when the domain has no MX and is its own exchanger.
         mx_names: the names of every MX record, best first (including those
             without addresses), as MTA-STS matching needs them.
+        authentic: whether a validating resolver vouched for the MX records
+            (DNSSEC), as DANE requires.
     """
 
     domain: str
     exchangers: tuple[Exchanger, ...]
     implicit: bool
     mx_names: tuple[str, ...]
+    authentic: bool = False
 
 
 def _literal(domain: str) -> str | None:
@@ -77,10 +83,13 @@ def _literal(domain: str) -> str | None:
         return None
 
 
-async def _addresses(resolver: Resolver, name: str) -> tuple[tuple[str, ...], DnsError | None]:
-    """The A then AAAA addresses of ``name``, and the transient error met, if any."""
+async def _addresses(
+    resolver: Resolver, name: str
+) -> tuple[tuple[str, ...], DnsError | None, bool]:
+    """The A then AAAA addresses of ``name``, the transient error met, and their authenticity."""
     found: list[str] = []
     error: DnsError | None = None
+    authentic = True
     for rdtype in ("A", "AAAA"):
         try:
             answer = await resolver.lookup(name, rdtype)
@@ -88,12 +97,14 @@ async def _addresses(resolver: Resolver, name: str) -> tuple[tuple[str, ...], Dn
             if not exc.transient:
                 raise
             error = exc
+            authentic = False
             continue
+        authentic = authentic and answer.authentic
         for record in answer.records:
             address = str(record.address)
             if address not in found:
                 found.append(address)
-    return tuple(found), error
+    return tuple(found), error, authentic
 
 
 async def resolve_mx(
@@ -167,13 +178,13 @@ async def resolve_mx(
 
     # Look the exchangers' addresses up together; keep the order.
     wanted = candidates[: max_exchangers * 2]
-    found: list[tuple[tuple[str, ...], DnsError | None] | None] = [None] * len(wanted)
+    found: list[tuple[tuple[str, ...], DnsError | None, bool] | None] = [None] * len(wanted)
 
     async def one(index: int, host: str) -> None:
         try:
             found[index] = await _addresses(resolver, host)
         except DnsError as exc:  # a permanent error: an unusable name
-            found[index] = ((), exc)
+            found[index] = ((), exc, False)
 
     async with anyio.create_task_group() as tasks:
         for index, (_, host) in enumerate(wanted):
@@ -182,9 +193,9 @@ async def resolve_mx(
     exchangers: list[Exchanger] = []
     errors: list[DnsError] = []
     for (pref, host), result in zip(wanted, found, strict=True):
-        addresses, error = result if result is not None else ((), None)
+        addresses, error, authentic = result if result is not None else ((), None, False)
         if addresses:
-            exchangers.append(Exchanger(host, pref, addresses))
+            exchangers.append(Exchanger(host, pref, addresses, authentic))
         elif error is not None:
             errors.append(error)
     exchangers = exchangers[:max_exchangers]
@@ -209,4 +220,4 @@ async def resolve_mx(
             rdtype="A" if implicit else "MX",
             transient=False,
         )
-    return MxRoute(name, tuple(exchangers), implicit, mx_names)
+    return MxRoute(name, tuple(exchangers), implicit, mx_names, answer.authentic)

@@ -20,8 +20,11 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import anyio
+from anyio import TypedAttributeLookupError
+from anyio.streams.tls import TLSAttribute
 
 from lettre._loops import current_loop, loop_is_closed
+from lettre.dns.dane import DaneRecords, match_certificate, tlsa_lookup
 from lettre.dns.mta_sts import MtaSts, MtaStsPolicy
 from lettre.dns.mx import DEFAULT_MAX_EXCHANGERS, Exchanger, MxRoute, resolve_mx
 from lettre.dns.resolver import Resolver
@@ -76,12 +79,15 @@ class ChannelSecurity(enum.Enum):
         MTA_STS: encrypted and verified because the domain's MTA-STS policy
             (mode ``enforce``) demands it, with the exchanger matching the
             policy.
+        DANE: encrypted, and the certificate matched one of the exchanger's
+            DNSSEC-validated TLSA records (RFC 7672).
     """
 
     NONE = "none"
     OPPORTUNISTIC = "opportunistic"
     VERIFIED = "verified"
     MTA_STS = "mta-sts"
+    DANE = "dane"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +105,14 @@ class Delivery:
         error: why the domain's recipients were not delivered, when none was.
         failures: what went wrong with the exchangers tried before, one line
             each (``"mx1.example.net [192.0.2.1]: ..."``).
-        policy: the domain's MTA-STS policy mode that applied (``"enforce"``,
-            ``"testing"``, ``"none"``), or None without a policy.
-        policy_failures: in ``testing`` mode, how delivery fell short of the
-            policy (an exchanger not in its ``mx`` list, a certificate that
-            does not verify); the message was delivered anyway.
+        policy: ``"dane"`` when the exchanger that took the message has
+            validated TLSA records; otherwise the domain's MTA-STS policy
+            mode that applied (``"enforce"``, ``"testing"``, ``"none"``), or
+            None without a policy.
+        policy_failures: how delivery fell short of a policy without being
+            refused: in MTA-STS ``testing`` mode an exchanger not in its
+            ``mx`` list or a certificate that does not verify; with DANE,
+            TLSA records this code cannot use (DANE-TA).
     """
 
     domain: str
@@ -192,6 +201,9 @@ class MxTransport(BaseTransport):
         mta_sts: honour recipient domains' MTA-STS policies (RFC 8461): True
             (default) with the system trust store and an in-memory cache, an
             :class:`~lettre.dns.mta_sts.MtaSts` to configure it, or False.
+        dane: honour exchangers' TLSA records (RFC 7672) when the resolver
+            is marked validating (``Resolver(validating=True)``); DANE takes
+            precedence over MTA-STS.
         dkim: a signer (or several) that signs each message before it is sent.
 
     Raises:
@@ -217,6 +229,7 @@ class MxTransport(BaseTransport):
         max_idle: int = 2,
         idle_timeout: float = 30.0,
         mta_sts: MtaSts | bool = True,
+        dane: bool = True,
         dkim: Signer | Sequence[Signer] | None = None,
     ) -> None:
         super().__init__(dkim=dkim)
@@ -263,6 +276,8 @@ class MxTransport(BaseTransport):
         elif mta_sts is not False and not isinstance(mta_sts, MtaSts):
             raise TypeError("mta_sts must be True, False or an MtaSts")
         self._mta_sts: MtaSts | None = mta_sts or None
+        self._dane = bool(dane)
+        self._contexts[ChannelSecurity.DANE] = self._contexts[ChannelSecurity.OPPORTUNISTIC]
         self._tls_parameters = base
         self._max_exchangers = max_exchangers
         self._max_idle = max_idle
@@ -417,8 +432,28 @@ class MxTransport(BaseTransport):
         mode = policy.mode if policy is not None else None
         exchangers = list(route.exchangers)
         plan = self._plan()
+        tlsa: dict[str, DaneRecords] = {}
+        bogus: set[str] = set()
+        if self._dane and self._resolver.validating and route.authentic:
+            for exchanger in exchangers:
+                if not exchanger.authentic:
+                    continue
+                try:
+                    found = await tlsa_lookup(
+                        self._resolver, exchanger.name, self._template.effective_port
+                    )
+                except DnsError as exc:
+                    # Perhaps bogus records: this exchanger must not get the message.
+                    failures.append(f"{exchanger.name}: {exc}")
+                    last = TlsError(str(exc))
+                    bogus.add(exchanger.name)
+                    continue
+                if found is not None:
+                    tlsa[exchanger.name] = found
+            exchangers = [e for e in exchangers if e.name not in bogus]
         if policy is not None and mode == "enforce":
-            exchangers = [e for e in exchangers if policy.allows(e.name)]
+            # DANE takes precedence over MTA-STS (RFC 8461 2).
+            exchangers = [e for e in exchangers if e.name in tlsa or policy.allows(e.name)]
             plan = ChannelSecurity.MTA_STS
             if not exchangers:
                 refusal = TlsPolicyError(
@@ -431,10 +466,21 @@ class MxTransport(BaseTransport):
         for exchanger in exchangers:
             if mode == "testing" and policy is not None and not policy.allows(exchanger.name):
                 policy_failures.append(f"{exchanger.name}: not in the policy's mx list")
+            records = tlsa.get(exchanger.name)
+            if records is not None:
+                for record in records.unusable:
+                    policy_failures.append(
+                        f"{exchanger.name}: TLSA {record} is not usable here "
+                        "(only DANE-EE records are matched)"
+                    )
             for address in exchanger.addresses[:_ADDRESSES_PER_EXCHANGER]:
                 where = f"{exchanger.name} [{address}]"
                 try:
-                    if mode == "testing" and plan is ChannelSecurity.OPPORTUNISTIC:
+                    if records is not None:
+                        result, security = await self._attempt(
+                            exchanger, address, envelope, data, ChannelSecurity.DANE, records
+                        )
+                    elif mode == "testing" and plan is ChannelSecurity.OPPORTUNISTIC:
                         try:
                             result, security = await self._attempt(
                                 exchanger, address, envelope, data, ChannelSecurity.VERIFIED
@@ -492,15 +538,19 @@ class MxTransport(BaseTransport):
                     result.reply,
                     None,
                     tuple(failures),
-                    mode,
+                    "dane" if records is not None else mode,
                     tuple(policy_failures),
                 )
                 return delivery, _named(result.recipients, names, None)
         assert last is not None  # a route has at least one exchanger with an address
         tried = len(failures)
         text = f"no exchanger of {route.domain!r} took the message ({tried} tried; last: {last})"
-        if plan is ChannelSecurity.MTA_STS:
+        if (tlsa or bogus) and all(e.name in tlsa for e in exchangers):
             error: TransportError = TlsPolicyError(
+                f"{text}; the exchangers' DANE TLSA records require TLS with a matching certificate"
+            )
+        elif plan is ChannelSecurity.MTA_STS:
+            error = TlsPolicyError(
                 f"{text}; the domain's MTA-STS policy (enforce) requires TLS with a valid "
                 "certificate"
             )
@@ -525,6 +575,7 @@ class MxTransport(BaseTransport):
         envelope: Envelope,
         data: bytes,
         security: ChannelSecurity,
+        tlsa: DaneRecords | None = None,
     ) -> tuple[SendResult, ChannelSecurity]:
         """One transaction with one exchanger address; ``_Failover`` when the next may do better."""
         key = (current_loop(), address, exchanger.name, security)
@@ -545,6 +596,8 @@ class MxTransport(BaseTransport):
             client = SmtpClient(settings, ssl_context=self._contexts.get(security))
             try:
                 await client.connect()
+                if tlsa is not None:
+                    _check_dane(client, tlsa)
             except SmtpError as exc:
                 await client.aclose()
                 raise _Failover(exc) from exc
@@ -569,7 +622,12 @@ class MxTransport(BaseTransport):
             raise
         encrypted = client.is_encrypted
         self._give_back(key, client)
-        return result, security if encrypted else ChannelSecurity.NONE
+        if not encrypted:
+            return result, ChannelSecurity.NONE
+        if security is ChannelSecurity.DANE and (tlsa is None or not tlsa.usable):
+            # Only unusable TLSA records: encrypted (mandatory), not authenticated.
+            return result, ChannelSecurity.OPPORTUNISTIC
+        return result, security
 
     # ------------------------------------------------------------------ connections
 
@@ -610,6 +668,38 @@ class MxTransport(BaseTransport):
     async def __aenter__(self) -> MxTransport:
         self._closed = False
         return self
+
+
+def _check_dane(client: SmtpClient, tlsa: DaneRecords) -> None:
+    """Raise TlsError unless the connection's certificate matches a usable TLSA record.
+
+    With no usable record, TLS is still mandatory (the connection is
+    encrypted: STARTTLS was required) but the certificate is not checked.
+    """
+    usable = tlsa.usable
+    if not usable:
+        return
+    leaf = _peer_certificate(client)
+    if leaf is None or match_certificate(usable, leaf) is None:
+        raise TlsError(
+            f"the certificate of {tlsa.host} matches none of its TLSA records "
+            f"({', '.join(str(r) for r in usable)}): DANE authentication failed"
+        )
+
+
+def _peer_certificate(client: SmtpClient) -> bytes | None:
+    """The DER certificate the server presented, or None."""
+    stream = client.stream
+    if stream is None:
+        return None
+    # SmtpStream exposes no TLS attributes; its byte stream (anyio's or the
+    # asyncio one) provides them as anyio typed attributes.
+    inner = stream._stream
+    try:
+        der = inner.extra(TLSAttribute.peer_certificate_binary)  # noqa: S610
+    except TypedAttributeLookupError:
+        return None
+    return der if isinstance(der, bytes) else None
 
 
 def _named(
