@@ -280,7 +280,9 @@ def _send_message(self: Task, payload: dict[str, Any], failures: int = 0) -> dic
     """
     conf: Mapping[str, Any] = self.app.conf
     message = message_from_payload(
-        payload, max_size=int(_setting(conf, "lettre_max_payload_size", DEFAULT_MAX_PAYLOAD_SIZE))
+        payload,
+        max_size=int(_setting(conf, "lettre_max_payload_size", DEFAULT_MAX_PAYLOAD_SIZE)),
+        parse_headers=False,  # the bytes, the envelope and the Message-ID are all it needs
     )
     max_retries = int(_setting(conf, "lettre_max_retries", 8))
     task_id = str(self.request.id)

@@ -157,3 +157,14 @@ def test_ready_bytes_make_a_payload_too() -> None:
     assert again.message_id == "<9@x>"
     with pytest.raises(PayloadTooLarge):
         raw_to_payload(envelope, data, max_size=10)
+
+
+def test_without_parsing_the_headers_the_message_still_sends_the_same() -> None:
+    message = rich_message()
+    again = message_from_payload(through_json(message_to_payload(message)), parse_headers=False)
+    assert again.as_bytes() == message.as_bytes()
+    assert again.envelope == message.envelope
+    assert again.message_id == message.message_id
+    assert list(again.bcc) == list(message.bcc)
+    assert again.subject is None
+    assert list(again.to) == []
