@@ -1,4 +1,4 @@
-"""The ``python -m lettre`` command line: ``demo`` and ``send``.
+"""The ``python -m lettre`` command line: ``demo``, ``send`` and ``check-domain``.
 
 ``demo`` starts a local SMTP server (aiosmtpd) with STARTTLS and AUTH, sends a
 multipart message to it through :class:`~lettre.transports.smtp.SmtpTransport`
@@ -9,7 +9,12 @@ and shows the conversation and what the server received.
     python -m lettre send --url smtp://user@smtp.example.com:587 \\
         --from me@example.com --to you@example.com --subject Hi --text "Hello"
 
-Both run on asyncio by default; ``--backend uvloop`` or ``--backend trio``
+``check-domain DOMAIN`` reports what receivers will look up about mail
+from DOMAIN (SPF, DMARC, the DKIM key, MX, MTA-STS, TLS-RPT), one line per
+finding; it needs the ``direct`` extra and exits with 1 when something will
+make mail fail.
+
+They run on asyncio by default; ``--backend uvloop`` or ``--backend trio``
 picks another event loop.
 
 The password may come from the ``LETTRE_SMTP_PASSWORD`` environment variable
@@ -616,10 +621,45 @@ def _run_send(args: argparse.Namespace, out: Callable[[str], None]) -> int:
 # --------------------------------------------------------------------------- main
 
 
+def _run_check_domain(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    _check_backend(args.backend)
+    try:
+        from lettre.dns.check import check_sender_domain
+        from lettre.dns.resolver import Resolver
+    except ImportError as exc:
+        raise _UsageError(
+            f"check-domain needs the direct extra: pip install 'lettre[direct]' ({exc})"
+        ) from exc
+    signer = None
+    if args.dkim_key is not None or args.dkim_selector is not None:
+        if args.dkim_key is None or args.dkim_selector is None:
+            raise _UsageError("--dkim-key and --dkim-selector go together")
+        from lettre.dkim import DkimSigner
+
+        try:
+            key = Path(args.dkim_key).read_bytes()
+        except OSError as exc:
+            raise _UsageError(f"cannot read --dkim-key {args.dkim_key!r}: {exc.strerror}") from exc
+        signer = DkimSigner(domain=args.domain, selector=args.dkim_selector, private_key=key)
+    try:
+        resolver = Resolver(args.nameserver, port=args.dns_port)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from exc
+
+    async def check() -> Any:
+        return await check_sender_domain(args.domain, dkim=signer, resolver=resolver)
+
+    report = _run_on(args.backend, check)
+    out(f"{report.domain}:")
+    for finding in report.findings:
+        out(f"  {finding}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lettre",
-        description="lettre: an asyncio-native email client. Commands: demo, send.",
+        description="lettre: an asyncio-native email client. Commands: demo, send, check-domain.",
     )
     parser.add_argument("--version", action="version", version=f"lettre {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -664,6 +704,25 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument(
         "-v", "--verbose", action="store_true", help="print the SMTP conversation to stderr"
     )
+
+    check = commands.add_parser(
+        "check-domain", help="report what receivers will look up about a sender domain"
+    )
+    check.add_argument("domain", metavar="DOMAIN")
+    check.add_argument("--dkim-selector", metavar="SELECTOR", help="the DKIM selector to check")
+    check.add_argument(
+        "--dkim-key", metavar="PEM", help="the DKIM private key, to compare with the DNS key"
+    )
+    check.add_argument(
+        "--nameserver",
+        action="append",
+        metavar="IP",
+        help="ask this name server (repeatable; default: the system's)",
+    )
+    check.add_argument("--dns-port", type=int, default=53, metavar="PORT")
+    check.add_argument(
+        "--backend", choices=BACKENDS, default="asyncio", help="the event loop (default asyncio)"
+    )
     return parser
 
 
@@ -692,6 +751,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _run_demo(args, out)
+        if args.command == "check-domain":
+            return _run_check_domain(args, out)
         return _run_send(args, out)
     except _UsageError as exc:
         print(f"lettre: {exc}", file=sys.stderr)
