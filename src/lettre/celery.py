@@ -374,7 +374,24 @@ send_message: Any = shared_task(
     reject_on_worker_lost=True,
     max_retries=None,
 )(_send_message)
-"""The send task, ``lettre.send_message``: see :func:`_send_message` for what it does."""
+"""The Celery task ``lettre.send_message(payload)``: send a queued message, once.
+
+A shared task (every Celery app has it once ``lettre.celery`` is imported),
+acknowledged late and rejected (so delivered again) when its worker process
+dies. It sends through the worker process's own transport, made from the
+app's ``lettre_*`` settings at the process's first task; checks Redis for a
+record of the message before sending and writes one after the server
+accepted it; retries transient failures with exponential backoff and
+jitter, up to ``lettre_max_retries``.
+
+Its argument is a payload (:func:`~lettre.message.payload.message_to_payload`;
+:func:`queue_message` makes it). Its result is ``{"status": "sent",
+"message_id", "transport_id", "accepted": [...], "refused": [{"recipient",
+"reply", "error"}], "reply"}``, or the first delivery's result with
+``"status": "duplicate"`` when the message had been sent before. It fails
+with :class:`DeliveryFailed` on a permanent failure, after the last retry,
+or when the outcome is unknown (unless ``lettre_retry_outcome_unknown``).
+"""
 
 
 def queue_message(
