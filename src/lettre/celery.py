@@ -143,12 +143,20 @@ def _make_transport(conf: Mapping[str, Any]) -> Transport:
     return SmtpTransport.from_url(url, dkim=signers, pool=pool, **options)
 
 
+def _adopt_process() -> None:
+    """With the lock held: forget what a parent process made (never used or closed here)."""
+    global _transport, _records, _owner_pid
+    if _owner_pid != os.getpid():
+        _transport = _records = None
+        _owner_pid = os.getpid()
+
+
 def _process_transport(conf: Mapping[str, Any]) -> BlockingTransport:
-    global _transport, _owner_pid
+    global _transport
     with _lock:
-        if _transport is None or _transport.closed or _owner_pid != os.getpid():
+        _adopt_process()
+        if _transport is None or _transport.closed:
             _transport = BlockingTransport(lambda: _make_transport(conf))
-            _owner_pid = os.getpid()
         return _transport
 
 
@@ -157,7 +165,8 @@ def _dedup_client(conf: Mapping[str, Any]) -> redis.Redis | None:
     if conf.get("lettre_dedup") is False:
         return None
     with _lock:
-        if _records is not None and _owner_pid == os.getpid():
+        _adopt_process()
+        if _records is not None:
             return _records
         url = conf.get("lettre_dedup_url")
         if url is None:
@@ -190,12 +199,19 @@ def close_process_transport(timeout: float = 10.0) -> None:
         records.close()
 
 
+def _new_lock_in_child() -> None:
+    # A thread of the parent may have held the lock at the fork.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 def _on_process_init(**_kwargs: Any) -> None:
     # A fresh worker process: forget what the parent had; make ours on first use.
-    global _transport, _records, _owner_pid, _lock
-    _lock = threading.Lock()
-    _transport = _records = None
-    _owner_pid = os.getpid()
+    with _lock:
+        _adopt_process()
 
 
 def _on_process_shutdown(**_kwargs: Any) -> None:

@@ -100,6 +100,10 @@ def redis_server(directory: Path) -> Iterator[str]:
 _MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
 
 
+DROP = b"DROP"
+"""A reply in ``data_replies`` that closes the connection instead of answering."""
+
+
 class _Dropped(Exception):
     """A held connection is dropped without a reply."""
 
@@ -108,7 +112,8 @@ class RecordingSink:
     """An SMTP server on a loop thread that records the Message-ID of every message it accepts.
 
     ``data_replies[message_id]`` lists replies to give to that message's
-    content before it is accepted (``b"451 4.3.0 Busy"``); ``refuse`` holds
+    content before it is accepted (``b"451 4.3.0 Busy"``, or ``DROP`` to
+    close the connection without a reply); ``refuse`` holds
     recipients refused with 550. ``freeze_after(n)``: once ``n`` messages
     are accepted, every command's reply is held (nothing more is accepted)
     until ``drop_held()`` closes those connections without a reply.
@@ -121,6 +126,7 @@ class RecordingSink:
         self.data_replies: dict[str, list[bytes]] = {}
         self.refuse: set[str] = set()
         self.connections = 0
+        self.quits = 0
         self.held = 0
         self._freeze_at: int | None = None
         self._lock = threading.Lock()
@@ -228,10 +234,14 @@ class RecordingSink:
                         reply = script.pop(0) if script else None
                         if reply is None:
                             self.delivered.append(message_id)
+                    if reply == DROP:
+                        return  # the connection closes with no reply to the content
                     writer.write((reply or b"250 2.0.0 Ok: queued") + b"\r\n")
                 elif verb in (b"RSET", b"NOOP"):
                     writer.write(b"250 2.0.0 Ok\r\n")
                 elif verb == b"QUIT":
+                    with self._lock:
+                        self.quits += 1
                     writer.write(b"221 2.0.0 Bye\r\n")
                     await writer.drain()
                     return

@@ -6,12 +6,13 @@ by Message-ID: nothing may be lost, nothing may arrive twice.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from celery.result import ResultSet
-from celery_support import RecordingSink, WorkerFactory, wait_for
+from celery_support import DROP, INSTALL_REDIS, RecordingSink, WorkerFactory, redis_server, wait_for
 
 from lettre import Message
 from lettre.celery import DeliveryFailed, queue_message
@@ -50,6 +51,20 @@ def test_a_thousand_messages_are_each_delivered_exactly_once(
     assert set(counts.values()) == {1}
     # One pooled transport per worker process, reused by every task it ran.
     assert sink.connections <= 2
+
+
+def test_each_process_keeps_its_transport_and_closes_it_at_shutdown(
+    app: Any, sink: RecordingSink, workers: WorkerFactory
+) -> None:
+    queued = [queue_message(message(n), app=app) for n in range(20)]
+    worker = workers()
+    assert [o["status"] for o in results_of(queued, 30)] == ["sent"] * 20
+    assert 1 <= sink.connections <= 2
+    assert sink.quits == 0  # the connections stay open between tasks
+    worker.stop()
+    assert worker.process.returncode == 0, worker.output()
+    # QUIT from each process as it shut down.
+    wait_for(lambda: sink.quits == sink.connections, 10, "a QUIT on every connection")
 
 
 def test_a_worker_killed_mid_run_loses_nothing_and_sends_nothing_twice(
@@ -149,3 +164,28 @@ def test_transient_failures_give_up_after_the_limit(
         queued.get(timeout=30)
     assert sink.content_attempts[busy.message_id] == 4
     assert sink.delivered_count() == 0
+
+
+def test_an_unknown_outcome_is_not_retried(
+    app: Any, sink: RecordingSink, workers: WorkerFactory
+) -> None:
+    lost = message(1)
+    assert lost.message_id is not None
+    sink.data_replies[lost.message_id] = [DROP]
+    queued = queue_message(lost, app=app)
+    workers()
+    with pytest.raises(DeliveryFailed, match="outcome unknown, not retried"):
+        queued.get(timeout=30)
+    assert sink.content_attempts[lost.message_id] == 1
+
+
+def test_without_redis_server_the_tests_say_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with (
+        pytest.raises(RuntimeError, match="apt-get install redis-server") as info,
+        redis_server(tmp_path),
+    ):
+        pass
+    assert str(info.value) == INSTALL_REDIS
