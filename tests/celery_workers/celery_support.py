@@ -121,6 +121,7 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.delivered: list[str] = []
+        self.contents: dict[str, bytes] = {}
         self.content_attempts: collections.Counter[str] = collections.Counter()
         self.rcpt_attempts: collections.Counter[str] = collections.Counter()
         self.data_replies: dict[str, list[bytes]] = {}
@@ -234,6 +235,7 @@ class RecordingSink:
                         reply = script.pop(0) if script else None
                         if reply is None:
                             self.delivered.append(message_id)
+                            self.contents[message_id] = content
                     if reply == DROP:
                         return  # the connection closes with no reply to the content
                     writer.write((reply or b"250 2.0.0 Ok: queued") + b"\r\n")

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from celery_support import RecordingSink
 
 import lettre.celery as lettre_celery
 from lettre import Envelope, LettreError, MemoryTransport, Message
 from lettre.celery import TASK_NAME, DeliveryFailed
 from lettre.errors import SmtpConnectError
 from lettre.message.payload import message_to_payload
+from lettre.signing import Signer
 
 MADE: list[MemoryTransport] = []
 
@@ -120,3 +122,32 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
             assert full / 2 <= lettre_celery._backoff(conf, failures) <= full
     steady = {**conf, "lettre_retry_jitter": False}
     assert [lettre_celery._backoff(steady, n) for n in range(6)] == [2, 4, 8, 16, 32, 60]
+
+
+class Stamp(Signer):
+    def sign(self, data: bytes) -> bytes:
+        return b"X-Stamp: signed\r\n" + data
+
+
+def test_the_transport_is_made_from_the_url_pool_and_dkim_settings(
+    redis_url: str, sink: RecordingSink
+) -> None:
+    app = Celery("settings", broker=redis_url, backend=redis_url, set_as_current=False)
+    app.conf.update(
+        lettre_email_url=sink.url,
+        lettre_email_pool={"max_size": 1},
+        lettre_email_dkim=Stamp(),
+        lettre_email_options={"hello_name": "worker.example"},
+    )
+    try:
+        sent = message()
+        outcome = run(app, message_to_payload(sent)).get()
+        assert outcome["status"] == "sent"
+        assert outcome["accepted"] == ["ada@example.com"]
+        assert outcome["reply"]["code"] == 250
+        assert sent.message_id is not None
+        assert sink.contents[sent.message_id].startswith(b"X-Stamp: signed\r\n")
+        assert sink.contents[sent.message_id].endswith(sent.as_bytes()[-20:] + b".\r\n")
+    finally:
+        lettre_celery.close_process_transport()
+        app.close()
