@@ -291,3 +291,18 @@ async def test_closed_transport_refuses_to_send(dns_server: DnsServer) -> None:
     await transport.aclose()
     with pytest.raises(TransportError, match="closed"):
         await transport.send(_message("bob@a.test"))
+
+
+async def test_for_new_process_shares_no_connection(
+    dns_server: DnsServer, mx_servers: MxServers
+) -> None:
+    dns_server.add("a.test. 300 IN MX 10 mx.a.test.\nmx.a.test. 300 IN A 127.0.0.2")
+    handler = mx_servers.start("127.0.0.2", starttls=False, handler=_CountingHandler())
+    async with _transport(dns_server, mx_servers) as transport:
+        await transport.send(_message("bob@a.test"))
+        child = transport.for_new_process()
+        assert child is not transport
+        async with child:
+            await child.send(_message("bob@a.test"))
+    assert len(handler.messages) == 2
+    assert handler.commands.count("EHLO") == 2  # the child opened its own connection

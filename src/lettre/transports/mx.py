@@ -12,6 +12,7 @@ Needs the ``direct`` extra (dnspython).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import enum
 from collections.abc import Sequence
@@ -647,6 +648,17 @@ class MxTransport(BaseTransport):
             idle.append(client)
         else:
             client.abandon()
+
+    def for_new_process(self) -> MxTransport:
+        """A copy of this transport that shares no connection with it, for a forked child.
+
+        The settings, signers, resolver configuration and MTA-STS cache object
+        are shared; the idle connections are not.
+        """
+        fresh = copy.copy(self)
+        fresh._idle = {}
+        fresh._closed = False
+        return fresh
 
     async def aclose(self) -> None:
         """Close the idle connections (QUIT); later sends fail until reopened."""
