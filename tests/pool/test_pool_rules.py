@@ -869,7 +869,9 @@ async def test_hand_off_needs_a_waiter() -> None:
         # The waiter owns the connection but sleeps until woken.
         await settle()
         assert got == []
+        assert not wake.gave_up()
         wake()
+        assert not wake.gave_up()
     assert got == [conn]
     stats = pool.statistics()
     assert (stats.in_use, stats.waiting) == (1, 0)
@@ -947,8 +949,10 @@ async def test_chained_connection_abandoned_with_nobody_next_is_closed() -> None
         await settle()
         wake = pool.hand_off(conn)
         assert wake is not None
+        assert not wake.gave_up()
         scope.cancel()
         await settle()
+        assert wake.gave_up()
         wake()  # too late: harmless
     assert not got
     assert conn.closed

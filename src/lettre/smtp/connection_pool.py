@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConnectionFactory",
     "ConnectionPool",
+    "HandOff",
     "PoolConfig",
     "PoolStatistics",
     "PooledConnection",
@@ -211,6 +212,19 @@ class PoolStatistics:
     closed_total: int
 
 
+class HandOff(Protocol):
+    """A waiter that :meth:`ConnectionPool.hand_off` gave a busy connection to.
+
+    Call it, exactly once, to let the waiter resume.
+    """
+
+    def __call__(self) -> None:
+        """Wake the waiter."""
+
+    def gave_up(self) -> bool:
+        """Whether the waiter was cancelled before it was woken (its connection is orphaned)."""
+
+
 class _Waiter(Generic[C]):
     """A caller queued for a connection; filled in by whoever serves it.
 
@@ -264,6 +278,17 @@ class _Waiter(Generic[C]):
             self.event.set()
         elif not future.done():  # not already resumed by its timer or cancelled
             future.set_result(None)
+
+    def __call__(self) -> None:
+        """:meth:`wake`: what :meth:`ConnectionPool.hand_off` hands back."""
+        self.wake()
+
+    def gave_up(self) -> bool:
+        """Whether the caller stopped waiting (it was cancelled) before being woken."""
+        if self.woken:
+            return False
+        future = self.future
+        return future.done() if future is not None else self.cancelled
 
     def expire(self) -> None:
         """Resume an asyncio waiter whose time is up; it finds itself unserved."""
@@ -550,6 +575,7 @@ class ConnectionPool(Generic[C]):
                 await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
             lent = self._abandon(waiter)
+            waiter.cancelled = True  # for HandOff.gave_up()
             if lent is not None:
                 with anyio.CancelScope(shield=True):
                     await self._close_lent(lent)
@@ -720,9 +746,7 @@ class ConnectionPool(Generic[C]):
         self._closing += 1
         await self._close_one(conn)
 
-    def hand_off(
-        self, conn: C, claim: Callable[[object], bool] | None = None
-    ) -> Callable[[], None] | None:
+    def hand_off(self, conn: C, claim: Callable[[object], bool] | None = None) -> HandOff | None:
         """Pass a connection that is still busy straight to the first waiter.
 
         Used for chaining: the caller has the server's go-ahead for its
@@ -767,7 +791,7 @@ class ConnectionPool(Generic[C]):
         waiter.connection = conn
         waiter.chained = True
         waiter.expiry = math.inf  # no longer bounded by pool_timeout
-        return waiter.wake
+        return waiter
 
     async def discard(self, conn: C) -> None:
         """Close a lent connection and drop it from the pool, whatever its state.

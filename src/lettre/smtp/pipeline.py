@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from lettre.envelope import Envelope
     from lettre.protocol.replies import Reply
     from lettre.smtp.client import SmtpClient, Transaction
+    from lettre.smtp.connection_pool import HandOff
     from lettre.smtp.stream import SmtpStream, _AsyncioByteStream
 
 __all__ = ["Pipeline", "Ticket"]
@@ -116,16 +117,16 @@ class Ticket:
         self.replies: list[Reply] = []
         self.expected = 0
         self.future: asyncio.Future[None] | None = None
-        self.wake: Callable[[], None] | None = None
+        self.wake: HandOff | None = None
         self.turn: object = None
 
     def gone(self) -> bool:
         """Whether the sender stopped waiting (it was cancelled) before being woken."""
         future = self.future
-        if future is None:
-            # Still waiting in the pool: its waiter sleeps on a future too.
-            future = getattr(getattr(self.wake, "__self__", None), "future", None)
-        return isinstance(future, asyncio.Future) and future.done()
+        if future is not None:
+            return future.done()
+        wake = self.wake  # still waiting in the pool
+        return wake is not None and wake.gave_up()
 
 
 def eligible(tx: Transaction) -> bool:
