@@ -52,6 +52,7 @@ import logging
 import os
 import random
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any, Final
@@ -301,7 +302,8 @@ def _send_message(self: Task, payload: dict[str, Any], failures: int = 0) -> dic
         parse_headers=False,  # the bytes, the envelope and the Message-ID are all it needs
     )
     max_retries = int(_setting(conf, "lettre_max_retries", 8))
-    task_id = str(self.request.id)
+    # This run's claim token: a redelivered copy of the task has the same id.
+    token = f"{self.request.id}:{uuid.uuid4().hex}"
 
     def retry(error: BaseException, countdown: float, next_failures: int) -> Exception:
         if next_failures > max_retries:
@@ -326,7 +328,7 @@ def _send_message(self: Task, payload: dict[str, Any], failures: int = 0) -> dic
                 return {**json.loads(done), "status": "duplicate"}
             claimed = records.set(
                 _CLAIM_PREFIX + key,
-                task_id,
+                token,
                 nx=True,
                 ex=int(_setting(conf, "lettre_claim_ttl", 900)),
             )
@@ -343,7 +345,7 @@ def _send_message(self: Task, payload: dict[str, Any], failures: int = 0) -> dic
     def release() -> None:
         if records is not None and key is not None:
             try:
-                records.eval(_RELEASE, 1, _CLAIM_PREFIX + key, task_id)
+                records.eval(_RELEASE, 1, _CLAIM_PREFIX + key, token)
             except redis.RedisError:
                 _logger.warning("message %s: could not release its claim", message.message_id)
 

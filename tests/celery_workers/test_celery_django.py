@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery_support import RecordingSink, WorkerFactory, wait_for
 
-django = pytest.importorskip("django")
+pytest.importorskip("django")
 
-from django.conf import settings  # noqa: E402
 
-if not settings.configured:
-    settings.configure(
-        INSTALLED_APPS=[],
-        DEFAULT_FROM_EMAIL="Shop <shop@example.com>",
-        EMAIL_BACKEND="lettre.django.EmailBackend",
-        USE_TZ=True,
-    )
-    django.setup()
+def _configure_django() -> None:
+    """Django's settings as the Django backend's tests make them, whichever runs first.
+
+    Settings can be configured once per process: tests/django/conftest.py is
+    the one place that says what they are.
+    """
+    path = Path(__file__).resolve().parents[1] / "django" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("lettre_tests_django_settings", path)
+    assert spec is not None
+    assert spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+_configure_django()
 
 from django.core.mail import EmailMessage, get_connection, send_mail  # noqa: E402
 

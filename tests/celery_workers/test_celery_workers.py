@@ -189,3 +189,29 @@ def test_without_redis_server_the_tests_say_how_to_install_it(
     ):
         pass
     assert str(info.value) == INSTALL_REDIS
+
+
+def test_a_message_claimed_by_another_delivery_waits_for_the_claim(
+    app: Any, redis_url: str, sink: RecordingSink, workers: WorkerFactory
+) -> None:
+    import time
+
+    import lettre.celery
+
+    claimed = message(1)
+    key = lettre.celery._key(claimed)
+    assert key is not None
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.set(f"lettre:claim:{key}", "another-delivery", px=1500)
+        start = time.monotonic()
+        queued = queue_message(claimed, app=app)
+        workers()
+        outcome = queued.get(timeout=30)
+        assert time.monotonic() - start >= 1.5
+        assert client.exists(f"lettre:claim:{key}") == 0
+        assert client.exists(f"lettre:sent:{key}") == 1
+    finally:
+        client.close()
+    assert outcome["status"] == "sent"
+    assert sink.counts() == {claimed.message_id: 1}
