@@ -82,7 +82,7 @@ class MxServers:
 
 @asynccontextmanager
 async def greeting_server(host: str, port: int, greeting: bytes) -> AsyncIterator[list[int]]:
-    """A listener in the test's loop that greets each client with ``greeting`` and closes.
+    """A listener in the test's loop that greets each client with ``greeting`` (b"": silence).
 
     Yields a list that gets one entry per connection accepted.
     """
@@ -92,8 +92,15 @@ async def greeting_server(host: str, port: int, greeting: bytes) -> AsyncIterato
     async def handle(stream: SocketStream) -> None:
         async with stream:
             accepted.append(1)
+            # Greet (or stay silent), then hold the connection until the client leaves.
             with anyio.move_on_after(5):
-                await stream.send(greeting)
+                if greeting:
+                    await stream.send(greeting)
+                try:
+                    while await stream.receive():
+                        pass
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
 
     async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handle)

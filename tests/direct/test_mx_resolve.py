@@ -210,3 +210,19 @@ def test_resolver_settings_are_checked() -> None:
         Resolver(["127.0.0.1"], port=0)
     with pytest.raises(ValueError, match="timeout must be a positive"):
         Resolver(["127.0.0.1"], timeout=0)
+
+
+async def test_an_answer_too_big_even_for_tcp_ends_in_a_typed_error(
+    dns_server: DnsServer, resolver: Resolver
+) -> None:
+    # 1,100 MX records of about 70 bytes: more than 64 KiB, so even TCP gets a
+    # truncated answer.
+    padding = "x" * 55
+    dns_server.add(
+        "\n".join(f"huge.test. 300 IN MX {i} mx{i}-{padding}.huge.test." for i in range(1100))
+    )
+    with pytest.raises(DnsError, match="truncated even over TCP") as info:
+        await resolve_mx("huge.test", resolver)
+    assert type(info.value) is DnsError
+    assert info.value.transient
+    assert {q.transport for q in dns_server.asked("huge.test", "MX")} == {"udp", "tcp"}

@@ -306,3 +306,32 @@ async def test_for_new_process_shares_no_connection(
             await child.send(_message("bob@a.test"))
     assert len(handler.messages) == 2
     assert handler.commands.count("EHLO") == 2  # the child opened its own connection
+
+
+async def test_a_silent_exchanger_times_out_and_the_next_is_tried(
+    dns_server: DnsServer, mx_servers: MxServers
+) -> None:
+    dns_server.add(
+        """
+        a.test. 300 IN MX 10 mute.a.test.
+        a.test. 300 IN MX 20 mx2.a.test.
+        mute.a.test. 300 IN A 127.0.0.2
+        mx2.a.test. 300 IN A 127.0.0.3
+        """
+    )
+    second = mx_servers.start("127.0.0.3")
+    async with (
+        greeting_server("127.0.0.2", mx_servers.port, b"") as accepted,
+        MxTransport(
+            hello_name=HELLO,
+            nameservers=["127.0.0.1"],
+            dns_port=dns_server.port,
+            port=mx_servers.port,
+            timeout=0.5,
+        ) as transport,
+    ):
+        result = await transport.send(_message("bob@a.test"))
+    assert accepted == [1]
+    assert len(second.messages) == 1
+    assert "mute.a.test [127.0.0.2]" in result.deliveries[0].failures[0]
+    assert "timed out" in result.deliveries[0].failures[0]

@@ -208,6 +208,15 @@ class Resolver:
                 rdtype=rdtype,
                 transient=True,
             ) from exc
+        if answer.response.flags & dns.flags.TC:
+            # Truncated even over TCP: the records are not all there.
+            raise DnsError(
+                f"the answer to {rdtype} {qname!r} was truncated even over TCP (too large "
+                "for a DNS message); try again later",
+                name=qname,
+                rdtype=rdtype,
+                transient=True,
+            )
         records = tuple(answer.rrset) if answer.rrset is not None else ()
         authentic = self.validating and bool(answer.response.flags & dns.flags.AD)
         canonical = answer.canonical_name.to_text().rstrip(".").lower()
