@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable
 
 import pytest
@@ -521,3 +522,41 @@ def test_breakers_next_to_the_closing_quote(path: str) -> None:
         Mail(path)
     with pytest.raises(LocalProtocolError, match=r"spaces|unterminated"):
         Rcpt(path)
+
+
+def test_more_error_texts_name_the_command() -> None:
+    cases: list[tuple[Callable[[], object], str]] = [
+        (lambda: Helo("a b"), "HELO hostname must be a non-empty ASCII domain"),
+        (lambda: Helo("a\rb"), "HELO hostname contains the control character '\\r'"),
+        (lambda: Auth(5), "AUTH mechanism must be a str, not int"),  # type: ignore[arg-type]
+        (lambda: Auth("PLAIN", "x"), "AUTH initial response must be bytes, not str"),  # type: ignore[arg-type]
+        (lambda: AuthResponse("x"), "AUTH response must be bytes, not str"),  # type: ignore[arg-type]
+        (lambda: Bdat("x"), "BDAT data must be bytes, not str"),  # type: ignore[arg-type]
+        (lambda: MessageData("x"), "message data must be bytes, not str"),  # type: ignore[arg-type]
+        (lambda: Mail("a@b", body=5), "MAIL BODY must be a str, not int"),  # type: ignore[arg-type]
+        (lambda: Mail("a@b", ret=5), "MAIL RET must be a str, not int"),  # type: ignore[arg-type]
+        (lambda: Mail("a@b", envid=5), "MAIL ENVID must be a str, not int"),  # type: ignore[arg-type]
+        (lambda: Rcpt(5), "RCPT forward path must be a str, not int"),  # type: ignore[arg-type]
+        (lambda: Rcpt("a@b", notify=[5]), "RCPT NOTIFY must be a str, not int"),  # type: ignore[list-item]
+        (lambda: Rcpt("a@b", orcpt=5), "RCPT ORCPT must be a str, not int"),  # type: ignore[arg-type]
+    ]
+    for build, message in cases:
+        with pytest.raises(LocalProtocolError, match="^" + re.escape(message)):
+            build()
+
+
+def test_auth_repr_hides_only_a_response() -> None:
+    assert repr(Auth("PLAIN")) == "Auth(mechanism='PLAIN', initial_response=None)"
+    assert repr(Auth("PLAIN", b"")) == "Auth(mechanism='PLAIN', initial_response=<hidden>)"
+    assert repr(Auth("PLAIN", b"secret")) == "Auth(mechanism='PLAIN', initial_response=<hidden>)"
+    assert repr(AuthResponse(b"secret")) == "AuthResponse(data=<hidden>)"
+
+
+def test_xtext_keeps_every_other_printable_character() -> None:
+    printable = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in "+=")
+    assert xtext_encode(printable) == printable
+    orcpt = Rcpt("b@x", orcpt="é" + printable.replace("\\", ""))
+    assert (
+        orcpt.to_bytes()
+        == ("RCPT TO:<b@x> ORCPT=utf-8;\\x{E9}" + printable.replace("\\", "") + "\r\n").encode()
+    )

@@ -1312,3 +1312,82 @@ def test_each_bound_reaches_the_parser_and_survives_starttls() -> None:
         conn = make(ClientConnection(max_reply_lines=2))
         with pytest.raises(RemoteProtocolError, match=exactly("reply has more than 2 lines")):
             feed(conn, b"250-a\r\n250-b\r\n250 c\r\n")
+
+
+def test_any_2xx_reply_to_ehlo_opens_the_session() -> None:
+    # The code's first digit alone decides: 200 and 201 are replies like 250.
+    for code in (b"200", b"201", b"299"):
+        conn = connect(None)
+        conn.send(Ehlo("client.example"))
+        feed(conn, code + b"-mx.example\r\n" + code + b" PIPELINING\r\n")
+        assert conn.state is S.READY
+        assert conn.capabilities is not None
+        assert conn.capabilities.pipelining
+    for code in (b"400", b"404", b"500", b"505", b"599"):
+        conn = connect(None)
+        conn.send(Ehlo("client.example"))
+        feed(conn, code + b" no\r\n")
+        assert conn.state is S.HELLO
+        assert conn.capabilities is None
+        assert conn.send(Helo("client.example")) == b"HELO client.example\r\n"
+
+
+def test_3xx_to_data_at_the_edges() -> None:
+    for code in (300, 399):
+        conn = connect()
+        conn.send_envelope(Mail("a@b"), [Rcpt("c@d")], data=True)
+        with pytest.raises(
+            RemoteProtocolError, match=exactly(f"reply {code} to DATA: only 354 makes sense")
+        ):
+            feed(conn, b"250 ok\r\n250 ok\r\n%d go\r\n" % code)
+
+
+def test_smtputf8_envelope_in_one_flight() -> None:
+    conn = connect()
+    out = conn.send_envelope(Mail("a@b", smtputf8=True), [Rcpt("ü@example.com")], data=True)
+    assert out == "MAIL FROM:<a@b> SMTPUTF8\r\nRCPT TO:<ü@example.com>\r\nDATA\r\n".encode()
+
+
+def test_after_starttls_the_session_is_neither_extended_nor_authenticated() -> None:
+    conn = connect()
+    conn.send(Auth("PLAIN", b"\0u\0p"))
+    feed(conn, b"235 ok\r\n")
+    assert conn.authenticated is True
+    assert conn.extended is True
+    conn.send(StartTls())
+    feed(conn, b"220 go\r\n")
+    conn.tls_established()
+    assert conn.authenticated is False
+    assert conn.extended is False
+    assert conn.capabilities is None
+
+
+def test_unsolicited_data_texts() -> None:
+    conn = connect()
+    conn.receive_data(b"554 5.7.1 rej")
+    with pytest.raises(
+        RemoteProtocolError, match=exactly("unsolicited data from the server between commands")
+    ):
+        conn.send(Noop())
+    conn = connect()
+    conn.receive_data(b"421 bye\r\n250")
+    with pytest.raises(
+        RemoteProtocolError,
+        match=exactly("unsolicited data from the server after its 421 reply"),
+    ):
+        conn.send(Noop())
+
+
+def test_the_connection_works_on_after_a_transaction_refused_in_one_flight() -> None:
+    conn = connect()
+    conn.send_envelope(Mail("a@b"), [Rcpt("c@d")], data=True)
+    assert codes(conn, b"550 no\r\n503 no\r\n503 no\r\n") == [550, 503, 503]
+    assert conn.state is S.READY
+    assert conn.accepted_recipients == 0
+    conn.send(Noop())
+    assert codes(conn, b"250 ok\r\n") == [250]
+    conn.send(Rset())
+    assert codes(conn, b"250 ok\r\n") == [250]
+    assert conn.send_envelope(Mail("a@b"), [Rcpt("c@d")]) == (
+        b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+    )

@@ -7,7 +7,7 @@ import itertools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from protocol_support import normalize, unstuff
+from protocol_support import exactly, normalize, unstuff
 
 from lettre.errors import LocalProtocolError
 from lettre.protocol.dotstuff import BdatEncoder, CrlfNormalizer, DataEncoder, encode_data
@@ -86,9 +86,9 @@ def test_data_encoder_misuse() -> None:
     encoder = DataEncoder()
     assert encoder.feed(b"") == b""
     assert encoder.end() == b".\r\n"
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match=exactly("message content after the end of data")):
         encoder.feed(b"more")
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match=exactly("the end of data was already sent")):
         encoder.end()
 
 
@@ -96,7 +96,7 @@ def test_bdat_encoder() -> None:
     encoder = BdatEncoder()
     assert encoder.chunk(b"a\nb\r", last=False) == b"a\r\nb\r\n"
     assert encoder.chunk(b"\nc", last=True) == b"c\r\n"
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match=exactly("BDAT after the LAST chunk")):
         encoder.chunk(b"", last=True)
     assert BdatEncoder().chunk(b"", last=True) == b""
     assert BdatEncoder().chunk(b"x\r\n", last=True) == b"x\r\n"

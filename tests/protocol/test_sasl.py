@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 
 import pytest
+from protocol_support import exactly
 
 from lettre.errors import LocalProtocolError, RemoteProtocolError
 from lettre.protocol.replies import Reply
@@ -419,3 +421,259 @@ def test_scram_cache_of_salted_passwords_keeps_no_password() -> None:
     assert all(
         password not in key and password not in value for key, value in scram._SALTED.items()
     )
+
+
+# ------------------------------------------------------------------ error texts
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply(235, None, ("ok",)), "expected a 334 challenge, got 235"),
+        (Reply(334, None, ("QQ==", "QQ==")), "a 334 challenge must be a single line"),
+        (challenge("QUJ"), "the 334 challenge is not valid base64"),
+        (challenge("QU=J"), "the 334 challenge is not valid base64"),
+        (challenge("ünï"), "the 334 challenge is not valid base64"),
+    ],
+)
+def test_bad_challenge_texts(reply: Reply, message: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=exactly(message)):
+        decode_challenge(reply)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Plain("us\0er", "pw"), "username contains a character this mechanism cannot send"),
+        (lambda: Plain("u", "p\0"), "password contains a character this mechanism cannot send"),
+        (
+            lambda: Plain("u", "p", authzid="a\0"),
+            "authzid contains a character this mechanism cannot send",
+        ),
+        (lambda: Plain("user", None), "password must be a str, not NoneType"),
+        (lambda: Plain(b"user", "p"), "username must be a str, not bytes"),
+        (
+            lambda: XOAuth2("u\x01", "t"),
+            "username contains a character this mechanism cannot send",
+        ),
+        (lambda: XOAuth2("u", "t\x01"), "token contains a character this mechanism cannot send"),
+        (lambda: OAuthBearer("u", "t", port=0), "port must be an int between 1 and 65535"),
+        (lambda: OAuthBearer("u", "t", port=65536), "port must be an int between 1 and 65535"),
+        (lambda: OAuthBearer("u", "t", port=True), "port must be an int between 1 and 65535"),
+        (
+            lambda: OAuthBearer("u", "t", host="h\x01"),
+            "host contains a character this mechanism cannot send",
+        ),
+        (lambda: mechanism_class("NOPE"), "no SASL mechanism 'NOPE'; lettre implements "),
+        (lambda: mechanism_class(5), "no SASL mechanism 5; lettre implements "),
+        (lambda: saslprep(5), "the value must be a str, not int"),
+        (
+            lambda: saslprep("a\x00", what="the password"),
+            "the password contains a character that SASLprep (RFC 4013) prohibits "
+            "(a control, private-use or non-character code point)",
+        ),
+        (
+            lambda: saslprep("\u0221", what="the name", allow_unassigned=False),
+            "the name contains an unassigned Unicode code point",
+        ),
+        (
+            lambda: saslprep("\u0627a"),
+            "the value mixes right-to-left and left-to-right text in a way that "
+            "SASLprep (RFC 4013) prohibits",
+        ),
+        (
+            lambda: ScramSha256("\u00ad", "p"),
+            "SCRAM-SHA-256: the user name is empty after SASLprep",
+        ),
+        (
+            lambda: ScramSha256("u", "p", nonce="a,b"),
+            "the nonce must be printable ASCII without a comma",
+        ),
+    ],
+)
+def test_local_error_texts(build: object, message: str) -> None:
+    assert callable(build)
+    pattern = exactly(message) if not message.endswith(" ") else "^" + re.escape(message)
+    with pytest.raises(LocalProtocolError, match=pattern):
+        build()
+
+
+def test_mechanism_class_lists_every_mechanism_in_its_error() -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        mechanism_class("NOPE")
+    assert str(info.value).endswith("lettre implements " + ", ".join(MECHANISMS))
+
+
+def test_oauthbearer_port_bounds() -> None:
+    for port in (1, 65535):
+        message = OAuthBearer("u", "t", port=port).initial_response()
+        assert message == b"n,a=u,\x01port=%d\x01auth=Bearer t\x01\x01" % port
+    host_only = OAuthBearer("u", "t", host="h").initial_response()
+    assert host_only == b"n,a=u,\x01host=h\x01auth=Bearer t\x01\x01"
+
+
+def test_remote_error_texts() -> None:
+    plain = Plain("u", "p")
+    plain.respond(b"")
+    too_many = "PLAIN: the server sent more than 1 challenge(s)"
+    with pytest.raises(RemoteProtocolError, match=exactly(too_many)):
+        plain.respond(b"")
+    with pytest.raises(
+        RemoteProtocolError, match=exactly("PLAIN: the server sent a non-empty challenge")
+    ):
+        Plain("u", "p").respond(b"x")
+    with pytest.raises(
+        RemoteProtocolError, match=exactly("CRAM-MD5: the server sent an empty challenge")
+    ):
+        CramMd5("u", "p").respond(b"")
+    login = Login("u", "p")
+    login.respond(b"?")
+    login.respond(b"?")
+    with pytest.raises(
+        RemoteProtocolError, match=exactly("LOGIN: the server sent more than 2 challenge(s)")
+    ):
+        login.respond(b"?")
+
+
+# ------------------------------------------------------------------ edges the others miss
+
+
+def test_a_challenge_with_characters_outside_base64_is_refused() -> None:
+    # Decoded leniently, "QUJD!" would be "ABC".
+    with pytest.raises(RemoteProtocolError, match="not valid base64"):
+        decode_challenge(challenge("QUJD!"))
+
+
+def test_a_token_error_that_is_not_utf8_is_kept_with_replacement_characters() -> None:
+    for mech in (XOAuth2("u", "t"), OAuthBearer("u", "t")):
+        mech.respond(b'{"status":"\xff"}')
+        assert mech.error == '{"status":"\ufffd"}'
+
+
+@pytest.mark.parametrize("cls", [Plain, Login, CramMd5, XOAuth2, OAuthBearer, ScramSha256])
+def test_every_mechanism_names_the_value_that_is_not_a_str(cls: type[Mechanism]) -> None:
+    what = "token" if issubclass(cls, TokenMechanism) else "password"
+    with pytest.raises(LocalProtocolError, match=r"^username must be a str, not int$|user name"):
+        cls(5, "x")  # type: ignore[call-arg, arg-type]
+    with pytest.raises(LocalProtocolError, match=rf"^{what} must be a str, not int$|the password"):
+        cls("u", 5)  # type: ignore[call-arg, arg-type]
+
+
+def test_plain_names_its_authzid() -> None:
+    with pytest.raises(LocalProtocolError, match=exactly("authzid must be a str, not int")):
+        Plain("u", "p", authzid=5)  # type: ignore[arg-type]
+
+
+def test_oauthbearer_names_its_host() -> None:
+    with pytest.raises(LocalProtocolError, match=exactly("host must be a str, not int")):
+        OAuthBearer("u", "t", host=5)  # type: ignore[arg-type]
+
+
+def test_saslprep_maps_every_non_ascii_space_to_a_space() -> None:
+    # U+1680 (OGHAM SPACE MARK) is in table C.1.2, and NFKC leaves it alone.
+    assert saslprep("a\u1680b") == "a b"
+    assert saslprep("a\u3000b") == "a b"
+
+
+def test_saslprep_right_to_left_text_with_digits_inside() -> None:
+    # Right-to-left first and last; a European digit in between is neither.
+    assert saslprep("\u06271\u0627") == "\u06271\u0627"
+    with pytest.raises(LocalProtocolError, match="right-to-left"):
+        saslprep("\u0627\u06271")
+    with pytest.raises(LocalProtocolError, match="right-to-left"):
+        saslprep("1\u0627\u0627")
+
+
+SALT = b"s=W22ZaJ0SNY7soEsUEjb6gQ=="
+NONCE = b"r=rOprNGfwEbeRWgbNEkqOx"
+
+
+@pytest.mark.parametrize(
+    ("server_first", "message"),
+    [
+        (b"1=x," + NONCE + b"," + SALT + b",i=4096", "the SCRAM server-first message is malformed"),
+        (b"ab," + NONCE + b"," + SALT + b",i=4096", "the SCRAM server-first message is malformed"),
+        (
+            "é=x,".encode() + NONCE + b"," + SALT + b",i=4096",
+            "the SCRAM server-first message is malformed",
+        ),
+        (NONCE + b"\xff," + SALT + b",i=4096", "the SCRAM server-first message is not UTF-8"),
+        (
+            b"m=x," + NONCE + b"," + SALT + b",i=4096",
+            "SCRAM-SHA-256: the server requires an extension lettre lacks",
+        ),
+        (NONCE + b",i=4096," + SALT, "SCRAM-SHA-256: the server-first message is malformed"),
+        (
+            b"r=other," + SALT + b",i=4096",
+            "SCRAM-SHA-256: the server's nonce does not extend the client's (a replayed "
+            "or forged exchange)",
+        ),
+        (NONCE + b"," + SALT + b"!,i=4096", "SCRAM-SHA-256: the server's salt is not valid base64"),
+        (NONCE + b",s=,i=4096", "SCRAM-SHA-256: the server's salt is empty"),
+        (
+            NONCE + b"," + SALT + b",i=x",
+            "SCRAM-SHA-256: the server's iteration count is not a number",
+        ),
+        (
+            NONCE + b"," + SALT + b",i=4095",
+            "SCRAM-SHA-256: the server asks for 4095 iterations, fewer than the 4096 that keep "
+            "the proof expensive to attack",
+        ),
+        (
+            NONCE + b"," + SALT + b",i=1000000000",
+            "SCRAM-SHA-256: the server asks for 1000000000 iterations, more than the 600000 "
+            "lettre computes",
+        ),
+    ],
+)
+def test_scram_server_first_error_texts(server_first: bytes, message: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=exactly(message)):
+        rfc_scram().respond(server_first)
+
+
+def test_scram_iteration_bounds_are_inclusive() -> None:
+    exact = ScramSha256("user", "pencil", nonce=CLIENT_NONCE, max_iterations=4096)
+    assert exact.respond(SERVER_FIRST) == CLIENT_FINAL
+    exact = ScramSha256("user", "pencil", nonce=CLIENT_NONCE, min_iterations=4096)
+    assert exact.respond(SERVER_FIRST) == CLIENT_FINAL
+
+
+def test_scram_accepts_extensions_after_the_iteration_count() -> None:
+    mech = rfc_scram()
+    assert mech.respond(SERVER_FIRST + b",x=later").startswith(b"c=biws,r=")
+
+
+def test_scram_nonce_characters_at_the_edges() -> None:
+    first = ScramSha256("user", "pencil", nonce="!~").initial_response()
+    assert first == b"n,,n=user,r=!~"
+    generated = ScramSha256("user", "pencil").initial_response().split(b",r=")[1]
+    assert len(generated) == 32  # 24 random octets, URL-safe base64
+
+
+@pytest.mark.parametrize(
+    ("server_final", "message"),
+    [
+        (b"x=whatever", "SCRAM-SHA-256: the server-final message is malformed"),
+        (SERVER_FINAL + b"!", "SCRAM-SHA-256: the server's signature is not base64"),
+        (
+            b"v=" + base64.b64encode(b"\0" * 32),
+            "SCRAM-SHA-256: the server's signature is wrong, so it does not know the "
+            "password: it is not the server it claims to be, or it is broken. The exchange "
+            "was cancelled; check the server's address and its SCRAM set-up, or choose "
+            "another mechanism with auth_mechanisms=",
+        ),
+    ],
+)
+def test_scram_server_final_error_texts(server_final: bytes, message: str) -> None:
+    mech = rfc_scram()
+    mech.respond(SERVER_FIRST)
+    with pytest.raises(RemoteProtocolError, match=exactly(message)):
+        mech.respond(server_final)
+    with pytest.raises(
+        RemoteProtocolError,
+        match=exactly(
+            "SCRAM-SHA-256: the server accepted the credentials without proving that it "
+            "knows the password (no server signature); the connection is not used"
+        ),
+    ):
+        mech.check_success()
