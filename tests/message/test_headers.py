@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from lettre.address import Address, Mailbox
 from lettre.errors import MessageError
 from lettre.message.headers import (
+    check_value,
     encode_words,
     finish_header,
     format_date,
@@ -225,3 +228,117 @@ def test_long_quoted_display_name_folds_between_words() -> None:
     (parsed,) = parse(header + b"\r\n")["From"].addresses
     assert parsed.display_name == name
     assert parsed.addr_spec == "office@example.org"
+
+
+# --- error texts and boundaries ----------------------------------------------------
+
+
+def _exactly(text: str) -> str:
+    return "^" + re.escape(text) + "$"
+
+
+def test_header_error_texts() -> None:
+    cases: list[tuple[Callable[[], object], type[Exception], str]] = [
+        (lambda: validate_name(5), TypeError, "a header name must be a str, not int"),  # type: ignore[arg-type]
+        (
+            lambda: validate_name("X Y"),
+            MessageError,
+            "invalid header name 'X Y': use 1 to 76 printable ASCII characters without "
+            "spaces or ':'",
+        ),
+        (lambda: check_value(5, "the Subject"), TypeError, "the Subject must be a str, not int"),  # type: ignore[arg-type]
+        (
+            lambda: check_value("a\nb", "the Subject"),
+            MessageError,
+            "the Subject contains the control character U+000A; line breaks and control "
+            "characters are not allowed",
+        ),
+        (
+            lambda: finish_header("Subject: a"),
+            MessageError,
+            "internal error: a header line must end with CRLF",
+        ),
+        (
+            lambda: finish_header("Subject: a\r\nb\r\n"),
+            MessageError,
+            "refusing to write header 'Subject': unsafe character U+000D in the value",
+        ),
+        (
+            lambda: finish_header("Subject: " + "x" * 1000 + "\r\n"),
+            MessageError,
+            "a line of header 'Subject' exceeds 998 octets",
+        ),
+        (
+            lambda: render_structured("Content-Type", "ä"),
+            MessageError,
+            "the Content-Type header must be ASCII",
+        ),
+        (
+            lambda: render_address_list("To", []),
+            MessageError,
+            "the To header needs at least one address",
+        ),
+        (
+            lambda: normalize_msg_id("a b@c", "the In-Reply-To ID"),
+            MessageError,
+            "invalid the In-Reply-To ID 'a b@c': expected <id@host> in printable ASCII "
+            "without spaces",
+        ),
+        (
+            lambda: render_msg_ids("References", []),
+            MessageError,
+            "the References header needs at least one message ID",
+        ),
+        (
+            lambda: format_date(datetime(2025, 1, 1)),
+            MessageError,
+            "the Date must be timezone-aware, e.g. datetime.now(timezone.utc)",
+        ),
+    ]
+    for build, error, message in cases:
+        with pytest.raises(error, match=_exactly(message)):
+            build()
+
+
+def test_header_line_limits_at_the_boundaries() -> None:
+    # 998 octets on a line are allowed, 999 are not; CRLF is not counted.
+    line = "Subject: " + "x" * (998 - 9)
+    assert finish_header(line + "\r\n") == (line + "\r\n").encode()
+    with pytest.raises(MessageError, match="exceeds 998 octets"):
+        finish_header(line + "x\r\n")
+    # Several lines, each within the limit, may add up to more.
+    folded = "Subject: " + "x" * 900 + "\r\n " + "y" * 900 + "\r\n"
+    assert finish_header(folded) == folded.encode()
+    # Non-ASCII text is counted in octets.
+    wide = "Subject: " + "é" * 494 + "x"  # 998 octets
+    assert len(finish_header(wide + "\r\n")) == 1000
+    with pytest.raises(MessageError, match="exceeds 998 octets"):
+        finish_header(wide + "x\r\n")
+
+
+def test_message_id_length_at_the_boundary() -> None:
+    # At most 250 characters with the angle brackets.
+    longest = "x" * 242 + "@b.org"
+    assert normalize_msg_id(longest) == f"<{longest}>"
+    with pytest.raises(MessageError, match="invalid a message ID"):
+        normalize_msg_id("x" + longest)
+
+
+def test_dates_at_the_edges_of_the_offsets() -> None:
+    just_west = timezone(timedelta(minutes=-1))
+    assert format_date(datetime(2025, 1, 1, tzinfo=just_west)) == (
+        "Wed, 01 Jan 2025 00:00:00 -0001"
+    )
+    assert format_date(datetime(2025, 1, 1, tzinfo=timezone.utc)) == (
+        "Wed, 01 Jan 2025 00:00:00 +0000"
+    )
+    far_east = timezone(timedelta(hours=14))
+    assert format_date(datetime(1999, 12, 31, 23, 59, 59, tzinfo=far_east)) == (
+        "Fri, 31 Dec 1999 23:59:59 +1400"
+    )
+    for month in range(1, 13):
+        day = datetime(2025, month, 1, tzinfo=timezone.utc)
+        assert format_date(day).split()[2] == day.strftime("%b")
+    for offset in range(7):
+        day = datetime(2025, 1, 6 + offset, tzinfo=timezone.utc)  # Monday 6 January
+        assert format_date(day).startswith(day.strftime("%a") + ",")

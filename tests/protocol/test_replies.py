@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from protocol_support import exactly
 
 from lettre.errors import RemoteProtocolError
-from lettre.protocol.replies import Reply, ReplyParser
+from lettre.protocol.replies import Reply, ReplyParser, queue_id_from_reply
 
 SAMPLES: list[tuple[bytes, Reply]] = [
     (b"220 mx.example ESMTP ready\r\n", Reply(220, None, ("mx.example ESMTP ready",))),
@@ -646,3 +646,29 @@ def test_the_default_bounds() -> None:
     parser.feed(b"250-z\r\n" + _long_reply(64, b"y" * 1018))
     with pytest.raises(RemoteProtocolError, match=exactly("reply longer than 65536 octets")):
         parser.next_reply()
+
+
+# -- queue ids in final replies ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "queue_id"),
+    [
+        (("Ok: queued as 4Xyz1234AB",), "4Xyz1234AB"),
+        (("2.0.0 Ok: QUEUED AS  <abc.def@x>",), "abc.def@x"),
+        (("OK id=1rABCD-0001AB-CD",), "1rABCD-0001AB-CD"),
+        (("OK ID=<1rABCD-0001AB-CD>",), "1rABCD-0001AB-CD"),
+        (("Ok: queued as ABC123.",), "ABC123"),
+        (("Ok: queued as ABC123...",), "ABC123"),
+        (("OK",), None),
+        (("queued as", ""), None),
+        (("queued as -x",), None),
+        (("xid=ABC",), None),
+        (("OK id=abc, queued as XYZ",), "XYZ"),
+        (("OK id=abc", "then queued as XYZ"), "XYZ"),
+        (("mx.example", "id=abc"), "abc"),
+        (("first", "Ok: queued as Q1"), "Q1"),
+    ],
+)
+def test_queue_id_from_reply(lines: tuple[str, ...], queue_id: str | None) -> None:
+    assert queue_id_from_reply(Reply(250, None, lines)) == queue_id
