@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from anyio.abc import SocketStream
@@ -43,6 +44,8 @@ class MxServers:
         self._controllers: list[Controller] = []
         self.certificates: dict[str, bytes] = {}
         """The DER certificate each exchanger presents, by address."""
+        self.chains: dict[str, list[bytes]] = {}
+        """The DER certificates each exchanger sends, leaf first, by address."""
 
     def start(
         self,
@@ -51,6 +54,7 @@ class MxServers:
         starttls: bool = True,
         cert_names: tuple[str, ...] = (),
         handler: RecordingHandler | None = None,
+        issuer: trustme.CA | None = None,
     ) -> RecordingHandler:
         """Start an exchanger on ``host``; return its handler (what it received).
 
@@ -59,13 +63,19 @@ class MxServers:
             starttls: offer STARTTLS.
             cert_names: the names its certificate is for (default: ``host``).
             handler: the handler (default: a new RecordingHandler).
+            issuer: the CA that issues its certificate (default: the test CA);
+                an intermediate's certificate is sent along with the leaf.
         """
         handler = handler if handler is not None else RecordingHandler()
         smtp_kwargs: dict[str, Any] = {"hostname": SERVER_NAME, "timeout": 30}
         if starttls:
-            cert = self.tls_material.ca.issue_cert(*(cert_names or (host,)))
-            pem = cert.cert_chain_pems[0].bytes().decode("ascii")
-            self.certificates[host] = ssl.PEM_cert_to_DER_cert(pem)
+            ca = issuer if issuer is not None else self.tls_material.ca
+            cert = ca.issue_cert(*(cert_names or (host,)))
+            chain = [
+                ssl.PEM_cert_to_DER_cert(p.bytes().decode("ascii")) for p in cert.cert_chain_pems
+            ]
+            self.certificates[host] = chain[0]
+            self.chains[host] = chain
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             cert.configure_cert(context)
             smtp_kwargs["tls_context"] = context

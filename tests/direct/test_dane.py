@@ -12,6 +12,7 @@ from direct_support import MxServers, PolicyServer
 from dns_server import DnsServer
 
 from lettre import Message
+from lettre.dns import dane
 from lettre.dns.dane import TlsaRecord, match_certificate, subject_public_key_info
 from lettre.dns.mta_sts import MemoryPolicyCache, MtaSts
 from lettre.dns.resolver import Resolver
@@ -179,12 +180,52 @@ async def test_tlsa_of_an_insecure_mx_is_not_looked_up(
     assert dns_server.asked(tlsa_name) == []
 
 
-async def test_dane_ta_records_are_reported_unusable(
-    dns_server: DnsServer, mx_servers: MxServers
+@pytest.mark.parametrize(("selector", "mtype"), [(0, 1), (1, 1), (0, 2), (0, 0)])
+async def test_dane_ta_match(
+    dns_server: DnsServer, mx_servers: MxServers, selector: int, mtype: int
 ) -> None:
+    intermediate = mx_servers.tls_material.ca.create_child_ca()
+    handler = mx_servers.start("127.0.0.2", cert_names=("mx1.a.test",), issuer=intermediate)
+    chain = mx_servers.chains["127.0.0.2"]
+    assert len(chain) == 2
+    record = _tlsa(2, selector, mtype, chain[1])
+    dns_server.add(
+        "a.test. 300 IN MX 10 mx1.a.test.\nmx1.a.test. 300 IN A 127.0.0.2\n"
+        f"_{mx_servers.port}._tcp.mx1.a.test. 300 IN TLSA {record}"
+    )
+    dns_server.authentic(everything=True)
+    async with _transport(dns_server, mx_servers) as transport:
+        result = await transport.send(_message())
+    assert handler.messages[0].tls
+    assert result.deliveries[0].security is ChannelSecurity.DANE
+    assert result.deliveries[0].policy_failures == ()
+
+
+@pytest.mark.parametrize("problem", ["name", "anchor"])
+async def test_dane_ta_mismatch(dns_server: DnsServer, mx_servers: MxServers, problem: str) -> None:
+    intermediate = mx_servers.tls_material.ca.create_child_ca()
+    names = ("someone-else.test",) if problem == "name" else ("mx1.a.test",)
+    handler = mx_servers.start("127.0.0.2", cert_names=names, issuer=intermediate)
+    anchor = mx_servers.chains["127.0.0.2"][1] if problem == "name" else _other_certificate()
+    record = _tlsa(2, 1, 1, anchor)
+    dns_server.add(
+        "a.test. 300 IN MX 10 mx1.a.test.\nmx1.a.test. 300 IN A 127.0.0.2\n"
+        f"_{mx_servers.port}._tcp.mx1.a.test. 300 IN TLSA {record}"
+    )
+    dns_server.authentic(everything=True)
+    async with _transport(dns_server, mx_servers) as transport:
+        with pytest.raises(DeliveryError, match="matches none of its TLSA records"):
+            await transport.send(_message())
+    assert handler.messages == []
+
+
+async def test_dane_ta_records_are_reported_unusable_without_the_chain(
+    dns_server: DnsServer, mx_servers: MxServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where Python does not expose the chain (or cryptography is missing).
+    monkeypatch.setattr(dane, "dane_ta_available", lambda: False)
     handler = mx_servers.start("127.0.0.2")
-    ca_der = mx_servers.tls_material.ca.cert_pem.bytes()
-    record = "2 0 1 " + hashlib.sha256(ca_der).hexdigest()
+    record = _tlsa(2, 0, 1, _other_certificate())
     dns_server.add(
         "a.test. 300 IN MX 10 mx1.a.test.\nmx1.a.test. 300 IN A 127.0.0.2\n"
         f"_{mx_servers.port}._tcp.mx1.a.test. 300 IN TLSA {record}"

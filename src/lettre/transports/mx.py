@@ -25,7 +25,7 @@ from anyio import TypedAttributeLookupError
 from anyio.streams.tls import TLSAttribute
 
 from lettre._loops import current_loop, loop_is_closed
-from lettre.dns.dane import DaneRecords, match_certificate, tlsa_lookup
+from lettre.dns.dane import DaneRecords, match_chain, peer_chain, tlsa_lookup
 from lettre.dns.mta_sts import MtaSts, MtaStsPolicy
 from lettre.dns.mx import DEFAULT_MAX_EXCHANGERS, Exchanger, MxRoute, resolve_mx
 from lettre.dns.resolver import Resolver
@@ -691,16 +691,16 @@ def _check_dane(client: SmtpClient, tlsa: DaneRecords) -> None:
     usable = tlsa.usable
     if not usable:
         return
-    leaf = _peer_certificate(client)
-    if leaf is None or match_certificate(usable, leaf) is None:
+    chain = _peer_chain(client)
+    if chain is None or match_chain(usable, chain, tlsa.host) is None:
         raise TlsError(
             f"the certificate of {tlsa.host} matches none of its TLSA records "
             f"({', '.join(str(r) for r in usable)}): DANE authentication failed"
         )
 
 
-def _peer_certificate(client: SmtpClient) -> bytes | None:
-    """The DER certificate the server presented, or None."""
+def _peer_chain(client: SmtpClient) -> list[bytes] | None:
+    """The DER certificates the server presented, leaf first, or None."""
     stream = client.stream
     if stream is None:
         return None
@@ -708,10 +708,16 @@ def _peer_certificate(client: SmtpClient) -> bytes | None:
     # asyncio one) provides them as anyio typed attributes.
     inner = stream._stream
     try:
-        der = inner.extra(TLSAttribute.peer_certificate_binary)  # noqa: S610
+        leaf = inner.extra(TLSAttribute.peer_certificate_binary)  # noqa: S610
+        ssl_object = inner.extra(TLSAttribute.ssl_object)  # noqa: S610
     except TypedAttributeLookupError:
         return None
-    return der if isinstance(der, bytes) else None
+    if not isinstance(leaf, bytes):
+        return None
+    chain = peer_chain(ssl_object)
+    if not chain or chain[0] != leaf:
+        return [leaf]
+    return chain
 
 
 def _named(
