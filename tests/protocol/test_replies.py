@@ -672,3 +672,8 @@ def test_the_default_bounds() -> None:
 )
 def test_queue_id_from_reply(lines: tuple[str, ...], queue_id: str | None) -> None:
     assert queue_id_from_reply(Reply(250, None, lines)) == queue_id
+
+
+def test_queue_id_loses_only_trailing_dots() -> None:
+    assert queue_id_from_reply(Reply(250, None, ("queued as 4XYZX.",))) == "4XYZX"
+    assert queue_id_from_reply(Reply(250, None, ("id=X.X..",))) == "X.X"

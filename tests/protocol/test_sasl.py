@@ -677,3 +677,39 @@ def test_scram_server_final_error_texts(server_final: bytes, message: str) -> No
         ),
     ):
         mech.check_success()
+
+
+def test_credentials_may_hold_any_character_the_mechanism_can_send() -> None:
+    assert Plain("XAVIER", "PASS-X", authzid="ADMIN-X").initial_response() == (
+        b"ADMIN-X\0XAVIER\0PASS-X"
+    )
+    login = Login("XAVIER", "PASS-X")
+    assert login.respond(b"Username:") == b"XAVIER"
+    assert login.respond(b"Password:") == b"PASS-X"
+    assert CramMd5("XAVIER", "PASS-X").respond(b"<1.2@x>").startswith(b"XAVIER ")
+    assert XOAuth2("XAVIER", "TOKEN-X").initial_response() == (
+        b"user=XAVIER\x01auth=Bearer TOKEN-X\x01\x01"
+    )
+    assert OAuthBearer("XAVIER", "TOKEN-X", host="MX.EXAMPLE").initial_response() == (
+        b"n,a=XAVIER,\x01host=MX.EXAMPLE\x01auth=Bearer TOKEN-X\x01\x01"
+    )
+
+
+def test_scram_family_text() -> None:
+    with pytest.raises(
+        TypeError, match=exactly("Scram is a family: use a subclass such as ScramSha256")
+    ):
+        Scram("user", "pencil")
+
+
+def test_scram_cache_of_salted_passwords_is_bounded() -> None:
+    from lettre.protocol.sasl import scram
+
+    scram._SALTED.clear()
+    for n in range(scram._SALTED_MAX):
+        scram._salted_password("sha256", b"pw", b"salt%d" % n, 1)
+    assert len(scram._SALTED) == scram._SALTED_MAX == 32
+    # Full: the next new entry empties the cache first.
+    scram._salted_password("sha256", b"pw", b"one more", 1)
+    assert len(scram._SALTED) == 1
+    scram._SALTED.clear()
