@@ -713,3 +713,35 @@ def test_scram_cache_of_salted_passwords_is_bounded() -> None:
     scram._salted_password("sha256", b"pw", b"one more", 1)
     assert len(scram._SALTED) == 1
     scram._SALTED.clear()
+
+
+def test_the_registry_is_built_from_checked_classes() -> None:
+    from lettre.protocol.sasl import registry
+
+    built = registry._build(registry._CLASSES)
+    assert dict(built) == dict(MECHANISMS)
+    assert list(built) == ["SCRAM-SHA-256", "PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER"]
+    with pytest.raises(TypeError):
+        built["NEW"] = Plain  # type: ignore[index]
+
+    class Lower(Plain):
+        name = "lower"
+
+    class Nameless(Plain):
+        name = ""
+
+    class Neither(Plain):
+        name = "NEITHER"
+        needs = "nothing"  # type: ignore[assignment]
+
+    bad_name = "{}: a missing, lower-case or duplicate name"
+    for classes, message in [
+        ((Lower,), bad_name.format("Lower")),
+        ((Nameless,), bad_name.format("Nameless")),
+        ((Plain, Login, Plain), bad_name.format("Plain")),
+        ((Neither,), "Neither: needs must be 'password' or 'token'"),
+    ]:
+        with pytest.raises(AssertionError, match=exactly(message)):
+            registry._build(classes)
+    token = registry._build((XOAuth2,))
+    assert token["XOAUTH2"] is XOAuth2
