@@ -211,6 +211,17 @@ class SmtpStream:
         except anyio.TypedAttributeLookupError:
             return None
 
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS session's ``ssl.SSLObject`` (certificates, cipher...), or None without TLS."""
+        if not self.encrypted:
+            return None
+        try:
+            ssl_object: ssl.SSLObject = self._stream.extra(TLSAttribute.ssl_object)  # noqa: S610
+        except anyio.TypedAttributeLookupError:
+            return None
+        return ssl_object
+
     # ------------------------------------------------------------------ deadlines
 
     def operation(self, deadline: float | None = None, *, io_only: bool = False) -> Operation:

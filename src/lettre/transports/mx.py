@@ -21,8 +21,6 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio import TypedAttributeLookupError
-from anyio.streams.tls import TLSAttribute
 
 from lettre._loops import current_loop, loop_is_closed
 from lettre.dns.dane import DaneRecords, match_chain, peer_chain, tlsa_lookup
@@ -702,16 +700,10 @@ def _check_dane(client: SmtpClient, tlsa: DaneRecords) -> None:
 def _peer_chain(client: SmtpClient) -> list[bytes] | None:
     """The DER certificates the server presented, leaf first, or None."""
     stream = client.stream
-    if stream is None:
+    ssl_object = stream.ssl_object if stream is not None else None
+    if ssl_object is None:
         return None
-    # SmtpStream exposes no TLS attributes; its byte stream (anyio's or the
-    # asyncio one) provides them as anyio typed attributes.
-    inner = stream._stream
-    try:
-        leaf = inner.extra(TLSAttribute.peer_certificate_binary)  # noqa: S610
-        ssl_object = inner.extra(TLSAttribute.ssl_object)  # noqa: S610
-    except TypedAttributeLookupError:
-        return None
+    leaf = ssl_object.getpeercert(binary_form=True)
     if not isinstance(leaf, bytes):
         return None
     chain = peer_chain(ssl_object)
