@@ -588,3 +588,92 @@ def test_address_length_limits_at_the_boundaries() -> None:
     assert len(Address("x" * 64 + "@" + domain).ascii_domain) == 189
     with pytest.raises(AddressError, match="is longer than 254 octets"):
         Address("x" * 64 + "@" + domain + "d")
+
+
+# --- the header-text tokenizer: comments, quoted strings, literals, encoded words ------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Bob (a \\) comment) <b@example.org>", [("Bob", "b@example.org")]),
+        ("Bob (outer (inner) still) <b@example.org>", [("Bob", "b@example.org")]),
+        ("Bob (x)(y) <b@example.org>", [("Bob", "b@example.org")]),
+        ('"Bob \\"B\\" Smith" <b@example.org>', [('Bob "B" Smith', "b@example.org")]),
+        ('"Bob \\\\" <b@example.org>', [("Bob \\", "b@example.org")]),
+        ("b@[192.0.2.1]", [(None, "b@[192.0.2.1]")]),
+        ("Bob <b@[192.0.2.1]>, c@[192.0.2.2]", [("Bob", "b@[192.0.2.1]"), (None, "c@[192.0.2.2]")]),
+        ("Bob  Smith <b@example.org>", [("Bob Smith", "b@example.org")]),
+        ("Bob\t Smith\t<b@example.org>", [("Bob Smith", "b@example.org")]),
+        ("Bob . Smith <b@example.org>", [("Bob . Smith", "b@example.org")]),
+        ("=?utf-8?b?w4VzYQ==?= <a@example.org>", [("Åsa", "a@example.org")]),
+        ("=?utf-8?B?w4VzYQ==?= <a@example.org>", [("Åsa", "a@example.org")]),
+        ("=?utf-8?b?w4Vz!YQ==?= <a@example.org>", [("=?utf-8?b?w4Vz!YQ==?=", "a@example.org")]),
+        ("=?utf-8?q?=C3=85sa_Ek?= <a@example.org>", [("Åsa Ek", "a@example.org")]),
+        ("=?utf-8?Q?=C3=85sa_Ek?= <a@example.org>", [("Åsa Ek", "a@example.org")]),
+        (
+            "Group: a@example.org, b@example.org;",
+            [(None, "a@example.org"), (None, "b@example.org")],
+        ),
+    ],
+)
+def test_mailbox_list_syntax(text: str, expected: list[tuple[str | None, str]]) -> None:
+    assert [(m.name, str(m.address)) for m in Mailboxes.parse(text)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Bob (unterminated <b@example.org>", "unterminated comment in {!r}"),
+        ("Bob (escaped at end\\", "unterminated comment in {!r}"),
+        ("Bob (a (b) <b@example.org>", "unterminated comment in {!r}"),
+        ('"Bob <b@example.org>', "unterminated quoted string in {!r}"),
+        ('"Bob\\', "unterminated quoted string in {!r}"),
+        ('"Bob\\"', "unterminated quoted string in {!r}"),
+        ("Bob ) <b@example.org>", "unexpected ')' at position 4 in {!r}"),
+        ("Bob ] <b@example.org>", "unexpected ']' at position 4 in {!r}"),
+        ("Bob \\ <b@example.org>", "unexpected '\\\\' at position 4 in {!r}"),
+        ("b@[1[2]", "invalid domain literal '[1[2]'"),
+        ("b@[1\\2]", "invalid domain literal '[1\\\\2]'"),
+        ("Bob [x <b@example.org>", "unterminated domain literal in {!r}"),
+        ("[x", "unterminated domain literal in {!r}"),
+        ("a@example.org b@example.org", "whitespace or a comment inside the address in {!r}"),
+    ],
+)
+def test_mailbox_list_error_texts(text: str, message: str) -> None:
+    expected = message.format(text)
+    with pytest.raises(AddressError) as info:
+        Mailboxes.parse(text)
+    assert expected in str(info.value)
+
+
+def test_one_mailbox_expected() -> None:
+    text = "a@example.org, b@example.org"
+    with pytest.raises(
+        AddressError, match="^" + re.escape(f"expected one mailbox, found 2 in {text!r}") + "$"
+    ):
+        Mailbox.parse(text)
+    with pytest.raises(AddressError):
+        Mailbox.parse("Group: a@example.org;")
+
+
+def test_mailboxes_from_a_string_is_a_type_error() -> None:
+    with pytest.raises(
+        TypeError,
+        match="^"
+        + re.escape("Mailboxes takes an iterable of mailboxes; use Mailboxes.parse(text)")
+        + "$",
+    ):
+        Mailboxes("a@example.org")  # type: ignore[arg-type]
+
+
+def test_mailboxes_hash_follows_their_items() -> None:
+    assert hash(Mailboxes(["a@b.org"])) == hash(Mailboxes(["a@b.org"]))
+    assert hash(Mailboxes(["a@b.org"])) != hash(Mailboxes(["c@b.org"]))
+    assert len({Mailboxes(["a@b.org"]), Mailboxes(["a@b.org"]), Mailboxes([])}) == 2
+
+
+def test_quoted_local_parts_are_written_with_their_escapes() -> None:
+    assert str(Address('"a\\\\b c"@x.org')) == '"a\\\\b c"@x.org'
+    assert str(Address('"a\\"b"@x.org')) == '"a\\"b"@x.org'
+    assert str(Address('"a\\"\\\\b"@x.org')) == '"a\\"\\\\b"@x.org'
