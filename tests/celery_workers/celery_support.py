@@ -134,6 +134,7 @@ class RecordingSink:
         self._loop = asyncio.new_event_loop()
         self._release: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.port = 0
 
@@ -160,6 +161,10 @@ class RecordingSink:
         assert self._release is not None
         self._release.set()
         self._server.close()
+        # Sessions of clients that were killed may still wait for a read.
+        for task in self._sessions:
+            task.cancel()
+        await asyncio.gather(*self._sessions, return_exceptions=True)
 
     @property
     def url(self) -> str:
@@ -198,6 +203,10 @@ class RecordingSink:
         raise _Dropped
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
         with self._lock:
             self.connections += 1
         recipients: list[str] = []
@@ -297,7 +306,7 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL the worker and every process it forked."""
-        if self.process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
         self.log.close()
