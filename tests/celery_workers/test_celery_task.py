@@ -13,7 +13,7 @@ from celery_support import RecordingSink
 import lettre.celery as lettre_celery
 from lettre import Envelope, LettreError, MemoryTransport, Message
 from lettre.celery import TASK_NAME, DeliveryFailed
-from lettre.errors import SmtpConnectError
+from lettre.errors import OutcomeUnknown, SmtpConnectError
 from lettre.message.payload import message_to_payload
 from lettre.signing import Signer
 
@@ -30,6 +30,12 @@ def memory_transport() -> MemoryTransport:
 def flaky_transport() -> MemoryTransport:
     transport = memory_transport()
     transport.fail_with(SmtpConnectError("connection refused"), times=None)
+    return transport
+
+
+def unknown_once_transport() -> MemoryTransport:
+    transport = memory_transport()
+    transport.fail_with(OutcomeUnknown("connection lost after the content"), times=1)
     return transport
 
 
@@ -151,3 +157,15 @@ def test_the_transport_is_made_from_the_url_pool_and_dkim_settings(
     finally:
         lettre_celery.close_process_transport()
         app.close()
+
+
+def test_an_unknown_outcome_is_retried_only_when_the_setting_says_so(eager: Celery) -> None:
+    eager.conf.lettre_transport_factory = f"{__name__}:unknown_once_transport"
+    with pytest.raises(DeliveryFailed, match="outcome unknown, not retried"):
+        run(eager, message_to_payload(message())).get()
+    assert MADE[0].outbox == []
+    lettre_celery.close_process_transport()
+    eager.conf.lettre_retry_outcome_unknown = True
+    assert run(eager, message_to_payload(message())).get()["status"] == "sent"
+    assert len(MADE) == 2
+    assert len(MADE[1].outbox) == 1
