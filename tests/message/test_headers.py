@@ -342,3 +342,28 @@ def test_dates_at_the_edges_of_the_offsets() -> None:
     for offset in range(7):
         day = datetime(2025, 1, 6 + offset, tzinfo=timezone.utc)  # Monday 6 January
         assert format_date(day).startswith(day.strftime("%a") + ",")
+
+
+def test_structured_values_fold_at_spaces_only_when_too_long() -> None:
+    # 78 columns: "X-A: " and 73 octets fit on one line, 74 do not.
+    assert render_structured("X-A", "x" * 73) == b"X-A: " + b"x" * 73 + b"\r\n"
+    assert render_structured("X-A", "x" * 74) == b"X-A:\r\n " + b"x" * 74 + b"\r\n"
+    assert render_structured("X-A", "a  b\tc") == b"X-A: a  b\tc\r\n"
+    long = "a " * 50
+    assert render_structured("X-Long", long) == (
+        b"X-Long:" + b" a" * 35 + b"\r\n" + b" a" * 15 + b"\r\n"
+    )
+    assert render_structured("X-Long", "b  " * 30) == (b"X-Long:" + b" b" * 30 + b"\r\n")
+
+
+def test_structured_header_error_texts() -> None:
+    with pytest.raises(
+        MessageError,
+        match=_exactly(
+            "the X-A header contains the control character U+000A; line breaks and control "
+            "characters are not allowed"
+        ),
+    ):
+        render_structured("X-A", "a\nb")
+    with pytest.raises(TypeError, match=_exactly("a header name must be a str, not bytes")):
+        validate_name(b"X-A")  # type: ignore[arg-type]
