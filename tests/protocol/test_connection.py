@@ -1391,3 +1391,39 @@ def test_the_connection_works_on_after_a_transaction_refused_in_one_flight() -> 
     assert conn.send_envelope(Mail("a@b"), [Rcpt("c@d")]) == (
         b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
     )
+
+
+def test_helo_session_is_not_extended() -> None:
+    conn = connect(None)
+    conn.send(Ehlo("client.example"))
+    feed(conn, b"500 no\r\n")
+    assert conn.extended is False
+    conn.send(Helo("client.example"))
+    feed(conn, b"250 ok\r\n")
+    assert conn.extended is False
+    assert conn.capabilities is not None
+
+
+def test_starttls_injection_text_when_in_the_same_read() -> None:
+    conn = connect()
+    conn.send(StartTls())
+    with pytest.raises(
+        RemoteProtocolError,
+        match=exactly("the server sent data after its 220 reply to STARTTLS (response injection)"),
+    ):
+        feed(conn, b"220 go\r\n250 injected\r\n")
+
+
+def test_transactions_after_a_bdat_last_whose_recipient_was_accepted() -> None:
+    conn = connect()
+    conn.send_envelope(Mail("a@b"), [Rcpt("c@d")])
+    conn.send(Bdat(b"hi\r\n", last=True))
+    assert conn.needs_rset  # no recipient known to be accepted yet
+    assert codes(conn, b"250 ok\r\n250 ok\r\n250 queued\r\n") == [250, 250, 250]
+    assert not conn.needs_rset
+    # The next transactions, through DATA, go on as usual.
+    for _ in range(2):
+        conn.send_envelope(Mail("a@b"), [Rcpt("c@d")], data=True)
+        assert codes(conn, b"250 ok\r\n250 ok\r\n354 go\r\n") == [250, 250, 354]
+        conn.send_content(b"hi\r\n")
+        assert codes(conn, b"250 queued\r\n") == [250]

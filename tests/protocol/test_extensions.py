@@ -100,3 +100,14 @@ def test_extensions_are_read_only() -> None:
     c = caps("PIPELINING")
     with pytest.raises(TypeError):
         c.extensions["X"] = ""  # type: ignore[index]
+
+
+@pytest.mark.parametrize("code", [199, 300, 354, 421, 500])
+def test_only_a_2xx_reply_has_capabilities(code: int) -> None:
+    with pytest.raises(RemoteProtocolError, match=f"^not a positive EHLO reply: {code}$"):
+        Capabilities.from_reply(Reply(code, None, ("mx.example", "PIPELINING")))
+
+
+@pytest.mark.parametrize("code", [200, 250, 299])
+def test_any_2xx_reply_has_capabilities(code: int) -> None:
+    assert Capabilities.from_reply(Reply(code, None, ("mx.example", "PIPELINING"))).pipelining
