@@ -745,3 +745,28 @@ def test_the_registry_is_built_from_checked_classes() -> None:
             registry._build(classes)
     token = registry._build((XOAuth2,))
     assert token["XOAUTH2"] is XOAuth2
+
+
+def test_scram_names_the_value_saslprep_refuses() -> None:
+    prohibited = (
+        " contains a character that SASLprep (RFC 4013) prohibits (a control, private-use or "
+        "non-character code point)"
+    )
+    with pytest.raises(LocalProtocolError, match=exactly("the user name" + prohibited)):
+        ScramSha256("us\x07er", "pencil")
+    with pytest.raises(LocalProtocolError, match=exactly("the password" + prohibited)):
+        ScramSha256("user", "pen\x07cil")
+
+
+@pytest.mark.parametrize(
+    ("server_final", "message"),
+    [
+        (b"v", "the SCRAM server-final message is malformed"),
+        (b"\xff=x", "the SCRAM server-final message is not UTF-8"),
+    ],
+)
+def test_scram_server_final_syntax_texts(server_final: bytes, message: str) -> None:
+    mech = rfc_scram()
+    mech.respond(SERVER_FIRST)
+    with pytest.raises(RemoteProtocolError, match=exactly(message)):
+        mech.respond(server_final)
