@@ -1427,3 +1427,20 @@ def test_transactions_after_a_bdat_last_whose_recipient_was_accepted() -> None:
         assert codes(conn, b"250 ok\r\n250 ok\r\n354 go\r\n") == [250, 250, 354]
         conn.send_content(b"hi\r\n")
         assert codes(conn, b"250 queued\r\n") == [250]
+
+
+def test_a_settled_transaction_is_forgotten_only_when_it_is_over() -> None:
+    # MAIL refused (the server then accepted the RCPT anyway): the transaction is over.
+    conn = connect()
+    send_all(conn, Mail("a@b"), Rcpt("c@d"), Data())
+    assert codes(conn, b"550 no\r\n250 ok\r\n503 no\r\n") == [550, 250, 503]
+    assert conn.state is S.READY
+    assert conn.accepted_recipients == 0
+    # A chunk refused: RSET must follow, and the transaction is known until then.
+    conn = connect()
+    send_all(conn, Mail("a@b"), Rcpt("c@d"), Bdat(b"one"))
+    feed(conn, b"250 ok\r\n250 ok\r\n552 too big\r\n")
+    assert conn.state is S.ABORTED
+    assert conn.accepted_recipients == 1
+    conn.send(Rset())
+    assert conn.accepted_recipients == 0
