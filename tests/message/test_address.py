@@ -677,3 +677,22 @@ def test_quoted_local_parts_are_written_with_their_escapes() -> None:
     assert str(Address('"a\\\\b c"@x.org')) == '"a\\\\b c"@x.org'
     assert str(Address('"a\\"b"@x.org')) == '"a\\"b"@x.org'
     assert str(Address('"a\\"\\\\b"@x.org')) == '"a\\"\\\\b"@x.org'
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Xavier X. Xu <x@example.org>", "Xavier X. Xu"),
+        ("XX (X) <x@example.org>", "XX"),
+        ('"X" <x@example.org>', "X"),
+        ("=?utf-8?X?YQ==?= <a@example.org>", "=?utf-8?X?YQ==?="),
+        # RFC 2047: white space between two encoded words is dropped, not elsewhere.
+        ("=?utf-8?q?a?= =?utf-8?q?b?= <a@example.org>", "ab"),
+        ("=?utf-8?q?a?=  =?utf-8?q?b?= c <a@example.org>", "ab c"),
+        ("=?utf-8?q?a?= b <a@example.org>", "a b"),
+        ("b =?utf-8?q?a?= <a@example.org>", "b a"),
+    ],
+)
+def test_display_names_token_by_token(text: str, name: str) -> None:
+    (mailbox,) = Mailboxes.parse(text)
+    assert mailbox.name == name
