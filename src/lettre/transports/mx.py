@@ -499,22 +499,8 @@ class MxTransport(BaseTransport):
                     last = failover.error
                     failures.append(f"{where}: {failover.error}")
                     continue
-                except RecipientsRefused as exc:
-                    delivery = Delivery(
-                        route.domain,
-                        names,
-                        exchanger.name,
-                        address,
-                        None,
-                        None,
-                        exc,
-                        tuple(failures),
-                        mode,
-                        tuple(policy_failures),
-                    )
-                    return delivery, _named(exc.results, names, exc)
                 except SmtpError as exc:
-                    results = tuple(RecipientResult(n, False, None, exc) for n in names)
+                    # Final for this domain: the exchanger answered for it.
                     delivery = Delivery(
                         route.domain,
                         names,
@@ -527,7 +513,9 @@ class MxTransport(BaseTransport):
                         mode,
                         tuple(policy_failures),
                     )
-                    return delivery, results
+                    if isinstance(exc, RecipientsRefused):
+                        return delivery, _named(exc.results, names, exc)
+                    return delivery, tuple(RecipientResult(n, False, None, exc) for n in names)
                 delivery = Delivery(
                     route.domain,
                     names,
