@@ -435,9 +435,7 @@ class Pipeline:
         if following is None:
             self._settle(ticket)
             return
-        ticket.owner = False  # its sender returns without giving the connection back
-        following.owner = True
-        following.piped = True
+        _pass_connection(ticket, following)
         self._next = following
         self._settle(ticket)
         # The flight goes on the next turn, after the sender woken just now
@@ -582,9 +580,7 @@ class Pipeline:
             return None, out, False
         # Queued first, so that it is settled whatever happens next.
         self._queue.append(following)
-        last.owner = False
-        following.owner = True
-        following.piped = True
+        _pass_connection(last, following)
         ftx = following.tx
         assert ftx is not None
         out += self._client.encode_envelope(ftx)
@@ -751,6 +747,13 @@ class Pipeline:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _pass_connection(last: Ticket, following: Ticket) -> None:
+    """``following``'s sender owns the connection from now on; ``last``'s returns without it."""
+    last.owner = False
+    following.owner = True
+    following.piped = True
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

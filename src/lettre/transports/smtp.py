@@ -10,6 +10,7 @@ is replaced and the message sent again, once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -137,7 +138,7 @@ class SmtpTransport(BaseTransport):
         # (nested blocks); guarded by the lock, like the other pool tables.
         self._entered: dict[object, tuple[SmtpPool, int]] = {}
         self._retired: list[SmtpPool] = []  # closed pools whose connections may still finish
-        self._retired_totals = (0, 0, 0)  # messages accepted, opened, closed, of pools gone
+        self._retired_totals = _total([])  # the counters of pools gone
         self._lock = threading.Lock()
         self._closed = False
 
@@ -276,18 +277,8 @@ class SmtpTransport(BaseTransport):
         with self._lock:
             self._drop_finished()
             pools = [*self._pools.values(), *self._retired]
-            accepted, opened, closed = self._retired_totals
-        snapshots = [pool.statistics() for pool in pools]
-        return PoolStatistics(
-            open=sum(s.open for s in snapshots),
-            idle=sum(s.idle for s in snapshots),
-            in_use=sum(s.in_use for s in snapshots),
-            opening=sum(s.opening for s in snapshots),
-            waiting=sum(s.waiting for s in snapshots),
-            messages_sent=accepted + sum(s.messages_sent for s in snapshots),
-            opened_total=opened + sum(s.opened_total for s in snapshots),
-            closed_total=closed + sum(s.closed_total for s in snapshots),
-        )
+            gone = self._retired_totals
+        return _total([gone, *(pool.statistics() for pool in pools)])
 
     def __repr__(self) -> str:
         s = self._settings
@@ -336,17 +327,15 @@ class SmtpTransport(BaseTransport):
         for loop in [loop for loop in self._entered if loop_is_closed(loop)]:
             del self._entered[loop]
         keep: list[SmtpPool] = []
-        accepted, opened, closed = self._retired_totals
+        done = [self._retired_totals]
         for pool in self._retired:
             stats = pool.statistics()
             if stats.open or stats.in_use:
                 keep.append(pool)
             else:
-                accepted += stats.messages_sent
-                opened += stats.opened_total
-                closed += stats.closed_total
+                done.append(stats)
         self._retired = keep
-        self._retired_totals = (accepted, opened, closed)
+        self._retired_totals = _total(done)
 
     async def _close_pools(self, keep: SmtpPool | None = None) -> None:
         """Close every pool: this loop's with QUIT, the others' without awaiting them.
@@ -492,6 +481,13 @@ class SmtpTransport(BaseTransport):
             await self._close_pools(keep=pool)
         if pool is not None:
             await pool.__aexit__(exc_type, exc, tb)
+
+
+def _total(snapshots: list[PoolStatistics]) -> PoolStatistics:
+    """The statistics of several pools added up, field by field."""
+    return PoolStatistics(
+        *(sum(getattr(s, f.name) for s in snapshots) for f in dataclasses.fields(PoolStatistics))
+    )
 
 
 def _closed_error() -> SmtpError:
