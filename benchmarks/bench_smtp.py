@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HERE, Server, delay_proxy, sink
+from harness import HERE, Server, delay_proxy, run_in_process, sink
 from workload import Budget, Counts
 
 
@@ -183,30 +183,17 @@ class Result:
 def run_case(
     name: str, port: int, concurrency: int, rtt_ms: float, messages: int, seconds: float
 ) -> Result:
-    command = [
-        sys.executable,
-        str(HERE / "bench_smtp.py"),
-        "--worker",
-        name,
-        "--port",
-        str(port),
-        "--concurrency",
-        str(concurrency),
-        "--messages",
-        str(messages),
-        "--seconds",
-        str(seconds),
-    ]
-    try:
-        proc = subprocess.run(
-            command, capture_output=True, timeout=seconds + 120, check=False, text=True
-        )
-    except subprocess.TimeoutExpired:
-        return Result(name, concurrency, rtt_ms, 0, 0, 0.0, 0.0, error="timed out")
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        return Result(name, concurrency, rtt_ms, 0, 0, 0.0, 0.0, error=tail[0])
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data = run_in_process(
+        "bench_smtp.py",
+        [
+            name,
+            *("--port", str(port), "--concurrency", str(concurrency)),
+            *("--messages", str(messages), "--seconds", str(seconds)),
+        ],
+        timeout=seconds + 120,
+    )
+    if isinstance(data, str):
+        return Result(name, concurrency, rtt_ms, 0, 0, 0.0, 0.0, error=data)
     return Result(
         name,
         concurrency,

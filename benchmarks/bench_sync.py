@@ -32,7 +32,6 @@ import json
 import os
 import resource
 import smtplib
-import subprocess
 import sys
 import threading
 import time
@@ -43,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HERE, Server, delay_proxy, sink
+from harness import Server, delay_proxy, run_in_process, sink
 from workload import SENDER, Budget, Counts, one_kib_body, one_kib_message, recipients
 
 THREADS = 8
@@ -266,28 +265,13 @@ class Result:
 
 
 def run_case(name: str, port: int, rtt_ms: float, messages: int, seconds: float) -> Result:
-    command = [
-        sys.executable,
-        str(HERE / "bench_sync.py"),
-        "--worker",
-        name,
-        "--port",
-        str(port),
-        "--messages",
-        str(messages),
-        "--seconds",
-        str(seconds),
-    ]
-    try:
-        proc = subprocess.run(
-            command, capture_output=True, timeout=seconds + 90, check=False, text=True
-        )
-    except subprocess.TimeoutExpired:
-        return Result(name, rtt_ms, error="timed out")
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        return Result(name, rtt_ms, error=tail[0])
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data = run_in_process(
+        "bench_sync.py",
+        [name, "--port", str(port), "--messages", str(messages), "--seconds", str(seconds)],
+        timeout=seconds + 90,
+    )
+    if isinstance(data, str):
+        return Result(name, rtt_ms, error=data)
     return Result(name, rtt_ms, **data)
 
 

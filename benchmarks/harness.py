@@ -7,6 +7,7 @@ its process id) when the ``with`` block ends.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -17,8 +18,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["HERE", "Server", "delay_proxy", "free_port", "sink", "smtp_sink_path"]
+__all__ = [
+    "HERE",
+    "Server",
+    "delay_proxy",
+    "free_port",
+    "run_in_process",
+    "sink",
+    "smtp_sink_path",
+]
 
 HERE = Path(__file__).resolve().parent
 SMTP_SINK_CANDIDATES = ("/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink")
@@ -151,3 +161,23 @@ def delay_proxy(target_port: int, rtt_ms: float, max_seconds: float = 3600.0) ->
         kind=f"proxy +{rtt_ms:g} ms",
     ) as server:
         yield server
+
+
+def run_in_process(script: str, args: list[str], timeout: float) -> dict[str, Any] | str:
+    """Run ``script --worker ...`` (a file beside this one) in a fresh interpreter.
+
+    Returns the JSON object on the last line of its output, or a short error
+    text: "timed out", or the last meaningful line of its standard error.
+    """
+    command = [sys.executable, str(HERE / script), "--worker", *args]
+    try:
+        proc = subprocess.run(command, capture_output=True, timeout=timeout, check=False, text=True)
+    except subprocess.TimeoutExpired:
+        return "timed out"
+    if proc.returncode != 0:
+        # An exception group prints boxes: take the last line that says something.
+        lines = [line.strip(" |+-") for line in proc.stderr.splitlines()]
+        said = [line for line in lines if line]
+        return said[-1] if said else f"exit status {proc.returncode}"
+    data: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return data
