@@ -1,55 +1,32 @@
 """SmtpClient: one SMTP connection, from the greeting to QUIT.
 
 A client connects (TCP, implicit TLS or STARTTLS, EHLO, AUTH), then carries
-any number of mail transactions, then quits. :meth:`SmtpClient.send` runs a
-whole transaction; connection pools drive the same transaction in phases so
-that, on a pipelining server, the end of one message and the envelope of the
-next go out in one write::
+any number of mail transactions, then quits. The session is set up here; the
+transactions run through the connection's
+:class:`~lettre.smtp.driver.TransactionDriver` (:attr:`SmtpClient.driver`),
+the one send path that pools use too::
 
-    tx = client.prepare(envelope, data)           # checks only, nothing sent
-    async with client.operation(deadline):
-        await client.write(client.encode_envelope(tx))   # MAIL, RCPT..., DATA
-        await client.complete_envelope(tx)               # their replies
-        await client.write(client.encode_content(tx))    # content + end of data
-        result = await client.complete(tx)               # the final reply
-
-A pool may write ``client.encode_content(tx_a) + client.encode_envelope(tx_b)``
-in one :meth:`SmtpClient.write` and then read ``complete(tx_a)`` and
-``complete_envelope(tx_b)`` in that order.
-
-With PIPELINING and CHUNKING, a message of at most
-:data:`PIPELINED_BDAT_LIMIT` octets goes in one flight (MAIL, RCPT...,
-``BDAT <n> LAST`` and the content: ``tx.content_in_flight``); its envelope's
-replies and its final reply are all read by :meth:`SmtpClient.complete`::
-
-    await client.write(client.encode_envelope(tx))   # MAIL, RCPT..., BDAT LAST
-    result = await client.complete(tx)               # every reply
+    client = SmtpClient(settings)
+    await client.connect()
+    result = await client.send(envelope, data)
+    await client.aclose()
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import math
 import ssl
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
 
-from lettre.envelope import Envelope
 from lettre.errors import (
     AuthenticationError,
-    DataRefused,
     ExtensionNotSupported,
     LocalProtocolError,
-    MessageError,
-    MessageTooLarge,
-    OutcomeUnknown,
     ProtocolError,
-    RecipientsRefused,
-    SenderRefused,
     ServerDisconnected,
     SmtpConnectError,
     SmtpError,
@@ -60,15 +37,10 @@ from lettre.protocol.commands import (
     Auth,
     AuthCancel,
     AuthResponse,
-    Bdat,
-    Data,
     Ehlo,
-    EndOfData,
     Helo,
-    Mail,
     Noop,
     Quit,
-    Rcpt,
     Rset,
     StartTls,
 )
@@ -76,115 +48,33 @@ from lettre.protocol.connection import ClientConnection
 from lettre.protocol.extensions import Capabilities
 from lettre.protocol.replies import queue_id_from_reply
 from lettre.protocol.sasl import Mechanism, decode_challenge
-from lettre.protocol.state import ClientState
-from lettre.results import (
-    RecipientResult,
-    SendResult,
-    new_recipient_result,
-    new_send_result,
+from lettre.protocol.transactions import (
+    PIPELINED_BDAT_LIMIT,
+    Transaction,
+    TransactionEngine,
+    TransactionStage,
 )
 from lettre.smtp.auth import AuthMechanism, choose_mechanisms
+from lettre.smtp.driver import Ticket, TransactionDriver
 from lettre.smtp.settings import SmtpSettings, default_hello_name
 from lettre.smtp.stream import Operation, SmtpStream, transcript_logger
 from lettre.smtp.tls import TlsMode
 
 if TYPE_CHECKING:
+    from lettre.envelope import Envelope
     from lettre.protocol.commands import Command
     from lettre.protocol.replies import Reply
+    from lettre.results import SendResult
 
-__all__ = ["SmtpClient", "Transaction", "TransactionStage", "queue_id_from_reply"]
+__all__ = [
+    "PIPELINED_BDAT_LIMIT",
+    "SmtpClient",
+    "Transaction",
+    "TransactionStage",
+    "queue_id_from_reply",
+]
 
 _QUIT_TIMEOUT = 5.0
-
-#: The largest message (in octets, as given) whose ``BDAT LAST`` goes in the
-#: same flight as its MAIL and RCPT commands when the server offers PIPELINING
-#: and CHUNKING. A larger message waits for the RCPT replies first, so that a
-#: big body never goes out before any recipient is known to be accepted.
-PIPELINED_BDAT_LIMIT = 64 * 1024
-_ACCEPTED = frozenset({250, 251})
-
-
-def _nul_error(data: bytes) -> MessageError:
-    """The error for message content with a NUL byte: it must never reach DATA or BDAT.
-
-    A server that drops NUL would read ``<CRLF>.<NUL><CRLF>`` as the end of
-    data (SMTP smuggling), so such content is refused before anything is sent.
-    """
-    offset = data.find(b"\x00")
-    around = data[max(0, offset - 20) : offset + 20]
-    return MessageError(
-        f"the message content has a NUL byte at offset {offset} (near {around!r}); "
-        "SMTP cannot carry NUL in DATA or BDAT. Transfer-encode the part that holds it "
-        "(quoted-printable or base64, as Message.builder() does) or remove it; nothing was sent"
-    )
-
-
-class TransactionStage(enum.Enum):
-    """How far a :class:`Transaction` got.
-
-    Attributes:
-        PREPARED: checked, nothing sent.
-        ENVELOPE: MAIL (and RCPT/DATA) encoded or written.
-        ACCEPTING: the envelope was accepted; the content may be sent.
-        CONTENT: the content and the end of data were written: from here a
-            broken connection leaves the outcome unknown.
-        DONE: the final reply was positive.
-        FAILED: the transaction ended without delivery (refusal or error).
-    """
-
-    PREPARED = "prepared"
-    ENVELOPE = "envelope"
-    ACCEPTING = "accepting"
-    CONTENT = "content"
-    DONE = "done"
-    FAILED = "failed"
-
-
-@dataclass(eq=False, slots=True)
-class Transaction:
-    """One mail transaction on an :class:`SmtpClient`, made by :meth:`SmtpClient.prepare`.
-
-    Attributes:
-        envelope: the envelope being sent.
-        data: the message bytes.
-        mail: the MAIL command.
-        rcpts: the RCPT commands, one per forward path.
-        recipients: the forward paths as the results name them.
-        use_bdat: whether the content goes with BDAT (CHUNKING) instead of DATA.
-        pipelined: whether MAIL and RCPT go in one flight (PIPELINING).
-        data_in_flight: whether DATA goes in the same flight as MAIL and RCPT.
-        content_in_flight: whether the content (one ``BDAT <n> LAST``) goes in
-            the same flight as MAIL and RCPT; :meth:`SmtpClient.complete` then
-            reads every reply of the transaction.
-        rset_first: whether the envelope's flight starts with RSET (the
-            previous transaction may still be open on the server; see
-            ``ClientConnection.needs_rset``); its reply is read first.
-        stage: how far the transaction got.
-        results: each recipient's outcome, once the RCPT replies are read.
-        reply: the final reply, once read.
-        content_sent: whether the content was handed to the connection: if
-            not, sending the message again elsewhere cannot deliver it twice.
-    """
-
-    envelope: Envelope
-    data: bytes
-    mail: Mail
-    rcpts: tuple[Rcpt, ...]
-    recipients: tuple[str, ...]
-    use_bdat: bool
-    pipelined: bool
-    data_in_flight: bool
-    content_in_flight: bool = False
-    rset_first: bool = False
-    stage: TransactionStage = TransactionStage.PREPARED
-    results: list[RecipientResult] = field(default_factory=list)
-    reply: Reply | None = None
-    content_sent: bool = False
-    """Whether the content and the end of data were handed to the server.
-
-    When a failure happens with this False, the server cannot have accepted
-    the message: sending it again (on a fresh connection) is safe.
-    """
 
 
 class SmtpClient:
@@ -221,9 +111,7 @@ class SmtpClient:
         self._hello_name: str | None = None
         self._authenticated_as: str | None = None
         self._auth_mechanism: AuthMechanism | None = None
-        self._pending_content: list[Transaction] = []
-        self._messages_sent = 0
-        self._transactions = 0
+        self._driver: TransactionDriver | None = None
         self._created_at = math.nan
         self._last_used = math.nan
         self.last_transaction: Transaction | None = None
@@ -277,8 +165,7 @@ class SmtpClient:
             and not stream.broken
             and not stream.closed
             and self._capabilities is not None
-            and not self._pending_content
-            and stream.unacknowledged_content == 0
+            and (self._driver is None or (not self._driver.busy and self._driver.engine.usable))
         )
 
     @property
@@ -316,12 +203,12 @@ class SmtpClient:
     @property
     def messages_sent(self) -> int:
         """How many mail transactions this connection has started."""
-        return self._transactions
+        return 0 if self._driver is None else self._driver.engine.started
 
     @property
     def messages_accepted(self) -> int:
         """How many messages the server accepted on this connection."""
-        return self._messages_sent
+        return 0 if self._driver is None else self._driver.engine.accepted
 
     @property
     def created_at(self) -> float:
@@ -715,6 +602,42 @@ class SmtpClient:
 
     # ------------------------------------------------------------------ sending
 
+    @property
+    def driver(self) -> TransactionDriver:
+        """What runs this connection's mail transactions (after :meth:`connect`).
+
+        Raises:
+            LocalProtocolError: not connected, or the session is not open.
+            ServerDisconnected: the connection is no longer usable.
+        """
+        driver = self._driver
+        if driver is None:
+            stream = self._require_stream()
+            if self._capabilities is None:
+                raise LocalProtocolError("the SMTP client has not finished connecting")
+            settings = self._settings
+            engine = TransactionEngine(
+                stream.conn,
+                require_all_recipients=settings.require_all_recipients,
+                peer=stream.peer,
+            )
+            driver = self._driver = TransactionDriver(
+                stream,
+                engine,
+                timeout=settings.timeout,
+                data_timeout=settings.data_timeout,
+                on_progress=self._used,
+            )
+        return driver
+
+    @property
+    def current_driver(self) -> TransactionDriver | None:
+        """The driver if a transaction was ever run on this connection, else None."""
+        return self._driver
+
+    def _used(self, now: float) -> None:
+        self._last_used = now
+
     async def send(
         self, envelope: Envelope, data: bytes, *, deadline: float | None = None
     ) -> SendResult:
@@ -745,26 +668,17 @@ class SmtpClient:
             ServerDisconnected, SmtpTimeoutError: the connection failed before
                 the content was handed over (safe to retry).
         """
-        tx = self.prepare(envelope, data)
-        stream = self._require_stream()
-        async with stream.operation(self._default_deadline(deadline), io_only=True):
-            await self.write(self.encode_envelope(tx))
-            if not tx.content_in_flight:
-                await self.complete_envelope(tx)
-                await self.write(self.encode_content(tx))
-            return await self.complete(tx)
+        driver = self.driver
+        if self.is_broken:
+            self._require_stream()  # raises the right error
+        ticket = Ticket(envelope, data, self._default_deadline(deadline))
+        ticket.tx = self.prepare(envelope, data)
+        return await driver.send(ticket)
 
     def prepare(self, envelope: Envelope, data: bytes) -> Transaction:
-        """Check a message against the server's capabilities and build its commands.
+        """Check a message against the server's capabilities and build its transaction.
 
-        Nothing is sent.
-
-        Args:
-            envelope: the reverse path, the recipients and their DSN options.
-            data: the message, CRLF line endings.
-
-        Returns:
-            The transaction, in the PREPARED stage.
+        Nothing is sent; :attr:`last_transaction` becomes this one.
 
         Raises:
             TypeError: ``envelope`` is not an Envelope or ``data`` not bytes.
@@ -774,579 +688,9 @@ class SmtpClient:
             LocalProtocolError: not connected.
             ServerDisconnected: the connection is no longer usable.
         """
-        if not isinstance(envelope, Envelope):
-            raise TypeError(f"envelope must be an Envelope, not {type(envelope).__name__}")
-        if type(data) is not bytes:
-            if isinstance(data, (bytearray, memoryview)):
-                data = bytes(data)
-            if not isinstance(data, bytes):
-                raise TypeError(f"data must be bytes, not {type(data).__name__}")
-        if b"\x00" in data:
-            raise _nul_error(data)
-        stream = self._stream
-        if stream is None or stream.broken or stream.closed:
-            stream = self._require_stream()  # raises the right error
-        caps = self._capabilities
-        if caps is None:
-            raise LocalProtocolError("the SMTP client has not finished connecting")
-
-        size = caps.size
-        if size and len(data) > size:
-            raise MessageTooLarge(
-                f"the message is {len(data)} bytes; {stream.peer} accepts at most {size}"
-            )
-
-        reverse_path = envelope.reverse_path
-        forward_paths = envelope.forward_paths
-        # Each address is rendered once; ASCII-only envelopes (nearly all)
-        # take their paths as they are.
-        recipients = tuple(map(str, forward_paths))
-        reverse = str(reverse_path) if reverse_path is not None else ""
-        ascii_only = reverse.isascii() and all(map(str.isascii, recipients))
-        body: str | None = None
-        smtputf8 = False
-        if not ascii_only or not data.isascii():
-            smtputf8, body = self._international(envelope, data, caps, reverse, ascii_only)
-
-        paths = recipients
-        if not ascii_only and not smtputf8:
-            # Internationalised domains only: their A-label forms.
-            paths = tuple(
-                text if text.isascii() else address.to_ascii()
-                for text, address in zip(recipients, forward_paths, strict=True)
-            )
-            if reverse_path is not None and not reverse.isascii():
-                reverse = reverse_path.to_ascii()
-
-        notify = None
-        orcpt = False
-        if caps.dsn:
-            mail = Mail(
-                reverse,
-                size=len(data) if size is not None else None,
-                body=body,
-                smtputf8=smtputf8,
-                ret=envelope.ret,
-                envid=envelope.envid,
-            )
-            notify = envelope.notify
-            orcpt = envelope.orcpt
-        else:
-            if envelope.has_dsn:
-                self._logger.debug(
-                    "%s does not offer DSN; the DSN parameters are not sent", stream.peer
-                )
-            mail = Mail(
-                reverse,
-                size=len(data) if size is not None else None,
-                body=body,
-                smtputf8=smtputf8,
-            )
-        if notify is None and not orcpt:
-            rcpts = tuple(map(Rcpt, paths))
-        else:
-            rcpts = tuple(
-                Rcpt(forward, notify=notify, orcpt=forward if orcpt else None) for forward in paths
-            )
-        pipelined = caps.pipelining
-        # Content that goes before the RCPT replies cannot be taken back:
-        # not when every recipient must be accepted, nor for a big body.
-        early = pipelined and not self._settings.require_all_recipients
-        if not caps.chunking:
-            return Transaction(envelope, data, mail, rcpts, recipients, False, pipelined, early)
-        return Transaction(
-            envelope,
-            data,
-            mail,
-            rcpts,
-            recipients,
-            True,
-            pipelined,
-            False,
-            early and len(data) <= PIPELINED_BDAT_LIMIT,
-        )
-
-    def _international(
-        self,
-        envelope: Envelope,
-        data: bytes,
-        caps: Capabilities,
-        reverse: str,
-        ascii_only: bool,
-    ) -> tuple[bool, str | None]:
-        """SMTPUTF8 and BODY for a message with non-ASCII addresses or content.
-
-        Raises:
-            ExtensionNotSupported: the server lacks what the message needs.
-        """
-        peer = self._require_stream().peer
-        smtputf8 = False
-        if not ascii_only:
-            if caps.smtputf8:
-                smtputf8 = True
-            elif envelope.needs_smtputf8:
-                raise ExtensionNotSupported(
-                    f"an address has a non-ASCII local part, which needs SMTPUTF8; "
-                    f"{peer} does not offer it"
-                )
-        body: str | None = None
-        if not data.isascii():
-            if not caps.eightbitmime:
-                raise ExtensionNotSupported(
-                    f"the message has 8-bit content and {peer} does not offer 8BITMIME"
-                )
-            body = "8BITMIME"
-            if caps.smtputf8 and not smtputf8:
-                # UTF-8 header fields (RFC 6532, e.g. an address with a
-                # non-ASCII local part in From) make it an internationalised
-                # message even when the envelope is plain ASCII.
-                end = data.find(b"\r\n\r\n")
-                smtputf8 = not data[: end if end >= 0 else len(data)].isascii()
-        return smtputf8, body
-
-    def encode_envelope(self, tx: Transaction) -> bytes:
-        """The first flight of ``tx``: MAIL, and with PIPELINING every RCPT (and DATA).
-
-        Nothing is written; pass the bytes to :meth:`write` (possibly joined
-        after another transaction's :meth:`encode_content`).
-
-        With ``tx.content_in_flight`` the flight also holds the content, as
-        one ``BDAT <n> LAST``: the next :meth:`write` moves ``tx`` to the
-        CONTENT stage. When the previous transaction may still be open on the
-        server, the flight starts with RSET (``tx.rset_first``).
-
-        Args:
-            tx: a transaction from :meth:`prepare`.
-        """
-        if tx.stage is not TransactionStage.PREPARED:
-            raise LocalProtocolError("this transaction's envelope was already sent")
-        stream = self._stream
-        if stream is None or stream.broken or stream.closed:
-            stream = self._require_stream()
-        if not tx.pipelined:
-            out = stream.encode(tx.mail)
-        elif not tx.use_bdat:
-            out = stream.encode_envelope(tx.mail, tx.rcpts, tx.data_in_flight)
-        else:
-            out = b""
-            if stream.conn.needs_rset:
-                out = stream.encode(Rset())
-                tx.rset_first = True
-            out += stream.encode_envelope(tx.mail, tx.rcpts, False)
-            if tx.content_in_flight:
-                out += stream.encode(Bdat(tx.data, last=True))
-                self._pending_content.append(tx)
-        tx.stage = TransactionStage.ENVELOPE
-        self._transactions += 1
+        driver = self.driver
+        if self.is_broken:
+            self._require_stream()
+        tx = driver.prepare(envelope, data)
         self.last_transaction = tx
-        return out
-
-    async def write(self, data: bytes) -> None:
-        """Write a flight of bytes from ``encode_envelope``/``encode_content`` at once.
-
-        Once the write completes, every transaction whose content was in it is
-        in the CONTENT stage: a failure from then on until its final reply is
-        :class:`~lettre.errors.OutcomeUnknown`.
-
-        Args:
-            data: the bytes to write.
-
-        Raises:
-            SmtpTimeoutError: the server did not read the bytes in time
-                (``timeout`` seconds, ``data_timeout`` with content in them).
-            ServerDisconnected: the connection broke; :class:`OutcomeUnknown`
-                when earlier content had not been answered yet.
-        """
-        stream = self._require_stream()
-        pending = self._pending_content
-        if pending:
-            limit = self._settings.data_timeout
-            what = "the server to read the message"
-        else:
-            limit = self._settings.timeout
-            what = "the server to read the commands"
-        try:
-            await stream.write(data, limit=limit, what=what)
-        except BaseException:
-            for tx in pending:
-                tx.stage = TransactionStage.FAILED
-            pending.clear()
-            raise
-        self.content_written()
-
-    def content_written(self, now: float | None = None) -> None:
-        """Record that everything encoded so far was handed to the connection.
-
-        Every transaction whose content was encoded moves to the CONTENT
-        stage. :meth:`write` calls it; a driver that writes the bytes itself
-        (synchronously) calls it right after.
-
-        Args:
-            now: the current time on the pool's clock (seconds), if the caller
-                has it; by default it is read.
-        """
-        stream = self._stream
-        if stream is None:
-            stream = self._require_stream()
-        pending = self._pending_content
-        for tx in pending:
-            tx.stage = TransactionStage.CONTENT
-            tx.content_sent = True
-            stream.unacknowledged_content += 1
-        pending.clear()
-        self._last_used = stream.now() if now is None else now
-
-    async def complete_envelope(self, tx: Transaction) -> None:
-        """Read the replies to the envelope (sending the rest in lock-step without PIPELINING).
-
-        Returns when the server is ready for the content.
-
-        Args:
-            tx: a transaction whose :meth:`encode_envelope` bytes were written.
-
-        Raises:
-            SenderRefused, RecipientsRefused, DataRefused: as for :meth:`send`;
-                the transaction was reset and the connection stays usable
-                unless the reply was 421.
-        """
-        if tx.stage is not TransactionStage.ENVELOPE:
-            raise LocalProtocolError(
-                "complete_envelope() needs a transaction whose envelope was sent"
-            )
-        stream = self._require_stream()
-        try:
-            await self._envelope_replies(stream, tx)
-        except BaseException:
-            if tx.stage is TransactionStage.ENVELOPE:
-                tx.stage = TransactionStage.FAILED
-            raise
-        tx.stage = TransactionStage.ACCEPTING
-        self._last_used = stream.now()
-
-    async def _envelope_replies(self, stream: SmtpStream, tx: Transaction) -> None:
-        timeout = self._settings.timeout
-        if tx.rset_first:
-            reply = await stream.read_reply(limit=timeout, what="the reply to RSET")
-            if reply.code == 421:
-                raise await self._reply_error(stream, reply, SmtpReplyError, "RSET")
-        mail_reply = await stream.read_reply(limit=timeout, what="the reply to MAIL")
-        if mail_reply.code == 421:
-            raise await self._reply_error(stream, mail_reply, SenderRefused, "MAIL")
-
-        if not tx.pipelined:
-            if mail_reply.code != 250:
-                await self._abort(stream, tx, data_reply=None)
-                raise await self._reply_error(stream, mail_reply, SenderRefused, "MAIL")
-            for rcpt, recipient in zip(tx.rcpts, tx.recipients, strict=True):
-                reply = await self._command(stream, rcpt, "the reply to RCPT")
-                if reply.code == 421:
-                    raise await self._reply_error(stream, reply, SmtpReplyError, "RCPT")
-                tx.results.append(RecipientResult(recipient, reply.code in (250, 251), reply))
-        else:
-            for recipient in tx.recipients:
-                reply = await stream.read_reply(limit=timeout, what="the reply to RCPT")
-                if reply.code == 421:
-                    raise await self._reply_error(stream, reply, SmtpReplyError, "RCPT")
-                tx.results.append(RecipientResult(recipient, reply.code in (250, 251), reply))
-
-        data_reply: Reply | None = None
-        if tx.data_in_flight:
-            data_reply = await stream.read_reply(limit=timeout, what="the reply to DATA")
-            if data_reply.code == 421:
-                raise await self._reply_error(stream, data_reply, DataRefused, "DATA")
-
-        if mail_reply.code != 250:
-            await self._abort(stream, tx, data_reply=data_reply)
-            raise await self._reply_error(stream, mail_reply, SenderRefused, "MAIL")
-        refused = [r for r in tx.results if not r.accepted]
-        if len(refused) == len(tx.results) or (refused and self._settings.require_all_recipients):
-            await self._abort(stream, tx, data_reply=data_reply)
-            raise self._recipients_refused(tx, refused)
-
-        if not tx.use_bdat:
-            if data_reply is None:
-                data_reply = await self._command(stream, Data(), "the reply to DATA")
-            if data_reply.code != 354:
-                if data_reply.code != 421:
-                    await self._abort(stream, tx, data_reply=data_reply)
-                raise await self._reply_error(stream, data_reply, DataRefused, "DATA")
-
-    def _recipients_refused(
-        self, tx: Transaction, refused: list[RecipientResult]
-    ) -> RecipientsRefused:
-        first = refused[0].reply
-        code = first.code if first is not None else 550
-        text = first.text if first is not None else "recipient refused"
-        count = len(refused)
-        total = len(tx.results)
-        if count == total:
-            summary = f"the server refused every recipient ({count})"
-        else:
-            summary = (
-                f"the server refused {count} of {total} recipients and "
-                "require_all_recipients is set; nothing was sent"
-            )
-        details = "; ".join(
-            f"{r.recipient}: {r.reply.code if r.reply else '?'} {r.reply.text if r.reply else ''}"
-            for r in refused[:5]
-        )
-        more = f" (and {count - 5} more)" if count > 5 else ""
-        return RecipientsRefused(
-            code,
-            text,
-            results=tuple(tx.results),
-            enhanced_status=first.enhanced_status if first is not None else None,
-            message=f"{summary}: {details}{more}",
-        )
-
-    async def _abort(
-        self, stream: SmtpStream, tx: Transaction, *, data_reply: Reply | None
-    ) -> None:
-        """End a refused transaction so the connection can carry the next one."""
-        tx.stage = TransactionStage.FAILED
-        try:
-            if data_reply is not None and data_reply.code == 354:
-                if any(r.accepted for r in tx.results):
-                    # The server would deliver whatever ends this DATA: drop the
-                    # connection instead of sending a message nobody asked for.
-                    await stream.aclose()
-                    return
-                # No valid recipient: an empty message goes nowhere (RFC 2920 3.1).
-                await stream.write(stream.encode(EndOfData()), limit=self._settings.timeout)
-                await stream.read_reply(
-                    limit=self._settings.timeout, what="the reply to the end of data"
-                )
-            reply = await self._command(stream, Rset(), "the reply to RSET")
-            if reply.code != 250:
-                await stream.aclose()
-        except (SmtpError, ProtocolError):
-            # The refusal is what the caller needs to hear; the broken
-            # connection is closed by the enclosing operation.
-            stream.broken = True
-
-    def encode_content(self, tx: Transaction) -> bytes:
-        """The content of ``tx`` and the end of data (DATA), or one ``BDAT ... LAST``.
-
-        Nothing is written; the next :meth:`write` moves ``tx`` to the CONTENT
-        stage.
-
-        Args:
-            tx: a transaction whose envelope was accepted
-                (:meth:`complete_envelope`).
-        """
-        if tx.stage is not TransactionStage.ACCEPTING:
-            raise LocalProtocolError(
-                "encode_content() needs a transaction whose envelope was accepted"
-            )
-        stream = self._stream
-        if stream is None or stream.broken or stream.closed:
-            stream = self._require_stream()
-        if tx.use_bdat:
-            out = stream.encode(Bdat(tx.data, last=True))
-        else:
-            out = stream.encode_content(tx.data)
-        self._pending_content.append(tx)
-        return out
-
-    async def complete(self, tx: Transaction) -> SendResult:
-        """Read the final reply of ``tx`` and return its result.
-
-        With ``tx.content_in_flight`` every reply of the transaction is read
-        here (see :meth:`flight_outcome`).
-
-        Args:
-            tx: a transaction whose :meth:`encode_content` bytes were written
-                (or, with ``tx.content_in_flight``, its :meth:`encode_envelope`
-                bytes).
-
-        Raises:
-            DataRefused: the server refused the message (a 421 also closes the
-                connection).
-            SenderRefused, RecipientsRefused: with ``tx.content_in_flight``,
-                MAIL or every recipient refused.
-            OutcomeUnknown: the connection broke or timed out before the reply.
-            ServerDisconnected: with ``tx.content_in_flight``, a 421 ended the
-                session before the server read this transaction (nothing was
-                delivered).
-        """
-        stream = self._stream
-        if stream is None or stream.broken or stream.closed:
-            self._gone(stream, tx)
-            stream = self._require_stream()
-        if tx.stage is not TransactionStage.CONTENT:
-            raise LocalProtocolError("complete() needs a transaction whose content was written")
-        try:
-            if tx.content_in_flight:
-                outcome = await self._flight_replies(stream, tx)
-            else:
-                reply = await stream.read_reply(
-                    limit=self._settings.data_timeout,
-                    what="the reply to BDAT" if tx.use_bdat else "the reply to the end of data",
-                )
-                outcome = self.final_outcome(tx, reply)
-        except BaseException:
-            tx.stage = TransactionStage.FAILED
-            raise
-        if not isinstance(outcome, SendResult):
-            if stream.conn.state is ClientState.CLOSED:
-                self._logger.debug("%s is closing the connection (421)", stream.peer)
-                await stream.aclose()
-            raise outcome
-        return outcome
-
-    def _gone(self, stream: SmtpStream | None, tx: Transaction) -> None:
-        """Raise for a transaction whose connection ended before its replies were read.
-
-        With its content in its envelope's flight and a 421 before it (the
-        core is CLOSED), the server stopped before reading it: nothing was
-        delivered, and sending it again is safe. Content written otherwise
-        makes the outcome unknown. Anything else is left to
-        :meth:`_require_stream`.
-        """
-        if stream is None:
-            return
-        if tx.content_in_flight and stream.conn.state is ClientState.CLOSED:
-            tx.stage = TransactionStage.FAILED
-            tx.content_sent = False
-            raise ServerDisconnected(
-                f"{stream.peer} closed the connection (421) before it read this message; "
-                "nothing was delivered"
-            )
-        if tx.content_sent and tx.stage is TransactionStage.CONTENT:
-            tx.stage = TransactionStage.FAILED
-            raise OutcomeUnknown(
-                f"the connection to {stream.peer} ended before the reply to the message; "
-                "it may or may not have been accepted (do not retry blindly)"
-            )
-
-    async def _flight_replies(self, stream: SmtpStream, tx: Transaction) -> SendResult | SmtpError:
-        """Read every reply of a ``content_in_flight`` transaction and make its outcome."""
-        timeout = self._settings.timeout
-        replies: list[Reply] = []
-        steps = ["RSET"] if tx.rset_first else []
-        steps.append("MAIL")
-        steps.extend(["RCPT"] * len(tx.rcpts))
-        for verb in steps:
-            reply = await stream.read_reply(limit=timeout, what=f"the reply to {verb}")
-            replies.append(reply)
-            if reply.code == 421:
-                return self.flight_outcome(tx, replies)
-        reply = await stream.read_reply(limit=self._settings.data_timeout, what="the reply to BDAT")
-        replies.append(reply)
-        return self.flight_outcome(tx, replies)
-
-    def flight_outcome(
-        self, tx: Transaction, replies: list[Reply], now: float | None = None
-    ) -> SendResult | SmtpError:
-        """Record the replies of a ``content_in_flight`` transaction and make its result or error.
-
-        ``replies`` answer, in order, RSET (with ``tx.rset_first``), MAIL,
-        every RCPT and the BDAT LAST; fewer when one of them was a 421, which
-        is then the last (the server closed: the caller closes the
-        connection). The error is returned, not raised:
-
-        - MAIL refused: :class:`~lettre.errors.SenderRefused`;
-        - every RCPT refused (the server refused the content too):
-          :class:`~lettre.errors.RecipientsRefused` with every recipient's
-          reply; the next MAIL on this connection follows an RSET;
-        - some RCPT refused: the message went to the others, whose results
-          say so, unless the content was refused
-          (:class:`~lettre.errors.DataRefused`);
-        - MAIL refused although the content was accepted (the server applied
-          it to something else): :class:`~lettre.errors.OutcomeUnknown`, and
-          the connection is not used again.
-
-        Args:
-            tx: the transaction the replies answer.
-            replies: the replies, in order.
-            now: the current time on the pool's clock, if the caller has it.
-        """
-        stream = self._stream
-        if stream is None:
-            raise LocalProtocolError("the SMTP client is not connected")
-        stream.unacknowledged_content -= 1
-        self._last_used = stream.now() if now is None else now
-        tx.stage = TransactionStage.FAILED
-        offset = int(tx.rset_first)
-        count = len(tx.rcpts)
-        results = tx.results
-        accepted = 0
-        # Fewer RCPT replies than RCPTs after a 421.
-        for recipient, reply in zip(
-            tx.recipients, replies[offset + 1 : offset + 1 + count], strict=False
-        ):
-            ok = reply.code in _ACCEPTED
-            accepted += ok
-            results.append(new_recipient_result(recipient, ok, reply))
-        last = replies[-1]
-        if len(replies) < offset + count + 2:  # a 421 ended the session early
-            position = len(replies) - 1 - offset  # -1 RSET, 0 MAIL, then RCPT...
-            tx.content_sent = False  # the server stopped before reading the content
-            if position <= 0:
-                cls: type[SmtpReplyError] = SenderRefused if position == 0 else SmtpReplyError
-                return cls(
-                    last.code,
-                    last.text,
-                    enhanced_status=last.enhanced_status,
-                    command="MAIL" if position == 0 else "RSET",
-                )
-            return SmtpReplyError(
-                last.code, last.text, enhanced_status=last.enhanced_status, command="RCPT"
-            )
-        tx.reply = last
-        mail = replies[offset]
-        if mail.code != 250:
-            if last.code == 250:
-                stream.broken = True
-                return OutcomeUnknown(
-                    f"{stream.peer} refused MAIL ({mail.code} {mail.text}) but accepted the "
-                    f"content ({last.code} {last.text}); the message may or may not have been "
-                    "delivered (do not retry blindly)"
-                )
-            tx.content_sent = False
-            return SenderRefused(
-                mail.code, mail.text, enhanced_status=mail.enhanced_status, command="MAIL"
-            )
-        if not accepted:
-            if last.code != 250:
-                tx.content_sent = False
-            return self._recipients_refused(tx, results)
-        if last.code != 250:
-            return DataRefused(
-                last.code, last.text, enhanced_status=last.enhanced_status, command="BDAT"
-            )
-        tx.stage = TransactionStage.DONE
-        self._messages_sent += 1
-        return new_send_result(tuple(results), None, queue_id_from_reply(last), last)
-
-    def final_outcome(
-        self, tx: Transaction, reply: Reply, now: float | None = None
-    ) -> SendResult | SmtpReplyError:
-        """Record the final reply of ``tx`` (already read) and make its result or error.
-
-        The error is returned, not raised; after a 421 the caller closes the
-        connection.
-
-        Args:
-            tx: the transaction the reply answers.
-            reply: the server's reply to the end of data (or the last BDAT).
-            now: the current time on the pool's clock (seconds), if the caller
-                has it; by default it is read.
-        """
-        stream = self._stream
-        if stream is None:
-            raise LocalProtocolError("the SMTP client is not connected")
-        stream.unacknowledged_content -= 1
-        tx.reply = reply
-        self._last_used = stream.now() if now is None else now
-        if reply.code != 250:
-            tx.stage = TransactionStage.FAILED
-            return DataRefused(
-                reply.code,
-                reply.text,
-                enhanced_status=reply.enhanced_status,
-                command="BDAT" if tx.use_bdat else "DATA",
-            )
-        tx.stage = TransactionStage.DONE
-        self._messages_sent += 1
-        return new_send_result(tuple(tx.results), None, queue_id_from_reply(reply), reply)
+        return tx

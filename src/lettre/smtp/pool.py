@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
 
-from lettre._loops import running_on_asyncio
 from lettre.errors import (
     LettreError,
     OutcomeUnknown,
@@ -32,7 +30,7 @@ from lettre.errors import (
     SmtpReplyError,
     SmtpTimeoutError,
 )
-from lettre.smtp.client import PIPELINED_BDAT_LIMIT, SmtpClient
+from lettre.smtp.client import SmtpClient
 from lettre.smtp.connection_pool import (
     ConnectionFactory,
     ConnectionPool,
@@ -40,7 +38,7 @@ from lettre.smtp.connection_pool import (
     PooledConnection,
     PoolStatistics,
 )
-from lettre.smtp.pipeline import Pipeline, Ticket, eligible, outcome_of
+from lettre.smtp.driver import Ticket, TransactionDriver
 
 if TYPE_CHECKING:
     import ssl
@@ -48,8 +46,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
+    from lettre.protocol.transactions import Transaction
     from lettre.results import SendResult
-    from lettre.smtp.client import Transaction
     from lettre.smtp.settings import SmtpSettings
 
 __all__ = [
@@ -68,55 +66,29 @@ logger = logging.getLogger(__name__)
 # -- pooled SMTP connections with chaining -----------------------------------------------------
 
 
-class _Turn:
-    """One transaction's place in a connection's queue of reply readers."""
-
-    __slots__ = ("active", "event", "orphan", "wake")
-
-    def __init__(self, *, active: bool) -> None:
-        self.active = active  # its owner will read (False: written for a waiter not yet awake)
-        self.orphan = False  # its owner went away: skip it
-        self.event: anyio.Event | None = None
-        self.wake: Callable[[], None] | None = None
-
-
 class PooledSmtpConnection:
     """An :class:`~lettre.smtp.client.SmtpClient` as the pool lends it.
 
-    Besides what :class:`PooledConnection` asks for, it keeps the queue of
-    *turns*: with chaining, several transactions are in flight on one
-    connection and their replies come back in the order their commands were
-    written, so each reader waits for its turn.
+    Its transactions run through the client's
+    :class:`~lettre.smtp.driver.TransactionDriver`, whose ``hand_off`` the
+    pool sets so that waiting sends are chained.
 
     Args:
         client: a connected client.
         clock: the pool's clock, for ``created_at`` and ``last_used``.
     """
 
-    __slots__ = (
-        "_changed",
-        "_clock",
-        "_poisoned",
-        "_turns",
-        "client",
-        "created_at",
-        "last_used",
-        "pipeline",
-    )
+    __slots__ = ("_clock", "_poisoned", "client", "created_at", "last_used")
 
     def __init__(self, client: SmtpClient, clock: Callable[[], float] = anyio.current_time) -> None:
         self.client = client
-        self.pipeline: Pipeline | None = None
-        """Runs this connection's transactions from its callbacks (asyncio, plain TCP)."""
         self._clock = clock
         self.created_at = clock()
         self.last_used = self.created_at
-        self._turns: deque[_Turn] = deque()
         self._poisoned = False
-        self._changed: anyio.Event | None = None
 
     def __repr__(self) -> str:
-        return f"<PooledSmtpConnection {self.client!r} turns={len(self._turns)}>"
+        return f"<PooledSmtpConnection {self.client!r}>"
 
     @property
     def is_usable(self) -> bool:
@@ -132,6 +104,11 @@ class PooledSmtpConnection:
         """How many mail transactions the connection has started."""
         return self.client.messages_sent
 
+    @property
+    def messages_accepted(self) -> int:
+        """How many messages the server accepted on this connection."""
+        return self.client.messages_accepted
+
     def touch(self) -> None:
         """Record that the connection was just used (by the pool's clock)."""
         self.last_used = self._clock()
@@ -142,86 +119,37 @@ class PooledSmtpConnection:
         self.touch()
         return ok
 
-    @property
-    def messages_accepted(self) -> int:
-        """How many messages the server accepted on this connection."""
-        return self.client.messages_accepted
-
     def abandon(self) -> None:
         """Shut the socket down without the event loop, which is closed."""
         self._poisoned = True
         self.client.abandon()
 
+    def poison(self) -> None:
+        """Never lend this connection again (commands of a vanished caller are on it)."""
+        self._poisoned = True
+
     async def aclose(self) -> None:
-        """Let the readers already queued finish, then close (QUIT if still usable)."""
+        """Let the messages whose content is out get their final reply, then close.
+
+        QUIT when the connection is still usable; an envelope still in flight
+        belongs to a sender that gave up and is failed.
+        """
         with anyio.CancelScope(shield=True):
-            pipeline = self.pipeline
-            if pipeline is not None:
-                # Messages whose content is out get their final reply; an
-                # envelope still in flight belongs to a sender that gave up.
-                await pipeline.settle(_drain_limit(self.client))
-                if pipeline.busy:
+            driver = self.client.current_driver
+            if driver is not None:
+                await driver.settle(_drain_limit(self.client))
+                if self.client.replies_owed:
                     self._poisoned = True
-                    pipeline.abort("the connection was closed before the message was sent")
-                pipeline.cancel_timer()
-            while self._turns and self._turns[0].active:
-                self._changed = anyio.Event()
-                with anyio.move_on_after(_drain_limit(self.client)) as scope:
-                    await self._changed.wait()
-                if scope.cancelled_caught:
-                    break
+                driver.release()
             if self._poisoned:
                 await self.client.abort()
             else:
                 await self.client.aclose()
 
-    def poison(self) -> None:
-        """Never lend this connection again (commands of a vanished caller are on it)."""
-        self._poisoned = True
-
-    def _last_turn(self) -> _Turn:
-        return self._turns[-1]
-
-    def _new_turn(self, *, active: bool) -> _Turn:
-        """Queue a reader for commands about to be written (``active``: its owner runs)."""
-        turn = _Turn(active=active)
-        self._turns.append(turn)
-        return turn
-
-    async def _wait_turn(self, turn: _Turn) -> None:
-        """Wait until every transaction written before ``turn`` has read its replies."""
-        if self._turns and self._turns[0] is turn:
-            return
-        turn.event = anyio.Event()
-        with anyio.move_on_after(_drain_limit(self.client)):
-            await turn.event.wait()
-        if not turn.event.is_set():
-            raise SmtpTimeoutError("the connection's earlier transactions never finished")
-
-    def _end_turn(self, turn: _Turn) -> None:
-        """``turn``'s owner is done reading (or gave up): the next reader may go."""
-        turns = self._turns
-        if not turns or turns[0] is not turn:
-            turn.orphan = True
-            turn.wake = None
-            return
-        turns.popleft()
-        while turns and turns[0].orphan:
-            turns.popleft()
-        if turns:
-            head = turns[0]
-            wake, head.wake = head.wake, None
-            if wake is not None:
-                wake()
-            if head.event is not None:
-                head.event.set()
-        if self._changed is not None:
-            self._changed.set()
-
 
 def _drain_limit(client: SmtpClient) -> float:
-    # Earlier readers are bounded by their own reply timeouts; this only
-    # guards against a bug leaving a turn open forever.
+    # The transactions in flight are bounded by their own reply timeouts;
+    # this only guards against one that never ends.
     settings = client.settings
     return settings.data_timeout + 2 * settings.timeout
 
@@ -313,31 +241,19 @@ class SmtpPool:
         """
         for fresh in (False, True):
             ticket = Ticket(envelope, data, deadline)
+            conn = await self._acquire(ticket, deadline, fresh=fresh)
             try:
-                if deadline is None:
-                    conn = await self._pool.acquire(ticket, fresh=fresh)
-                else:
-                    conn = await self._acquire(ticket, deadline, fresh=fresh)
-                if not ticket.piped and ticket.tx is None:
-                    error = self._start(conn, ticket)
-                    if error is not None:
-                        await self._failed(conn, ticket, error, fresh)
-                if ticket.piped:
-                    if ticket.result is None and ticket.error is None and not ticket.slow:
-                        future = ticket.future
-                        assert future is not None
-                        try:
-                            await future
-                        except BaseException as exc:
-                            await self._failed(conn, ticket, exc, fresh)
-                            raise  # pragma: no cover - _failed always raises
-                    result = ticket.result
-                    if result is not None and not ticket.owner:
-                        return result  # the usual end of a chained send: nothing left to do
-                    return await self._piped(conn, ticket, fresh)
-                return await self._stepwise(conn, ticket, fresh)
-            except _Retry as retry:
-                logger.debug("retrying on a new connection after: %s", retry.error)
+                result = await self._driver(conn).send(ticket)
+            except BaseException as exc:
+                try:
+                    await self._failed(conn, ticket, exc, fresh)
+                except _Retry as retry:
+                    logger.debug("retrying on a new connection after: %s", retry.error)
+                    continue
+                raise  # pragma: no cover - _failed always raises
+            if ticket.owner:
+                await self._done(conn)
+            return result
         raise AssertionError("unreachable: the second attempt never asks for a retry")
 
     async def _acquire(
@@ -355,13 +271,12 @@ class SmtpPool:
             )
         raise SmtpTimeoutError("the deadline passed while waiting for a connection")
 
-    def _pipeline(self, conn: PooledSmtpConnection) -> Pipeline | None:
-        """The connection's pipeline, made on first use (None when it cannot have one)."""
-        pipeline = conn.pipeline
-        if pipeline is None and running_on_asyncio():
+    def _driver(self, conn: PooledSmtpConnection) -> TransactionDriver:
+        """The connection's driver, set up for chaining on first use."""
+        driver = conn.client.driver
+        if driver.hand_off is None:
             pool = self._pool
-
-            claim = functools.partial(self._claim_piped, conn)
+            claim = functools.partial(self._claim, driver)
 
             def hand_off() -> Ticket | None:
                 try:
@@ -376,72 +291,35 @@ class SmtpPool:
                 ticket.wake = wake
                 return ticket
 
-            pipeline = conn.pipeline = Pipeline.for_client(conn.client, hand_off)
-        return pipeline
+            driver.hand_off = hand_off
+        return driver
 
-    def _claim_piped(self, conn: PooledSmtpConnection, other: object) -> bool:
-        """Prepare the first waiter's transaction to run in the pipeline, if it can."""
+    def _claim(self, driver: TransactionDriver, other: object) -> bool:
+        """Prepare the first waiter's transaction to go after ours, if it can."""
         if not isinstance(other, Ticket) or other.tx is not None:
             return False
         try:
-            tx = conn.client.prepare(other.envelope, other.data)
+            tx = driver.prepare(other.envelope, other.data)
         except (LettreError, TypeError, ValueError):  # the waiter will meet it on its own
             return False
-        if not eligible(tx):
+        if not tx.pipelined:
             return False
         other.tx = tx
         self._claimed = other
         return True
-
-    def _start(self, conn: PooledSmtpConnection, ticket: Ticket) -> BaseException | None:
-        """Prepare ``ticket`` and start it in the connection's pipeline when it can run there.
-
-        Returns what went wrong (for :meth:`_failed`), or None.
-        """
-        pipeline = self._pipeline(conn)
-        if pipeline is None or not pipeline.ready():
-            return None
-        try:
-            tx = conn.client.prepare(ticket.envelope, ticket.data)
-            ticket.tx = tx
-            if eligible(tx):
-                pipeline.start(ticket)
-        except BaseException as exc:  # noqa: BLE001 - handed to _failed, which raises it
-            return exc
-        return None
-
-    async def _piped(self, conn: PooledSmtpConnection, ticket: Ticket, last: bool) -> SendResult:
-        """Finish a transaction the connection's pipeline is done with."""
-        client = conn.client
-        tx = ticket.tx
-        assert tx is not None
-        try:
-            if ticket.slow:
-                # A refusal in the envelope: finish it the ordinary way (RSET,
-                # the typed error), with the replies the pipeline read.
-                async with client.operation(ticket.deadline, io_only=True):
-                    await client.complete_envelope(tx)
-                    await client.write(client.encode_content(tx))
-                    result = await client.complete(tx)
-            else:
-                result = outcome_of(ticket)
-        except BaseException as exc:
-            await self._failed(conn, ticket, exc, last)
-            raise  # pragma: no cover - _failed always raises
-        await self._done(conn, ticket)
-        return result
 
     async def _failed(
         self, conn: PooledSmtpConnection, ticket: Ticket, exc: BaseException, last: bool
     ) -> None:
         """Give the connection back after a failure and raise (``_Retry`` when retryable)."""
         client = conn.client
-        if ticket.owner and client.replies_owed and not client.is_broken:
-            # Replies nobody will read are on their way (say, we were
-            # cancelled while an earlier user was still reading): the
-            # connection cannot be reused.
-            conn.poison()
-        await self._done(conn, ticket)
+        if ticket.owner:
+            if client.replies_owed and not client.is_broken:
+                # Replies nobody will read are on their way (say, we were
+                # cancelled while our transaction was in flight): the
+                # connection cannot be reused.
+                conn.poison()
+            await self._done(conn)
         if (
             not last
             and isinstance(exc, (ServerDisconnected, SmtpTimeoutError, SmtpReplyError))
@@ -450,105 +328,10 @@ class SmtpPool:
             raise _Retry(exc) from exc
         raise exc
 
-    async def _done(self, conn: PooledSmtpConnection, ticket: Ticket) -> None:
-        if ticket.owner:
-            conn.touch()
-            with anyio.CancelScope(shield=True):
-                await self._pool.release(conn)
-
-    async def _stepwise(self, conn: PooledSmtpConnection, ticket: Ticket, last: bool) -> SendResult:
-        """Run the transaction with the sender's task reading every reply."""
-        client = conn.client
-        tx = ticket.tx
-        turn = ticket.turn
-        assert turn is None or isinstance(turn, _Turn)
-        try:
-            own_envelope = turn is None
-            if turn is None:
-                # Our own envelope; nobody else is queued on this connection.
-                if tx is None:
-                    tx = ticket.tx = client.prepare(ticket.envelope, ticket.data)
-                turn = conn._new_turn(active=True)
-            else:
-                # The previous user wrote our envelope after its content.
-                turn.active = True
-                await conn._wait_turn(turn)
-            assert tx is not None
-            if tx.content_sent and client.is_broken:
-                # Our content went with our envelope on a connection that
-                # ended before our replies: complete() tells which error.
-                await client.complete(tx)
-            async with client.operation(ticket.deadline, io_only=True):
-                if tx.content_in_flight:
-                    # The content goes with the envelope: so do the flights
-                    # of the senders waiting now.
-                    if own_envelope:
-                        await client.write(self._chain(conn, ticket, client.encode_envelope(tx)))
-                else:
-                    if own_envelope:
-                        await client.write(client.encode_envelope(tx))
-                    await client.complete_envelope(tx)
-                    out = client.encode_content(tx)
-                    if tx.pipelined:
-                        out = self._chain(conn, ticket, out)
-                    await client.write(out)
-                result = await client.complete(tx)
-        except BaseException as exc:
-            if turn is not None:
-                conn._end_turn(turn)
-            await self._failed(conn, ticket, exc, last)
-            raise  # pragma: no cover - _failed always raises
-        conn._end_turn(turn)
-        await self._done(conn, ticket)
-        return result
-
-    def _chain(self, conn: PooledSmtpConnection, ticket: Ticket, out: bytes) -> bytes:
-        """Append the envelopes of the senders waiting for ``conn`` to ``out``.
-
-        ``ticket``'s content is in ``out``; the first waiter's envelope
-        follows it, and while the last one chained has its content in its
-        envelope's flight (``content_in_flight``) and the write is shorter
-        than ``PIPELINED_BDAT_LIMIT``, the next waiter's too: nothing need be
-        answered first. Each chained sender owns the connection after the one
-        before it and reads its replies in its turn.
-        """
-        pool = self._pool
-        chained: list[tuple[Ticket, bytes]] = []
-
-        def claim(other: object) -> bool:
-            return self._claim(conn, other, chained)
-
-        last = ticket
-        while True:
-            wake = pool.hand_off(conn, claim)
-            if wake is None:
-                return out
-            following, flight = chained[-1]
-            last.owner = False
-            conn._last_turn().wake = wake
-            out += flight
-            tx = following.tx
-            if tx is None or not tx.content_in_flight or len(out) >= PIPELINED_BDAT_LIMIT:
-                return out
-            last = following
-
-    def _claim(
-        self, conn: PooledSmtpConnection, other: object, out: list[tuple[Ticket, bytes]]
-    ) -> bool:
-        """Write the first waiter's envelope after our content, if it can go."""
-        if not isinstance(other, Ticket) or other.tx is not None:
-            return False
-        client = conn.client
-        try:
-            tx = client.prepare(other.envelope, other.data)
-        except (LettreError, TypeError, ValueError):  # the waiter will meet it on its own
-            return False
-        if not tx.pipelined:
-            return False
-        other.turn = conn._new_turn(active=False)
-        out.append((other, client.encode_envelope(tx)))
-        other.tx = tx
-        return True
+    async def _done(self, conn: PooledSmtpConnection) -> None:
+        conn.touch()
+        with anyio.CancelScope(shield=True):
+            await self._pool.release(conn)
 
     async def test_connection(self, *, deadline: float | None = None) -> None:
         """Check that a pooled connection works (connecting if needed) with NOOP.

@@ -64,7 +64,13 @@ if TYPE_CHECKING:
     from lettre.protocol.commands import Command
     from lettre.protocol.replies import Reply
 
-__all__ = ["Operation", "PipeConsumer", "SmtpStream", "transcript_logger"]
+__all__ = [
+    "Operation",
+    "PipeConsumer",
+    "SmtpStream",
+    "describe_error",
+    "transcript_logger",
+]
 
 transcript_logger = logging.getLogger("lettre.smtp")
 """The logger of the SMTP transcript (DEBUG) and connection events."""
@@ -173,7 +179,7 @@ class SmtpStream:
             except socket.gaierror as exc:
                 raise _lookup_error(host, peer, exc) from exc
             except OSError as exc:
-                raise SmtpConnectError(f"cannot connect to {peer}: {_describe(exc)}") from exc
+                raise SmtpConnectError(f"cannot connect to {peer}: {describe_error(exc)}") from exc
             if implicit_tls is not None:
                 stream = await _handshake(
                     stream, implicit_tls, server_name or host, peer, when="connecting"
@@ -418,7 +424,7 @@ class SmtpStream:
             ssl.SSLError,
         ) as exc:
             self.broken = True
-            raise self._lost(f"writing to {self.peer} failed: {_describe(exc)}") from exc
+            raise self._lost(f"writing to {self.peer} failed: {describe_error(exc)}") from exc
 
     # ------------------------------------------------------------------ reading
 
@@ -458,7 +464,7 @@ class SmtpStream:
                     ) as exc:
                         self.broken = True
                         raise self._lost(
-                            f"reading {what} from {self.peer} failed: {_describe(exc)}"
+                            f"reading {what} from {self.peer} failed: {describe_error(exc)}"
                         ) from exc
                     conn.receive_data(data)
                     event = conn.next_event()
@@ -508,6 +514,11 @@ class SmtpStream:
             self.logger.debug("TLS established with %s (%s)", self.peer, self.tls_version)
 
     # ------------------------------------------------------------------ closing
+
+    @property
+    def byte_stream(self) -> ByteStream:
+        """The byte stream under this stream (replaced by STARTTLS)."""
+        return self._stream
 
     @property
     def asyncio_byte_stream(self) -> _AsyncioByteStream | None:
@@ -736,7 +747,7 @@ def _handshake_error(exc: BaseException, peer: str, when: str) -> SmtpError:
         reason = exc.verify_message or str(exc)
         return TlsError(f"the certificate of {peer} was not accepted ({when}): {reason}")
     if isinstance(exc, ssl.SSLError):
-        message = f"TLS handshake with {peer} failed ({when}): {_describe(exc)}"
+        message = f"TLS handshake with {peer} failed ({when}): {describe_error(exc)}"
         if when == "connecting" and "WRONG_VERSION_NUMBER" in (exc.reason or str(exc)).upper():
             # The server's first bytes are not TLS: most likely a plaintext greeting.
             message += _NOT_TLS_PORT
@@ -746,7 +757,7 @@ def _handshake_error(exc: BaseException, peer: str, when: str) -> SmtpError:
         # refuses our TLS versions. The backends report it differently (asyncio
         # as a lost connection, anyio as an end of stream or a broken
         # resource), and cannot tell the two apart: the same transient error.
-        detail = "" if isinstance(exc, anyio.EndOfStream) else f": {_describe(exc)}"
+        detail = "" if isinstance(exc, anyio.EndOfStream) else f": {describe_error(exc)}"
         return TlsError(
             f"{peer} closed the connection during the TLS handshake ({when}){detail}; "
             "if it keeps doing so, it may not accept TLS 1.2 or newer",
@@ -756,7 +767,7 @@ def _handshake_error(exc: BaseException, peer: str, when: str) -> SmtpError:
         # ssl rejects some server names (for example an empty one) this way.
         return TlsError(f"cannot start TLS with {peer}: {exc}")
     return ServerDisconnected(
-        f"the connection to {peer} broke during the TLS handshake ({when}): {_describe(exc)}"
+        f"the connection to {peer} broke during the TLS handshake ({when}): {describe_error(exc)}"
     )
 
 
@@ -771,16 +782,17 @@ def _lookup_error(host: str, peer: str, exc: socket.gaierror) -> SmtpConnectErro
     if exc.errno not in unknown:
         return SmtpConnectError(
             f"cannot connect to {peer}: looking up {host!r} failed for now "
-            f"({_describe(exc)}); try again later"
+            f"({describe_error(exc)}); try again later"
         )
     return SmtpConnectError(
-        f"cannot connect to {peer}: the name {host!r} does not resolve ({_describe(exc)}); "
+        f"cannot connect to {peer}: the name {host!r} does not resolve ({describe_error(exc)}); "
         "check the host name (give the port separately: SmtpTransport(host, port))",
         transient=False,
     )
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """A short description of an I/O error for messages (the reason, not the class)."""
     cause: BaseException = exc
     while isinstance(cause, (anyio.BrokenResourceError, anyio.ClosedResourceError)):
         if cause.__cause__ is None:

@@ -1,0 +1,936 @@
+"""The sans-IO mail transaction engine: transactions in, bytes out; bytes in, outcomes out.
+
+A :class:`TransactionEngine` sits on a :class:`ClientConnection` whose session
+is open (greeting, EHLO, STARTTLS and AUTH done). It is handed messages and
+decides everything about their transactions, once, for every way of driving
+a connection::
+
+    engine = TransactionEngine(conn)
+    tx = engine.prepare(envelope, data)      # checks only, nothing sent
+    write(engine.start(tx))                  # MAIL, RCPT..., DATA (or BDAT LAST)
+    engine.written()                         # the bytes were handed to the socket
+    while not done:
+        engine.receive_data(read())
+        while (event := engine.next_event()) is not NEED_DATA:
+            if isinstance(event, ContentReady):       # the go-ahead
+                write(engine.send_content(event.tx)); engine.written()
+            elif isinstance(event, TransactionDone):  # result or error
+                ...
+        write(engine.data_to_send())         # RSET after a refusal, lock-step commands
+
+What it does:
+
+- builds MAIL and RCPT from the envelope against the server's capabilities
+  (SIZE, 8BITMIME, SMTPUTF8, DSN), or says why the message cannot go;
+- writes each PIPELINING group as one flight: MAIL, every RCPT and DATA;
+  with CHUNKING, a message of at most :data:`PIPELINED_BDAT_LIMIT` octets goes
+  whole in its envelope's flight (``BDAT <n> LAST``), opened by RSET when the
+  transaction before may still be open on the server; without PIPELINING,
+  one command at a time;
+- lets the driver chain the next transaction's envelope onto the end of the
+  current content (RFC 2920): :meth:`start` may be called again as soon as
+  :meth:`send_content` returned;
+- turns the replies into one :class:`TransactionDone` per transaction, with a
+  result for every recipient or the typed error; after a refusal in the
+  envelope it ends the transaction itself (RSET, or an empty end of data
+  when the server already said 354) before reporting it;
+- after a 421 ends every transaction still queued (none of them was read by
+  the server), and on an I/O failure (:meth:`fail`) every transaction in
+  flight, with :class:`~lettre.errors.OutcomeUnknown` for those whose content
+  was written and whose final reply is owed.
+
+It never touches a socket or a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from lettre.envelope import Envelope
+from lettre.errors import (
+    DataRefused,
+    ExtensionNotSupported,
+    LettreError,
+    LocalProtocolError,
+    MessageError,
+    MessageTooLarge,
+    OutcomeUnknown,
+    ProtocolError,
+    RecipientsRefused,
+    SenderRefused,
+    ServerDisconnected,
+    SmtpError,
+    SmtpReplyError,
+    SmtpTimeoutError,
+)
+from lettre.protocol.commands import Bdat, Data, EndOfData, Mail, Rcpt, Rset
+from lettre.protocol.connection import NEED_DATA, ClientConnection, NeedData
+from lettre.protocol.extensions import Capabilities
+from lettre.protocol.replies import Reply, queue_id_from_reply
+from lettre.protocol.state import ClientState
+from lettre.results import RecipientResult, SendResult, new_recipient_result, new_send_result
+
+__all__ = [
+    "PIPELINED_BDAT_LIMIT",
+    "ContentReady",
+    "Transaction",
+    "TransactionDone",
+    "TransactionEngine",
+    "TransactionStage",
+    "nul_error",
+]
+
+#: The largest message (in octets, as given) whose ``BDAT LAST`` goes in the
+#: same flight as its MAIL and RCPT commands when the server offers PIPELINING
+#: and CHUNKING. A larger message waits for the RCPT replies first, so that a
+#: big body never goes out before any recipient is known to be accepted.
+PIPELINED_BDAT_LIMIT: Final = 64 * 1024
+
+_ACCEPTED = frozenset({250, 251})
+_CLOSING = 421
+_DATA = Data()
+_RSET = Rset()
+_END_OF_DATA = EndOfData()
+_NO_CAPABILITIES = Capabilities()
+
+
+def nul_error(data: bytes) -> MessageError:
+    """The error for message content with a NUL byte: it must never reach DATA or BDAT.
+
+    A server that drops NUL would read ``<CRLF>.<NUL><CRLF>`` as the end of
+    data (SMTP smuggling), so such content is refused before anything is sent.
+    """
+    offset = data.find(b"\x00")
+    around = data[max(0, offset - 20) : offset + 20]
+    return MessageError(
+        f"the message content has a NUL byte at offset {offset} (near {around!r}); "
+        "SMTP cannot carry NUL in DATA or BDAT. Transfer-encode the part that holds it "
+        "(quoted-printable or base64, as Message.builder() does) or remove it; nothing was sent"
+    )
+
+
+class TransactionStage(enum.Enum):
+    """How far a :class:`Transaction` got.
+
+    Attributes:
+        PREPARED: checked, nothing sent.
+        ENVELOPE: MAIL (and RCPT/DATA) encoded or written.
+        ACCEPTING: the envelope was accepted; the content may be sent.
+        CONTENT: the content and the end of data were written: from here a
+            broken connection leaves the outcome unknown.
+        DONE: the final reply was positive.
+        FAILED: the transaction ended without delivery (refusal or error).
+    """
+
+    PREPARED = "prepared"
+    ENVELOPE = "envelope"
+    ACCEPTING = "accepting"
+    CONTENT = "content"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class _Step(enum.Enum):
+    """What an owed reply answers, as the engine sees it."""
+
+    RSET_FIRST = "RSET"  # the RSET opening a flight (the transaction before may be open)
+    MAIL = "MAIL"
+    RCPT = "RCPT"
+    DATA = "DATA"
+    FINAL = "final"  # the end of data, or BDAT LAST
+    ABORT_END = "end of data"  # the empty end of data that ends a refused DATA
+    ABORT_RSET = "RSET after a refusal"  # the RSET that ends a refused envelope
+
+
+_VERBS = {step: "RSET" if "RSET" in step.value else step.value for step in _Step}
+
+
+@dataclass(eq=False, slots=True)
+class Transaction:
+    """One mail transaction, made by :meth:`TransactionEngine.prepare`.
+
+    Attributes:
+        envelope: the envelope being sent.
+        data: the message bytes.
+        mail: the MAIL command.
+        rcpts: the RCPT commands, one per forward path.
+        recipients: the forward paths as the results name them.
+        use_bdat: whether the content goes with BDAT (CHUNKING) instead of DATA.
+        pipelined: whether MAIL and RCPT go in one flight (PIPELINING).
+        data_in_flight: whether DATA goes in the same flight as MAIL and RCPT.
+        content_in_flight: whether the content (one ``BDAT <n> LAST``) goes in
+            the same flight as MAIL and RCPT.
+        rset_first: whether the envelope's flight starts with RSET (the
+            previous transaction may still be open on the server; see
+            ``ClientConnection.needs_rset``).
+        stage: how far the transaction got.
+        results: each recipient's outcome, once the RCPT replies are read.
+        reply: the final reply, once read.
+        content_sent: whether the content was handed to the connection: if
+            not, sending the message again elsewhere cannot deliver it twice.
+        outcome: the result or the error, once the transaction is over.
+    """
+
+    envelope: Envelope
+    data: bytes
+    mail: Mail
+    rcpts: tuple[Rcpt, ...]
+    recipients: tuple[str, ...]
+    use_bdat: bool
+    pipelined: bool
+    data_in_flight: bool
+    content_in_flight: bool = False
+    rset_first: bool = False
+    stage: TransactionStage = TransactionStage.PREPARED
+    results: list[RecipientResult] = field(default_factory=list)
+    reply: Reply | None = None
+    content_sent: bool = False
+    outcome: SendResult | LettreError | None = None
+    # Replies read so far: MAIL's, and DATA's when it was in the envelope.
+    _mail_reply: Reply | None = None
+    _data_reply: Reply | None = None
+    _encoded: bool = False  # content encoded, not yet known to be written
+    _error: SmtpError | None = None  # the refusal reported once the clean-up is answered
+
+
+@dataclass(frozen=True, slots=True)
+class ContentReady:
+    """The server accepted the envelope of ``tx``: its content may be sent.
+
+    The driver calls :meth:`TransactionEngine.send_content` when it writes
+    next (it may first wait for more envelopes to chain after it).
+    """
+
+    tx: Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionDone:
+    """``tx`` is over: ``tx.outcome`` is its result, or the error to raise."""
+
+    tx: Transaction
+
+
+Event = ContentReady | TransactionDone
+
+
+class TransactionEngine:
+    """Mail transactions on one open SMTP session, without I/O.
+
+    Args:
+        conn: the connection, its session open (capabilities known).
+        require_all_recipients: refuse the message (RSET, nothing sent) when
+            any recipient is refused, not only when all are.
+        peer: how error messages name the server ("host:port").
+        transcript: called with each line of the DEBUG transcript of what the
+            engine encodes (``"C: MAIL FROM:<a@example.com>"``; content by its
+            size only), or None.
+    """
+
+    __slots__ = (
+        "_accepting",
+        "_broken",
+        "_conn",
+        "_events",
+        "_expect",
+        "_outbox",
+        "_peer",
+        "_require_all",
+        "_unwritten",
+        "accepted",
+        "content_owed",
+        "replies",
+        "started",
+        "transcript",
+    )
+
+    def __init__(
+        self,
+        conn: ClientConnection,
+        *,
+        require_all_recipients: bool = False,
+        peer: str = "the server",
+        transcript: Callable[[str], None] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._require_all = require_all_recipients
+        self._peer = peer
+        self.transcript = transcript
+        self._expect: deque[tuple[Transaction, _Step]] = deque()
+        self._events: deque[Event] = deque()
+        self._outbox: list[bytes] = []
+        self._unwritten: list[Transaction] = []
+        # Go-ahead given (ContentReady), content not sent yet.
+        self._accepting: list[Transaction] = []
+        self._broken = False
+        self.content_owed = 0
+        """Transactions whose content was written and whose final reply is owed."""
+        self.started = 0
+        """Transactions started on this connection."""
+        self.replies = 0
+        """Replies read (a driver measures progress by it: a reply, not a byte)."""
+        self.accepted = 0
+        """Transactions the server accepted on this connection."""
+
+    def __repr__(self) -> str:
+        return f"<TransactionEngine in_flight={self.in_flight} usable={self.usable}>"
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def conn(self) -> ClientConnection:
+        """The connection under the engine."""
+        return self._conn
+
+    @property
+    def in_flight(self) -> int:
+        """How many transactions were started and are not over yet."""
+        return len(
+            {id(tx) for tx, _ in self._expect}
+            | {id(e.tx) for e in self._events}
+            | {id(tx) for tx in self._accepting}
+        )
+
+    @property
+    def idle(self) -> bool:
+        """Whether no reply is owed, nothing is to be written and no event is pending."""
+        return not (self._expect or self._events or self._outbox or self._accepting)
+
+    @property
+    def usable(self) -> bool:
+        """Whether more transactions may go on this connection.
+
+        False after a 421, a protocol error, an I/O failure (:meth:`fail`), or
+        a refusal that could only be ended by closing the connection.
+        """
+        return not self._broken and self._conn.state not in (
+            ClientState.CLOSED,
+            ClientState.ERROR,
+        )
+
+    def waiting_for(self) -> str:
+        """What the oldest owed reply answers, for error messages ("the reply to RCPT")."""
+        if not self._expect:
+            return "the server"
+        tx, step = self._expect[0]
+        if step is _Step.FINAL:
+            return "the reply to BDAT" if tx.use_bdat else "the reply to the end of data"
+        if step is _Step.ABORT_END:
+            return "the reply to the end of data"
+        return f"the reply to {_VERBS[step]}"
+
+    # ------------------------------------------------------------------ preparing
+
+    def prepare(self, envelope: Envelope, data: bytes) -> Transaction:
+        """Check a message against the server's capabilities and build its commands.
+
+        Nothing is sent.
+
+        Args:
+            envelope: the reverse path, the recipients and their DSN options.
+            data: the message, CRLF line endings.
+
+        Returns:
+            The transaction, in the PREPARED stage.
+
+        Raises:
+            TypeError: ``envelope`` is not an Envelope or ``data`` not bytes.
+            MessageError: ``data`` contains a NUL byte.
+            MessageTooLarge: larger than the server's SIZE.
+            ExtensionNotSupported: SMTPUTF8 or 8BITMIME needed and not offered.
+            LocalProtocolError: the session is not open.
+        """
+        if not isinstance(envelope, Envelope):
+            raise TypeError(f"envelope must be an Envelope, not {type(envelope).__name__}")
+        if type(data) is not bytes:
+            if isinstance(data, (bytearray, memoryview)):
+                data = bytes(data)
+            if not isinstance(data, bytes):
+                raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        if b"\x00" in data:
+            raise nul_error(data)
+        caps = self._conn.capabilities
+        if caps is None:
+            raise LocalProtocolError("the SMTP session is not open (no EHLO or HELO reply yet)")
+        size = caps.size
+        if size and len(data) > size:
+            raise MessageTooLarge(
+                f"the message is {len(data)} bytes; {self._peer} accepts at most {size}"
+            )
+        reverse_path = envelope.reverse_path
+        forward_paths = envelope.forward_paths
+        # Each address is rendered once; ASCII-only envelopes (nearly all)
+        # take their paths as they are.
+        recipients = tuple(map(str, forward_paths))
+        reverse = str(reverse_path) if reverse_path is not None else ""
+        ascii_only = reverse.isascii() and all(map(str.isascii, recipients))
+        body: str | None = None
+        smtputf8 = False
+        if not ascii_only or not data.isascii():
+            smtputf8, body = self._international(envelope, data, caps, ascii_only)
+        paths = recipients
+        if not ascii_only and not smtputf8:
+            # Internationalised domains only: their A-label forms.
+            paths = tuple(
+                text if text.isascii() else address.to_ascii()
+                for text, address in zip(recipients, forward_paths, strict=True)
+            )
+            if reverse_path is not None and not reverse.isascii():
+                reverse = reverse_path.to_ascii()
+        dsn = caps.dsn
+        mail = Mail(
+            reverse,
+            size=len(data) if size is not None else None,
+            body=body,
+            smtputf8=smtputf8,
+            ret=envelope.ret if dsn else None,
+            envid=envelope.envid if dsn else None,
+        )
+        notify = envelope.notify if dsn else None
+        orcpt = envelope.orcpt and dsn
+        if notify is None and not orcpt:
+            rcpts = tuple(map(Rcpt, paths))
+        else:
+            rcpts = tuple(
+                Rcpt(forward, notify=notify, orcpt=forward if orcpt else None) for forward in paths
+            )
+        pipelined = caps.pipelining
+        # Content that goes before the RCPT replies cannot be taken back:
+        # not when every recipient must be accepted, nor for a big body.
+        early = pipelined and not self._require_all
+        if not caps.chunking:
+            return Transaction(envelope, data, mail, rcpts, recipients, False, pipelined, early)
+        return Transaction(
+            envelope,
+            data,
+            mail,
+            rcpts,
+            recipients,
+            True,
+            pipelined,
+            False,
+            early and len(data) <= PIPELINED_BDAT_LIMIT,
+        )
+
+    def _international(
+        self, envelope: Envelope, data: bytes, caps: Capabilities, ascii_only: bool
+    ) -> tuple[bool, str | None]:
+        """SMTPUTF8 and BODY for a message with non-ASCII addresses or content."""
+        smtputf8 = False
+        if not ascii_only:
+            if caps.smtputf8:
+                smtputf8 = True
+            elif envelope.needs_smtputf8:
+                raise ExtensionNotSupported(
+                    f"an address has a non-ASCII local part, which needs SMTPUTF8; "
+                    f"{self._peer} does not offer it"
+                )
+        body: str | None = None
+        if not data.isascii():
+            if not caps.eightbitmime:
+                raise ExtensionNotSupported(
+                    f"the message has 8-bit content and {self._peer} does not offer 8BITMIME"
+                )
+            body = "8BITMIME"
+            if caps.smtputf8 and not smtputf8:
+                # UTF-8 header fields (RFC 6532, e.g. an address with a
+                # non-ASCII local part in From) make it an internationalised
+                # message even when the envelope is plain ASCII.
+                end = data.find(b"\r\n\r\n")
+                smtputf8 = not data[: end if end >= 0 else len(data)].isascii()
+        return smtputf8, body
+
+    # ------------------------------------------------------------------ sending
+
+    def start(self, tx: Transaction) -> bytes:
+        """The first flight of ``tx``: MAIL, and with PIPELINING every RCPT (and DATA).
+
+        With ``tx.content_in_flight`` the flight also holds the content as
+        one ``BDAT <n> LAST``. May follow :meth:`send_content` of another
+        transaction in the same write (chaining).
+
+        Raises:
+            LocalProtocolError: ``tx`` was started before, or the connection
+                cannot take a new transaction now.
+            ServerDisconnected: the server closed the session (421) while the
+                connection was idle; nothing was sent.
+            RemoteProtocolError: the server sent something unasked while idle.
+        """
+        if tx.stage is not TransactionStage.PREPARED:
+            raise LocalProtocolError("this transaction was already started")
+        conn = self._conn
+        if not self._expect:
+            self._check_idle()
+        expect = self._expect
+        try:
+            if not tx.pipelined:
+                out = conn.send(tx.mail)
+                expect.append((tx, _Step.MAIL))
+            elif not tx.use_bdat:
+                out = conn.send_envelope(tx.mail, tx.rcpts, tx.data_in_flight)
+                expect.append((tx, _Step.MAIL))
+                expect.extend([(tx, _Step.RCPT)] * len(tx.rcpts))
+                if tx.data_in_flight:
+                    expect.append((tx, _Step.DATA))
+            else:
+                out = b""
+                if conn.needs_rset:
+                    out = conn.send(_RSET)
+                    tx.rset_first = True
+                    expect.append((tx, _Step.RSET_FIRST))
+                out += conn.send_envelope(tx.mail, tx.rcpts, False)
+                expect.append((tx, _Step.MAIL))
+                expect.extend([(tx, _Step.RCPT)] * len(tx.rcpts))
+                if tx.content_in_flight:
+                    out += conn.send(Bdat(tx.data, last=True))
+                    expect.append((tx, _Step.FINAL))
+                    self._content_encoded(tx)
+        except ProtocolError:
+            self._broken = True
+            raise
+        tx.stage = TransactionStage.ENVELOPE
+        self.started += 1
+        if self.transcript is not None:
+            self._log_envelope(tx)
+        return out
+
+    def send_content(self, tx: Transaction) -> bytes:
+        """The content of ``tx`` and the end of data (DATA), or one ``BDAT <n> LAST``.
+
+        Call after :class:`ContentReady` for ``tx``; :meth:`written` once the
+        bytes are handed to the socket.
+
+        Raises:
+            LocalProtocolError: the envelope of ``tx`` was not accepted.
+        """
+        if tx.stage is not TransactionStage.ACCEPTING:
+            raise LocalProtocolError("the content may only follow an accepted envelope")
+        try:
+            if tx.use_bdat:
+                out = self._conn.send(Bdat(tx.data, last=True))
+            else:
+                out = self._conn.send_content(tx.data)
+        except ProtocolError:
+            self._broken = True
+            raise
+        self._accepting.remove(tx)
+        self._expect.append((tx, _Step.FINAL))
+        self._content_encoded(tx)
+        if self.transcript is not None:
+            self._log_content(tx)
+        return out
+
+    def _content_encoded(self, tx: Transaction) -> None:
+        tx._encoded = True
+        self._unwritten.append(tx)
+
+    def written(self) -> None:
+        """Record that everything encoded so far was handed to the socket.
+
+        Every transaction whose content was encoded moves to the CONTENT
+        stage: from now until its final reply, a failure leaves its outcome
+        unknown.
+        """
+        unwritten = self._unwritten
+        if unwritten:
+            for tx in unwritten:
+                if tx.outcome is None:
+                    tx.stage = TransactionStage.CONTENT
+                    tx.content_sent = True
+                    self.content_owed += 1
+            unwritten.clear()
+
+    def data_to_send(self) -> bytes:
+        """The bytes the engine itself needs written now (lock-step commands, RSET), or ``b""``."""
+        outbox = self._outbox
+        if not outbox:
+            return b""
+        out = b"".join(outbox)
+        outbox.clear()
+        return out
+
+    def _send(self, tx: Transaction, command: Rcpt | Data | Rset | EndOfData, step: _Step) -> None:
+        """Queue one command the engine sends on its own (after a reply)."""
+        self._outbox.append(self._conn.send(command))
+        self._expect.append((tx, step))
+        if self.transcript is not None:
+            if isinstance(command, EndOfData):
+                self.transcript("C: .")
+            else:
+                self.transcript("C: " + command.to_bytes().decode("utf-8", "replace").rstrip())
+
+    def _check_idle(self) -> None:
+        """Before a new flight: did the server say goodbye (421) while we were idle?"""
+        conn = self._conn
+        try:
+            event = NEED_DATA if conn.state is ClientState.CLOSED else conn.next_event()
+        except ProtocolError:
+            self._broken = True
+            raise
+        if event is not NEED_DATA or conn.state is ClientState.CLOSED:
+            self._broken = True
+            raise ServerDisconnected(f"{self._peer} closed the connection while it was idle")
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes read from the server (``b""`` at end of file); see ``ClientConnection``."""
+        self._conn.receive_data(data)
+
+    def next_event(self) -> Event | NeedData:
+        """The next event, or :data:`NEED_DATA` when more bytes must be read first.
+
+        Raises:
+            RemoteProtocolError: the server broke the protocol; call
+                :meth:`fail` with it to end the transactions in flight.
+        """
+        events = self._events
+        if events:
+            return events.popleft()
+        expect = self._expect
+        next_reply = self._conn.next_event
+        while expect:
+            try:
+                reply = next_reply()
+            except ProtocolError:
+                self._broken = True
+                raise
+            if reply is NEED_DATA:
+                return NEED_DATA
+            self.replies += 1
+            if self.transcript is not None:
+                self._log_reply(reply)
+            if reply.code == _CLOSING:
+                self._closing(reply)
+            else:
+                tx, step = expect.popleft()
+                self._on_reply(tx, step, reply)
+            if events:
+                return events.popleft()
+        return NEED_DATA
+
+    def _on_reply(self, tx: Transaction, step: _Step, reply: Reply) -> None:
+        if step is _Step.MAIL:
+            tx._mail_reply = reply
+            if not tx.pipelined:
+                if reply.code != 250:
+                    self._refuse(tx, self._refusal(reply, SenderRefused, "MAIL"))
+                else:
+                    self._send(tx, tx.rcpts[0], _Step.RCPT)
+        elif step is _Step.RCPT:
+            results = tx.results
+            results.append(
+                new_recipient_result(tx.recipients[len(results)], reply.code in _ACCEPTED, reply)
+            )
+            if len(results) == len(tx.rcpts):
+                if not tx.data_in_flight and not tx.content_in_flight:
+                    self._envelope_done(tx)
+            elif not tx.pipelined:
+                self._send(tx, tx.rcpts[len(results)], _Step.RCPT)
+        elif step is _Step.DATA:
+            tx._data_reply = reply
+            if tx.data_in_flight:
+                self._envelope_done(tx)
+            elif reply.code == 354:
+                self._go(tx)
+            else:
+                self._refuse(tx, self._refusal(reply, DataRefused, "DATA"))
+        elif step is _Step.FINAL:
+            if tx.content_in_flight:
+                self._flight_done(tx, reply)
+            else:
+                self._final(tx, reply)
+        elif step is _Step.ABORT_END:
+            self._send(tx, _RSET, _Step.ABORT_RSET)
+        elif step is _Step.ABORT_RSET:
+            if reply.code != 250:
+                self._broken = True
+            self._done(tx, tx._error)
+        # _Step.RSET_FIRST: MAIL's reply tells what matters.
+
+    def _envelope_done(self, tx: Transaction) -> None:
+        """Every reply to the envelope is in (without the content): go on, or end it."""
+        mail = tx._mail_reply
+        assert mail is not None
+        data = tx._data_reply
+        if mail.code != 250:
+            self._refuse(tx, self._refusal(mail, SenderRefused, "MAIL"), data)
+            return
+        results = tx.results
+        refused = [r for r in results if not r.accepted]
+        if len(refused) == len(results) or (refused and self._require_all):
+            self._refuse(tx, self._recipients_refused(tx, refused), data)
+            return
+        if tx.use_bdat:
+            self._go(tx)
+        elif data is None:
+            self._send(tx, _DATA, _Step.DATA)
+        elif data.code == 354:
+            self._go(tx)
+        else:
+            self._refuse(tx, self._refusal(data, DataRefused, "DATA"), data)
+
+    def _go(self, tx: Transaction) -> None:
+        tx.stage = TransactionStage.ACCEPTING
+        self._accepting.append(tx)
+        self._events.append(ContentReady(tx))
+
+    def _refuse(self, tx: Transaction, error: SmtpError, data: Reply | None = None) -> None:
+        """End a refused envelope so the connection can carry the next transaction."""
+        tx.stage = TransactionStage.FAILED
+        tx._error = error
+        if data is not None and data.code == 354:
+            if any(r.accepted for r in tx.results):
+                # The server would deliver whatever ends this DATA: the
+                # connection is dropped instead of sending a message nobody
+                # asked for.
+                self._broken = True
+                self._done(tx, error)
+                return
+            # No valid recipient: an empty message goes nowhere (RFC 2920 3.1).
+            self._send(tx, _END_OF_DATA, _Step.ABORT_END)
+            return
+        self._send(tx, _RSET, _Step.ABORT_RSET)
+
+    def _final(self, tx: Transaction, reply: Reply) -> None:
+        """The reply to the end of data (or BDAT LAST) of a go-ahead transaction."""
+        self.content_owed -= tx.content_sent
+        tx.reply = reply
+        if reply.code != 250:
+            self._done(tx, self._refusal(reply, DataRefused, "BDAT" if tx.use_bdat else "DATA"))
+            return
+        self.accepted += 1
+        self._done(tx, new_send_result(tuple(tx.results), None, queue_id_from_reply(reply), reply))
+
+    def _flight_done(self, tx: Transaction, last: Reply) -> None:
+        """Every reply of a transaction whose content went with its envelope."""
+        self.content_owed -= tx.content_sent
+        tx.reply = last
+        mail = tx._mail_reply
+        assert mail is not None
+        results = tx.results
+        accepted = sum(r.accepted for r in results)
+        if mail.code != 250:
+            if last.code == 250:
+                self._broken = True
+                self._done(
+                    tx,
+                    OutcomeUnknown(
+                        f"{self._peer} refused MAIL ({mail.code} {mail.text}) but accepted the "
+                        f"content ({last.code} {last.text}); the message may or may not have "
+                        "been delivered (do not retry blindly)"
+                    ),
+                )
+                return
+            tx.content_sent = False
+            self._done(tx, self._refusal(mail, SenderRefused, "MAIL"))
+            return
+        if not accepted:
+            if last.code != 250:
+                tx.content_sent = False
+            self._done(tx, self._recipients_refused(tx, results))
+            return
+        if last.code != 250:
+            self._done(tx, self._refusal(last, DataRefused, "BDAT"))
+            return
+        self.accepted += 1
+        self._done(tx, new_send_result(tuple(results), None, queue_id_from_reply(last), last))
+
+    def _closing(self, reply: Reply) -> None:
+        """A 421: the server is closing. It read none of the transactions still queued."""
+        self._broken = True
+        expect = self._expect
+        tx, step = expect.popleft() if expect else (None, None)
+        if tx is not None and tx.outcome is None:
+            if step is _Step.FINAL:
+                if tx.content_in_flight:
+                    self._flight_done(tx, reply)
+                else:
+                    self._final(tx, reply)
+            elif step in (_Step.ABORT_END, _Step.ABORT_RSET):
+                self._done(tx, tx._error)
+            else:
+                if tx.content_sent:
+                    self.content_owed -= 1
+                tx.content_sent = False
+                error: SmtpError
+                if step is _Step.MAIL:
+                    error = self._refusal(reply, SenderRefused, "MAIL")
+                elif step is _Step.DATA:
+                    error = self._refusal(reply, DataRefused, "DATA")
+                else:
+                    error = self._refusal(reply, SmtpReplyError, _VERBS[step] if step else "")
+                self._done(tx, error)
+        self._end_all(
+            f"{self._peer} closed the connection (421) before it read this message; "
+            "nothing was delivered",
+            unprocessed=True,
+        )
+
+    # ------------------------------------------------------------------ failing
+
+    def fail(
+        self, message: str, *, timeout: bool = False, cause: ProtocolError | None = None
+    ) -> None:
+        """End every transaction in flight after an I/O failure; the connection is done.
+
+        Each gets :class:`~lettre.errors.OutcomeUnknown` when its content was
+        written and its final reply is owed; else ``cause`` (a protocol
+        error), :class:`~lettre.errors.SmtpTimeoutError` (``timeout``) or
+        :class:`~lettre.errors.ServerDisconnected`, all with ``message``. The
+        :class:`TransactionDone` events follow from :meth:`next_event`.
+        """
+        self._broken = True
+        self._end_all(message, timeout=timeout, cause=cause)
+
+    def _end_all(
+        self,
+        message: str,
+        *,
+        timeout: bool = False,
+        cause: ProtocolError | None = None,
+        unprocessed: bool = False,
+    ) -> None:
+        seen: set[int] = set()
+        pending = [tx for tx, _ in self._expect] + [
+            event.tx for event in self._events if isinstance(event, ContentReady)
+        ]
+        pending.extend(self._accepting)
+        self._accepting.clear()
+        self._expect.clear()
+        events = self._events
+        kept = [e for e in events if isinstance(e, TransactionDone)]
+        events.clear()
+        events.extend(kept)
+        self._outbox.clear()
+        for tx in pending:
+            if id(tx) in seen or tx.outcome is not None:
+                continue
+            seen.add(id(tx))
+            error: SmtpError | ProtocolError
+            if tx.content_sent and tx.stage is TransactionStage.CONTENT:
+                self.content_owed -= 1
+                if unprocessed:
+                    tx.content_sent = False
+                    error = ServerDisconnected(message)
+                else:
+                    error = OutcomeUnknown(
+                        f"{message}; the message may or may not have been accepted "
+                        "(do not retry blindly)"
+                    )
+                    error.__cause__ = (
+                        cause if cause is not None or not timeout else SmtpTimeoutError(message)
+                    )
+            elif tx._error is not None:
+                error = tx._error  # refused already; the clean-up did not finish
+            elif unprocessed:
+                error = ServerDisconnected(message)
+            elif cause is not None:
+                error = cause
+            elif timeout:
+                error = SmtpTimeoutError(message)
+            else:
+                error = ServerDisconnected(message)
+            self._done(tx, error)
+        for tx in self._unwritten:
+            if tx.outcome is None:
+                self._done(tx, ServerDisconnected(message))
+        self._unwritten.clear()
+
+    @property
+    def unwritten_content(self) -> int:
+        """How many transactions' content was encoded since the last :meth:`written`."""
+        return len(self._unwritten)
+
+    def unwritten(self, message: str, *, timeout: bool = False) -> None:
+        """The last write failed: what was encoded since the one before did not all arrive.
+
+        Ends every transaction in flight like :meth:`fail`; those whose
+        content was in the failed write are not counted as sent (the end of
+        their data cannot have reached the server).
+        """
+        for tx in self._unwritten:
+            tx._encoded = False
+        self._unwritten.clear()
+        self.fail(message, timeout=timeout)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _done(self, tx: Transaction, outcome: SendResult | LettreError | None) -> None:
+        assert outcome is not None
+        tx.outcome = outcome
+        if isinstance(outcome, SendResult):
+            tx.stage = TransactionStage.DONE
+        else:
+            tx.stage = TransactionStage.FAILED
+        self._events.append(TransactionDone(tx))
+
+    @staticmethod
+    def _refusal(reply: Reply, cls: type[SmtpReplyError], command: str) -> SmtpReplyError:
+        return cls(reply.code, reply.text, enhanced_status=reply.enhanced_status, command=command)
+
+    @staticmethod
+    def _recipients_refused(tx: Transaction, refused: list[RecipientResult]) -> RecipientsRefused:
+        refused = [r for r in refused if not r.accepted]
+        first = refused[0].reply
+        code = first.code if first is not None else 550
+        text = first.text if first is not None else "recipient refused"
+        count = len(refused)
+        total = len(tx.results)
+        if count == total:
+            summary = f"the server refused every recipient ({count})"
+        else:
+            summary = (
+                f"the server refused {count} of {total} recipients and "
+                "require_all_recipients is set; nothing was sent"
+            )
+        details = "; ".join(
+            f"{r.recipient}: {r.reply.code if r.reply else '?'} {r.reply.text if r.reply else ''}"
+            for r in refused[:5]
+        )
+        more = f" (and {count - 5} more)" if count > 5 else ""
+        return RecipientsRefused(
+            code,
+            text,
+            results=tuple(tx.results),
+            enhanced_status=first.enhanced_status if first is not None else None,
+            message=f"{summary}: {details}{more}",
+        )
+
+    # ------------------------------------------------------------------ transcript
+
+    def _log_envelope(self, tx: Transaction) -> None:
+        log = self.transcript
+        assert log is not None
+        if tx.rset_first:
+            log("C: RSET")
+        log("C: " + tx.mail.to_bytes().decode("utf-8", "replace").rstrip())
+        if tx.pipelined:
+            for rcpt in tx.rcpts:
+                log("C: " + rcpt.to_bytes().decode("utf-8", "replace").rstrip())
+            if tx.data_in_flight:
+                log("C: DATA")
+            if tx.content_in_flight:
+                log(f"C: BDAT <{len(tx.data)} bytes of message content> LAST")
+
+    def _log_reply(self, reply: Reply) -> None:
+        log = self.transcript
+        assert log is not None
+        lines = reply.lines or ("",)
+        status = f"{reply.enhanced_status} " if reply.enhanced_status else ""
+        last = len(lines) - 1
+        for index, line in enumerate(lines):
+            log(f"S: {reply.code}{' ' if index == last else '-'}{status}{line}")
+
+    def _log_content(self, tx: Transaction) -> None:
+        log = self.transcript
+        assert log is not None
+        if tx.use_bdat:
+            log(f"C: BDAT <{len(tx.data)} bytes of message content> LAST")
+        else:
+            log(f"C: <{len(tx.data)} bytes of message content>")
+            log("C: .")
