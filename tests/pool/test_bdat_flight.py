@@ -39,9 +39,10 @@ from lettre.errors import (
     SenderRefused,
     SmtpError,
 )
+from lettre.protocol.transactions import TransactionEngine
 from lettre.smtp import SmtpSettings, TlsMode
 from lettre.smtp.client import PIPELINED_BDAT_LIMIT, SmtpClient, TransactionStage
-from lettre.smtp.pipeline import Pipeline
+from lettre.smtp.driver import Ticket, TransactionDriver
 from lettre.smtp.pool import PoolConfig, SmtpPool
 from lettre.transports.base import SendResult
 from servers import MiniSmtp, ScriptedConnection, _MiniSession, scripted_server
@@ -251,26 +252,38 @@ async def test_small_message_goes_in_one_flight() -> None:
     assert {c.replies_before for c in flight} == {flight[0].replies_before}
 
 
-async def test_the_phases_of_a_flight() -> None:
+async def test_the_phases_of_a_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stages of the transaction each time the engine is told that what
+    # it encoded was handed to the socket.
+    written: list[tuple[TransactionStage, bool]] = []
+    original = TransactionEngine.written
+
+    def record_written(self: TransactionEngine) -> None:
+        original(self)
+        tx = client.last_transaction
+        assert tx is not None
+        written.append((tx.stage, tx.content_sent))
+
+    monkeypatch.setattr(TransactionEngine, "written", record_written)
     server = HoldingMini(hold=1)
+    envelope, data = message(0)
     async with client_for(server) as client:
-        tx = client.prepare(*message(0))
+        assert client.prepare(envelope, data).content_in_flight
+        with anyio.fail_after(BOUND):
+            result = await client.send(envelope, data)
+        tx = client.last_transaction
+        assert tx is not None
         assert tx.content_in_flight
-        async with client.operation():
-            flight = client.encode_envelope(tx)
-            data = message(0)[1]
-            assert (
-                flight
-                == (
-                    b"MAIL FROM:<sender@example.com> SIZE=%d\r\nRCPT TO:<user0@example.com>\r\n"
-                    b"BDAT %d LAST\r\n" % (len(data), len(data))
-                )
-                + data
-            )
-            await client.write(flight)
-            assert tx.stage is TransactionStage.CONTENT
-            assert tx.content_sent
-            result = await client.complete(tx)
+    flight = (
+        b"MAIL FROM:<sender@example.com> SIZE=%d\r\nRCPT TO:<user0@example.com>\r\n"
+        b"BDAT %d LAST\r\n" % (len(data), len(data))
+    ) + data
+    # The envelope and the content went in one write, before any reply.
+    conn = server.connections[0]
+    mail = next(c for c in server.commands if c.verb == "MAIL")
+    assert conn.chunks[mail.chunk] == flight
+    # Once that write was handed over, the content counted as sent.
+    assert written[0] == (TransactionStage.CONTENT, True)
     assert result.recipients[0].accepted
     assert tx.stage is TransactionStage.DONE
 
@@ -401,15 +414,11 @@ async def test_a_big_message_waits_for_the_rcpt_replies(size: int, in_flight: bo
 async def test_421_to_mail_in_a_flight_closes_and_nothing_was_delivered() -> None:
     server = HoldingMini(hold=1, replies={"MAIL": "421 4.3.2 Shutting down"})
     async with client_for(server) as client:
-        tx = client.prepare(*message(0))
-
-        async def send() -> SendResult:
-            async with client.operation():
-                await client.write(client.encode_envelope(tx))
-                return await client.complete(tx)
-
+        assert client.prepare(*message(0)).content_in_flight
         with anyio.fail_after(BOUND), pytest.raises(SenderRefused) as caught:
-            await send()
+            await client.send(*message(0))
+        tx = client.last_transaction
+        assert tx is not None
         assert not client.is_usable
     assert caught.value.code == 421
     # The server stopped before reading the content: sending it again is safe.
@@ -464,14 +473,14 @@ async def test_senders_that_send_again_keep_the_chain_going(
     # result: the connection goes from one chain to the next from its
     # callbacks, each write carrying both senders' flights. Only the very
     # first flight is started by a sender.
-    started: list[object] = []
-    original = Pipeline.start
+    started: list[Ticket] = []
+    original = TransactionDriver._start_asyncio
 
-    def start(self: Pipeline, ticket: Any) -> None:
+    def start(self: TransactionDriver, ticket: Ticket) -> None:
         started.append(ticket)
         original(self, ticket)
 
-    monkeypatch.setattr(Pipeline, "start", start)
+    monkeypatch.setattr(TransactionDriver, "_start_asyncio", start)
     server = HoldingMini(hold=2)
     outcomes: list[Outcome] = []
     async with pooled(server) as (_, pool):

@@ -1,12 +1,13 @@
-"""SmtpPool's callback-driven transactions (lettre.smtp.pipeline) against scripted servers.
+"""SmtpPool's transactions through the connection's TransactionDriver, against scripted servers.
 
-On asyncio, a pooled plain-TCP connection to a server offering PIPELINING
-runs each eligible transaction in a ``Pipeline``: the replies are read by the
-socket's callbacks, the content goes out on the go-ahead, together with the
-envelope of the next waiting sender (chaining). These tests check that each
-sender gets exactly its own outcome, whatever the server does, and that the
-pool stays consistent. Tests that only check outcomes run on trio as well
-(the task-driven path must behave the same); the others run on asyncio only.
+Every pooled send runs through the ``TransactionDriver`` of its connection
+(lettre.smtp.driver): on asyncio the replies are read by the socket's
+callbacks, on trio by the waiting senders in turn; the content goes out on
+the go-ahead, together with the envelope of the next waiting sender
+(chaining). These tests check that each sender gets exactly its own outcome,
+whatever the server does, and that the pool stays consistent. Tests that
+only check outcomes run on trio as well; the others (callback timing, the
+asyncio protocol's buffers) run on asyncio only.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from lettre.errors import (
     SmtpError,
     SmtpTimeoutError,
 )
+from lettre.protocol.transactions import TransactionStage
 from lettre.smtp import SmtpSettings, TlsMode
-from lettre.smtp.pipeline import Pipeline, Ticket
+from lettre.smtp.driver import Ticket, TransactionDriver
 from lettre.smtp.pool import PoolConfig, SmtpPool
 from lettre.smtp.tls import TlsParameters
 from lettre.transports.base import SendResult
@@ -270,20 +272,41 @@ async def send_all(
 
 @dataclass
 class Spy:
-    """Every ticket the pool made, and those whose envelope a Pipeline started itself."""
+    """Every ticket the pool made, and those whose sender started its own flight.
+
+    ``on_callbacks`` are the started ones whose connection is driven by the
+    asyncio socket callbacks (``_start_asyncio``); the others were started by
+    ``_start_anyio`` (trio).
+    """
 
     tickets: list[Ticket] = field(default_factory=list)
     started: list[Ticket] = field(default_factory=list)
+    on_callbacks: list[Ticket] = field(default_factory=list)
 
     @property
-    def piped(self) -> list[Ticket]:
-        return [t for t in self.tickets if t.piped]
+    def driven(self) -> list[Ticket]:
+        """Tickets whose transaction ran through a connection's driver."""
+        return [t for t in self.tickets if ran(t)]
 
     @property
     def chained(self) -> list[Ticket]:
-        """Tickets run by a pipeline whose envelope went out after another's content."""
+        """Tickets run by a driver whose flight went out after another's content."""
         started = {id(t) for t in self.started}
-        return [t for t in self.tickets if t.piped and id(t) not in started]
+        return [t for t in self.tickets if ran(t) and id(t) not in started]
+
+
+def ran(ticket: Ticket) -> bool:
+    """Whether ``ticket``'s transaction ran through a connection's driver."""
+    return ticket.tx is not None
+
+
+def stage(ticket: Ticket) -> TransactionStage | None:
+    return ticket.tx.stage if ticket.tx is not None else None
+
+
+def outcome(ticket: Ticket) -> object:
+    """The outcome the engine gave ``ticket``'s transaction (None: it never ran)."""
+    return ticket.tx.outcome if ticket.tx is not None else None
 
 
 @pytest.fixture
@@ -291,29 +314,35 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     record = Spy()
 
     class RecordedTicket(Ticket):
+        __slots__ = ()
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             record.tickets.append(self)
 
-    original_start = Pipeline.start
+    start_asyncio = TransactionDriver._start_asyncio
+    start_anyio = TransactionDriver._start_anyio
 
-    def start(self: Pipeline, ticket: Ticket) -> None:
+    def _start_asyncio(self: TransactionDriver, ticket: Ticket) -> None:
         record.started.append(ticket)
-        original_start(self, ticket)
+        record.on_callbacks.append(ticket)
+        start_asyncio(self, ticket)
+
+    async def _start_anyio(self: TransactionDriver, ticket: Ticket) -> None:
+        record.started.append(ticket)
+        await start_anyio(self, ticket)
 
     monkeypatch.setattr(pool_module, "Ticket", RecordedTicket)
-    monkeypatch.setattr(Pipeline, "start", start)
+    monkeypatch.setattr(TransactionDriver, "_start_asyncio", _start_asyncio)
+    monkeypatch.setattr(TransactionDriver, "_start_anyio", _start_anyio)
     return record
 
 
-def assert_piped(spy: Spy, backend: str, count: int | None = None) -> None:
-    """On asyncio every send ran in a pipeline; on trio none did."""
+def assert_driven(spy: Spy, count: int | None = None) -> None:
+    """Every send (or the first ``count``) ran through its connection's driver, on any backend."""
     tickets = spy.tickets if count is None else spy.tickets[:count]
     assert tickets
-    if backend == "asyncio":
-        assert all(t.piped for t in tickets), [t.piped for t in tickets]
-    else:
-        assert not any(t.piped for t in tickets)
+    assert all(ran(t) for t in tickets), [stage(t) for t in tickets]
 
 
 def _after_bdat(chunk: bytes) -> bool:
@@ -330,6 +359,18 @@ def wire_chained(server: MiniSmtp) -> bool:
     )
 
 
+def reset_after(server: MiniSmtp, prefix: str) -> bool:
+    """Whether RSET was read after the command starting with ``prefix``, before the next MAIL."""
+    lines = [c.line for c in server.commands]
+    start = next(i for i, line in enumerate(lines) if line.startswith(prefix))
+    for line in lines[start + 1 :]:
+        if line.startswith("MAIL"):
+            return False
+        if line == "RSET":
+            return True
+    return False
+
+
 def client_protocol(pool: SmtpPool) -> Any:
     """The asyncio protocol of the pool's only idle connection."""
     (conn,) = pool.pool._idle
@@ -343,7 +384,7 @@ def client_protocol(pool: SmtpPool) -> Any:
 # -- chaining ----------------------------------------------------------------------------------
 
 
-async def test_chained_sends_each_get_their_own_result(spy: Spy, anyio_backend_name: str) -> None:
+async def test_chained_sends_each_get_their_own_result(spy: Spy) -> None:
     server = HookedMini(extensions=DATA_ONLY)
     async with pooled(server) as (_, pool):
         outcomes = await send_all(pool, 5)
@@ -369,15 +410,17 @@ async def test_chained_sends_each_get_their_own_result(spy: Spy, anyio_backend_n
     for index in mail_chunks[1:]:
         assert b"\r\n.\r\nMAIL FROM:" in chunks[index]
     assert {t.via for t in server.transactions} == {"DATA"}
-    assert_piped(spy, anyio_backend_name)
-    if anyio_backend_name == "asyncio":
-        # One envelope started by its sender, the four others chained by the pipeline.
-        assert len(spy.started) == 1
-        assert len(spy.chained) == 4
-        assert not any(t.slow for t in spy.tickets)
+    assert_driven(spy)
+    # One flight started by its sender, the four others chained after the
+    # previous content (on trio too: the wire shows every later MAIL chained).
+    assert len(spy.started) == 1
+    assert len(spy.chained) == 4
+    # No refusal: no RSET, and the engine gave every transaction its result.
+    assert "RSET" not in server.verbs()
+    assert all(isinstance(outcome(t), SendResult) for t in spy.tickets)
 
 
-async def test_chained_sends_with_bdat(spy: Spy, anyio_backend_name: str) -> None:
+async def test_chained_sends_with_bdat(spy: Spy) -> None:
     server = HookedMini()
     async with pooled(server) as (_, pool):
         outcomes = await send_all(pool, 4)
@@ -393,15 +436,13 @@ async def test_chained_sends_with_bdat(spy: Spy, anyio_backend_name: str) -> Non
     mail_chunks = [c.chunk for c in server.commands if c.verb == "MAIL"]
     for index in mail_chunks[1:]:
         assert _after_bdat(chunks[index]), chunks[index][:200]
-    assert_piped(spy, anyio_backend_name)
-    if anyio_backend_name == "asyncio":
-        assert len(spy.started) == 1
-        assert len(spy.chained) == 3
+    assert_driven(spy)
+    # On trio too: the wire shows every later MAIL chained after a BDAT.
+    assert len(spy.started) == 1
+    assert len(spy.chained) == 3
 
 
-async def test_refused_recipient_mid_chain_fails_only_that_send(
-    spy: Spy, anyio_backend_name: str
-) -> None:
+async def test_refused_recipient_mid_chain_fails_only_that_send(spy: Spy) -> None:
     server = HookedMini(
         extensions=DATA_ONLY, refuse={"user2@example.com": "550 5.1.1 No such user"}
     )
@@ -423,11 +464,14 @@ async def test_refused_recipient_mid_chain_fails_only_that_send(
     assert "RSET" in server.verbs()
     assert stats.opened_total == 1
     assert (stats.open, stats.in_use) == (1, 0)
-    assert_piped(spy, anyio_backend_name)
-    if anyio_backend_name == "asyncio":
-        slow = [t for t in spy.tickets if t.slow]
-        assert len(slow) == 1
-        assert str(slow[0].envelope.forward_paths[0]) == "user2@example.com"
+    assert_driven(spy)
+    # The engine ended the refused transaction itself (RSET right after its
+    # envelope) and gave its sender the typed error; no other send failed.
+    failed = [t for t in spy.tickets if not isinstance(outcome(t), SendResult)]
+    assert len(failed) == 1
+    assert str(failed[0].envelope.forward_paths[0]) == "user2@example.com"
+    assert outcome(failed[0]) is refused
+    assert reset_after(server, "RCPT TO:<user2@example.com>")
 
 
 @ASYNCIO_ONLY
@@ -445,13 +489,15 @@ async def test_partly_refused_recipients_are_reported_and_the_rest_delivered(spy
     (tx,) = server.transactions
     assert tx.completed
     assert tx.accepted == ["a@example.com"]
-    assert not spy.tickets[0].slow
+    # Not a refusal of the transaction: no RSET, the engine's outcome is the result.
+    assert "RSET" not in server.verbs()
+    assert outcome(spy.tickets[0]) is result
 
 
 @ASYNCIO_ONLY
 async def test_require_all_recipients_refuses_the_whole_send_on_one_refusal(spy: Spy) -> None:
-    # With require_all_recipients DATA cannot go in the envelope's flight:
-    # only BDAT transactions run in the pipeline.
+    # With require_all_recipients the content cannot go in the envelope's
+    # flight: it waits for the RCPT replies, and the engine ends the refusal.
     server = HookedMini(extensions=WITH_BDAT, refuse={"gone@example.com": "550 5.1.1 Gone"})
     async with serve(server) as (listener, _):
         settings = settings_for(listener.port, require_all_recipients=True)
@@ -468,11 +514,14 @@ async def test_require_all_recipients_refuses_the_whole_send_on_one_refusal(spy:
     assert server.transactions[0].content is None
     assert isinstance(after, SendResult)
     assert stats.opened_total == 1
-    assert [t.piped for t in spy.tickets] == [True, True]
-    assert [t.slow for t in spy.tickets] == [True, False]
+    assert [ran(t) for t in spy.tickets] == [True, True]
+    # The engine ended the refused transaction with RSET and reported the typed error.
+    assert outcome(spy.tickets[0]) is caught.value
+    assert reset_after(server, "RCPT TO:<gone@example.com>")
+    assert outcome(spy.tickets[1]) is after
 
 
-async def test_mail_refused_leaves_the_connection_usable(spy: Spy, anyio_backend_name: str) -> None:
+async def test_mail_refused_leaves_the_connection_usable(spy: Spy) -> None:
     server = HookedMini(extensions=DATA_ONLY, replies={"MAIL": "550 5.7.1 Sender blocked"})
     async with pooled(server) as (_, pool):
         with pytest.raises(SenderRefused) as caught:
@@ -486,9 +535,10 @@ async def test_mail_refused_leaves_the_connection_usable(spy: Spy, anyio_backend
     assert delivered([server]) == [1]
     assert "RSET" in server.verbs()
     assert stats.opened_total == 1
-    assert_piped(spy, anyio_backend_name)
-    if anyio_backend_name == "asyncio":
-        assert [t.slow for t in spy.tickets] == [True, False]
+    assert_driven(spy)
+    # The engine ended the refused transaction with RSET and reported the typed error.
+    assert [outcome(t) for t in spy.tickets] == [caught.value, result]
+    assert reset_after(server, "MAIL")
 
 
 @ASYNCIO_ONLY
@@ -505,7 +555,10 @@ async def test_data_refused_in_the_envelope_leaves_the_connection_usable(spy: Sp
     assert delivered([server]) == [1]
     assert "RSET" in server.verbs()
     assert stats.opened_total == 1  # a 451 is not retried, and the connection stays
-    assert [(t.piped, t.slow) for t in spy.tickets] == [(True, True), (True, False)]
+    assert_driven(spy)
+    # The engine ended the refused transaction with RSET and reported the typed error.
+    assert [outcome(t) for t in spy.tickets] == [caught.value, result]
+    assert reset_after(server, "DATA")
 
 
 @ASYNCIO_ONLY
@@ -521,7 +574,7 @@ async def test_idle_longer_than_the_reply_timeout_is_fine(spy: Spy) -> None:
     assert isinstance(result, SendResult)
     assert delivered([server]) == [0, 1]
     assert stats.opened_total == 1
-    assert [t.piped for t in spy.tickets] == [True, True]
+    assert [ran(t) for t in spy.tickets] == [True, True]
 
 
 @ASYNCIO_ONLY
@@ -548,16 +601,15 @@ async def test_starttls_connections_run_in_the_pipeline_too(
     assert sorted(delivered([server])) == [0, 1, 2]
     assert "STARTTLS" in server.verbs()
     # asyncio's start_tls keeps the connection on the asyncio byte stream:
-    # the pipeline runs over TLS as well, and chains.
+    # the socket callbacks drive it over TLS as well, and it chains.
     assert len(spy.tickets) == 3
-    assert all(t.piped for t in spy.tickets)
+    assert all(ran(t) for t in spy.tickets)
     assert len(spy.started) == 1
+    assert spy.on_callbacks == spy.started
     assert wire_chained(server)
 
 
-async def test_421_to_mail_is_retried_on_a_new_connection(
-    spy: Spy, anyio_backend_name: str
-) -> None:
+async def test_421_to_mail_is_retried_on_a_new_connection(spy: Spy) -> None:
     make = first_connection_differs({"replies": {"MAIL": "421 4.3.2 Shutting down"}})
 
     async with pooled(make) as (scripts, pool):
@@ -568,10 +620,10 @@ async def test_421_to_mail_is_retried_on_a_new_connection(
     assert scripts[0].transactions == []
     assert delivered(scripts) == [0]
     assert (stats.opened_total, stats.closed_total, stats.open) == (2, 1, 1)
-    assert_piped(spy, anyio_backend_name)
+    assert_driven(spy)
 
 
-async def test_421_final_reply_with_a_chained_sender(spy: Spy, anyio_backend_name: str) -> None:
+async def test_421_final_reply_with_a_chained_sender(spy: Spy) -> None:
     make = first_connection_differs(
         {"extensions": DATA_ONLY, "replies": {"END": "421 4.3.2 Going down"}},
         {"extensions": DATA_ONLY},
@@ -597,12 +649,10 @@ async def test_421_final_reply_with_a_chained_sender(spy: Spy, anyio_backend_nam
     assert len(seen(scripts, second)) == 1
     assert not any(tx.completed for tx in scripts[0].transactions)
     assert stats.opened_total == 2
-    assert_piped(spy, anyio_backend_name, count=2)
+    assert_driven(spy, count=2)
 
 
-async def test_final_refusal_mid_chain_and_the_chain_goes_on(
-    spy: Spy, anyio_backend_name: str
-) -> None:
+async def test_final_refusal_mid_chain_and_the_chain_goes_on(spy: Spy) -> None:
     def final(content: bytes) -> str | None:
         return "554 5.7.1 Rejected as spam" if number_of(content) == 2 else None
 
@@ -618,17 +668,16 @@ async def test_final_refusal_mid_chain_and_the_chain_goes_on(
     assert sorted(delivered([server])) == [0, 1, 3, 4]
     assert stats.opened_total == 1
     assert "RSET" not in server.verbs()
-    assert_piped(spy, anyio_backend_name)
-    if anyio_backend_name == "asyncio":
-        # The refusal did not break the chain: one envelope started by a sender.
-        assert len(spy.started) == 1
+    assert_driven(spy)
+    # The refusal did not break the chain: one flight started by a sender.
+    assert len(spy.started) == 1
 
 
 # -- the connection failing --------------------------------------------------------------------
 
 
 async def test_close_after_the_end_of_data_is_unknown_and_the_chained_send_retried(
-    spy: Spy, anyio_backend_name: str
+    spy: Spy,
 ) -> None:
     make = first_connection_differs(
         {"extensions": DATA_ONLY, "on_end_of_data": "close"}, {"extensions": DATA_ONLY}
@@ -647,7 +696,7 @@ async def test_close_after_the_end_of_data_is_unknown_and_the_chained_send_retri
     assert delivered(scripts) == [second]
     assert len(seen(scripts, second)) == 1
     assert stats.opened_total == 2
-    assert_piped(spy, anyio_backend_name, count=2)
+    assert_driven(spy, count=2)
 
 
 @ASYNCIO_ONLY
@@ -667,7 +716,7 @@ async def test_reset_after_the_end_of_data_is_unknown(spy: Spy) -> None:
     assert "reading the reply to MAIL" in str(caught.value)
     assert len(server.transactions) == 1
     assert (stats.open, stats.opened_total) == (0, 1)
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 @ASYNCIO_ONLY
@@ -680,7 +729,7 @@ async def test_silence_after_the_end_of_data_is_unknown(spy: Spy) -> None:
     assert "timed out after 0.2 s waiting for the reply to the end of data" in str(caught.value)
     assert len(server.transactions) == 1  # never retried
     assert (stats.open, stats.opened_total) == (0, 1)
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 # The connection has one timer. A limit that becomes due earlier than it is
@@ -720,7 +769,7 @@ async def test_deadline_of_the_next_send_on_a_connection(spy: Spy) -> None:
         with anyio.fail_after(SLOW_TIMEOUT / 2), pytest.raises(SmtpTimeoutError) as caught:
             await pool.send(*message(1), deadline=deadline)
     assert "deadline passed while waiting for the reply to MAIL" in str(caught.value)
-    assert [t.piped for t in spy.tickets] == [True, True]
+    assert [ran(t) for t in spy.tickets] == [True, True]
 
 
 @ASYNCIO_ONLY
@@ -790,7 +839,7 @@ async def test_slow_final_reply_within_data_timeout_is_fine(spy: Spy) -> None:
                 result = await pool.send(*message(0))
     assert isinstance(result, SendResult)
     assert delivered([server]) == [0]
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 @ASYNCIO_ONLY
@@ -826,7 +875,7 @@ async def test_silence_in_the_transaction_times_out(
         assert len(server.connections) == 2
         assert all(tx.content is None for tx in server.transactions)
     assert stats.open == 0
-    assert all(t.piped for t in spy.tickets)
+    assert all(ran(t) for t in spy.tickets)
 
 
 @ASYNCIO_ONLY
@@ -843,7 +892,7 @@ async def test_deadline_during_the_envelope(spy: Spy) -> None:
     assert "deadline passed while waiting for the reply to MAIL" in str(caught.value)
     assert len(server.connections) == 1  # the deadline has passed: no retry
     assert stats.open == 0
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 @ASYNCIO_ONLY
@@ -857,7 +906,7 @@ async def test_deadline_after_the_content_is_unknown(spy: Spy) -> None:
                 await pool.send(*message(0), deadline=deadline)
     assert "deadline passed while waiting for the reply to BDAT" in str(caught.value)
     assert len(server.transactions) == 1
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 @ASYNCIO_ONLY
@@ -871,7 +920,7 @@ async def test_malformed_reply_to_the_envelope(spy: Spy) -> None:
     assert len(server.connections) == 1
     assert server.transactions == []
     assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 @ASYNCIO_ONLY
@@ -884,7 +933,7 @@ async def test_malformed_final_reply_is_unknown(spy: Spy) -> None:
     assert isinstance(caught.value.__cause__, RemoteProtocolError)
     assert len(server.transactions) == 1
     assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 # -- bytes while idle --------------------------------------------------------------------------
@@ -909,7 +958,10 @@ async def test_421_while_idle_sends_on_a_new_connection(spy: Spy, close: bool) -
     assert delivered([server]) == [0, 1]
     assert len(server.connections) == 2
     assert (stats.opened_total, stats.open) == (2, 1)
-    assert [t.piped for t in spy.tickets] == [True, False, True]
+    # Every attempt went through the driver; the one on the closing
+    # connection never had its flight written (nothing of it was sent).
+    done, prepared = TransactionStage.DONE, TransactionStage.PREPARED
+    assert [stage(t) for t in spy.tickets] == [done, prepared, done]
 
 
 @ASYNCIO_ONLY
@@ -945,7 +997,11 @@ async def test_garbage_while_idle_is_a_protocol_error(spy: Spy, size: int) -> No
     assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
     assert isinstance(after, SendResult)
     assert delivered([server]) == [0, 2]
-    assert spy.tickets[1].piped is False
+    # The send that met the garbage never had its flight written.
+    tx = spy.tickets[1].tx
+    assert tx is not None
+    assert tx.stage is TransactionStage.PREPARED
+    assert not tx.content_sent
 
 
 # -- cancellation and closing ------------------------------------------------------------------
@@ -983,7 +1039,7 @@ async def test_cancelled_sender_with_its_envelope_in_flight(spy: Spy) -> None:
     assert isinstance(after, SendResult)
     assert delivered([server]) == [1]
     assert (final.opened_total, final.open) == (2, 1)
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 def first_connection_differs(
@@ -1067,7 +1123,7 @@ async def test_cancelled_sender_with_its_content_out(spy: Spy) -> None:
     assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
     assert isinstance(after, SendResult)
     assert delivered([server]) == [0, 1]
-    assert spy.tickets[0].piped
+    assert ran(spy.tickets[0])
 
 
 @ASYNCIO_ONLY
@@ -1110,18 +1166,18 @@ async def test_pool_closed_while_transactions_are_in_flight(spy: Spy) -> None:
 async def test_debug_transcript_logs_the_path_that_runs(
     spy: Spy,
     caplog: pytest.LogCaptureFixture,
-    anyio_backend_name: str,
     extensions: tuple[str, ...],
 ) -> None:
     # Logging only observes: the same path runs with the transcript on (the
-    # pipeline on asyncio), and every command and reply is in it once.
+    # driver, from the callbacks on asyncio), and every command and reply is
+    # in it once.
     caplog.set_level(logging.DEBUG, logger="lettre.smtp")
     server = HookedMini(extensions=extensions)
     async with pooled(server) as (_, pool):
         outcomes = await send_all(pool, 3)
     assert all(isinstance(o, SendResult) for o in outcomes), outcomes
     assert sorted(delivered([server])) == [0, 1, 2]
-    assert_piped(spy, anyio_backend_name)
+    assert_driven(spy)
     lines = [r.getMessage() for r in caplog.records if r.name == "lettre.smtp"]
     assert sum(line.startswith("C: MAIL FROM:<sender@example.com>") for line in lines) == 3
     for n in (1, 2, 3):
@@ -1138,8 +1194,9 @@ async def test_debug_transcript_logs_the_path_that_runs(
 async def test_debug_transcript_logs_a_refusal_read_by_the_pipeline_once(
     spy: Spy, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A refused RCPT is read in the socket callbacks and handed back to its
-    # sender, which finishes the transaction: the reply is logged once.
+    # A refused RCPT is read by the driver (in the socket callbacks on
+    # asyncio) and the engine ends the transaction itself with RSET: the
+    # reply is logged once.
     caplog.set_level(logging.DEBUG, logger="lettre.smtp")
     server = HookedMini(
         extensions=DATA_ONLY, refuse={"user2@example.com": "550 5.1.1 No such user"}
@@ -1152,9 +1209,7 @@ async def test_debug_transcript_logs_a_refusal_read_by_the_pipeline_once(
     assert sum(line == "C: RSET" for line in lines) >= 1
 
 
-async def test_message_limit_per_connection_with_chaining(
-    spy: Spy, anyio_backend_name: str
-) -> None:
+async def test_message_limit_per_connection_with_chaining(spy: Spy) -> None:
     async with serve(lambda index: HookedMini(extensions=DATA_ONLY)) as (listener, scripts):
         config = PoolConfig(max_size=1, max_messages_per_connection=2)
         async with SmtpPool(settings_for(listener.port), config) as pool:
@@ -1167,13 +1222,11 @@ async def test_message_limit_per_connection_with_chaining(
     assert stats.opened_total == 3
     assert stats.messages_sent == 5
     assert wire_chained(scripts[0])
-    assert_piped(spy, anyio_backend_name)
+    assert_driven(spy)
 
 
 @pytest.mark.parametrize("extensions", [DATA_ONLY, WITH_BDAT], ids=["DATA", "BDAT"])
-async def test_large_messages_arrive_intact(
-    spy: Spy, anyio_backend_name: str, extensions: tuple[str, ...]
-) -> None:
+async def test_large_messages_arrive_intact(spy: Spy, extensions: tuple[str, ...]) -> None:
     lines = []
     size = 0
     index = 0
@@ -1216,4 +1269,4 @@ async def test_large_messages_arrive_intact(
         else:
             assert raw == tx.content
     assert {tx.via for tx in server.transactions} == {"DATA" if extensions == DATA_ONLY else "BDAT"}
-    assert_piped(spy, anyio_backend_name)
+    assert_driven(spy)

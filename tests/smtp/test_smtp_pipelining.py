@@ -7,13 +7,17 @@ replies it had sent before reading it.
 
 from __future__ import annotations
 
+from typing import Any
+
+import anyio
 import pytest
-from smtp_support import connected, envelope, message_bytes
+from smtp_support import connected, envelope, message_bytes, settings_for
 
 from lettre.envelope import Envelope
 from lettre.errors import RecipientsRefused, SenderRefused
-from lettre.smtp.client import TransactionStage
-from servers import MiniSmtp, scripted_server
+from lettre.results import SendResult
+from lettre.smtp.pool import PoolConfig, SmtpPool
+from servers import MiniSmtp, ScriptedConnection, _MiniSession, scripted_server
 
 pytestmark = pytest.mark.anyio
 
@@ -203,40 +207,66 @@ async def test_lock_step_without_pipelining() -> None:
     assert [c.replies_before for c in flight] == [1, 2, 3, 4]
 
 
+class EhloGatedMini(MiniSmtp):
+    """MiniSmtp whose reply to EHLO waits until ``gate`` is set."""
+
+    def __init__(self, gate: anyio.Event, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
+
+    async def __call__(self, conn: ScriptedConnection) -> None:
+        self.connections.append(conn)
+        await _EhloGatedSession(self, conn).run()
+
+
+class _EhloGatedSession(_MiniSession):
+    server: EhloGatedMini
+
+    async def do_ehlo(self, line: str) -> None:
+        await self.server.gate.wait()
+        await super().do_ehlo(line)
+
+
 async def test_phases_chain_two_messages_in_one_write() -> None:
     """What a connection pool does: the end of one message and the next envelope together."""
-    mini = MiniSmtp(extensions=NO_CHUNKING)
-    async with scripted_server(mini) as server:
-        client = await connected(server)
-        try:
-            first = client.prepare(envelope("a@example.com"), message_bytes("First"))
-            second = client.prepare(envelope("b@example.com"), message_bytes("Second"))
-            async with client.operation():
-                await client.write(client.encode_envelope(first))
-                await client.complete_envelope(first)
-                await client.write(client.encode_content(first) + client.encode_envelope(second))
-                assert first.stage is TransactionStage.CONTENT
-                assert first.content_sent
-                assert not second.content_sent
-                result_first = await client.complete(first)
-                await client.complete_envelope(second)
-                await client.write(client.encode_content(second))
-                result_second = await client.complete(second)
-            assert client.is_usable
-        finally:
-            await client.aclose()
-    assert result_first.transport_id == "MINI1"
-    assert result_second.transport_id == "MINI2"
+    ehlo = anyio.Event()
+    mini = EhloGatedMini(ehlo, extensions=NO_CHUNKING)
+    results: dict[str, SendResult] = {}
+    async with (
+        scripted_server(mini) as server,
+        SmtpPool(settings_for(server), PoolConfig(max_size=1)) as pool,
+    ):
+
+        async def send(subject: str, recipient: str) -> None:
+            results[subject] = await pool.send(envelope(recipient), message_bytes(subject))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as group:
+                # The first send opens the only connection (the server
+                # holds its EHLO reply); the second waits for it.
+                group.start_soon(send, "First", "a@example.com")
+                await anyio.wait_all_tasks_blocked()
+                group.start_soon(send, "Second", "b@example.com")
+                await anyio.wait_all_tasks_blocked()
+                assert pool.statistics().waiting == 1
+                ehlo.set()
+        (conn,) = pool.pool._idle
+        assert conn.client.is_usable
+        messages_sent = conn.messages_sent
+    assert results["First"].transport_id == "MINI1"
+    assert results["Second"].transport_id == "MINI2"
     assert [t.content for t in mini.transactions] == [
         message_bytes("First"),
         message_bytes("Second"),
     ]
-    # The second MAIL arrived in the same chunk as the first message's end of data.
-    conn = mini.connections[0]
+    # The second MAIL arrived in the same chunk as the first message's end of
+    # data (and the second message's content did not: it waited for its 354).
+    conn_record = mini.connections[0]
     chained = [
         c
-        for c in conn.chunks
+        for c in conn_record.chunks
         if b"Subject: First" in c and b"\r\n.\r\nMAIL FROM:" in c and b"RCPT TO:<b@" in c
     ]
     assert len(chained) == 1
-    assert client.messages_sent == 2
+    assert b"Subject: Second" not in chained[0]
+    assert messages_sent == 2
