@@ -41,8 +41,9 @@ from lettre.errors import (
 )
 from lettre.protocol.transactions import TransactionEngine
 from lettre.smtp import SmtpSettings, TlsMode
+from lettre.smtp.backends import AsyncioDriver
 from lettre.smtp.client import PIPELINED_BDAT_LIMIT, SmtpClient, TransactionStage
-from lettre.smtp.driver import Ticket, TransactionDriver
+from lettre.smtp.driver import Ticket
 from lettre.smtp.pool import PoolConfig, SmtpPool
 from lettre.transports.base import SendResult
 from servers import MiniSmtp, ScriptedConnection, _MiniSession, scripted_server
@@ -474,13 +475,13 @@ async def test_senders_that_send_again_keep_the_chain_going(
     # callbacks, each write carrying both senders' flights. Only the very
     # first flight is started by a sender.
     started: list[Ticket] = []
-    original = TransactionDriver._start_asyncio
+    original = AsyncioDriver._start
 
-    def start(self: TransactionDriver, ticket: Ticket) -> None:
+    def start(self: AsyncioDriver, ticket: Ticket) -> None:
         started.append(ticket)
         original(self, ticket)
 
-    monkeypatch.setattr(TransactionDriver, "_start_asyncio", start)
+    monkeypatch.setattr(AsyncioDriver, "_start", start)
     server = HoldingMini(hold=2)
     outcomes: list[Outcome] = []
     async with pooled(server) as (_, pool):

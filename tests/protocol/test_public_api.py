@@ -11,7 +11,16 @@ from lettre.protocol.state import TRANSITIONS, ClientState
 
 
 def test_every_public_module_declares_all() -> None:
-    for name in ("commands", "connection", "dotstuff", "extensions", "replies", "sasl", "state"):
+    for name in (
+        "commands",
+        "connection",
+        "dotstuff",
+        "extensions",
+        "replies",
+        "sasl",
+        "state",
+        "transactions",
+    ):
         module = importlib.import_module(f"lettre.protocol.{name}")
         for public in module.__all__:
             assert hasattr(module, public), (name, public)

@@ -1,5 +1,8 @@
 """The sans-IO SMTP client core: commands in, bytes out; bytes in, replies out.
 
+:class:`ClientConnection` is the command level; :class:`TransactionEngine`
+runs whole mail transactions on it (messages in, outcomes out).
+
 Standard library only: no sockets, no anyio, no clock. The I/O layer
 (:mod:`lettre.smtp`) drives a :class:`ClientConnection`; anyone can drive one
 over any transport, or in tests with plain bytes.
@@ -42,10 +45,19 @@ from lettre.protocol.sasl import (
     decode_challenge,
 )
 from lettre.protocol.state import ClientState
+from lettre.protocol.transactions import (
+    PIPELINED_BDAT_LIMIT,
+    ContentReady,
+    Transaction,
+    TransactionDone,
+    TransactionEngine,
+    TransactionStage,
+)
 
 __all__ = [
     "MECHANISMS",
     "NEED_DATA",
+    "PIPELINED_BDAT_LIMIT",
     "Auth",
     "AuthCancel",
     "AuthResponse",
@@ -55,6 +67,7 @@ __all__ = [
     "ClientConnection",
     "ClientState",
     "Command",
+    "ContentReady",
     "CramMd5",
     "CrlfNormalizer",
     "Data",
@@ -78,6 +91,10 @@ __all__ = [
     "ScramSha256",
     "StartTls",
     "TokenMechanism",
+    "Transaction",
+    "TransactionDone",
+    "TransactionEngine",
+    "TransactionStage",
     "XOAuth2",
     "decode_challenge",
     "encode_data",

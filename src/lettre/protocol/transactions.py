@@ -48,7 +48,7 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from lettre.envelope import Envelope
 from lettre.errors import (
@@ -147,6 +147,8 @@ class _Step(enum.Enum):
 
 
 _VERBS = {step: "RSET" if "RSET" in step.value else step.value for step in _Step}
+# The members as module constants: compared on every reply.
+_RSET_FIRST, _MAIL, _RCPT, _DATA_STEP, _FINAL, _ABORT_END, _ABORT_RSET = _Step
 
 
 @dataclass(eq=False, slots=True)
@@ -197,8 +199,7 @@ class Transaction:
     _error: SmtpError | None = None  # the refusal reported once the clean-up is answered
 
 
-@dataclass(frozen=True, slots=True)
-class ContentReady:
+class ContentReady(NamedTuple):
     """The server accepted the envelope of ``tx``: its content may be sent.
 
     The driver calls :meth:`TransactionEngine.send_content` when it writes
@@ -206,13 +207,14 @@ class ContentReady:
     """
 
     tx: Transaction
+    """The transaction whose content may go."""
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionDone:
+class TransactionDone(NamedTuple):
     """``tx`` is over: ``tx.outcome`` is its result, or the error to raise."""
 
     tx: Transaction
+    """The transaction that is over."""
 
 
 Event = ContentReady | TransactionDone
@@ -614,14 +616,7 @@ class TransactionEngine:
         return NEED_DATA
 
     def _on_reply(self, tx: Transaction, step: _Step, reply: Reply) -> None:
-        if step is _Step.MAIL:
-            tx._mail_reply = reply
-            if not tx.pipelined:
-                if reply.code != 250:
-                    self._refuse(tx, self._refusal(reply, SenderRefused, "MAIL"))
-                else:
-                    self._send(tx, tx.rcpts[0], _Step.RCPT)
-        elif step is _Step.RCPT:
+        if step is _RCPT:
             results = tx.results
             results.append(
                 new_recipient_result(tx.recipients[len(results)], reply.code in _ACCEPTED, reply)
@@ -630,8 +625,20 @@ class TransactionEngine:
                 if not tx.data_in_flight and not tx.content_in_flight:
                     self._envelope_done(tx)
             elif not tx.pipelined:
-                self._send(tx, tx.rcpts[len(results)], _Step.RCPT)
-        elif step is _Step.DATA:
+                self._send(tx, tx.rcpts[len(results)], _RCPT)
+        elif step is _MAIL:
+            tx._mail_reply = reply
+            if not tx.pipelined:
+                if reply.code != 250:
+                    self._refuse(tx, self._refusal(reply, SenderRefused, "MAIL"))
+                else:
+                    self._send(tx, tx.rcpts[0], _RCPT)
+        elif step is _FINAL:
+            if tx.content_in_flight:
+                self._flight_done(tx, reply)
+            else:
+                self._final(tx, reply)
+        elif step is _DATA_STEP:
             tx._data_reply = reply
             if tx.data_in_flight:
                 self._envelope_done(tx)
@@ -639,18 +646,13 @@ class TransactionEngine:
                 self._go(tx)
             else:
                 self._refuse(tx, self._refusal(reply, DataRefused, "DATA"))
-        elif step is _Step.FINAL:
-            if tx.content_in_flight:
-                self._flight_done(tx, reply)
-            else:
-                self._final(tx, reply)
-        elif step is _Step.ABORT_END:
-            self._send(tx, _RSET, _Step.ABORT_RSET)
-        elif step is _Step.ABORT_RSET:
+        elif step is _ABORT_END:
+            self._send(tx, _RSET, _ABORT_RSET)
+        elif step is _ABORT_RSET:
             if reply.code != 250:
                 self._broken = True
             self._done(tx, tx._error)
-        # _Step.RSET_FIRST: MAIL's reply tells what matters.
+        # _RSET_FIRST: MAIL's reply tells what matters.
 
     def _envelope_done(self, tx: Transaction) -> None:
         """Every reply to the envelope is in (without the content): go on, or end it."""

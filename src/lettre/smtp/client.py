@@ -55,6 +55,7 @@ from lettre.protocol.transactions import (
     TransactionStage,
 )
 from lettre.smtp.auth import AuthMechanism, choose_mechanisms
+from lettre.smtp.backends import AnyioDriver, AsyncioDriver
 from lettre.smtp.driver import Ticket, TransactionDriver
 from lettre.smtp.settings import SmtpSettings, default_hello_name
 from lettre.smtp.stream import Operation, SmtpStream, transcript_logger
@@ -621,7 +622,9 @@ class SmtpClient:
                 require_all_recipients=settings.require_all_recipients,
                 peer=stream.peer,
             )
-            driver = self._driver = TransactionDriver(
+            cls: type[TransactionDriver]
+            cls = AsyncioDriver if stream.asyncio_byte_stream is not None else AnyioDriver
+            driver = self._driver = cls(
                 stream,
                 engine,
                 timeout=settings.timeout,

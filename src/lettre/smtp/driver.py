@@ -9,28 +9,25 @@ content (written together with the envelopes of the sends waiting for the
 connection: chaining) and each transaction's outcome, handed to its sender.
 It parses no SMTP and decides nothing about replies.
 
-It reads in one of two ways, by the byte stream under the connection:
+How the bytes move is a backend's business (:mod:`lettre.smtp.backends`):
+on asyncio (the stdlib loop and uvloop) the socket's callbacks feed the
+engine; elsewhere (trio, through anyio) the senders waiting on the
+connection take turns reading for everyone. A backend implements four
+things: run a sender's transaction (:meth:`TransactionDriver._run`), write a
+content whose go-ahead came (:meth:`TransactionDriver._content_ready`), close,
+and wait until no final reply is owed.
 
-- on asyncio (the stdlib loop and uvloop) the socket's callbacks feed the
-  engine (``data_received``); each sender sleeps on one future and wakes once,
-  with its outcome, and the content after a go-ahead is written on the next
-  turn of the loop, so that senders woken by the same read can queue their
-  next message and have it chained;
-- elsewhere (trio, through anyio) one of the senders waiting on the
-  connection reads for everyone: the one whose transaction is oldest reads
-  until its own outcome is in, then passes the reading on to the next.
-
-There is one deadline rule for both (:meth:`TransactionDriver._due`): the
-oldest owed reply must arrive within ``timeout`` of the last progress
-(``data_timeout`` while a message's final reply is owed), and no send may
-outlive its own deadline. asyncio enforces it with one timer per connection,
-anyio with the cancel scope of each read and write.
+There is one deadline rule (:meth:`TransactionDriver._due`): the oldest owed
+reply must arrive within ``timeout`` of the last reply (``data_timeout`` while
+a message's content is being written or its final reply is owed), and no
+send may outlive its own deadline; what happens then is
+:meth:`TransactionDriver._expire`. asyncio enforces the rule with one timer
+per connection, anyio with one cancel scope per turn of reading.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -41,7 +38,6 @@ from lettre.errors import (
     LettreError,
     ProtocolError,
     ServerDisconnected,
-    SmtpTimeoutError,
 )
 from lettre.protocol.connection import NEED_DATA
 from lettre.protocol.transactions import (
@@ -57,20 +53,9 @@ from lettre.smtp.stream import describe_error
 if TYPE_CHECKING:
     from lettre.envelope import Envelope
     from lettre.smtp.connection_pool import HandOff
-    from lettre.smtp.stream import SmtpStream, _AsyncioByteStream
+    from lettre.smtp.stream import SmtpStream
 
 __all__ = ["Ticket", "TransactionDriver"]
-
-_READ_SIZE = 65536
-_PREPARED = TransactionStage.PREPARED
-_ACCEPTING = TransactionStage.ACCEPTING
-_IO_ERRORS = (
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-    OSError,
-    ssl.SSLError,
-)
 
 
 class Ticket:
@@ -149,25 +134,19 @@ class TransactionDriver:
     """
 
     __slots__ = (
-        "_asyncio",
-        "_changed",
         "_clock",
         "_data_timeout",
         "_debug",
         "_engine",
-        "_loop",
         "_next",
         "_on_progress",
         "_out",
         "_parked",
         "_queue",
-        "_reading",
-        "_settled",
         "_since",
         "_stream",
         "_tickets",
         "_timeout",
-        "_timer",
         "closing",
         "hand_off",
     )
@@ -194,18 +173,10 @@ class TransactionDriver:
         self._debug = False
         self.hand_off: Callable[[], Ticket | None] | None = None
         self.closing = False
-        # asyncio: the byte stream whose callbacks feed the engine, its loop,
-        # the timer, and the end of a chain (see _park).
-        self._asyncio: _AsyncioByteStream | None = stream.asyncio_byte_stream
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        # The end of a chain, parked until the next sender takes the
+        # connection over (asyncio), and that sender.
         self._parked: Ticket | None = None
         self._next: Ticket | None = None
-        self._settled: asyncio.Future[None] | None = None
-        # anyio: whether a sender is reading for everyone, and what a closer
-        # waits on while it does.
-        self._reading = False
-        self._changed: anyio.Event | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -238,16 +209,7 @@ class TransactionDriver:
         if tx is None:
             tx = ticket.tx = self._engine.prepare(ticket.envelope, ticket.data)
         try:
-            if tx.stage is _PREPARED:
-                if self._asyncio is not None:
-                    self._start_asyncio(ticket)
-                else:
-                    await self._start_anyio(ticket)
-            if tx.outcome is None:
-                if self._asyncio is not None:
-                    await self._wait_asyncio(ticket)
-                else:
-                    await self._wait_anyio(ticket)
+            await self._run(ticket)
         except BaseException:
             if tx.outcome is None:
                 ticket.left = True
@@ -259,6 +221,10 @@ class TransactionDriver:
                         await self._stream.aclose()
             raise
         return ticket.outcome()
+
+    async def _run(self, ticket: Ticket) -> None:
+        """Start ``ticket``'s transaction unless it was chained, and wait for its outcome."""
+        raise NotImplementedError
 
     def _begin(self, ticket: Ticket) -> bytes:
         """Encode ``ticket``'s first flight (and chain the waiting senders' after it)."""
@@ -345,15 +311,13 @@ class TransactionDriver:
                 self._finished(self._tickets.pop(event.tx))
 
     def _content_ready(self, ticket: Ticket) -> None:
-        if self._asyncio is not None:
-            loop = self._loop
-            assert loop is not None
-            # On the next turn of the loop, after the senders woken by this
-            # read: one of them may send again at once, and its envelope can
-            # then go in the same write (chaining).
-            loop.call_soon(self._write_content, ticket)
-        else:
-            self._out.append(self._content(ticket))
+        """``ticket``'s envelope was accepted: have its content written (and chained).
+
+        The content goes out once the senders woken by the same read have had
+        a chance to send again, so that their envelopes can go in the same
+        write; each backend says when that is.
+        """
+        raise NotImplementedError
 
     def _content(self, ticket: Ticket) -> bytes:
         tx = ticket.tx
@@ -361,28 +325,12 @@ class TransactionDriver:
         return self._chain(ticket, self._engine.send_content(tx))
 
     def _finished(self, ticket: Ticket) -> None:
-        """``ticket``'s outcome is in: wake its sender (or keep the connection for the next)."""
+        """``ticket``'s outcome is in: wake its sender."""
         queue = self._queue
         if queue and queue[0] is ticket:
             queue.popleft()
         else:
             queue.remove(ticket)
-        if (
-            not queue
-            and self._asyncio is not None
-            and ticket.owner
-            and self.hand_off is not None
-            and self._engine.usable
-            and not self.closing
-        ):
-            # The end of a chain: rather than have the sender give the
-            # connection back, let the senders woken by this read queue their
-            # next messages (next turn of the loop) and take it over from here.
-            self._parked = ticket
-            loop = self._loop
-            assert loop is not None
-            loop.call_soon(self._resume)
-            return
         self._settle(ticket)
 
     def _settle(self, ticket: Ticket) -> None:
@@ -396,16 +344,15 @@ class TransactionDriver:
                 future.set_result(None)
         elif ticket.event is not None:
             ticket.event.set()
-        if self._asyncio is not None and not self.busy:
-            self._detach()
+        if not self.busy:
+            self._idle()
+
+    def _idle(self) -> None:
+        """Nothing is in flight any more."""
 
     def _close(self) -> None:
-        """The connection is done: close it (at once on asyncio; else when the reader leaves)."""
-        stream = self._stream
-        stream.broken = True
-        if self._asyncio is not None:
-            self._cancel_timer()
-            stream.close_now()
+        """The connection is done: mark it broken (the backend closes it)."""
+        self._stream.broken = True
 
     def _progress(self) -> None:
         now = self._since = self._clock()
@@ -462,357 +409,6 @@ class TransactionDriver:
         self._drain()
         self._close()
 
-    # ------------------------------------------------------------------ asyncio
-
-    def _start_asyncio(self, ticket: Ticket) -> None:
-        byte_stream = self._asyncio
-        assert byte_stream is not None
-        protocol = byte_stream.protocol
-        stream = self._stream
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        if protocol.chunks:
-            # Whatever arrived while idle goes to the engine, which tells a
-            # 421 or unsolicited bytes apart when the envelope is encoded.
-            for chunk in protocol.chunks:
-                self._engine.receive_data(chunk)
-            protocol.chunks.clear()
-            protocol.buffered = 0
-            if protocol.reading_paused:
-                protocol.reading_paused = False
-                byte_stream.transport.resume_reading()
-        if protocol.eof and self._engine.idle:
-            stream.broken = True
-            raise ServerDisconnected(f"{stream.peer} closed the connection while it was idle")
-        if not self._writable():
-            stream.broken = True
-            raise ServerDisconnected(f"the connection to {stream.peer} is closed")
-        try:
-            out = self._begin(ticket)
-        except LettreError:
-            stream.broken = not self._engine.usable
-            raise
-        ticket.future = self._loop.create_future()
-        protocol.pipe = self
-        self._write(out)
-
-    def _write(self, out: bytes) -> None:
-        """Write on asyncio (never blocks: the transport buffers) and record it.
-
-        While the transport's buffer is over its high-water mark the bytes
-        are not yet handed over: the content in them counts as sent once the
-        server has read enough (``writing_resumed``).
-        """
-        byte_stream = self._asyncio
-        assert byte_stream is not None
-        byte_stream.transport.write(out)
-        if not byte_stream.protocol.writing_paused:
-            self._engine.written()
-        self._progress()
-        self._arm()
-
-    async def _wait_asyncio(self, ticket: Ticket) -> None:
-        future = ticket.future
-        if future is None:
-            # Chained while it waited in the pool: woken with its outcome.
-            loop = self._loop
-            assert loop is not None
-            future = ticket.future = loop.create_future()
-        await future
-
-    def _writable(self) -> bool:
-        byte_stream = self._asyncio
-        assert byte_stream is not None
-        return not (byte_stream.protocol.lost or byte_stream.transport.is_closing())
-
-    def data_received(self, data: bytes) -> None:
-        """Feed what the socket delivered to the engine and act on it (asyncio)."""
-        engine = self._engine
-        replies = engine.replies
-        engine.receive_data(data)
-        self._drain()
-        if engine.replies != replies:
-            self._progress()
-        out = self._out
-        if out:
-            write = b"".join(out)
-            out.clear()
-            if self._writable():
-                self._write(write)
-
-    def connection_lost(self, eof: bool) -> None:
-        """The server closed the connection (``eof``) or it broke (asyncio)."""
-        self._stream.broken = True
-        if self.busy:
-            self._lost(eof)
-
-    def writing_resumed(self) -> None:
-        """The server read what was buffered: the content in it is handed over (asyncio)."""
-        self._engine.written()
-        if self._queue:
-            self._since = self._clock()
-
-    def _write_content(self, ticket: Ticket) -> None:
-        """Write the content of an accepted transaction, chaining the next sender's envelope."""
-        tx = ticket.tx
-        assert tx is not None
-        if tx.stage is not _ACCEPTING or tx.outcome is not None:
-            return  # the connection failed meanwhile: the ticket is settled
-        if self.closing:
-            # The connection is being closed under a sender that gave up:
-            # its content must not go out.
-            self._abort_all("the connection was closed before the message was sent")
-            return
-        if not self._writable():
-            self._abort_all(f"writing to {self._stream.peer} failed: the connection is closed")
-            return
-        try:
-            out = self._content(ticket)
-        except ProtocolError as exc:
-            self._engine.fail(str(exc), cause=exc)
-            self._drain()
-            self._close()
-            return
-        self._write(out)
-
-    def _abort_all(self, message: str) -> None:
-        self._engine.fail(message)
-        self._drain()
-        self._close()
-
-    def _resume(self) -> None:
-        """Hand the idle connection to the first waiting sender, if any, then wake the last one."""
-        ticket = self._parked
-        if ticket is None:
-            return  # the connection failed meanwhile: the ticket is settled
-        self._parked = None
-        following = None
-        if (
-            not self.closing
-            and not ticket.gone()
-            and self._engine.usable
-            and self._writable()
-            and self.hand_off is not None
-        ):
-            following = self.hand_off()
-        if following is None:
-            self._settle(ticket)
-            return
-        ticket.owner = False
-        following.owner = True
-        self._next = following
-        self._settle(ticket)
-        # The flight goes on the next turn, after the sender woken just now
-        # queued its next message, which can then be chained behind it.
-        loop = self._loop
-        assert loop is not None
-        loop.call_soon(self._open, following)
-
-    def _open(self, ticket: Ticket) -> None:
-        """Write the flight of the sender that took the connection over (and chain more)."""
-        if self._next is not ticket:
-            return  # the connection failed meanwhile: the ticket is settled
-        self._next = None
-        tx = ticket.tx
-        assert tx is not None
-        if self.closing or not self._writable():
-            self._engine.fail("the connection was closed before the message was sent")
-            tx.outcome = ServerDisconnected("the connection was closed before the message was sent")
-            tx.stage = TransactionStage.FAILED
-            self._settle(ticket)
-            self._close()
-            return
-        try:
-            out = self._begin(ticket)
-        except (LettreError, ProtocolError) as exc:  # a 421 while idle, or a protocol error
-            tx.outcome = exc
-            tx.stage = TransactionStage.FAILED
-            self._settle(ticket)
-            self._engine.fail(str(exc))
-            self._drain()
-            self._close()
-            return
-        self._write(out)
-
-    def _detach(self) -> None:
-        byte_stream = self._asyncio
-        assert byte_stream is not None
-        protocol = byte_stream.protocol
-        if protocol.pipe is self:
-            protocol.pipe = None
-        settled = self._settled
-        if settled is not None and not settled.done():
-            settled.set_result(None)
-
-    def _arm(self) -> None:
-        """Make sure the timer fires by the deadline now in force.
-
-        A later deadline needs nothing: the timer, firing early, sets itself
-        again for what is due then.
-        """
-        due = self._due()
-        timer = self._timer
-        loop = self._loop
-        assert loop is not None
-        if timer is None:
-            self._timer = loop.call_at(due, self._on_timer)
-        elif due < timer.when():
-            timer.cancel()
-            self._timer = loop.call_at(due, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if not self._queue:
-            return
-        due = self._due()
-        if self._clock() < due:
-            loop = self._loop
-            assert loop is not None
-            self._timer = loop.call_at(due, self._on_timer)
-            return
-        self._expire()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    # ------------------------------------------------------------------ anyio
-
-    async def _start_anyio(self, ticket: Ticket) -> None:
-        try:
-            out = self._begin(ticket)
-        except LettreError:
-            self._stream.broken = not self._engine.usable
-            raise
-        await self._send_anyio(out)
-
-    async def _send_anyio(self, out: bytes) -> None:
-        """Write on anyio within the deadline; a failure ends every transaction in flight."""
-        stream = self._stream
-        engine = self._engine
-        content = bool(engine.unwritten_content)
-        limit = self._data_timeout if content else self._timeout
-        timeout_due = self._clock() + limit
-        deadline = self._due_deadline()
-        failure: str | None = None
-        timed_out = False
-        try:
-            with anyio.CancelScope(deadline=min(timeout_due, deadline)) as scope:
-                try:
-                    await stream.byte_stream.send(out)
-                except _IO_ERRORS as exc:
-                    failure = f"writing to {stream.peer} failed: {describe_error(exc)}"
-        except BaseException:
-            # Cancelled from outside mid-write: what reached the server is unknown.
-            engine.unwritten("the send was cancelled while writing")
-            self._drain()
-            stream.broken = True
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-            raise
-        if scope.cancelled_caught:
-            what = (
-                "the server to read the message" if content else "the server to read the commands"
-            )
-            if deadline <= timeout_due:
-                failure = f"the deadline passed while waiting for {what} from {stream.peer}"
-            else:
-                failure = f"timed out after {limit:g} s waiting for {what} from {stream.peer}"
-            timed_out = True
-        if failure is not None:
-            engine.unwritten(failure, timeout=timed_out)
-            self._drain()
-            stream.broken = True
-            await stream.aclose()
-            return
-        engine.written()
-        self._progress()
-
-    def _due_deadline(self) -> float:
-        due = float("inf")
-        for ticket in self._queue:
-            deadline = ticket.deadline
-            if deadline is not None and deadline < due:
-                due = deadline
-        return due
-
-    async def _wait_anyio(self, ticket: Ticket) -> None:
-        tx = ticket.tx
-        assert tx is not None
-        while tx.outcome is None:
-            if not self._reading:
-                await self._read_until(ticket)
-                continue
-            event = ticket.event = anyio.Event()
-            # The reader's own deadlines bound this wait; this only guards
-            # against a reader that never hands over.
-            with anyio.move_on_after(self._data_timeout + 2 * self._timeout):
-                await event.wait()
-            ticket.event = None
-            if not event.is_set() and tx.outcome is None:
-                raise SmtpTimeoutError("the connection's earlier transactions never finished")
-
-    async def _read_until(self, ticket: Ticket) -> None:
-        """Read for every transaction on the connection until ``ticket``'s outcome is in."""
-        tx = ticket.tx
-        assert tx is not None
-        self._reading = True
-        try:
-            while tx.outcome is None:
-                await self._read_once()
-        finally:
-            self._reading = False
-            self._pass_reading()
-            changed = self._changed
-            if changed is not None:
-                self._changed = None
-                changed.set()
-
-    async def _read_once(self) -> None:
-        stream = self._stream
-        engine = self._engine
-        due = self._due()
-        data = b""
-        with anyio.CancelScope(deadline=due) as scope:
-            try:
-                data = await stream.byte_stream.receive(_READ_SIZE)
-            except anyio.EndOfStream:
-                self._lost(eof=True)
-            except _IO_ERRORS as exc:
-                self._lost(eof=False, exc=exc)
-        if scope.cancelled_caught:
-            if self._clock() >= self._due():
-                self._expire()
-        elif data:
-            replies = engine.replies
-            engine.receive_data(data)
-            self._drain()
-            if engine.replies != replies:
-                self._progress()
-        out = self._out
-        if out and engine.usable:
-            write = b"".join(out)
-            out.clear()
-            await self._send_anyio(write)
-        else:
-            out.clear()
-        if stream.broken and not stream.closed:
-            await stream.aclose()
-
-    def _pass_reading(self) -> None:
-        """Wake the oldest sender still waiting on the connection to read next."""
-        for ticket in self._queue:
-            if ticket.gone():
-                continue
-            if ticket.wake is not None:
-                wake, ticket.wake = ticket.wake, None
-                wake()
-                return
-            if ticket.event is not None:
-                ticket.event.set()
-                return
-
     # ------------------------------------------------------------------ closing
 
     async def settle(self, limit: float) -> None:
@@ -822,30 +418,14 @@ class TransactionDriver:
         is chained; transactions still in their envelope are failed.
         """
         self.closing = True
-        engine = self._engine
         with anyio.move_on_after(limit):
-            if self._asyncio is not None:
-                while engine.content_owed and self.busy:
-                    loop = self._loop
-                    assert loop is not None
-                    settled = self._settled = loop.create_future()
-                    try:
-                        await settled
-                    finally:
-                        self._settled = None
-            else:
-                while engine.content_owed and self._queue and not self._stream.broken:
-                    if self._reading:
-                        changed = self._changed = anyio.Event()
-                        await changed.wait()
-                    else:
-                        self._reading = True
-                        try:
-                            await self._read_once()
-                        finally:
-                            self._reading = False
+            await self._drained()
         if self.busy:
             self.abort("the connection was closed before the message was sent")
+
+    async def _drained(self) -> None:
+        """Return once no message's final reply is owed (the caller bounds the wait)."""
+        raise NotImplementedError
 
     def abort(self, message: str) -> None:
         """Fail whatever is still in flight and mark the connection broken."""
@@ -865,12 +445,12 @@ class TransactionDriver:
                 tx.stage = TransactionStage.FAILED
             self._settle(following)
         self._stream.broken = True
-        if self._asyncio is not None:
-            self._cancel_timer()
-            self._detach()
+        self.release()
 
     def release(self) -> None:
-        """Drop the timer and the callbacks (the connection is being closed)."""
-        if self._asyncio is not None:
-            self._cancel_timer()
-            self._detach()
+        """Drop what the connection holds on the event loop (it is being closed)."""
+
+    def _abort_all(self, message: str) -> None:
+        self._engine.fail(message)
+        self._drain()
+        self._close()

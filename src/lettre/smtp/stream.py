@@ -831,8 +831,9 @@ class _WaitExpired(BaseException):
 class PipeConsumer(Protocol):
     """What takes a connection's events straight from its socket callbacks.
 
-    :class:`~lettre.smtp.pipeline.Pipeline` is one; while one is attached to
-    an asyncio connection, received bytes go to it instead of the buffer.
+    :class:`~lettre.smtp.backends.asyncio.AsyncioDriver` is one; while one is
+    attached to an asyncio connection, received bytes go to it instead of the
+    buffer.
     """
 
     def data_received(self, data: bytes) -> None:
@@ -845,10 +846,16 @@ class PipeConsumer(Protocol):
         """The transport's write buffer drained below its low-water mark."""
 
 
-class _Protocol(asyncio.Protocol):
-    """Buffers what the socket delivers for :class:`_AsyncioByteStream`."""
+class _Protocol(asyncio.BufferedProtocol):
+    """Buffers what the socket delivers for :class:`_AsyncioByteStream`.
+
+    A buffered protocol: the event loop reads into one buffer the connection
+    keeps (``recv_into``) instead of allocating a 256 KiB object per read,
+    which the C allocator may serve with a fresh memory mapping each time.
+    """
 
     def __init__(self) -> None:
+        self._buffer = memoryview(bytearray(_READ_SIZE))
         self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -869,6 +876,12 @@ class _Protocol(asyncio.Protocol):
     def _wake(self, waiter: asyncio.Future[None] | None) -> None:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         pipe = self.pipe
