@@ -236,7 +236,7 @@ class SmtpClient:
             )
         return stream
 
-    def operation(self, deadline: float | None = None, *, io_only: bool = False) -> Operation:
+    def operation(self, deadline: float | None = None) -> Operation:
         """An async context manager bounding the I/O inside it by one cancel scope.
 
         Args:
@@ -244,12 +244,8 @@ class SmtpClient:
                 after which everything inside fails with
                 :class:`~lettre.errors.SmtpTimeoutError`; None for none (each
                 wait still has its timeout).
-            io_only: promise that nothing but this client's reads and writes
-                is awaited inside (the transaction methods qualify). On asyncio
-                the timeouts are then enforced by the connection's own waits,
-                which is cheaper than a cancel scope; the errors are the same.
         """
-        return self._require_stream().operation(deadline, io_only=io_only)
+        return self._require_stream().operation(deadline)
 
     def _default_deadline(self, deadline: float | None) -> float | None:
         if deadline is None and self._settings.deadline is not None:

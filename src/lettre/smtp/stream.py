@@ -7,9 +7,9 @@ This is the only place where lettre's SMTP code touches sockets. It:
 - writes the bytes the core produces (one ``send`` per flight) and feeds
   what it reads back into the core until a reply is complete;
 - keeps ONE cancel scope per operation (:class:`Operation`) whose deadline is
-  moved before each wait, instead of a timeout object per command; an
-  ``io_only`` operation on asyncio (a mail transaction) needs none: the byte
-  stream ends its own waits at their deadline, with one timer per connection;
+  moved before each wait, instead of a timeout object per command (the
+  session's set-up and the commands around transactions; transactions run
+  through :mod:`lettre.smtp.driver`);
 - converts foreign exceptions (``OSError``, ``ssl.SSLError``, anyio's) into
   lettre's, chained, at this boundary;
 - writes the DEBUG transcript to the ``lettre.smtp`` logger: ``C: ...`` for
@@ -29,7 +29,7 @@ import math
 import socket
 import ssl
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -39,7 +39,6 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from lettre._loops import current_clock, running_on_asyncio
 from lettre.errors import (
-    OutcomeUnknown,
     ProtocolError,
     ServerDisconnected,
     SmtpConnectError,
@@ -53,9 +52,7 @@ from lettre.protocol.commands import (
     AuthResponse,
     Bdat,
     EndOfData,
-    Mail,
     MessageData,
-    Rcpt,
 )
 from lettre.protocol.connection import NEED_DATA, ClientConnection
 from lettre.protocol.state import ClientState
@@ -93,9 +90,6 @@ class SmtpStream:
         encrypted: whether the stream is TLS-protected now.
         broken: True once the connection can no longer be used (closed, timed
             out, cancelled mid-command, protocol error).
-        unacknowledged_content: how many messages' end of data were written
-            without their final reply read yet; a failure while this is
-            positive is reported as :class:`~lettre.errors.OutcomeUnknown`.
     """
 
     def __init__(
@@ -113,15 +107,8 @@ class SmtpStream:
         self.encrypted = encrypted
         self.broken = False
         self.closed = False
-        self.unacknowledged_content = 0
-        # Replies already read by a pipeline for a transaction it handed back
-        # to its sender: read_reply returns them first.
-        self.pushback: deque[Reply] = deque()
         self.logger = logger if logger is not None else transcript_logger
         self._scope: anyio.CancelScope | None = None
-        # An I/O-only operation on the asyncio byte stream: no cancel scope,
-        # the byte stream enforces the deadline of each wait itself.
-        self._light = False
         self._deadline = math.inf
         self._waiting_for = "the server"
         self._armed_timeout = 0.0
@@ -230,19 +217,15 @@ class SmtpStream:
 
     # ------------------------------------------------------------------ deadlines
 
-    def operation(self, deadline: float | None = None, *, io_only: bool = False) -> Operation:
+    def operation(self, deadline: float | None = None) -> Operation:
         """An async context manager bounding the I/O inside it.
 
         Args:
             deadline: an absolute time on anyio's clock (``anyio.current_time()``)
                 after which everything inside fails with a timeout; None for no
                 overall deadline (each wait still has its own timeout).
-            io_only: the caller promises to await nothing inside but this
-                stream's reads and writes (and closing it). On asyncio the
-                deadlines are then enforced by the stream's own waits, without
-                a cancel scope; elsewhere this changes nothing.
         """
-        return Operation(self, deadline, io_only)
+        return Operation(self, deadline)
 
     def now(self) -> float:
         """The current time on anyio's clock (looked up once per connection)."""
@@ -255,14 +238,7 @@ class SmtpStream:
         target = self._clock() + timeout
         deadline = self._deadline
         if scope is None:
-            if not self._light:
-                raise RuntimeError(
-                    "SMTP I/O outside an operation; use `async with stream.operation()`"
-                )
-            # The byte stream's waits time out exactly (no timer to move).
-            assert isinstance(self._stream, _AsyncioByteStream)
-            self._stream.deadline = min(target, deadline)
-            return
+            raise RuntimeError("SMTP I/O outside an operation; use `async with stream.operation()`")
         if target >= deadline:
             if scope.deadline != deadline:
                 scope.deadline = deadline
@@ -329,62 +305,6 @@ class SmtpStream:
             self._log_command(command, data)
         return data
 
-    def encode_all(self, commands: Iterable[Command]) -> bytes:
-        """:meth:`encode` each command in turn and join the bytes: one flight.
-
-        Raises:
-            LocalProtocolError: a command is not allowed when its turn comes.
-        """
-        conn = self.conn
-        out: list[bytes] = []
-        try:
-            for command in commands:
-                if not conn.owed and command.verb not in _CONTENT_VERBS:
-                    self._check_idle()
-                data = conn.send(command)
-                if self._debug:
-                    self._log_command(command, data)
-                out.append(data)
-        except ProtocolError:
-            # The protocol state is now ERROR: this connection is done.
-            self.broken = True
-            raise
-        return b"".join(out)
-
-    def encode_envelope(self, mail: Mail, rcpts: Sequence[Rcpt], data: bool) -> bytes:
-        """:meth:`encode_all` of ``mail``, ``rcpts`` and (if ``data``) DATA, in one call.
-
-        Raises:
-            LocalProtocolError: a command is not allowed when its turn comes.
-        """
-        conn = self.conn
-        if not conn.owed:
-            self._check_idle()
-        try:
-            out = conn.send_envelope(mail, rcpts, data)
-        except ProtocolError:
-            self.broken = True
-            raise
-        if self._debug:
-            self._log_lines(out)
-        return out
-
-    def encode_content(self, data: bytes) -> bytes:
-        """:meth:`encode_all` of ``data`` as message content and the end of data.
-
-        Raises:
-            LocalProtocolError: the content is not allowed now.
-        """
-        try:
-            out = self.conn.send_content(data)
-        except ProtocolError:
-            self.broken = True
-            raise
-        if self._debug:
-            self.logger.debug("C: <%d bytes of message content>", len(data))
-            self.logger.debug("C: .")
-        return out
-
     def _check_idle(self) -> None:
         """Before a new flight: did the server say goodbye (421) while we were idle?
 
@@ -436,13 +356,9 @@ class SmtpStream:
             what: what is awaited, for error messages ("the reply to RCPT").
 
         Raises:
-            ServerDisconnected: the server closed the connection (OutcomeUnknown
-                when a message's final reply was owed).
+            ServerDisconnected: the server closed the connection.
             RemoteProtocolError: the server broke the protocol.
         """
-        if self.pushback:
-            # Read (and logged) by the pipeline already.
-            return self.pushback.popleft()
         conn = self.conn
         try:
             event = conn.next_event()
@@ -470,25 +386,16 @@ class SmtpStream:
                     event = conn.next_event()
         except SmtpError:
             raise
-        except Exception as exc:
+        except Exception:
             # RemoteProtocolError from the core, or anything unexpected: the
             # connection's state is unknown from here on.
             self.broken = True
-            if self.unacknowledged_content > 0:
-                raise OutcomeUnknown(
-                    f"{self.peer} sent an invalid reply while we waited for {what} ({exc}); "
-                    "the message may or may not have been accepted"
-                ) from exc
             raise
         if self._debug:
             self._log_reply(event)
         return event
 
     def _lost(self, message: str) -> ServerDisconnected:
-        if self.unacknowledged_content > 0:
-            return OutcomeUnknown(
-                message + "; the message may or may not have been accepted (do not retry blindly)"
-            )
         return ServerDisconnected(message)
 
     # ------------------------------------------------------------------ TLS
@@ -619,24 +526,19 @@ class Operation:
     On exit:
 
     - a deadline that fired becomes :class:`~lettre.errors.SmtpTimeoutError`
-      (:class:`~lettre.errors.OutcomeUnknown` if a message's final reply was
-      owed) and the connection is closed;
+      and the connection is closed;
     - cancellation from outside, or any exception that is not a lettre error,
       closes the connection (its state is unknown) and propagates;
     - a lettre error that left the connection broken closes it too.
 
-    Operations nest: an inner one only tightens the deadline. An ``io_only``
-    operation on asyncio has no cancel scope: the stream's reads and writes
-    time out by themselves, with the same errors.
+    Operations nest: an inner one only tightens the deadline.
     """
 
-    __slots__ = ("_deadline", "_io_only", "_light", "_outer", "_scope", "_stream")
+    __slots__ = ("_deadline", "_outer", "_scope", "_stream")
 
-    def __init__(self, stream: SmtpStream, deadline: float | None, io_only: bool = False) -> None:
+    def __init__(self, stream: SmtpStream, deadline: float | None) -> None:
         self._stream = stream
         self._deadline = math.inf if deadline is None else deadline
-        self._io_only = io_only
-        self._light = False
         self._scope: anyio.CancelScope | None = None
         self._outer: tuple[anyio.CancelScope | None, float] = (None, math.inf)
 
@@ -644,14 +546,11 @@ class Operation:
         stream = self._stream
         self._outer = (stream._scope, stream._deadline)
         deadline = min(self._deadline, stream._deadline)
-        if stream._scope is None and not stream._light:
-            if self._io_only and isinstance(stream._stream, _AsyncioByteStream):
-                self._light = stream._light = True
-            else:
-                scope = anyio.CancelScope(deadline=deadline)
-                scope.__enter__()
-                self._scope = scope
-                stream._scope = scope
+        if stream._scope is None:
+            scope = anyio.CancelScope(deadline=deadline)
+            scope.__enter__()
+            self._scope = scope
+            stream._scope = scope
             stream._debug = stream.logger.isEnabledFor(logging.DEBUG)
         stream._deadline = deadline
         return self
@@ -667,44 +566,24 @@ class Operation:
         outer_scope, outer_deadline = self._outer
         own_deadline = stream._deadline
         stream._deadline = outer_deadline
-        if self._light:
-            stream._light = False
-            byte_stream = stream._stream
-            assert isinstance(byte_stream, _AsyncioByteStream)
-            byte_stream.deadline = math.inf
-            if isinstance(exc, _WaitExpired):
-                await self._timed_out(own_deadline)
-        elif scope is None:
+        if scope is None:
             # Nested: the outermost operation handles timeouts and closing.
             if stream._scope is not None:
                 stream._scope.deadline = outer_deadline
-            elif stream._light:
-                byte_stream = stream._stream
-                assert isinstance(byte_stream, _AsyncioByteStream)
-                byte_stream.deadline = outer_deadline
             return
-        else:
-            stream._scope = outer_scope
-            try:
-                swallowed = scope.__exit__(exc_type, exc, tb)
-            except BaseException:
-                await stream.aclose()
-                raise
-            if scope.cancelled_caught or (exc is not None and swallowed):
-                # Our own deadline fired (cancellation from outside is not caught here).
-                await self._timed_out(own_deadline)
+        stream._scope = outer_scope
+        try:
+            swallowed = scope.__exit__(exc_type, exc, tb)
+        except BaseException:
+            await stream.aclose()
+            raise
+        if scope.cancelled_caught or (exc is not None and swallowed):
+            # Our own deadline fired (cancellation from outside is not caught here).
+            error = stream._timeout_error(own_deadline)
+            await stream.aclose()
+            raise error
         if exc is not None and (not isinstance(exc, SmtpError) or stream.broken):
             await stream.aclose()
-
-    async def _timed_out(self, deadline: float) -> None:
-        stream = self._stream
-        error = stream._timeout_error(deadline)
-        await stream.aclose()
-        if stream.unacknowledged_content > 0:
-            raise OutcomeUnknown(
-                f"{error}; the message may or may not have been accepted"
-            ) from error
-        raise error
 
 
 async def _handshake(
@@ -820,14 +699,6 @@ def _is_address_literal(host: str) -> bool:
     return True
 
 
-class _WaitExpired(BaseException):
-    """A wait of an ``io_only`` operation outlived its deadline.
-
-    A BaseException, like a cancellation, so that nothing between the wait
-    and the operation mistakes it for an error of the connection.
-    """
-
-
 class PipeConsumer(Protocol):
     """What takes a connection's events straight from its socket callbacks.
 
@@ -937,14 +808,6 @@ class _AsyncioByteStream(ByteStream):
         self._transport = self.transport = transport
         self._protocol = self.protocol = protocol
         self._closed = False
-        # When a wait must end (loop time), for operations without a cancel
-        # scope (``io_only``); a wait still blocked then raises _WaitExpired.
-        self.deadline = math.inf
-        # One timer serves every wait: it is only replaced when it would fire
-        # too late; firing early, it looks at the deadline of the wait then in
-        # progress and sets itself again.
-        self._timer: asyncio.TimerHandle | None = None
-        self._timed: asyncio.Future[None] | None = None
 
     @classmethod
     async def connect(cls, host: str, port: int, local_address: str | None) -> _AsyncioByteStream:
@@ -1008,34 +871,8 @@ class _AsyncioByteStream(ByteStream):
             raise anyio.BrokenResourceError from protocol.exception
 
     async def _wait(self, waiter: asyncio.Future[None]) -> None:
-        deadline = self.deadline
-        if deadline == math.inf:
-            await waiter
-            return
-        loop = waiter.get_loop()
-        if loop.time() >= deadline:
-            raise _WaitExpired
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = loop.call_at(deadline, self._check_deadline)
-        self._timed = waiter
-        try:
-            await waiter
-        finally:
-            self._timed = None
-
-    def _check_deadline(self) -> None:
-        self._timer = None
-        waiter = self._timed
-        if waiter is None or waiter.done():
-            return  # no wait in progress: the next one sets a timer
-        loop = waiter.get_loop()
-        if loop.time() >= self.deadline:
-            waiter.set_exception(_WaitExpired())
-        else:
-            self._timer = loop.call_at(self.deadline, self._check_deadline)
+        # Bounded by the caller's cancel scope (an Operation), like anyio's waits.
+        await waiter
 
     async def send_eof(self) -> None:
         self._transport.write_eof()
@@ -1094,9 +931,6 @@ class _AsyncioByteStream(ByteStream):
         """Close the transport (without waiting) and wake any wait."""
         if not self._closed:
             self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
             self._transport.close()
             self._protocol._wake(self._protocol.reader)
             self._protocol._wake(self._protocol.writer)
