@@ -7,12 +7,9 @@ These value types sit at the bottom of the layers: the protocol core parses
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lettre._slots import slot_builder
-
-__all__ = ["RecipientResult", "Reply", "SendResult", "new_recipient_result", "new_send_result"]
+__all__ = ["RecipientResult", "Reply", "SendResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +47,6 @@ class Reply:
     def is_permanent(self) -> bool:
         """True for 5xx replies."""
         return 500 <= self.code < 600
-
-
-# The same as ``Reply(code, enhanced_status, lines)``, in half the time.
-_new_reply: Callable[[int, str | None, tuple[str, ...]], Reply] = slot_builder(
-    Reply, "code", "enhanced_status", "lines"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,21 +102,3 @@ class SendResult:
     def all_accepted(self) -> bool:
         """True when no recipient was refused."""
         return all(r.accepted for r in self.recipients)
-
-
-# Results are made for every message sent: these build them through the slots'
-# setters, without the frozen dataclasses' per-field object.__setattr__ (the
-# objects are the same as the constructors make).
-_build_recipient_result = slot_builder(RecipientResult, "recipient", "accepted", "reply", "error")
-_build_send_result = slot_builder(SendResult, "recipients", "message_id", "transport_id", "reply")
-
-
-def new_recipient_result(recipient: str, accepted: bool, reply: Reply | None) -> RecipientResult:
-    """``RecipientResult(recipient, accepted, reply)``, made faster."""
-    return _build_recipient_result(recipient, accepted, reply, None)
-
-
-# ``SendResult(recipients, message_id, transport_id, reply)``, made faster.
-new_send_result: Callable[
-    [tuple[RecipientResult, ...], str | None, str | None, Reply | None], SendResult
-] = _build_send_result

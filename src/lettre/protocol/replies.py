@@ -6,7 +6,7 @@ import re
 from typing import Final
 
 from lettre.errors import RemoteProtocolError
-from lettre.results import Reply, _new_reply
+from lettre.results import Reply
 
 __all__ = ["Reply", "ReplyParser", "queue_id_from_reply"]
 
@@ -230,7 +230,7 @@ class ReplyParser:
                 self._enhanced = enhanced.decode("ascii")
             lines.append(text)
             if separator != _CONTINUED:
-                reply = _new_reply(code, self._enhanced, tuple(lines))
+                reply = Reply(code, self._enhanced, tuple(lines))
                 self._enhanced = None
                 self._lines = lines = []
                 self._size = 0
@@ -246,7 +246,7 @@ class ReplyParser:
             text = ""
         # The three digits, checked by the pattern: "0" is 48, 48 * 111 = 5328.
         code = raw[0] * 100 + raw[1] * 10 + raw[2] - 5328
-        reply = _new_reply(code, None if enhanced is None else enhanced.decode("ascii"), (text,))
+        reply = Reply(code, None if enhanced is None else enhanced.decode("ascii"), (text,))
         if len(raw) <= _CACHED_LINE_MAX:
             cache = self._cache
             if len(cache) >= _CACHE_ENTRIES:

@@ -74,7 +74,7 @@ from lettre.protocol.mail import (
 )
 from lettre.protocol.replies import Reply, queue_id_from_reply
 from lettre.protocol.state import ClientState
-from lettre.results import RecipientResult, SendResult, new_recipient_result, new_send_result
+from lettre.results import RecipientResult, SendResult
 
 __all__ = [
     "PIPELINED_BDAT_LIMIT",
@@ -431,7 +431,7 @@ class TransactionEngine:
         if step is _RCPT:
             results = tx.results
             results.append(
-                new_recipient_result(tx.recipients[len(results)], reply.code in _ACCEPTED, reply)
+                RecipientResult(tx.recipients[len(results)], reply.code in _ACCEPTED, reply)
             )
             if len(results) == len(tx.rcpts):
                 if not tx.data_in_flight and not tx.content_in_flight:
@@ -518,7 +518,7 @@ class TransactionEngine:
             self._done(tx, self._refusal(reply, DataRefused, "BDAT" if tx.use_bdat else "DATA"))
             return
         self.accepted += 1
-        self._done(tx, new_send_result(tuple(tx.results), None, queue_id_from_reply(reply), reply))
+        self._done(tx, SendResult(tuple(tx.results), None, queue_id_from_reply(reply), reply))
 
     def _flight_done(self, tx: Transaction, last: Reply) -> None:
         """Every reply of a transaction whose content went with its envelope."""
@@ -552,7 +552,7 @@ class TransactionEngine:
             self._done(tx, self._refusal(last, DataRefused, "BDAT"))
             return
         self.accepted += 1
-        self._done(tx, new_send_result(tuple(results), None, queue_id_from_reply(last), last))
+        self._done(tx, SendResult(tuple(results), None, queue_id_from_reply(last), last))
 
     def _closing(self, reply: Reply) -> None:
         """A 421: the server is closing. It read none of the transactions still queued."""

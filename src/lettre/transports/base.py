@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Final, Protocol, TypeVar, runtime_checkable
 
 import anyio
 
-from lettre.results import RecipientResult, SendResult, new_send_result
+from lettre.results import RecipientResult, SendResult
 from lettre.signing import Signer
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class BaseTransport(abc.ABC):
         env, data, message_id = prepare_message(message, envelope, self._signers)
         result = await self.send_raw(env, data)
         if result.message_id is None and message_id is not None:
-            return new_send_result(result.recipients, message_id, result.transport_id, result.reply)
+            return SendResult(result.recipients, message_id, result.transport_id, result.reply)
         return result
 
     @abc.abstractmethod
