@@ -241,14 +241,8 @@ class TransactionEngine:
     def prepare(self, envelope: Envelope, data: bytes) -> Transaction:
         """Check a message against the server's capabilities and build its transaction.
 
-        Nothing is sent; see :func:`~lettre.protocol.mail.prepare_transaction`.
-
-        Raises:
-            TypeError: ``envelope`` is not an Envelope or ``data`` not bytes.
-            MessageError: ``data`` contains a NUL byte.
-            MessageTooLarge: larger than the server's SIZE.
-            ExtensionNotSupported: SMTPUTF8 or 8BITMIME needed and not offered.
-            LocalProtocolError: the session is not open.
+        Nothing is sent; :func:`~lettre.protocol.mail.prepare_transaction`
+        says what is checked and what it raises.
         """
         return prepare_transaction(
             envelope,

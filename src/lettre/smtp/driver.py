@@ -177,6 +177,10 @@ class TransactionDriver:
         # connection over (asyncio), and that sender.
         self._parked: Ticket | None = None
         self._next: Ticket | None = None
+        self._setup()
+
+    def _setup(self) -> None:
+        """Set up what the backend keeps per connection (called by ``__init__``)."""
 
     # ------------------------------------------------------------------ state
 

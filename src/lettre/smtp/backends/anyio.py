@@ -28,10 +28,7 @@ from lettre.smtp.driver import Ticket, TransactionDriver
 from lettre.smtp.stream import describe_error
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from lettre.protocol.transactions import TransactionEngine
-    from lettre.smtp.stream import SmtpStream
+    pass
 
 __all__ = ["AnyioDriver"]
 
@@ -54,24 +51,13 @@ class AnyioDriver(TransactionDriver):
 
     __slots__ = ("_changed", "_deferred", "_reading", "_scope", "_slack", "_writing")
 
-    def __init__(
-        self,
-        stream: SmtpStream,
-        engine: TransactionEngine,
-        *,
-        timeout: float,
-        data_timeout: float,
-        on_progress: Callable[[float], None] | None = None,
-    ) -> None:
-        super().__init__(
-            stream, engine, timeout=timeout, data_timeout=data_timeout, on_progress=on_progress
-        )
+    def _setup(self) -> None:
         self._reading = False  # a sender is reading for everyone
         self._changed: anyio.Event | None = None  # what a closer waits on meanwhile
         self._deferred: Ticket | None = None  # its go-ahead is in, its content not written
         self._scope: anyio.CancelScope | None = None  # the reading turn's scope
         self._writing: tuple[str, float, bool] | None = None  # a write under that scope
-        self._slack = min(timeout / 16, 1.0)
+        self._slack = min(self._timeout / 16, 1.0)
 
     # ------------------------------------------------------------------ sending
 

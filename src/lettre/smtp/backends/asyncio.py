@@ -23,10 +23,7 @@ from lettre.protocol.transactions import TransactionStage
 from lettre.smtp.driver import Ticket, TransactionDriver
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from lettre.protocol.transactions import TransactionEngine
-    from lettre.smtp.stream import SmtpStream
+    pass
 
 __all__ = ["AsyncioDriver"]
 
@@ -43,19 +40,8 @@ class AsyncioDriver(TransactionDriver):
 
     __slots__ = ("_byte_stream", "_loop", "_settled", "_timer")
 
-    def __init__(
-        self,
-        stream: SmtpStream,
-        engine: TransactionEngine,
-        *,
-        timeout: float,
-        data_timeout: float,
-        on_progress: Callable[[float], None] | None = None,
-    ) -> None:
-        super().__init__(
-            stream, engine, timeout=timeout, data_timeout=data_timeout, on_progress=on_progress
-        )
-        byte_stream = stream.asyncio_byte_stream
+    def _setup(self) -> None:
+        byte_stream = self._stream.asyncio_byte_stream
         if byte_stream is None:
             raise TypeError("AsyncioDriver needs a connection on the asyncio byte stream")
         self._byte_stream = byte_stream
