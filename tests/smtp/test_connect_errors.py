@@ -14,7 +14,7 @@ import pytest
 
 from lettre import SmtpTransport, TlsMode
 from lettre.errors import SmtpConnectError, SmtpTimeoutError, TlsError
-from lettre.smtp.stream import _lookup_error
+from lettre.smtp.stream_errors import _lookup_error
 from lettre.smtp.tls import TlsParameters
 from servers import ServerFactory
 

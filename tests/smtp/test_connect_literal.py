@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lettre.smtp.stream import _is_address_literal
+from lettre.smtp.asyncio_stream import _is_address_literal
 
 
 @pytest.mark.parametrize(

@@ -22,16 +22,12 @@ No SMTP text is parsed here: replies come from the core as
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import logging
 import math
 import socket
 import ssl
-from collections import deque
-from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
@@ -44,7 +40,6 @@ from lettre.errors import (
     SmtpConnectError,
     SmtpError,
     SmtpTimeoutError,
-    TlsError,
 )
 from lettre.protocol.commands import (
     Auth,
@@ -56,6 +51,8 @@ from lettre.protocol.commands import (
 )
 from lettre.protocol.connection import NEED_DATA, ClientConnection
 from lettre.protocol.state import ClientState
+from lettre.smtp.asyncio_stream import _READ_SIZE, PipeConsumer, _AsyncioByteStream
+from lettre.smtp.stream_errors import _handshake_error, _lookup_error, describe_error
 
 if TYPE_CHECKING:
     from lettre.protocol.commands import Command
@@ -72,7 +69,6 @@ __all__ = [
 transcript_logger = logging.getLogger("lettre.smtp")
 """The logger of the SMTP transcript (DEBUG) and connection events."""
 
-_READ_SIZE = 65536
 # Message content follows the server's go-ahead: it never starts a flight.
 _CONTENT_VERBS = frozenset({"DATA-CONTENT", "END-OF-DATA"})
 
@@ -609,353 +605,3 @@ async def _handshake(
     ) as exc:
         await anyio.aclose_forcefully(stream)
         raise _handshake_error(exc, peer, when) from exc
-
-
-_NOT_TLS_PORT = (
-    "; the port does not speak TLS from the first byte: use "
-    "tls=TlsMode.STARTTLS (usually port 587) or tls=TlsMode.NONE"
-)
-
-
-def _handshake_error(exc: BaseException, peer: str, when: str) -> SmtpError:
-    """The lettre error for a failed TLS handshake (any backend).
-
-    ``when`` is "connecting" for implicit TLS, "after STARTTLS" otherwise.
-    """
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = exc.verify_message or str(exc)
-        return TlsError(f"the certificate of {peer} was not accepted ({when}): {reason}")
-    if isinstance(exc, ssl.SSLError):
-        message = f"TLS handshake with {peer} failed ({when}): {describe_error(exc)}"
-        if when == "connecting" and "WRONG_VERSION_NUMBER" in (exc.reason or str(exc)).upper():
-            # The server's first bytes are not TLS: most likely a plaintext greeting.
-            message += _NOT_TLS_PORT
-        return TlsError(message)
-    if isinstance(exc, (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError)):
-        # The server dropped the handshake: a network blip, or a server that
-        # refuses our TLS versions. The backends report it differently (asyncio
-        # as a lost connection, anyio as an end of stream or a broken
-        # resource), and cannot tell the two apart: the same transient error.
-        detail = "" if isinstance(exc, anyio.EndOfStream) else f": {describe_error(exc)}"
-        return TlsError(
-            f"{peer} closed the connection during the TLS handshake ({when}){detail}; "
-            "if it keeps doing so, it may not accept TLS 1.2 or newer",
-            transient=True,
-        )
-    if isinstance(exc, ValueError):
-        # ssl rejects some server names (for example an empty one) this way.
-        return TlsError(f"cannot start TLS with {peer}: {exc}")
-    return ServerDisconnected(
-        f"the connection to {peer} broke during the TLS handshake ({when}): {describe_error(exc)}"
-    )
-
-
-def _lookup_error(host: str, peer: str, exc: socket.gaierror) -> SmtpConnectError:
-    """The error for a host name that did not resolve.
-
-    A name that does not exist (no such name, no address for it) will not
-    exist on the next try either; every other failure of the resolver (for
-    now, or of the resolver itself) is transient.
-    """
-    unknown = {getattr(socket, name, None) for name in ("EAI_NONAME", "EAI_NODATA")} - {None}
-    if exc.errno not in unknown:
-        return SmtpConnectError(
-            f"cannot connect to {peer}: looking up {host!r} failed for now "
-            f"({describe_error(exc)}); try again later"
-        )
-    return SmtpConnectError(
-        f"cannot connect to {peer}: the name {host!r} does not resolve ({describe_error(exc)}); "
-        "check the host name (give the port separately: SmtpTransport(host, port))",
-        transient=False,
-    )
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short description of an I/O error for messages (the reason, not the class)."""
-    cause: BaseException = exc
-    while isinstance(cause, (anyio.BrokenResourceError, anyio.ClosedResourceError)):
-        if cause.__cause__ is None:
-            break
-        cause = cause.__cause__
-    if isinstance(cause, ssl.SSLError):
-        return cause.reason or str(cause)
-    if isinstance(cause, OSError) and cause.strerror:
-        return cause.strerror
-    return str(cause) or type(cause).__name__
-
-
-# -------------------------------------------------------------------- asyncio
-
-#: The most received bytes buffered before reading from the socket pauses.
-_READ_BUFFER_LIMIT = 256 * 1024
-
-
-def _is_address_literal(host: str) -> bool:
-    """Whether ``host`` is an IPv4 or IPv6 address rather than a name."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-class PipeConsumer(Protocol):
-    """What takes a connection's events straight from its socket callbacks.
-
-    :class:`~lettre.smtp.backends.asyncio.AsyncioDriver` is one; while one is
-    attached to an asyncio connection, received bytes go to it instead of the
-    buffer.
-    """
-
-    def data_received(self, data: bytes) -> None:
-        """Bytes arrived from the server."""
-
-    def connection_lost(self, eof: bool) -> None:
-        """The connection ended (``eof``: cleanly, by the server's end of file)."""
-
-    def writing_resumed(self) -> None:
-        """The transport's write buffer drained below its low-water mark."""
-
-
-class _Protocol(asyncio.BufferedProtocol):
-    """Buffers what the socket delivers for :class:`_AsyncioByteStream`.
-
-    A buffered protocol: the event loop reads into one buffer the connection
-    keeps (``recv_into``) instead of allocating a 256 KiB object per read,
-    which the C allocator may serve with a fresh memory mapping each time.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = memoryview(bytearray(_READ_SIZE))
-        self.transport: asyncio.Transport | None = None
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.reading_paused = False
-        self.writing_paused = False
-        self.eof = False
-        self.lost = False
-        self.exception: BaseException | None = None
-        self.reader: asyncio.Future[None] | None = None
-        self.writer: asyncio.Future[None] | None = None
-        # While transactions run in a pipeline, it gets the data directly.
-        self.pipe: PipeConsumer | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without deriving from it.
-        self.transport = cast("asyncio.Transport", transport)
-
-    def _wake(self, waiter: asyncio.Future[None] | None) -> None:
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._buffer[:nbytes]))
-
-    def data_received(self, data: bytes) -> None:
-        pipe = self.pipe
-        if pipe is not None:
-            pipe.data_received(data)
-            return
-        self.chunks.append(data)
-        self.buffered += len(data)
-        if self.buffered > _READ_BUFFER_LIMIT and not self.reading_paused:
-            assert self.transport is not None
-            self.transport.pause_reading()
-            self.reading_paused = True
-        self._wake(self.reader)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        self._wake(self.reader)
-        if self.pipe is not None:
-            self.pipe.connection_lost(eof=True)
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.eof = True
-        self.lost = True
-        self.exception = exc
-        self._wake(self.reader)
-        self._wake(self.writer)
-        if self.pipe is not None:
-            self.pipe.connection_lost(eof=exc is None)
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        self._wake(self.writer)
-        if self.pipe is not None:
-            self.pipe.writing_resumed()
-
-
-class _AsyncioByteStream(ByteStream):
-    """A TCP byte stream straight on an asyncio transport.
-
-    anyio's own asyncio stream re-registers the socket with the selector on
-    every receive and yields to the event loop after every send; an SMTP
-    client receives and sends once or twice per message, so this stream does
-    neither: ``receive`` returns at once when data is buffered and ``send``
-    only waits when the transport asks it to (flow control). Cancellation is
-    delivered at those waits, as anyio delivers it on asyncio.
-    """
-
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
-        self._transport = self.transport = transport
-        self._protocol = self.protocol = protocol
-        self._closed = False
-
-    @classmethod
-    async def connect(cls, host: str, port: int, local_address: str | None) -> _AsyncioByteStream:
-        loop = asyncio.get_running_loop()
-        local_addr = (local_address, 0) if local_address is not None else None
-        if isinstance(loop, asyncio.BaseEventLoop) and not _is_address_literal(host):
-            # The stdlib loop races the addresses of a name (happy eyeballs,
-            # RFC 8305); an address literal has one address, nothing to race.
-            # Other loops (uvloop) try the addresses in turn.
-            transport, protocol = await loop.create_connection(
-                _Protocol, host, port, local_addr=local_addr, happy_eyeballs_delay=0.25
-            )
-        else:
-            transport, protocol = await loop.create_connection(
-                _Protocol, host, port, local_addr=local_addr
-            )
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(transport, protocol)
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        protocol = self._protocol
-        chunks = protocol.chunks
-        while not chunks:
-            if self._closed:
-                raise anyio.ClosedResourceError
-            if protocol.eof:
-                if protocol.exception is not None:
-                    raise anyio.BrokenResourceError from protocol.exception
-                raise anyio.EndOfStream
-            waiter = protocol.reader = asyncio.get_running_loop().create_future()
-            try:
-                await self._wait(waiter)
-            finally:
-                protocol.reader = None
-        chunk = chunks.popleft()
-        if len(chunk) > max_bytes:
-            chunks.appendleft(chunk[max_bytes:])
-            chunk = chunk[:max_bytes]
-        protocol.buffered -= len(chunk)
-        if protocol.reading_paused and protocol.buffered <= _READ_BUFFER_LIMIT // 2:
-            protocol.reading_paused = False
-            self._transport.resume_reading()
-        return chunk
-
-    async def send(self, item: bytes) -> None:
-        if self._closed:
-            raise anyio.ClosedResourceError
-        protocol = self._protocol
-        if protocol.lost or self._transport.is_closing():
-            raise anyio.BrokenResourceError from protocol.exception
-        self._transport.write(item)
-        while protocol.writing_paused and not protocol.lost:
-            waiter = protocol.writer = asyncio.get_running_loop().create_future()
-            try:
-                await self._wait(waiter)
-            finally:
-                protocol.writer = None
-        if protocol.lost:
-            raise anyio.BrokenResourceError from protocol.exception
-
-    async def _wait(self, waiter: asyncio.Future[None]) -> None:
-        # Bounded by the caller's cancel scope (an Operation), like anyio's waits.
-        await waiter
-
-    async def send_eof(self) -> None:
-        self._transport.write_eof()
-
-    async def start_tls(
-        self, context: ssl.SSLContext, server_name: str, peer: str, *, when: str
-    ) -> _AsyncioByteStream:
-        """Upgrade to TLS with asyncio's own TLS transport; returns the new stream.
-
-        The protocol stays the same, so the connection keeps its callbacks
-        (and a pipeline keeps working) over TLS. Errors are mapped as for
-        anyio's TLS streams.
-
-        Raises:
-            TlsError: the handshake failed, or the server closed the
-                connection during it.
-            ServerDisconnected: the connection broke during it.
-            RemoteProtocolError: bytes arrived before the handshake began
-                (they would otherwise be lost unseen).
-        """
-        protocol = self._protocol
-        if protocol.chunks:
-            self.close_now()
-            if when == "connecting":
-                # A server that speaks first, in plaintext: its greeting.
-                raise TlsError(
-                    f"{peer} sent plaintext instead of a TLS handshake ({when}){_NOT_TLS_PORT}"
-                )
-            raise TlsError(
-                f"{peer} sent data before the TLS handshake ({when}); "
-                "refusing to go on (response injection)"
-            )
-        loop = asyncio.get_running_loop()
-        try:
-            transport = await loop.start_tls(
-                self._transport, protocol, context, server_hostname=server_name
-            )
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            self.close_now()
-            raise _handshake_error(exc, peer, when) from exc
-        except BaseException:
-            self.close_now()
-            raise
-        if transport is None or protocol.lost:
-            self.close_now()
-            raise TlsError(f"{peer} closed the connection during the TLS handshake ({when})")
-        protocol.transport = transport
-        # This stream is done: the new one owns the protocol and the transport.
-        self._closed = True
-        return _AsyncioByteStream(transport, protocol)
-
-    async def aclose(self) -> None:
-        self.close_now()
-
-    def close_now(self) -> None:
-        """Close the transport (without waiting) and wake any wait."""
-        if not self._closed:
-            self._closed = True
-            self._transport.close()
-            self._protocol._wake(self._protocol.reader)
-            self._protocol._wake(self._protocol.writer)
-
-    @property
-    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
-        sock: socket.socket = self._transport.get_extra_info("socket")
-        attributes: dict[Any, Callable[[], Any]] = {
-            SocketAttribute.family: lambda: sock.family,
-            SocketAttribute.local_address: sock.getsockname,
-            SocketAttribute.raw_socket: lambda: sock,
-            SocketAttribute.remote_address: sock.getpeername,
-        }
-        ssl_object: ssl.SSLObject | None = self._transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            attributes.update(
-                {
-                    TLSAttribute.ssl_object: lambda: ssl_object,
-                    TLSAttribute.tls_version: ssl_object.version,
-                    TLSAttribute.cipher: ssl_object.cipher,
-                    TLSAttribute.peer_certificate: lambda: ssl_object.getpeercert(False),
-                    TLSAttribute.peer_certificate_binary: lambda: ssl_object.getpeercert(True),
-                    TLSAttribute.alpn_protocol: ssl_object.selected_alpn_protocol,
-                    TLSAttribute.shared_ciphers: ssl_object.shared_ciphers,
-                    TLSAttribute.standard_compatible: lambda: True,
-                }
-            )
-        return attributes
