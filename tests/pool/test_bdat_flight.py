@@ -254,16 +254,15 @@ async def test_small_message_goes_in_one_flight() -> None:
 
 
 async def test_the_phases_of_a_flight(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The stages of the transaction each time the engine is told that what
-    # it encoded was handed to the socket.
+    # The stage of each transaction whose content the engine encoded, once
+    # it is told that what it encoded was handed to the socket.
     written: list[tuple[TransactionStage, bool]] = []
     original = TransactionEngine.written
 
     def record_written(self: TransactionEngine) -> None:
+        pending = list(self._unwritten)
         original(self)
-        tx = client.last_transaction
-        assert tx is not None
-        written.append((tx.stage, tx.content_sent))
+        written.extend((tx.stage, tx.content_sent) for tx in pending)
 
     monkeypatch.setattr(TransactionEngine, "written", record_written)
     server = HoldingMini(hold=1)

@@ -29,19 +29,34 @@ from lettre.errors import (
     SmtpReplyError,
     SmtpTimeoutError,
 )
-from lettre.protocol import NEED_DATA, ClientConnection, ClientState, Ehlo
+from lettre.protocol import (
+    NEED_DATA,
+    Auth,
+    AuthCancel,
+    AuthResponse,
+    Bdat,
+    ClientConnection,
+    ClientState,
+    Ehlo,
+    MessageData,
+    Noop,
+    Reply,
+    Rset,
+)
 from lettre.protocol.transactions import (
     PIPELINED_BDAT_LIMIT,
     ContentReady,
+    Replied,
     Transaction,
     TransactionDone,
     TransactionEngine,
     TransactionStage,
 )
+from lettre.protocol.transcript import command_transcript
 from lettre.results import SendResult
 
 Stage = TransactionStage
-Event = ContentReady | TransactionDone
+Event = ContentReady | TransactionDone | Replied
 
 CONTENT = b"Subject: x\r\n\r\nbody\r\n"  # 20 octets
 MAIL = b"MAIL FROM:<a@example.com> SIZE=20\r\n"
@@ -1348,3 +1363,404 @@ def test_transcript_of_bdat_flights_and_lock_step_commands() -> None:
         "C: BDAT <20 bytes of message content> LAST",
     ]
     assert not any("body" in line for line in lines)
+
+
+# --------------------------------------------------------------------- coverage of the edges
+
+
+def test_repr_shows_the_transactions_in_flight_and_whether_the_engine_is_usable() -> None:
+    engine = make_engine(FULL)
+    assert repr(engine) == "<TransactionEngine in_flight=0 usable=True>"
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    assert repr(engine) == "<TransactionEngine in_flight=1 usable=True>"
+    engine.fail("mx:25 closed the connection")
+    assert repr(engine) == "<TransactionEngine in_flight=1 usable=False>"  # the event is pending
+    assert events(engine) == [TransactionDone(tx)]
+    assert repr(engine) == "<TransactionEngine in_flight=0 usable=False>"
+
+
+def test_start_chained_before_the_content_of_the_one_before_breaks_the_engine() -> None:
+    # DATA ends the first flight: the next MAIL may only follow the content.
+    engine = make_engine(PIPELINING)
+    first = engine.prepare(envelope("b@example.com"), CONTENT)
+    second = engine.prepare(envelope("c@example.com"), CONTENT)
+    assert engine.start(first) == MAIL + RCPT_B + DATA
+    assert engine.usable
+    with pytest.raises(LocalProtocolError, match=exactly("MAIL cannot be sent in state RCPT")):
+        engine.start(second)
+    assert not engine.usable
+    assert engine.conn.state is ClientState.ERROR
+    assert second.stage is Stage.PREPARED
+    assert engine.started == 1
+    assert engine.data_to_send() == b""
+
+
+def test_malformed_reply_breaks_the_engine_and_start_then_refuses() -> None:
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    engine.receive_data(b"hello\r\n")
+    with pytest.raises(RemoteProtocolError, match=exactly("malformed reply line b'hello'")) as info:
+        engine.next_event()
+    assert not engine.usable
+    assert engine.conn.state is ClientState.ERROR
+    assert engine.replies == 0
+    assert engine.waiting_for() == "the reply to MAIL"  # still owed: fail() ends it
+
+    later = engine.prepare(envelope("c@example.com"), CONTENT)
+    with pytest.raises(LocalProtocolError, match=exactly("the connection is in the ERROR state")):
+        engine.start(later)
+    assert later.stage is Stage.PREPARED
+    assert engine.started == 1
+
+    engine.fail("mx:25 broke the protocol", cause=info.value)
+    assert events(engine) == [TransactionDone(tx)]
+    unknown = error(tx, OutcomeUnknown)
+    assert str(unknown) == (
+        "mx:25 broke the protocol; the message may or may not have been accepted "
+        "(do not retry blindly)"
+    )
+    assert unknown.__cause__ is info.value
+    assert later.outcome is None  # never started: nothing to end
+    assert engine.content_owed == 0
+
+
+@pytest.mark.parametrize("keywords", [PIPELINING, LOCK_STEP_CHUNKING], ids=["data", "bdat"])
+def test_unsolicited_reply_before_the_content_makes_send_content_raise(
+    keywords: tuple[str, ...],
+) -> None:
+    engine = make_engine(keywords)
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    if keywords == PIPELINING:
+        assert feed(engine, b"250 ok\r\n250 ok\r\n354 go ahead\r\n") == [ContentReady(tx)]
+    else:
+        assert feed(engine, b"250 ok\r\n") == []
+        assert engine.data_to_send() == RCPT_B
+        assert feed(engine, b"250 ok\r\n") == [ContentReady(tx)]
+    assert engine.usable
+    engine.receive_data(b"250 surprise\r\n")
+    assert engine.next_event() is NEED_DATA  # no reply owed: not read until the next send
+    with pytest.raises(RemoteProtocolError, match=exactly("unsolicited reply: 250 'surprise'")):
+        engine.send_content(tx)
+    assert not engine.usable
+    assert engine.conn.state is ClientState.ERROR
+    assert tx.stage is Stage.ACCEPTING
+    assert engine.unwritten_content == 0
+    engine.fail("mx:25 broke the protocol")
+    assert events(engine) == [TransactionDone(tx)]
+    assert str(error(tx, ServerDisconnected)) == "mx:25 broke the protocol"
+    assert not tx.content_sent
+    assert engine.content_owed == 0
+
+
+def test_bdat_accepted_in_a_flight_whose_recipients_were_all_refused() -> None:
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    assert feed(engine, b"250 ok\r\n550 5.1.1 no such user\r\n250 queued\r\n") == [
+        TransactionDone(tx)
+    ]
+    err = error(tx, RecipientsRefused)
+    assert isinstance(err, RecipientsRefused)
+    assert str(err) == "the server refused every recipient (1): b@example.com: 550 no such user"
+    assert recipients(err) == [("b@example.com", False, 550)]
+    assert tx.reply is not None
+    assert tx.reply.code == 250
+    assert tx.content_sent  # the server took the content: it is not known to be discarded
+    assert (engine.accepted, engine.content_owed) == (0, 0)
+    assert engine.usable
+    second = engine.prepare(envelope("c@example.com"), CONTENT)
+    assert engine.start(second) == RSET + MAIL + RCPT_C + BDAT
+
+
+@pytest.mark.parametrize(
+    ("replies", "owed", "cls", "code"),
+    [
+        (
+            b"550 5.7.1 sender rejected\r\n503 need MAIL\r\n503 need MAIL\r\n",
+            RSET,
+            SenderRefused,
+            550,
+        ),
+        (b"250 ok\r\n550 5.1.1 no such user\r\n354 go ahead\r\n", b".\r\n", RecipientsRefused, 550),
+    ],
+    ids=["rset-owed", "end-of-data-owed"],
+)
+def test_421_while_a_refused_envelope_is_being_ended_reports_the_refusal(
+    replies: bytes, owed: bytes, cls: type[SmtpReplyError], code: int
+) -> None:
+    engine = make_engine(PIPELINING)
+    tx = engine.prepare(envelope(), CONTENT)
+    later = engine.prepare(envelope("c@example.com"), CONTENT)
+    engine.start(tx)
+    engine.written()
+    assert feed(engine, replies) == []
+    assert engine.data_to_send() == owed
+    assert engine.usable
+    assert feed(engine, b"421 4.3.2 shutting down\r\n") == [TransactionDone(tx)]
+    err = error(tx, cls)
+    assert isinstance(err, SmtpReplyError)
+    assert err.code == code  # the refusal, not the 421
+    assert not tx.content_sent
+    assert not engine.usable
+    assert engine.conn.state is ClientState.CLOSED
+    assert engine.data_to_send() == b""
+    assert engine.idle
+    with pytest.raises(ServerDisconnected, match="closed the connection while it was idle"):
+        engine.start(later)
+
+
+def test_written_after_the_final_reply_does_not_count_the_content_as_owed() -> None:
+    # A driver that reads while it writes may see the replies to a BDAT flight
+    # before it records the write as done.
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(), CONTENT)
+    assert engine.start(tx) == MAIL + RCPT_B + BDAT
+    assert engine.unwritten_content == 1
+    assert feed(engine, b"250 ok\r\n250 ok\r\n250 queued as Q1\r\n") == [TransactionDone(tx)]
+    assert result(tx).transport_id == "Q1"
+    engine.written()
+    assert engine.unwritten_content == 0
+    assert tx.stage is Stage.DONE
+    assert engine.content_owed == 0
+    assert (engine.accepted, engine.in_flight) == (1, 0)
+    assert engine.idle
+
+
+def test_fail_before_the_content_was_recorded_as_written() -> None:
+    engine = make_engine(FULL)
+    first = engine.prepare(envelope("b@example.com"), CONTENT)
+    second = engine.prepare(envelope("c@example.com"), CONTENT)
+    assert engine.start(first) + engine.start(second) == (
+        MAIL + RCPT_B + BDAT + RSET + MAIL + RCPT_C + BDAT
+    )
+    assert engine.unwritten_content == 2
+    engine.fail("no reply from mx:25 in 30 s", timeout=True)
+    assert engine.unwritten_content == 0
+    assert events(engine) == [TransactionDone(first), TransactionDone(second)]
+    for tx in (first, second):
+        assert str(error(tx, SmtpTimeoutError)) == "no reply from mx:25 in 30 s"
+        assert not tx.content_sent
+        assert tx.stage is Stage.FAILED
+    engine.written()  # too late: nothing to record
+    assert engine.content_owed == 0
+    assert not first.content_sent
+    assert not engine.usable
+
+
+def test_more_than_five_refused_recipients_are_summed_up() -> None:
+    names = [f"r{i}@example.com" for i in range(7)]
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(*names), CONTENT)
+    engine.start(tx)
+    engine.written()
+    replies = b"250 ok\r\n" + b"".join(b"550 no %d\r\n" % i for i in range(7))
+    assert feed(engine, replies + b"554 no valid recipients\r\n") == [TransactionDone(tx)]
+    err = error(tx, RecipientsRefused)
+    assert isinstance(err, RecipientsRefused)
+    assert len(err.results) == 7
+    assert str(err) == (
+        "the server refused every recipient (7): "
+        + "; ".join(f"r{i}@example.com: 550 no {i}" for i in range(5))
+        + " (and 2 more)"
+    )
+
+
+def test_prepare_takes_a_memoryview_and_refuses_other_types() -> None:
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(), memoryview(CONTENT))  # type: ignore[arg-type]
+    assert type(tx.data) is bytes
+    assert tx.data == CONTENT
+    with pytest.raises(TypeError, match=exactly("data must be bytes, not int")):
+        engine.prepare(envelope(), 20)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=exactly("data must be bytes, not list")):
+        engine.prepare(envelope(), [CONTENT])  # type: ignore[arg-type]
+    assert engine.start(tx) == MAIL + RCPT_B + BDAT
+
+
+def test_internationalised_sender_domain_goes_as_an_a_label_without_smtputf8() -> None:
+    engine = make_engine(PIPELINING)
+    tx = engine.prepare(
+        Envelope("a@bücher.example", ["b@bücher.example", "c@example.com"]), CONTENT
+    )
+    assert engine.start(tx) == (
+        b"MAIL FROM:<a@xn--bcher-kva.example> SIZE=20\r\n"
+        b"RCPT TO:<b@xn--bcher-kva.example>\r\n" + RCPT_C + DATA
+    )
+    assert tx.recipients == ("b@bücher.example", "c@example.com")
+
+
+def test_internationalised_sender_domain_goes_as_it_is_with_smtputf8() -> None:
+    engine = make_engine(("PIPELINING", "SMTPUTF8"))
+    tx = engine.prepare(Envelope("a@bücher.example", ["b@example.com"]), CONTENT)
+    assert engine.start(tx) == (
+        "MAIL FROM:<a@bücher.example> SMTPUTF8\r\n".encode() + RCPT_B + DATA
+    )
+
+
+def test_utf8_header_without_a_body_goes_with_smtputf8() -> None:
+    # No empty line: the whole message is header fields.
+    engine = make_engine(("PIPELINING", "8BITMIME", "SMTPUTF8"))
+    data = "From: ü@example.com\r\nSubject: x\r\n".encode()
+    tx = engine.prepare(envelope(), data)
+    assert engine.start(tx) == (
+        b"MAIL FROM:<a@example.com> BODY=8BITMIME SMTPUTF8\r\n" + RCPT_B + DATA
+    )
+
+
+# --------------------------------------------------------------------- commands
+
+
+def reply_of(event: Event) -> Reply:
+    assert isinstance(event, Replied), event
+    assert event.error is None
+    assert event.reply is not None
+    return event.reply
+
+
+def test_greeting_and_commands_outside_a_transaction_come_as_replied_events() -> None:
+    lines: list[str] = []
+    engine = TransactionEngine(ClientConnection(), peer="mx:25", transcript=lines.append)
+    engine.expect_reply()
+    assert engine.waiting_for() == "the reply"
+    assert engine.in_flight == 0  # a command is not a transaction
+    assert not engine.idle
+    [greeting] = feed(engine, b"220 mx ESMTP\r\n")
+    assert reply_of(greeting).code == 220
+    assert engine.idle
+    assert engine.command(Ehlo("client.example")) == b"EHLO client.example\r\n"
+    assert engine.waiting_for() == "the reply"
+    [ehlo] = feed(engine, ehlo_reply(PIPELINING))
+    assert reply_of(ehlo).lines == ("mx", "PIPELINING", "SIZE 1000")
+    assert engine.conn.state is ClientState.READY
+    assert engine.replies == 2
+
+    tx = engine.prepare(envelope(), CONTENT)
+    assert engine.start(tx) == MAIL + RCPT_B + DATA
+    engine.written()
+    assert feed(engine, b"250 ok\r\n250 ok\r\n354 go ahead\r\n") == [ContentReady(tx)]
+    assert engine.send_content(tx) + engine.command(Noop()) == DATA_CONTENT + b"NOOP\r\n"
+    engine.written()
+    done, noop = feed(engine, b"250 queued\r\n250 2.0.0 ok\r\n")
+    assert done == TransactionDone(tx)
+    assert result(tx).reply is not None
+    assert reply_of(noop).enhanced_status == "2.0.0"
+    assert engine.idle
+    assert engine.usable
+    assert client_lines(lines) == [
+        "C: EHLO client.example",
+        "C: MAIL FROM:<a@example.com> SIZE=20",
+        "C: RCPT TO:<b@example.com>",
+        "C: DATA",
+        "C: <20 bytes of message content>",
+        "C: .",
+        "C: NOOP",
+    ]
+    assert lines[:2] == ["S: 220 mx ESMTP", "C: EHLO client.example"]
+
+
+def test_transcript_of_auth_commands_hides_the_credentials() -> None:
+    lines: list[str] = []
+    engine = make_engine(("PIPELINING", "AUTH PLAIN LOGIN"), transcript=lines)
+    assert engine.command(Auth("LOGIN")) == b"AUTH LOGIN\r\n"
+    assert reply_of(*feed(engine, b"334 VXNlcm5hbWU6\r\n")).code == 334
+    assert engine.command(AuthResponse(b"user")) == b"dXNlcg==\r\n"
+    assert reply_of(*feed(engine, b"334 UGFzc3dvcmQ6\r\n")).code == 334
+    assert engine.command(AuthCancel()) == b"*\r\n"
+    assert reply_of(*feed(engine, b"501 5.7.0 cancelled\r\n")).code == 501
+    assert engine.command(Auth("PLAIN", b"\0user\0pass")) == b"AUTH PLAIN AHVzZXIAcGFzcw==\r\n"
+    assert reply_of(*feed(engine, b"235 2.7.0 ok\r\n")).code == 235
+    assert lines == [
+        "C: AUTH LOGIN",
+        "S: 334 VXNlcm5hbWU6",
+        "C: <redacted>",
+        "S: 334 UGFzc3dvcmQ6",
+        "C: *",
+        "S: 501 5.7.0 cancelled",
+        "C: AUTH PLAIN <redacted>",
+        "S: 235 2.7.0 ok",
+    ]
+    assert not any("dXNlcg" in line or "AHVzZXIAcGFzcw" in line for line in lines)
+
+
+def test_transcript_of_content_commands_shows_only_their_size() -> None:
+    assert command_transcript(MessageData(CONTENT), b"ignored") == [
+        "C: <20 bytes of message content>"
+    ]
+    assert command_transcript(Bdat(CONTENT), b"ignored") == [
+        "C: BDAT <20 bytes of message content>"
+    ]
+    assert command_transcript(Bdat(CONTENT, last=True), b"ignored") == [
+        "C: BDAT <20 bytes of message content> LAST"
+    ]
+
+
+def test_command_the_connection_refuses_breaks_the_engine() -> None:
+    engine = make_engine(LOCK_STEP)
+    assert engine.usable
+    with pytest.raises(LocalProtocolError, match=exactly("the server did not offer AUTH")):
+        engine.command(Auth("PLAIN", b"\0user\0pass"))
+    assert not engine.usable
+    assert engine.conn.state is ClientState.ERROR
+    assert engine.idle
+
+
+def test_command_after_a_421_while_idle_raises() -> None:
+    engine = make_engine(FULL)
+    engine.receive_data(b"421 4.4.2 idle too long\r\n")
+    with pytest.raises(
+        ServerDisconnected, match=exactly("mx:25 closed the connection while it was idle")
+    ):
+        engine.command(Noop())
+    assert not engine.usable
+    assert engine.idle
+
+
+def test_421_answering_pipelined_commands_ends_those_after_it() -> None:
+    engine = make_engine(PIPELINING)
+    assert engine.command(Rset()) + engine.command(Noop()) == RSET + b"NOOP\r\n"
+    first, second = feed(engine, b"421 4.3.2 shutting down\r\n")
+    assert reply_of(first).code == 421
+    assert isinstance(second, Replied)
+    assert second.reply is None
+    assert type(second.error) is ServerDisconnected
+    assert str(second.error) == "mx:25 closed the connection (421)"
+    assert not engine.usable
+    assert engine.conn.state is ClientState.CLOSED
+    assert engine.idle
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "cls"),
+    [
+        ({}, ServerDisconnected),
+        ({"timeout": True}, SmtpTimeoutError),
+        ({"cause": RemoteProtocolError("malformed reply line")}, RemoteProtocolError),
+    ],
+    ids=["disconnected", "timeout", "protocol-error"],
+)
+def test_fail_with_command_replies_owed(kwargs: dict[str, object], cls: type[Exception]) -> None:
+    engine = make_engine(PIPELINING)
+    tx = engine.prepare(envelope(), CONTENT)
+    assert engine.command(Rset()) + engine.start(tx) == RSET + MAIL + RCPT_B + DATA
+    engine.written()
+    engine.fail("mx:25 went away", **kwargs)  # type: ignore[arg-type]
+    done, replied = events(engine)
+    assert done == TransactionDone(tx)
+    assert isinstance(replied, Replied)
+    assert replied.reply is None
+    assert type(replied.error) is cls
+    assert type(tx.outcome) is cls
+    if "cause" in kwargs:
+        assert replied.error is kwargs["cause"]
+        assert tx.outcome is kwargs["cause"]
+    else:
+        assert str(replied.error) == "mx:25 went away"
+    assert not engine.usable
+    assert engine.idle

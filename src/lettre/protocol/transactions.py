@@ -63,7 +63,7 @@ from lettre.errors import (
     SmtpReplyError,
     SmtpTimeoutError,
 )
-from lettre.protocol.commands import Bdat, Data, EndOfData, Rcpt, Rset
+from lettre.protocol.commands import Bdat, Command, Data, EndOfData, Rcpt, Rset
 from lettre.protocol.connection import NEED_DATA, ClientConnection, NeedData
 from lettre.protocol.mail import (
     PIPELINED_BDAT_LIMIT,
@@ -74,11 +74,18 @@ from lettre.protocol.mail import (
 )
 from lettre.protocol.replies import Reply, queue_id_from_reply
 from lettre.protocol.state import ClientState
+from lettre.protocol.transcript import (
+    command_transcript,
+    content_transcript,
+    envelope_transcript,
+    reply_transcript,
+)
 from lettre.results import RecipientResult, SendResult
 
 __all__ = [
     "PIPELINED_BDAT_LIMIT",
     "ContentReady",
+    "Replied",
     "Transaction",
     "TransactionDone",
     "TransactionEngine",
@@ -87,6 +94,7 @@ __all__ = [
 ]
 
 _ACCEPTED = frozenset({250, 251})
+_UNREAD = "before it read this message; nothing was delivered"
 _CLOSING = 421
 _DATA = Data()
 _RSET = Rset()
@@ -103,11 +111,12 @@ class _Step(enum.Enum):
     FINAL = "final"  # the end of data, or BDAT LAST
     ABORT_END = "end of data"  # the empty end of data that ends a refused DATA
     ABORT_RSET = "RSET after a refusal"  # the RSET that ends a refused envelope
+    COMMAND = "command"  # a command outside a transaction (EHLO, AUTH...), or the greeting
 
 
 _VERBS = {step: "RSET" if "RSET" in step.value else step.value for step in _Step}
 # The members as module constants: compared on every reply.
-_RSET_FIRST, _MAIL, _RCPT, _DATA_STEP, _FINAL, _ABORT_END, _ABORT_RSET = _Step
+_RSET_FIRST, _MAIL, _RCPT, _DATA_STEP, _FINAL, _ABORT_END, _ABORT_RSET, _COMMAND = _Step
 
 
 class ContentReady(NamedTuple):
@@ -121,6 +130,19 @@ class ContentReady(NamedTuple):
     """The transaction whose content may go."""
 
 
+class Replied(NamedTuple):
+    """The answer to a command sent with :meth:`TransactionEngine.command` (or the greeting).
+
+    ``reply`` is the server's reply, or None when the connection failed first
+    (``error`` says how).
+    """
+
+    reply: Reply | None
+    """The reply, or None."""
+    error: LettreError | None = None
+    """Why no reply came (a timeout, a broken connection, a protocol error)."""
+
+
 class TransactionDone(NamedTuple):
     """``tx`` is over: ``tx.outcome`` is its result, or the error to raise."""
 
@@ -128,7 +150,7 @@ class TransactionDone(NamedTuple):
     """The transaction that is over."""
 
 
-Event = ContentReady | TransactionDone
+Event = ContentReady | TransactionDone | Replied
 
 
 class TransactionEngine:
@@ -173,7 +195,7 @@ class TransactionEngine:
         self._require_all = require_all_recipients
         self._peer = peer
         self.transcript = transcript
-        self._expect: deque[tuple[Transaction, _Step]] = deque()
+        self._expect: deque[tuple[Transaction | None, _Step]] = deque()
         self._events: deque[Event] = deque()
         self._outbox: list[bytes] = []
         self._unwritten: list[Transaction] = []
@@ -203,8 +225,8 @@ class TransactionEngine:
     def in_flight(self) -> int:
         """How many transactions were started and are not over yet."""
         return len(
-            {id(tx) for tx, _ in self._expect}
-            | {id(e.tx) for e in self._events}
+            {id(tx) for tx, _ in self._expect if tx is not None}
+            | {id(e.tx) for e in self._events if not isinstance(e, Replied)}
             | {id(tx) for tx in self._accepting}
         )
 
@@ -230,6 +252,8 @@ class TransactionEngine:
         if not self._expect:
             return "the server"
         tx, step = self._expect[0]
+        if tx is None:
+            return "the reply"
         if step is _Step.FINAL:
             return "the reply to BDAT" if tx.use_bdat else "the reply to the end of data"
         if step is _Step.ABORT_END:
@@ -303,7 +327,7 @@ class TransactionEngine:
         tx.stage = TransactionStage.ENVELOPE
         self.started += 1
         if self.transcript is not None:
-            self._log_envelope(tx)
+            self._log(envelope_transcript(tx))
         return out
 
     def send_content(self, tx: Transaction) -> bytes:
@@ -329,7 +353,7 @@ class TransactionEngine:
         self._expect.append((tx, _Step.FINAL))
         self._content_encoded(tx)
         if self.transcript is not None:
-            self._log_content(tx)
+            self._log(content_transcript(tx))
         return out
 
     def _content_encoded(self, tx: Transaction) -> None:
@@ -366,10 +390,7 @@ class TransactionEngine:
         self._outbox.append(self._conn.send(command))
         self._expect.append((tx, step))
         if self.transcript is not None:
-            if isinstance(command, EndOfData):
-                self.transcript("C: .")
-            else:
-                self.transcript("C: " + command.to_bytes().decode("utf-8", "replace").rstrip())
+            self._log(command_transcript(command, self._outbox[-1]))
 
     def _check_idle(self) -> None:
         """Before a new flight: did the server say goodbye (421) while we were idle?"""
@@ -382,6 +403,35 @@ class TransactionEngine:
         if event is not NEED_DATA or conn.state is ClientState.CLOSED:
             self._broken = True
             raise ServerDisconnected(f"{self._peer} closed the connection while it was idle")
+
+    # ------------------------------------------------------------------ commands
+
+    def command(self, command: Command) -> bytes:
+        """The bytes of one command outside a mail transaction (EHLO, AUTH, NOOP, QUIT...).
+
+        Its reply comes as a :class:`Replied` event, in order.
+
+        Raises:
+            LocalProtocolError: the command may not be sent now.
+            ServerDisconnected: the server closed the session (421) while the
+                connection was idle; nothing was sent.
+            RemoteProtocolError: the server sent something unasked while idle.
+        """
+        if not self._expect:
+            self._check_idle()
+        try:
+            out = self._conn.send(command)
+        except ProtocolError:
+            self._broken = True
+            raise
+        self._expect.append((None, _COMMAND))
+        if self.transcript is not None:
+            self._log(command_transcript(command, out))
+        return out
+
+    def expect_reply(self) -> None:
+        """Wait for a reply no command asked for here: the greeting (a :class:`Replied` event)."""
+        self._expect.append((None, _COMMAND))
 
     # ------------------------------------------------------------------ receiving
 
@@ -411,12 +461,15 @@ class TransactionEngine:
                 return NEED_DATA
             self.replies += 1
             if self.transcript is not None:
-                self._log_reply(reply)
+                self._log(reply_transcript(reply))
             if reply.code == _CLOSING:
                 self._closing(reply)
             else:
                 tx, step = expect.popleft()
-                self._on_reply(tx, step, reply)
+                if tx is None:
+                    events.append(Replied(reply))
+                else:
+                    self._on_reply(tx, step, reply)
             if events:
                 return events.popleft()
         return NEED_DATA
@@ -551,33 +604,31 @@ class TransactionEngine:
     def _closing(self, reply: Reply) -> None:
         """A 421: the server is closing. It read none of the transactions still queued."""
         self._broken = True
-        expect = self._expect
-        tx, step = expect.popleft() if expect else (None, None)
-        if tx is not None and tx.outcome is None:
-            if step is _Step.FINAL:
-                if tx.content_in_flight:
-                    self._flight_done(tx, reply)
-                else:
-                    self._final(tx, reply)
-            elif step in (_Step.ABORT_END, _Step.ABORT_RSET):
-                self._done(tx, tx._error)
+        # Called with a reply owed (from next_event): no finished transaction
+        # has an entry left in the queue.
+        tx, step = self._expect.popleft()
+        if tx is None:
+            self._events.append(Replied(reply))
+        elif step is _Step.FINAL:
+            if tx.content_in_flight:
+                self._flight_done(tx, reply)
             else:
-                if tx.content_sent:
-                    self.content_owed -= 1
-                tx.content_sent = False
-                error: SmtpError
-                if step is _Step.MAIL:
-                    error = self._refusal(reply, SenderRefused, "MAIL")
-                elif step is _Step.DATA:
-                    error = self._refusal(reply, DataRefused, "DATA")
-                else:
-                    error = self._refusal(reply, SmtpReplyError, _VERBS[step] if step else "")
-                self._done(tx, error)
-        self._end_all(
-            f"{self._peer} closed the connection (421) before it read this message; "
-            "nothing was delivered",
-            unprocessed=True,
-        )
+                self._final(tx, reply)
+        elif step in (_Step.ABORT_END, _Step.ABORT_RSET):
+            self._done(tx, tx._error)
+        else:
+            if tx.content_sent:
+                self.content_owed -= 1
+            tx.content_sent = False
+            error: SmtpError
+            if step is _Step.MAIL:
+                error = self._refusal(reply, SenderRefused, "MAIL")
+            elif step is _Step.DATA:
+                error = self._refusal(reply, DataRefused, "DATA")
+            else:
+                error = self._refusal(reply, SmtpReplyError, _VERBS[step])
+            self._done(tx, error)
+        self._end_all(f"{self._peer} closed the connection (421)", unprocessed=True)
 
     # ------------------------------------------------------------------ failing
 
@@ -604,14 +655,15 @@ class TransactionEngine:
         unprocessed: bool = False,
     ) -> None:
         seen: set[int] = set()
-        pending = [tx for tx, _ in self._expect] + [
+        commands = sum(tx is None for tx, _ in self._expect)
+        pending = [tx for tx, _ in self._expect if tx is not None] + [
             event.tx for event in self._events if isinstance(event, ContentReady)
         ]
         pending.extend(self._accepting)
         self._accepting.clear()
         self._expect.clear()
         events = self._events
-        kept = [e for e in events if isinstance(e, TransactionDone)]
+        kept = [e for e in events if not isinstance(e, ContentReady)]
         events.clear()
         events.extend(kept)
         self._outbox.clear()
@@ -624,7 +676,7 @@ class TransactionEngine:
                 self.content_owed -= 1
                 if unprocessed:
                     tx.content_sent = False
-                    error = ServerDisconnected(message)
+                    error = ServerDisconnected(f"{message} {_UNREAD}")
                 else:
                     error = OutcomeUnknown(
                         f"{message}; the message may or may not have been accepted "
@@ -636,7 +688,7 @@ class TransactionEngine:
             elif tx._error is not None:
                 error = tx._error  # refused already; the clean-up did not finish
             elif unprocessed:
-                error = ServerDisconnected(message)
+                error = ServerDisconnected(f"{message} {_UNREAD}")
             elif cause is not None:
                 error = cause
             elif timeout:
@@ -644,10 +696,16 @@ class TransactionEngine:
             else:
                 error = ServerDisconnected(message)
             self._done(tx, error)
-        for tx in self._unwritten:
-            if tx.outcome is None:
-                self._done(tx, ServerDisconnected(message))
-        self._unwritten.clear()
+        self._unwritten.clear()  # each has its final reply owed: ended above
+        for _ in range(commands):
+            failure: LettreError
+            if cause is not None:
+                failure = cause
+            elif timeout:
+                failure = SmtpTimeoutError(message)
+            else:
+                failure = ServerDisconnected(message)
+            events.append(Replied(None, failure))
 
     @property
     def unwritten_content(self) -> int:
@@ -709,36 +767,8 @@ class TransactionEngine:
             message=f"{summary}: {details}{more}",
         )
 
-    # ------------------------------------------------------------------ transcript
-
-    def _log_envelope(self, tx: Transaction) -> None:
+    def _log(self, lines: list[str]) -> None:
         log = self.transcript
         assert log is not None
-        if tx.rset_first:
-            log("C: RSET")
-        log("C: " + tx.mail.to_bytes().decode("utf-8", "replace").rstrip())
-        if tx.pipelined:
-            for rcpt in tx.rcpts:
-                log("C: " + rcpt.to_bytes().decode("utf-8", "replace").rstrip())
-            if tx.data_in_flight:
-                log("C: DATA")
-            if tx.content_in_flight:
-                log(f"C: BDAT <{len(tx.data)} bytes of message content> LAST")
-
-    def _log_reply(self, reply: Reply) -> None:
-        log = self.transcript
-        assert log is not None
-        lines = reply.lines or ("",)
-        status = f"{reply.enhanced_status} " if reply.enhanced_status else ""
-        last = len(lines) - 1
-        for index, line in enumerate(lines):
-            log(f"S: {reply.code}{' ' if index == last else '-'}{status}{line}")
-
-    def _log_content(self, tx: Transaction) -> None:
-        log = self.transcript
-        assert log is not None
-        if tx.use_bdat:
-            log(f"C: BDAT <{len(tx.data)} bytes of message content> LAST")
-        else:
-            log(f"C: <{len(tx.data)} bytes of message content>")
-            log("C: .")
+        for line in lines:
+            log(line)

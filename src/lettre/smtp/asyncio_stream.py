@@ -216,7 +216,7 @@ class _AsyncioByteStream(ByteStream):
             raise anyio.BrokenResourceError from protocol.exception
 
     async def _wait(self, waiter: asyncio.Future[None]) -> None:
-        # Bounded by the caller's cancel scope (an Operation), like anyio's waits.
+        # Bounded by the caller's cancel scope, like anyio's waits.
         await waiter
 
     async def send_eof(self) -> None:
@@ -273,10 +273,16 @@ class _AsyncioByteStream(ByteStream):
         self.close_now()
 
     def close_now(self) -> None:
-        """Close the transport (without waiting) and wake any wait."""
+        """Close the transport at once, dropping whatever it has not written yet.
+
+        Like ``anyio.aclose_forcefully``: bytes still buffered must not reach
+        the server after the connection was given up (a message whose send
+        failed would otherwise arrive later and be sent twice). Any wait is
+        woken.
+        """
         if not self._closed:
             self._closed = True
-            self._transport.close()
+            self._transport.abort()
             self._protocol._wake(self._protocol.reader)
             self._protocol._wake(self._protocol.writer)
 

@@ -18,7 +18,8 @@ import contextlib
 import logging
 import math
 import ssl
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -31,6 +32,7 @@ from lettre.errors import (
     SmtpConnectError,
     SmtpError,
     SmtpReplyError,
+    SmtpTimeoutError,
     TlsError,
 )
 from lettre.protocol.commands import (
@@ -58,7 +60,7 @@ from lettre.smtp.auth import AuthMechanism, choose_mechanisms
 from lettre.smtp.backends import AnyioDriver, AsyncioDriver
 from lettre.smtp.driver import Ticket, TransactionDriver
 from lettre.smtp.settings import SmtpSettings, default_hello_name
-from lettre.smtp.stream import Operation, SmtpStream, transcript_logger
+from lettre.smtp.stream import SmtpStream, transcript_logger
 from lettre.smtp.tls import TlsMode
 
 if TYPE_CHECKING:
@@ -76,6 +78,7 @@ __all__ = [
 ]
 
 _QUIT_TIMEOUT = 5.0
+T = TypeVar("T")
 
 
 class SmtpClient:
@@ -113,6 +116,8 @@ class SmtpClient:
         self._authenticated_as: str | None = None
         self._auth_mechanism: AuthMechanism | None = None
         self._driver: TransactionDriver | None = None
+        # The deadline of the commands running now (connecting, NOOP, QUIT...).
+        self._deadline: float | None = None
         self._created_at = math.nan
         self._last_used = math.nan
         self.last_transaction: Transaction | None = None
@@ -236,17 +241,6 @@ class SmtpClient:
             )
         return stream
 
-    def operation(self, deadline: float | None = None) -> Operation:
-        """An async context manager bounding the I/O inside it by one cancel scope.
-
-        Args:
-            deadline: an absolute time on anyio's clock (``anyio.current_time()``)
-                after which everything inside fails with
-                :class:`~lettre.errors.SmtpTimeoutError`; None for none (each
-                wait still has its timeout).
-        """
-        return self._require_stream().operation(deadline)
-
     def _default_deadline(self, deadline: float | None) -> float | None:
         if deadline is None and self._settings.deadline is not None:
             return anyio.current_time() + self._settings.deadline
@@ -288,18 +282,20 @@ class SmtpClient:
         )
         self._stream = stream
         self._created_at = anyio.current_time()
+        self._driver = self._new_driver(stream)
+        self._deadline = deadline
         try:
-            async with stream.operation(deadline):
-                await self._handshake(stream)
+            await self._handshake(stream)
         except BaseException:
             await stream.aclose()
             raise
+        finally:
+            self._deadline = None
         self._last_used = anyio.current_time()
 
     async def _handshake(self, stream: SmtpStream) -> None:
         settings = self._settings
-        timeout = settings.timeout
-        greeting = await stream.read_reply(limit=timeout, what="the greeting")
+        greeting = await self._command(stream, None, "the greeting")
         self._greeting = greeting
         if greeting.code != 220:
             raise SmtpConnectError(
@@ -308,8 +304,9 @@ class SmtpClient:
             )
         name = settings.hello_name
         if name is None:
-            stream.relax()
-            name = await default_hello_name(stream.local_ip)
+            name = await self._within_deadline(
+                default_hello_name(stream.local_ip), "the local host name"
+            )
         self._hello_name = name
         await self._ehlo(stream, name)
 
@@ -370,7 +367,9 @@ class SmtpClient:
         if context is None:  # pragma: no cover - settings.uses_tls guarantees one
             raise TlsError("no TLS context")
         self._capabilities = None
-        await stream.start_tls(context, settings.server_name, limit=settings.timeout)
+        await stream.start_tls(
+            context, settings.server_name, limit=settings.timeout, deadline=self._deadline
+        )
         await self._ehlo(stream, name)
 
     # ------------------------------------------------------------------ AUTH
@@ -452,8 +451,7 @@ class SmtpClient:
         if cls.needs == "token":
             provider = settings.token_provider
             assert provider is not None
-            stream.relax()
-            token = await provider()
+            token = await self._within_deadline(provider(), "the token provider")
             if not isinstance(token, str) or not token:
                 raise TypeError("the token provider must return a non-empty str")
             return token
@@ -479,11 +477,24 @@ class SmtpClient:
 
     # ------------------------------------------------------------------ commands
 
-    async def _command(self, stream: SmtpStream, command: Command, what: str) -> Reply:
-        await stream.write(stream.encode(command), limit=self._settings.timeout)
-        reply = await stream.read_reply(limit=self._settings.timeout, what=what)
+    async def _command(self, stream: SmtpStream, command: Command | None, what: str) -> Reply:
+        """One command (None: the greeting) and its reply, through the driver."""
+        driver = self._driver
+        if driver is None:
+            driver = self._driver = self._new_driver(stream)
+        reply = await driver.command(command, what=what, deadline=self._deadline)
         self._last_used = stream.now()
         return reply
+
+    async def _within_deadline(self, awaitable: Awaitable[T], what: str) -> T:
+        """Await something that is not I/O on the connection within the current deadline."""
+        deadline = self._deadline
+        if deadline is None:
+            return await awaitable
+        with anyio.CancelScope(deadline=deadline):
+            return await awaitable
+        peer = self._stream.peer if self._stream is not None else self._settings.host
+        raise SmtpTimeoutError(f"the deadline passed while waiting for {what} ({peer})")
 
     async def _reply_error(
         self,
@@ -511,10 +522,13 @@ class SmtpClient:
             ServerDisconnected, SmtpTimeoutError: the connection failed.
         """
         stream = self._require_stream()
-        async with stream.operation(self._default_deadline(None)):
+        self._deadline = self._default_deadline(None)
+        try:
             reply = await self._command(stream, Rset(), "the reply to RSET")
-            if reply.code != 250:
-                raise await self._reply_error(stream, reply, SmtpReplyError, "RSET")
+        finally:
+            self._deadline = None
+        if reply.code != 250:
+            raise await self._reply_error(stream, reply, SmtpReplyError, "RSET")
 
     async def noop(self) -> Reply:
         """Send NOOP and return the server's reply (a liveness check).
@@ -524,11 +538,14 @@ class SmtpClient:
             ServerDisconnected, SmtpTimeoutError: the connection failed.
         """
         stream = self._require_stream()
-        async with stream.operation(self._default_deadline(None)):
+        self._deadline = self._default_deadline(None)
+        try:
             reply = await self._command(stream, Noop(), "the reply to NOOP")
-            if not 200 <= reply.code < 300:
-                raise await self._reply_error(stream, reply, SmtpReplyError, "NOOP")
-            return reply
+        finally:
+            self._deadline = None
+        if not 200 <= reply.code < 300:
+            raise await self._reply_error(stream, reply, SmtpReplyError, "NOOP")
+        return reply
 
     async def check(self) -> bool:
         """Whether the connection still works (NOOP answered); for connection pools.
@@ -553,11 +570,15 @@ class SmtpClient:
             ServerDisconnected, SmtpTimeoutError: the connection failed first
                 (it is closed anyway).
         """
+        await self._quit(self._default_deadline(None))
+
+    async def _quit(self, deadline: float | None) -> None:
         stream = self._require_stream()
+        self._deadline = deadline
         try:
-            async with stream.operation(self._default_deadline(None)):
-                await self._command(stream, Quit(), "the reply to QUIT")
+            await self._command(stream, Quit(), "the reply to QUIT")
         finally:
+            self._deadline = None
             await stream.aclose()
 
     async def abort(self) -> None:
@@ -590,48 +611,47 @@ class SmtpClient:
             return
         with anyio.CancelScope(shield=True):
             if self.is_usable:
-                with (
-                    anyio.move_on_after(min(self._settings.timeout, _QUIT_TIMEOUT)),
-                    contextlib.suppress(SmtpError, ProtocolError),
-                ):
-                    await self.quit()
+                limit = min(self._settings.timeout, _QUIT_TIMEOUT)
+                with contextlib.suppress(SmtpError, ProtocolError):
+                    await self._quit(anyio.current_time() + limit)
             await stream.aclose()
 
     # ------------------------------------------------------------------ sending
 
     @property
     def driver(self) -> TransactionDriver:
-        """What runs this connection's mail transactions (after :meth:`connect`).
+        """What runs this connection's commands and mail transactions (after :meth:`connect`).
 
         Raises:
             LocalProtocolError: not connected, or the session is not open.
             ServerDisconnected: the connection is no longer usable.
         """
         driver = self._driver
-        if driver is None:
-            stream = self._require_stream()
-            if self._capabilities is None:
-                raise LocalProtocolError("the SMTP client has not finished connecting")
-            settings = self._settings
-            engine = TransactionEngine(
-                stream.conn,
-                require_all_recipients=settings.require_all_recipients,
-                peer=stream.peer,
-            )
-            cls: type[TransactionDriver]
-            cls = AsyncioDriver if stream.asyncio_byte_stream is not None else AnyioDriver
-            driver = self._driver = cls(
-                stream,
-                engine,
-                timeout=settings.timeout,
-                data_timeout=settings.data_timeout,
-                on_progress=self._used,
-            )
+        if driver is None or self._capabilities is None:
+            self._require_stream()
+            raise LocalProtocolError("the SMTP client has not finished connecting")
         return driver
+
+    def _new_driver(self, stream: SmtpStream) -> TransactionDriver:
+        settings = self._settings
+        engine = TransactionEngine(
+            stream.conn,
+            require_all_recipients=settings.require_all_recipients,
+            peer=stream.peer,
+        )
+        cls: type[TransactionDriver]
+        cls = AsyncioDriver if stream.asyncio_byte_stream is not None else AnyioDriver
+        return cls(
+            stream,
+            engine,
+            timeout=settings.timeout,
+            data_timeout=settings.data_timeout,
+            on_progress=self._used,
+        )
 
     @property
     def current_driver(self) -> TransactionDriver | None:
-        """The driver if a transaction was ever run on this connection, else None."""
+        """The driver once the connection was made, else None."""
         return self._driver
 
     def _used(self, now: float) -> None:

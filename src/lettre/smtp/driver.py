@@ -44,6 +44,7 @@ from lettre.protocol.transactions import (
     PIPELINED_BDAT_LIMIT,
     ContentReady,
     Transaction,
+    TransactionDone,
     TransactionEngine,
     TransactionStage,
 )
@@ -52,6 +53,8 @@ from lettre.smtp.stream import describe_error
 
 if TYPE_CHECKING:
     from lettre.envelope import Envelope
+    from lettre.protocol.commands import Command
+    from lettre.protocol.replies import Reply
     from lettre.smtp.connection_pool import HandOff
     from lettre.smtp.stream import SmtpStream
 
@@ -59,10 +62,10 @@ __all__ = ["Ticket", "TransactionDriver"]
 
 
 class Ticket:
-    """One send as the pool and the driver see it.
+    """One send (or one command) as the pool and the driver see it.
 
     Attributes:
-        envelope: the envelope to send.
+        envelope: the envelope to send (None for a command).
         data: the message bytes.
         deadline: the send's deadline (on the event loop's clock), or None.
         tx: the transaction, once prepared (by its sender, or by the sender
@@ -73,11 +76,28 @@ class Ticket:
             when it is to read next).
         wake: resumes a sender still waiting in the pool for its connection.
         left: the sender stopped waiting (it was cancelled).
+        what: what a command waits for, for messages ("the reply to EHLO").
+        reply: a command's reply, or ``error`` why none came.
     """
 
-    __slots__ = ("data", "deadline", "envelope", "event", "future", "left", "owner", "tx", "wake")
+    __slots__ = (
+        "data",
+        "deadline",
+        "envelope",
+        "error",
+        "event",
+        "future",
+        "left",
+        "owner",
+        "reply",
+        "tx",
+        "wake",
+        "what",
+    )
 
-    def __init__(self, envelope: Envelope, data: bytes, deadline: float | None = None) -> None:
+    def __init__(
+        self, envelope: Envelope | None, data: bytes, deadline: float | None = None
+    ) -> None:
         self.envelope = envelope
         self.data = data
         self.deadline = deadline
@@ -87,6 +107,16 @@ class Ticket:
         self.event: anyio.Event | None = None
         self.wake: HandOff | None = None
         self.left = False
+        self.what = ""
+        self.reply: Reply | None = None
+        self.error: LettreError | None = None
+
+    def finished(self) -> bool:
+        """Whether the outcome (or a command's reply) is in."""
+        tx = self.tx
+        if tx is not None:
+            return tx.outcome is not None
+        return self.reply is not None or self.error is not None
 
     def gone(self) -> bool:
         """Whether the sender stopped waiting before it was woken."""
@@ -135,6 +165,7 @@ class TransactionDriver:
 
     __slots__ = (
         "_clock",
+        "_commands",
         "_data_timeout",
         "_debug",
         "_engine",
@@ -168,6 +199,7 @@ class TransactionDriver:
         self._clock = stream.now
         self._queue: deque[Ticket] = deque()
         self._tickets: dict[Transaction, Ticket] = {}
+        self._commands: deque[Ticket] = deque()  # awaiting a reply, in order
         self._since = self._clock()
         self._out: list[bytes] = []
         self._debug = False
@@ -211,6 +243,7 @@ class TransactionDriver:
         """
         tx = ticket.tx
         if tx is None:
+            assert ticket.envelope is not None
             tx = ticket.tx = self._engine.prepare(ticket.envelope, ticket.data)
         try:
             await self._run(ticket)
@@ -225,6 +258,64 @@ class TransactionDriver:
                         await self._stream.aclose()
             raise
         return ticket.outcome()
+
+    async def command(
+        self, command: Command | None, *, what: str, deadline: float | None = None
+    ) -> Reply:
+        """Send one command outside a mail transaction and return its reply.
+
+        With ``command`` None, wait for a reply nothing here asked for: the
+        greeting. The wait follows the deadline rule (``timeout`` for the
+        reply, and ``deadline``).
+
+        Args:
+            command: the command (EHLO, STARTTLS, AUTH..., NOOP, RSET, QUIT).
+            what: what is awaited, for error messages ("the reply to EHLO").
+            deadline: an absolute time on the event loop's clock, or None.
+
+        Raises:
+            SmtpTimeoutError: no reply in time (the connection is closed).
+            ServerDisconnected: the connection broke or the server closed it.
+            RemoteProtocolError: the server broke the protocol.
+            LocalProtocolError: the command may not be sent now.
+        """
+        engine = self._engine
+        self._debug = self._stream.refresh_debug()
+        engine.transcript = self._stream.logger.debug if self._debug else None
+        ticket = Ticket(None, b"", deadline)
+        ticket.owner = False
+        ticket.what = what
+        try:
+            if command is None:
+                engine.expect_reply()
+                out = b""
+            else:
+                out = engine.command(command)
+        except LettreError:
+            self._stream.broken = not engine.usable
+            raise
+        self._queue.append(ticket)
+        self._commands.append(ticket)
+        try:
+            await self._exchange(ticket, out)
+        except BaseException:
+            if not ticket.finished():
+                # Cancelled with the reply owed: the connection's state is unknown.
+                ticket.left = True
+                self.abort("a command was cancelled before its reply")
+                with anyio.CancelScope(shield=True):
+                    await self._stream.aclose()
+            raise
+        if ticket.error is not None:
+            if self._stream.broken and not self._stream.closed:
+                await self._stream.aclose()
+            raise ticket.error
+        assert ticket.reply is not None
+        return ticket.reply
+
+    async def _exchange(self, ticket: Ticket, out: bytes) -> None:
+        """Write a command's bytes (if any) and wait for its reply."""
+        raise NotImplementedError
 
     async def _run(self, ticket: Ticket) -> None:
         """Start ``ticket``'s transaction unless it was chained, and wait for its outcome."""
@@ -306,13 +397,18 @@ class TransactionDriver:
             event = next_event()
             if event is NEED_DATA:
                 return
-            if type(event) is ContentReady:
+            if isinstance(event, ContentReady):
                 out = engine.data_to_send()
                 if out:
                     self._out.append(out)
                 self._content_ready(self._tickets[event.tx])
-            else:
+            elif isinstance(event, TransactionDone):
                 self._finished(self._tickets.pop(event.tx))
+            else:
+                ticket = self._commands.popleft()
+                ticket.reply = event.reply
+                ticket.error = event.error
+                self._finished(ticket)
 
     def _content_ready(self, ticket: Ticket) -> None:
         """``ticket``'s envelope was accepted: have its content written (and chained).
@@ -384,14 +480,20 @@ class TransactionDriver:
         """Fail every transaction in flight: the wait outlived :meth:`_due`."""
         now = self._clock()
         engine = self._engine
-        what = (
-            "the server to read the message" if engine.unwritten_content else engine.waiting_for()
-        )
-        peer = self._stream.peer
+        what = "the server to read the message" if engine.unwritten_content else self._what()
+        stream = self._stream
+        peer = stream.peer
         if any(t.deadline is not None and t.deadline <= now for t in self._queue):
             message = f"the deadline passed while waiting for {what} from {peer}"
         else:
             message = f"timed out after {self._limit():g} s waiting for {what} from {peer}"
+        if what == "the greeting" and not stream.encrypted:
+            # A port that expects TLS from the first byte waits for our
+            # handshake and never greets in plaintext.
+            message += (
+                "; if this port expects TLS from the first byte (usually 465), "
+                "use tls=TlsMode.IMPLICIT"
+            )
         if engine.unwritten_content:
             engine.unwritten(message, timeout=True)
         else:
@@ -399,9 +501,16 @@ class TransactionDriver:
         self._drain()
         self._close()
 
+    def _what(self) -> str:
+        """What the oldest wait is for, for messages."""
+        queue = self._queue
+        if queue and queue[0].tx is None:
+            return queue[0].what
+        return self._engine.waiting_for()
+
     def _lost(self, eof: bool, exc: BaseException | None = None) -> None:
         """The server closed the connection (``eof``) or it broke."""
-        what = self._engine.waiting_for()
+        what = self._what()
         peer = self._stream.peer
         if eof:
             message = f"{peer} closed the connection while we waited for {what}"

@@ -296,7 +296,7 @@ class SmtpPool:
 
     def _claim(self, driver: TransactionDriver, other: object) -> bool:
         """Prepare the first waiter's transaction to go after ours, if it can."""
-        if not isinstance(other, Ticket) or other.tx is not None:
+        if not isinstance(other, Ticket) or other.tx is not None or other.envelope is None:
             return False
         try:
             tx = driver.prepare(other.envelope, other.data)

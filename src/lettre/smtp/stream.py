@@ -1,32 +1,23 @@
-"""Drive the sans-IO :class:`~lettre.protocol.connection.ClientConnection` over anyio.
+"""One SMTP connection's byte stream: opening it, TLS, and closing it.
 
-This is the only place where lettre's SMTP code touches sockets. It:
+This is where lettre's SMTP code touches sockets. :class:`SmtpStream`:
 
-- opens the TCP connection (anyio's happy eyeballs) and, for implicit TLS,
-  the TLS session; upgrades with STARTTLS through ``TLSStream.wrap``;
-- writes the bytes the core produces (one ``send`` per flight) and feeds
-  what it reads back into the core until a reply is complete;
-- keeps ONE cancel scope per operation (:class:`Operation`) whose deadline is
-  moved before each wait, instead of a timeout object per command (the
-  session's set-up and the commands around transactions; transactions run
-  through :mod:`lettre.smtp.driver`);
-- converts foreign exceptions (``OSError``, ``ssl.SSLError``, anyio's) into
-  lettre's, chained, at this boundary;
-- writes the DEBUG transcript to the ``lettre.smtp`` logger: ``C: ...`` for
-  what the client sends, ``S: ...`` for what the server answers. AUTH
-  payloads are never logged, and message content only by its size.
+- opens the TCP connection (the event loop's own on asyncio, with happy
+  eyeballs on the stdlib loop; anyio's elsewhere) and, for implicit TLS, the
+  TLS session; upgrades it after STARTTLS;
+- converts foreign exceptions (``OSError``, ``ssl.SSLError``, anyio's) raised
+  there into lettre's, chained;
+- holds the sans-IO protocol state (``conn``) and the transcript logger.
 
-No SMTP text is parsed here: replies come from the core as
-:class:`~lettre.protocol.replies.Reply` objects.
+What goes over it (commands, replies, mail transactions) is moved by the
+connection's driver (:mod:`lettre.smtp.driver`), under its one deadline rule.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import socket
 import ssl
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
@@ -35,31 +26,18 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from lettre._loops import current_clock, running_on_asyncio
 from lettre.errors import (
-    ProtocolError,
-    ServerDisconnected,
     SmtpConnectError,
     SmtpError,
     SmtpTimeoutError,
 )
-from lettre.protocol.commands import (
-    Auth,
-    AuthCancel,
-    AuthResponse,
-    Bdat,
-    EndOfData,
-    MessageData,
-)
-from lettre.protocol.connection import NEED_DATA, ClientConnection
-from lettre.protocol.state import ClientState
-from lettre.smtp.asyncio_stream import _READ_SIZE, PipeConsumer, _AsyncioByteStream
+from lettre.protocol.connection import ClientConnection
+from lettre.smtp.asyncio_stream import PipeConsumer, _AsyncioByteStream
 from lettre.smtp.stream_errors import _handshake_error, _lookup_error, describe_error
 
 if TYPE_CHECKING:
-    from lettre.protocol.commands import Command
-    from lettre.protocol.replies import Reply
+    pass
 
 __all__ = [
-    "Operation",
     "PipeConsumer",
     "SmtpStream",
     "describe_error",
@@ -69,17 +47,12 @@ __all__ = [
 transcript_logger = logging.getLogger("lettre.smtp")
 """The logger of the SMTP transcript (DEBUG) and connection events."""
 
-# Message content follows the server's go-ahead: it never starts a flight.
-_CONTENT_VERBS = frozenset({"DATA-CONTENT", "END-OF-DATA"})
-
 
 class SmtpStream:
     """One SMTP connection: an anyio byte stream and the protocol state driving it.
 
-    Built by :meth:`open`; used by :class:`~lettre.smtp.client.SmtpClient`.
-    Every read and write must happen inside an :class:`Operation`, whose
-    single cancel scope enforces the per-reply timeouts and the overall
-    deadline.
+    Built by :meth:`open`; used by :class:`~lettre.smtp.client.SmtpClient`,
+    whose driver moves the bytes (:mod:`lettre.smtp.driver`).
 
     Attributes:
         conn: the sans-IO protocol state.
@@ -104,12 +77,8 @@ class SmtpStream:
         self.broken = False
         self.closed = False
         self.logger = logger if logger is not None else transcript_logger
-        self._scope: anyio.CancelScope | None = None
-        self._deadline = math.inf
-        self._waiting_for = "the server"
-        self._armed_timeout = 0.0
         self._clock = current_clock()
-        # Whether the transcript is logged: decided once per operation.
+        # Whether the transcript is logged: looked up as each exchange starts.
         self._debug = self.logger.isEnabledFor(logging.DEBUG)
 
     # ------------------------------------------------------------------ opening
@@ -211,209 +180,56 @@ class SmtpStream:
             return None
         return ssl_object
 
-    # ------------------------------------------------------------------ deadlines
-
-    def operation(self, deadline: float | None = None) -> Operation:
-        """An async context manager bounding the I/O inside it.
-
-        Args:
-            deadline: an absolute time on anyio's clock (``anyio.current_time()``)
-                after which everything inside fails with a timeout; None for no
-                overall deadline (each wait still has its own timeout).
-        """
-        return Operation(self, deadline)
-
     def now(self) -> float:
-        """The current time on anyio's clock (looked up once per connection)."""
+        """The current time on the event loop's clock (looked up once per connection)."""
         return self._clock()
-
-    def _arm(self, timeout: float, waiting_for: str) -> None:
-        scope = self._scope
-        self._waiting_for = waiting_for
-        self._armed_timeout = timeout
-        target = self._clock() + timeout
-        deadline = self._deadline
-        if scope is None:
-            raise RuntimeError("SMTP I/O outside an operation; use `async with stream.operation()`")
-        if target >= deadline:
-            if scope.deadline != deadline:
-                scope.deadline = deadline
-            return
-        # Moving a timer costs a reschedule; replies come every few hundred
-        # microseconds. A timer already set a little later than needed is
-        # kept: a wait may last up to 1/16 of its timeout (at most 1 s) longer
-        # than the timeout, never shorter.
-        slack = min(timeout / 16, 1.0)
-        current = scope.deadline
-        if not target <= current <= target + slack:
-            scope.deadline = min(deadline, target + slack / 2)
-
-    def relax(self) -> None:
-        """Lift the per-wait timeout until the next wait (the overall deadline stays).
-
-        Used before awaiting user code (a token provider) or a name lookup, so
-        a timeout armed for an earlier reply cannot cut them short.
-        """
-        if self._scope is not None:
-            self._waiting_for = "the client"
-            self._scope.deadline = self._deadline
-
-    def _timeout_error(self, deadline: float) -> SmtpError:
-        expired_deadline = deadline <= anyio.current_time()
-        if expired_deadline:
-            message = f"the deadline passed while waiting for {self._waiting_for} from {self.peer}"
-        else:
-            message = (
-                f"timed out after {self._armed_timeout:g} s waiting for "
-                f"{self._waiting_for} from {self.peer}"
-            )
-        if self._waiting_for == "the greeting" and not self.encrypted:
-            # A port that expects TLS from the first byte waits for our
-            # handshake and never greets in plaintext.
-            message += (
-                "; if this port expects TLS from the first byte (usually 465), "
-                "use tls=TlsMode.IMPLICIT"
-            )
-        return SmtpTimeoutError(message)
-
-    # ------------------------------------------------------------------ writing
-
-    def encode(self, command: Command) -> bytes:
-        """Hand ``command`` to the protocol state and return the bytes to write.
-
-        Nothing is written: callers collect the bytes of a whole flight and
-        write them with one :meth:`write`.
-
-        Raises:
-            LocalProtocolError: the command is not allowed now.
-        """
-        conn = self.conn
-        if not conn.owed and command.verb not in _CONTENT_VERBS:
-            # The start of a flight: anything the server said while idle first.
-            self._check_idle()
-        try:
-            data = conn.send(command)
-        except ProtocolError:
-            # The protocol state is now ERROR: this connection is done.
-            self.broken = True
-            raise
-        if self._debug:
-            self._log_command(command, data)
-        return data
-
-    def _check_idle(self) -> None:
-        """Before a new flight: did the server say goodbye (421) while we were idle?
-
-        Bytes read with an earlier reply may hold it. Anything else that
-        arrived unasked is a protocol error, raised by the core.
-        """
-        conn = self.conn
-        try:
-            if conn.state is ClientState.CLOSED:
-                event: object = conn
-            else:
-                event = conn.next_event()
-        except ProtocolError:
-            self.broken = True
-            raise
-        if event is not NEED_DATA:
-            self.broken = True
-            raise ServerDisconnected(f"{self.peer} closed the connection while it was idle")
-
-    async def write(self, data: bytes, *, limit: float, what: str = "the server to read") -> None:
-        """Write ``data`` with one stream send.
-
-        Raises:
-            ServerDisconnected: the connection broke (OutcomeUnknown when a
-                message's final reply was still owed).
-        """
-        if self.broken:
-            raise ServerDisconnected(f"the connection to {self.peer} is no longer usable")
-        self._arm(limit, what)
-        try:
-            await self._stream.send(data)
-        except (
-            anyio.BrokenResourceError,
-            anyio.ClosedResourceError,
-            anyio.EndOfStream,
-            OSError,
-            ssl.SSLError,
-        ) as exc:
-            self.broken = True
-            raise self._lost(f"writing to {self.peer} failed: {describe_error(exc)}") from exc
-
-    # ------------------------------------------------------------------ reading
-
-    async def read_reply(self, *, limit: float, what: str) -> Reply:
-        """Read until the protocol state yields the next reply.
-
-        Args:
-            limit: seconds allowed for the reply to arrive complete.
-            what: what is awaited, for error messages ("the reply to RCPT").
-
-        Raises:
-            ServerDisconnected: the server closed the connection.
-            RemoteProtocolError: the server broke the protocol.
-        """
-        conn = self.conn
-        try:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                self._arm(limit, what)
-                while event is NEED_DATA:
-                    try:
-                        data = await self._stream.receive(_READ_SIZE)
-                    except anyio.EndOfStream:
-                        self.broken = True
-                        raise self._lost(
-                            f"{self.peer} closed the connection while we waited for {what}"
-                        ) from None
-                    except (
-                        anyio.BrokenResourceError,
-                        anyio.ClosedResourceError,
-                        OSError,
-                        ssl.SSLError,
-                    ) as exc:
-                        self.broken = True
-                        raise self._lost(
-                            f"reading {what} from {self.peer} failed: {describe_error(exc)}"
-                        ) from exc
-                    conn.receive_data(data)
-                    event = conn.next_event()
-        except SmtpError:
-            raise
-        except Exception:
-            # RemoteProtocolError from the core, or anything unexpected: the
-            # connection's state is unknown from here on.
-            self.broken = True
-            raise
-        if self._debug:
-            self._log_reply(event)
-        return event
-
-    def _lost(self, message: str) -> ServerDisconnected:
-        return ServerDisconnected(message)
 
     # ------------------------------------------------------------------ TLS
 
-    async def start_tls(self, context: ssl.SSLContext, server_name: str, *, limit: float) -> None:
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        server_name: str,
+        *,
+        limit: float,
+        deadline: float | None = None,
+    ) -> None:
         """Perform the TLS handshake after a 220 to STARTTLS and tell the core.
+
+        Args:
+            context: the TLS context.
+            server_name: the name to check the certificate against (and SNI).
+            limit: seconds the handshake may take.
+            deadline: an absolute time on the event loop's clock, or None.
 
         Raises:
             TlsError: the handshake failed (certificate, name, protocol).
             ServerDisconnected: the connection broke during the handshake.
+            SmtpTimeoutError: the handshake took too long (the connection is
+                closed).
         """
-        self._arm(limit, "the TLS handshake")
-        try:
-            self._stream = await _handshake(
-                self._stream, context, server_name, self.peer, when="after STARTTLS"
+        due = self._clock() + limit
+        expires = due if deadline is None else min(due, deadline)
+        with anyio.CancelScope(deadline=expires) as scope:
+            try:
+                self._stream = await _handshake(
+                    self._stream, context, server_name, self.peer, when="after STARTTLS"
+                )
+            except SmtpError:
+                self.broken = True
+                raise
+        if scope.cancelled_caught:
+            await self.aclose()
+            if deadline is not None and deadline <= due:
+                raise SmtpTimeoutError(
+                    f"the deadline passed while waiting for the TLS handshake from {self.peer}"
+                )
+            raise SmtpTimeoutError(
+                f"timed out after {limit:g} s waiting for the TLS handshake from {self.peer}"
             )
-        except SmtpError:
-            self.broken = True
-            raise
         self.encrypted = True
         self.conn.tls_established()
-        if self._debug:
+        if self.logger.isEnabledFor(logging.DEBUG):
             self.logger.debug("TLS established with %s (%s)", self.peer, self.tls_version)
 
     # ------------------------------------------------------------------ closing
@@ -466,121 +282,10 @@ class SmtpStream:
 
     # ------------------------------------------------------------------ logging
 
-    def _log_command(self, command: Command, data: bytes) -> None:
-        log = self.logger.debug
-        if isinstance(command, Auth):
-            suffix = " <redacted>" if command.initial_response is not None else ""
-            log("C: AUTH %s%s", command.mechanism, suffix)
-        elif isinstance(command, AuthResponse):
-            log("C: <redacted>")
-        elif isinstance(command, AuthCancel):
-            log("C: *")
-        elif isinstance(command, MessageData):
-            log("C: <%d bytes of message content>", len(command.data))
-        elif isinstance(command, EndOfData):
-            log("C: .")
-        elif isinstance(command, Bdat):
-            log(
-                "C: BDAT <%d bytes of message content>%s",
-                len(command.data),
-                " LAST" if command.last else "",
-            )
-        else:
-            self._log_lines(data)
-
-    def _log_lines(self, data: bytes) -> None:
-        """Log command lines as written (never AUTH payloads or content: see _log_command)."""
-        log = self.logger.debug
-        for line in data.decode("utf-8", "replace").split("\r\n"):
-            if line:
-                log("C: %s", line)
-
-    def log_reply(self, reply: Reply) -> None:
-        """Log ``reply`` in the transcript, when it is on (DEBUG)."""
-        if self._debug:
-            self._log_reply(reply)
-
     def refresh_debug(self) -> bool:
         """Look again whether the transcript is on (the logger's level may change)."""
         self._debug = debug = self.logger.isEnabledFor(logging.DEBUG)
         return debug
-
-    def _log_reply(self, reply: Reply) -> None:
-        lines = reply.lines or ("",)
-        status = f"{reply.enhanced_status} " if reply.enhanced_status else ""
-        last = len(lines) - 1
-        for index, line in enumerate(lines):
-            sep = " " if index == last else "-"
-            self.logger.debug("S: %d%s%s%s", reply.code, sep, status, line)
-
-
-class Operation:
-    """One cancel scope around a sequence of SMTP reads and writes.
-
-    Created by :meth:`SmtpStream.operation`. Inside it each wait moves the
-    scope's deadline to ``min(overall deadline, now + that wait's timeout)``.
-    On exit:
-
-    - a deadline that fired becomes :class:`~lettre.errors.SmtpTimeoutError`
-      and the connection is closed;
-    - cancellation from outside, or any exception that is not a lettre error,
-      closes the connection (its state is unknown) and propagates;
-    - a lettre error that left the connection broken closes it too.
-
-    Operations nest: an inner one only tightens the deadline.
-    """
-
-    __slots__ = ("_deadline", "_outer", "_scope", "_stream")
-
-    def __init__(self, stream: SmtpStream, deadline: float | None) -> None:
-        self._stream = stream
-        self._deadline = math.inf if deadline is None else deadline
-        self._scope: anyio.CancelScope | None = None
-        self._outer: tuple[anyio.CancelScope | None, float] = (None, math.inf)
-
-    async def __aenter__(self) -> Operation:
-        stream = self._stream
-        self._outer = (stream._scope, stream._deadline)
-        deadline = min(self._deadline, stream._deadline)
-        if stream._scope is None:
-            scope = anyio.CancelScope(deadline=deadline)
-            scope.__enter__()
-            self._scope = scope
-            stream._scope = scope
-            stream._debug = stream.logger.isEnabledFor(logging.DEBUG)
-        stream._deadline = deadline
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        stream = self._stream
-        scope = self._scope
-        outer_scope, outer_deadline = self._outer
-        own_deadline = stream._deadline
-        stream._deadline = outer_deadline
-        if scope is None:
-            # Nested: the outermost operation handles timeouts and closing.
-            if stream._scope is not None:
-                stream._scope.deadline = outer_deadline
-            return
-        stream._scope = outer_scope
-        try:
-            swallowed = scope.__exit__(exc_type, exc, tb)
-        except BaseException:
-            await stream.aclose()
-            raise
-        if scope.cancelled_caught or (exc is not None and swallowed):
-            # Our own deadline fired (cancellation from outside is not caught here).
-            error = stream._timeout_error(own_deadline)
-            await stream.aclose()
-            raise error
-        if exc is not None and (not isinstance(exc, SmtpError) or stream.broken):
-            await stream.aclose()
-
 
 async def _handshake(
     stream: ByteStream, context: ssl.SSLContext, server_name: str, peer: str, *, when: str

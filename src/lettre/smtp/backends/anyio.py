@@ -66,7 +66,18 @@ class AnyioDriver(TransactionDriver):
         assert tx is not None
         if tx.stage is _PREPARED:
             await self._start(ticket)
-        while tx.outcome is None:
+        await self._wait(ticket)
+
+    async def _exchange(self, ticket: Ticket, out: bytes) -> None:
+        if out:
+            await self._write(out)
+        else:
+            self._progress()
+        await self._wait(ticket)
+
+    async def _wait(self, ticket: Ticket) -> None:
+        """Wait for ``ticket``'s outcome, reading for everyone when it is this sender's turn."""
+        while not ticket.finished():
             if not self._reading:
                 await self._read_until(ticket)
                 continue
@@ -76,7 +87,7 @@ class AnyioDriver(TransactionDriver):
             with anyio.move_on_after(self._data_timeout + 2 * self._timeout):
                 await event.wait()
             ticket.event = None
-            if not event.is_set() and tx.outcome is None:
+            if not event.is_set() and not ticket.finished():
                 raise SmtpTimeoutError("the connection's earlier transactions never finished")
 
     async def _start(self, ticket: Ticket) -> None:
@@ -171,15 +182,13 @@ class AnyioDriver(TransactionDriver):
 
     async def _read_until(self, ticket: Ticket) -> None:
         """Read for every transaction on the connection until ``ticket``'s outcome is in."""
-        tx = ticket.tx
-        assert tx is not None
         stream = self._stream
         self._reading = True
         try:
-            while tx.outcome is None:
+            while not ticket.finished():
                 with anyio.CancelScope(deadline=self._due()) as scope:
                     self._scope = scope
-                    while tx.outcome is None:
+                    while not ticket.finished():
                         await self._read_once(ticket)
                 self._scope = None
                 if scope.cancelled_caught:

@@ -23,7 +23,7 @@ from lettre.protocol.transactions import TransactionStage
 from lettre.smtp.driver import Ticket, TransactionDriver
 
 if TYPE_CHECKING:
-    pass
+    from lettre.smtp.asyncio_stream import _Protocol
 
 __all__ = ["AsyncioDriver"]
 
@@ -64,19 +64,8 @@ class AsyncioDriver(TransactionDriver):
 
     def _start(self, ticket: Ticket) -> None:
         """Write the sender's own first flight; the callbacks do the rest."""
-        byte_stream = self._byte_stream
-        protocol = byte_stream.protocol
+        protocol = self._attach()
         stream = self._stream
-        if protocol.chunks:
-            # Whatever arrived while idle goes to the engine, which tells a
-            # 421 or unsolicited bytes apart when the envelope is encoded.
-            for chunk in protocol.chunks:
-                self._engine.receive_data(chunk)
-            protocol.chunks.clear()
-            protocol.buffered = 0
-            if protocol.reading_paused:
-                protocol.reading_paused = False
-                byte_stream.transport.resume_reading()
         if protocol.eof and self._engine.idle:
             stream.broken = True
             raise ServerDisconnected(f"{stream.peer} closed the connection while it was idle")
@@ -91,6 +80,45 @@ class AsyncioDriver(TransactionDriver):
         ticket.future = self._loop.create_future()
         protocol.pipe = self
         self._write(out)
+
+    def _attach(self) -> _Protocol:
+        """The connection's protocol, with whatever arrived while idle handed to the engine.
+
+        The engine tells a 421 or unsolicited bytes apart when the next
+        command or envelope is encoded. After STARTTLS the byte stream is a
+        new one over the same protocol: it is looked up again.
+        """
+        byte_stream = self._stream.asyncio_byte_stream
+        assert byte_stream is not None
+        self._byte_stream = byte_stream
+        protocol = byte_stream.protocol
+        if protocol.chunks:
+            for chunk in protocol.chunks:
+                self._engine.receive_data(chunk)
+            protocol.chunks.clear()
+            protocol.buffered = 0
+            if protocol.reading_paused:
+                protocol.reading_paused = False
+                byte_stream.transport.resume_reading()
+        return protocol
+
+    async def _exchange(self, ticket: Ticket, out: bytes) -> None:
+        protocol = self._attach()
+        ticket.future = self._loop.create_future()
+        protocol.pipe = self
+        if not out:
+            self._progress()
+            self._arm()
+        elif self._writable():
+            self._write(out)
+        else:
+            self._abort_all(f"writing to {self._stream.peer} failed: the connection is closed")
+        if not ticket.finished():
+            self._drain()  # a reply that arrived before the wait began (the greeting)
+        if not ticket.finished() and protocol.eof:
+            self._lost(eof=not protocol.lost)
+        if not ticket.finished():
+            await ticket.future
 
     def _write(self, out: bytes) -> None:
         """Write on asyncio (never blocks: the transport buffers) and record it.
