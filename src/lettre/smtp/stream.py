@@ -287,6 +287,7 @@ class SmtpStream:
         self._debug = debug = self.logger.isEnabledFor(logging.DEBUG)
         return debug
 
+
 async def _handshake(
     stream: ByteStream, context: ssl.SSLContext, server_name: str, peer: str, *, when: str
 ) -> ByteStream:
