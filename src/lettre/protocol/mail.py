@@ -120,7 +120,7 @@ class Transaction:
     # Replies read so far: MAIL's, and DATA's when it was in the envelope.
     _mail_reply: Reply | None = None
     _data_reply: Reply | None = None
-    _encoded: bool = False  # content encoded, not yet known to be written
+    _accepted: int = 0  # recipients accepted so far
     _error: SmtpError | None = None  # the refusal reported once the clean-up is answered
 
 

@@ -168,7 +168,6 @@ class TransactionEngine:
 
     __slots__ = (
         "_accepting",
-        "_broken",
         "_conn",
         "_events",
         "_expect",
@@ -177,6 +176,7 @@ class TransactionEngine:
         "_require_all",
         "_unwritten",
         "accepted",
+        "broken",
         "content_owed",
         "replies",
         "started",
@@ -201,7 +201,8 @@ class TransactionEngine:
         self._unwritten: list[Transaction] = []
         # Go-ahead given (ContentReady), content not sent yet.
         self._accepting: list[Transaction] = []
-        self._broken = False
+        self.broken = False
+        """Set once the connection may carry no more transactions (see :attr:`usable`)."""
         self.content_owed = 0
         """Transactions whose content was written and whose final reply is owed."""
         self.started = 0
@@ -242,7 +243,7 @@ class TransactionEngine:
         False after a 421, a protocol error, an I/O failure (:meth:`fail`), or
         a refusal that could only be ended by closing the connection.
         """
-        return not self._broken and self._conn.state not in (
+        return not self.broken and self._conn.state not in (
             ClientState.CLOSED,
             ClientState.ERROR,
         )
@@ -320,9 +321,9 @@ class TransactionEngine:
                 if tx.content_in_flight:
                     out += conn.send(Bdat(tx.data, last=True))
                     expect.append((tx, _Step.FINAL))
-                    self._content_encoded(tx)
+                    self._unwritten.append(tx)
         except ProtocolError:
-            self._broken = True
+            self.broken = True
             raise
         tx.stage = TransactionStage.ENVELOPE
         self.started += 1
@@ -347,18 +348,14 @@ class TransactionEngine:
             else:
                 out = self._conn.send_content(tx.data)
         except ProtocolError:
-            self._broken = True
+            self.broken = True
             raise
         self._accepting.remove(tx)
         self._expect.append((tx, _Step.FINAL))
-        self._content_encoded(tx)
+        self._unwritten.append(tx)
         if self.transcript is not None:
             self._log(content_transcript(tx))
         return out
-
-    def _content_encoded(self, tx: Transaction) -> None:
-        tx._encoded = True
-        self._unwritten.append(tx)
 
     def written(self) -> None:
         """Record that everything encoded so far was handed to the socket.
@@ -398,10 +395,10 @@ class TransactionEngine:
         try:
             event = NEED_DATA if conn.state is ClientState.CLOSED else conn.next_event()
         except ProtocolError:
-            self._broken = True
+            self.broken = True
             raise
         if event is not NEED_DATA or conn.state is ClientState.CLOSED:
-            self._broken = True
+            self.broken = True
             raise ServerDisconnected(f"{self._peer} closed the connection while it was idle")
 
     # ------------------------------------------------------------------ commands
@@ -422,7 +419,7 @@ class TransactionEngine:
         try:
             out = self._conn.send(command)
         except ProtocolError:
-            self._broken = True
+            self.broken = True
             raise
         self._expect.append((None, _COMMAND))
         if self.transcript is not None:
@@ -455,7 +452,7 @@ class TransactionEngine:
             try:
                 reply = next_reply()
             except ProtocolError:
-                self._broken = True
+                self.broken = True
                 raise
             if reply is NEED_DATA:
                 return NEED_DATA
@@ -477,9 +474,9 @@ class TransactionEngine:
     def _on_reply(self, tx: Transaction, step: _Step, reply: Reply) -> None:
         if step is _RCPT:
             results = tx.results
-            results.append(
-                RecipientResult(tx.recipients[len(results)], reply.code in _ACCEPTED, reply)
-            )
+            accepted = reply.code in _ACCEPTED
+            tx._accepted += accepted
+            results.append(RecipientResult(tx.recipients[len(results)], accepted, reply))
             if len(results) == len(tx.rcpts):
                 if not tx.data_in_flight and not tx.content_in_flight:
                     self._envelope_done(tx)
@@ -509,7 +506,7 @@ class TransactionEngine:
             self._send(tx, _RSET, _ABORT_RSET)
         elif step is _ABORT_RSET:
             if reply.code != 250:
-                self._broken = True
+                self.broken = True
             self._done(tx, tx._error)
         # _RSET_FIRST: MAIL's reply tells what matters.
 
@@ -522,9 +519,9 @@ class TransactionEngine:
             self._refuse(tx, self._refusal(mail, SenderRefused, "MAIL"), data)
             return
         results = tx.results
-        refused = [r for r in results if not r.accepted]
-        if len(refused) == len(results) or (refused and self._require_all):
-            self._refuse(tx, self._recipients_refused(tx, refused), data)
+        refused = len(results) - tx._accepted
+        if refused == len(results) or (refused and self._require_all):
+            self._refuse(tx, self._recipients_refused(tx, results), data)
             return
         if tx.use_bdat:
             self._go(tx)
@@ -549,7 +546,7 @@ class TransactionEngine:
                 # The server would deliver whatever ends this DATA: the
                 # connection is dropped instead of sending a message nobody
                 # asked for.
-                self._broken = True
+                self.broken = True
                 self._done(tx, error)
                 return
             # No valid recipient: an empty message goes nowhere (RFC 2920 3.1).
@@ -577,7 +574,7 @@ class TransactionEngine:
         accepted = sum(r.accepted for r in results)
         if mail.code != 250:
             if last.code == 250:
-                self._broken = True
+                self.broken = True
                 self._done(
                     tx,
                     OutcomeUnknown(
@@ -603,7 +600,7 @@ class TransactionEngine:
 
     def _closing(self, reply: Reply) -> None:
         """A 421: the server is closing. It read none of the transactions still queued."""
-        self._broken = True
+        self.broken = True
         # Called with a reply owed (from next_event): no finished transaction
         # has an entry left in the queue.
         tx, step = self._expect.popleft()
@@ -643,7 +640,7 @@ class TransactionEngine:
         :class:`~lettre.errors.ServerDisconnected`, all with ``message``. The
         :class:`TransactionDone` events follow from :meth:`next_event`.
         """
-        self._broken = True
+        self.broken = True
         self._end_all(message, timeout=timeout, cause=cause)
 
     def _end_all(
@@ -719,8 +716,6 @@ class TransactionEngine:
         content was in the failed write are not counted as sent (the end of
         their data cannot have reached the server).
         """
-        for tx in self._unwritten:
-            tx._encoded = False
         self._unwritten.clear()
         self.fail(message, timeout=timeout)
 

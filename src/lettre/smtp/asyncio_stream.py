@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
@@ -62,16 +63,21 @@ class PipeConsumer(Protocol):
         """The transport's write buffer drained below its low-water mark."""
 
 
+# The read buffer of the event loop running in this thread (see _Protocol).
+_read_buffer = threading.local()
+
+
 class _Protocol(asyncio.BufferedProtocol):
     """Buffers what the socket delivers for :class:`_AsyncioByteStream`.
 
-    A buffered protocol: the event loop reads into one buffer the connection
-    keeps (``recv_into``) instead of allocating a 256 KiB object per read,
-    which the C allocator may serve with a fresh memory mapping each time.
+    A buffered protocol: the event loop reads into a buffer (``recv_into``)
+    instead of allocating a 256 KiB object per read, which the C allocator
+    may serve with a fresh memory mapping each time. The buffer is the
+    thread's (one event loop runs in a thread, and each read is copied out
+    before the next one starts), so an idle connection keeps none.
     """
 
     def __init__(self) -> None:
-        self._buffer = memoryview(bytearray(_READ_SIZE))
         self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -94,10 +100,14 @@ class _Protocol(asyncio.BufferedProtocol):
             waiter.set_result(None)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
+        try:
+            return _read_buffer.view  # type: ignore[no-any-return]
+        except AttributeError:
+            view = _read_buffer.view = memoryview(bytearray(_READ_SIZE))
+            return view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._buffer[:nbytes]))
+        self.data_received(bytes(_read_buffer.view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         pipe = self.pipe

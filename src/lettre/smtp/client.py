@@ -223,8 +223,9 @@ class SmtpClient:
 
     @property
     def last_used(self) -> float:
-        """When the connection last completed a command (``anyio.current_time()``)."""
-        return self._last_used
+        """When the connection last made progress (``anyio.current_time()``; NaN before)."""
+        driver = self._driver
+        return self._last_used if driver is None else max(self._last_used, driver.since)
 
     @property
     def stream(self) -> SmtpStream | None:
@@ -483,7 +484,6 @@ class SmtpClient:
         if driver is None:
             driver = self._driver = self._new_driver(stream)
         reply = await driver.command(command, what=what, deadline=self._deadline)
-        self._last_used = stream.now()
         return reply
 
     async def _within_deadline(self, awaitable: Awaitable[T], what: str) -> T:
@@ -646,16 +646,12 @@ class SmtpClient:
             engine,
             timeout=settings.timeout,
             data_timeout=settings.data_timeout,
-            on_progress=self._used,
         )
 
     @property
     def current_driver(self) -> TransactionDriver | None:
         """The driver once the connection was made, else None."""
         return self._driver
-
-    def _used(self, now: float) -> None:
-        self._last_used = now
 
     async def send(
         self, envelope: Envelope, data: bytes, *, deadline: float | None = None
@@ -710,6 +706,6 @@ class SmtpClient:
         driver = self.driver
         if self.is_broken:
             self._require_stream()
-        tx = driver.prepare(envelope, data)
+        tx = driver.engine.prepare(envelope, data)
         self.last_transaction = tx
         return tx

@@ -43,6 +43,7 @@ from lettre.protocol.connection import NEED_DATA
 from lettre.protocol.transactions import (
     PIPELINED_BDAT_LIMIT,
     ContentReady,
+    Replied,
     Transaction,
     TransactionDone,
     TransactionEngine,
@@ -150,8 +151,6 @@ class TransactionDriver:
         engine: the transaction engine on the stream's protocol state.
         timeout: seconds allowed for each reply.
         data_timeout: seconds allowed for the reply to a message's content.
-        on_progress: called whenever the connection made progress (for the
-            client's ``last_used``).
 
     Attributes:
         hand_off: called when a message's content (or a flight holding its
@@ -170,16 +169,15 @@ class TransactionDriver:
         "_debug",
         "_engine",
         "_next",
-        "_on_progress",
         "_out",
         "_parked",
         "_queue",
-        "_since",
         "_stream",
         "_tickets",
         "_timeout",
         "closing",
         "hand_off",
+        "since",
     )
 
     def __init__(
@@ -189,18 +187,17 @@ class TransactionDriver:
         *,
         timeout: float,
         data_timeout: float,
-        on_progress: Callable[[float], None] | None = None,
     ) -> None:
         self._stream = stream
         self._engine = engine
         self._timeout = timeout
         self._data_timeout = data_timeout
-        self._on_progress = on_progress
-        self._clock = stream.now
+        self._clock = stream.clock
         self._queue: deque[Ticket] = deque()
         self._tickets: dict[Transaction, Ticket] = {}
         self._commands: deque[Ticket] = deque()  # awaiting a reply, in order
-        self._since = self._clock()
+        self.since = self._clock()
+        """When the connection last made progress (a write, or a reply read)."""
         self._out: list[bytes] = []
         self._debug = False
         self.hand_off: Callable[[], Ticket | None] | None = None
@@ -225,10 +222,6 @@ class TransactionDriver:
     def busy(self) -> bool:
         """Whether transactions are in flight (or one is about to start)."""
         return bool(self._queue) or self._parked is not None or self._next is not None
-
-    def prepare(self, envelope: Envelope, data: bytes) -> Transaction:
-        """Check a message against the server and build its transaction (nothing sent)."""
-        return self._engine.prepare(envelope, data)
 
     # ------------------------------------------------------------------ sending
 
@@ -386,7 +379,7 @@ class TransactionDriver:
         out = engine.data_to_send()
         if out:
             self._out.append(out)
-        if not engine.usable and not self._stream.broken:
+        if engine.broken and not self._stream.broken:
             # A 421, or a refusal that only closing can end.
             self._close()
 
@@ -397,14 +390,14 @@ class TransactionDriver:
             event = next_event()
             if event is NEED_DATA:
                 return
-            if isinstance(event, ContentReady):
-                out = engine.data_to_send()
-                if out:
-                    self._out.append(out)
-                self._content_ready(self._tickets[event.tx])
-            elif isinstance(event, TransactionDone):
+            # Nothing waits in the engine's outbox at a go-ahead: what it sends
+            # on its own ends a transaction before any later one could start.
+            if type(event) is TransactionDone:
                 self._finished(self._tickets.pop(event.tx))
+            elif type(event) is ContentReady:
+                self._content_ready(self._tickets[event.tx])
             else:
+                assert isinstance(event, Replied)
                 ticket = self._commands.popleft()
                 ticket.reply = event.reply
                 ticket.error = event.error
@@ -444,7 +437,7 @@ class TransactionDriver:
                 future.set_result(None)
         elif ticket.event is not None:
             ticket.event.set()
-        if not self.busy:
+        if not self._queue and self._parked is None and self._next is None:
             self._idle()
 
     def _idle(self) -> None:
@@ -455,15 +448,17 @@ class TransactionDriver:
         self._stream.broken = True
 
     def _progress(self) -> None:
-        now = self._since = self._clock()
-        if self._on_progress is not None:
-            self._on_progress(now)
+        self.since = self._clock()
 
     # ------------------------------------------------------------------ time
 
     def _due(self) -> float:
         """When the connection has waited too long: the one deadline rule."""
-        due = self._since + self._limit()
+        engine = self._engine
+        limit = (
+            self._data_timeout if engine.content_owed or engine.unwritten_content else self._timeout
+        )
+        due = self.since + limit
         for ticket in self._queue:
             deadline = ticket.deadline
             if deadline is not None and deadline < due:

@@ -78,10 +78,12 @@ class PooledSmtpConnection:
         clock: the pool's clock, for ``created_at`` and ``last_used``.
     """
 
-    __slots__ = ("_clock", "_poisoned", "client", "created_at", "last_used")
+    __slots__ = ("_clock", "_poisoned", "client", "created_at", "driver", "last_used")
 
     def __init__(self, client: SmtpClient, clock: Callable[[], float] = anyio.current_time) -> None:
         self.client = client
+        self.driver: TransactionDriver | None = None
+        """The client's driver, set up by the pool for chaining at the first send."""
         self._clock = clock
         self.created_at = clock()
         self.last_used = self.created_at
@@ -241,9 +243,15 @@ class SmtpPool:
         """
         for fresh in (False, True):
             ticket = Ticket(envelope, data, deadline)
-            conn = await self._acquire(ticket, deadline, fresh=fresh)
+            if deadline is None:
+                conn = await self._pool.acquire(ticket, fresh=fresh)
+            else:
+                conn = await self._acquire(ticket, deadline, fresh=fresh)
+            driver = conn.driver
+            if driver is None:
+                driver = conn.driver = self._driver(conn)
             try:
-                result = await self._driver(conn).send(ticket)
+                result = await driver.send(ticket)
             except BaseException as exc:
                 try:
                     await self._failed(conn, ticket, exc, fresh)
@@ -299,7 +307,7 @@ class SmtpPool:
         if not isinstance(other, Ticket) or other.tx is not None or other.envelope is None:
             return False
         try:
-            tx = driver.prepare(other.envelope, other.data)
+            tx = driver.engine.prepare(other.envelope, other.data)
         except (LettreError, TypeError, ValueError):  # the waiter will meet it on its own
             return False
         if not tx.pipelined:

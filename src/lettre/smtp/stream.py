@@ -77,7 +77,8 @@ class SmtpStream:
         self.broken = False
         self.closed = False
         self.logger = logger if logger is not None else transcript_logger
-        self._clock = current_clock()
+        self.clock = current_clock()
+        """The event loop's clock (seconds), looked up once per connection."""
         # Whether the transcript is logged: looked up as each exchange starts.
         self._debug = self.logger.isEnabledFor(logging.DEBUG)
 
@@ -182,7 +183,7 @@ class SmtpStream:
 
     def now(self) -> float:
         """The current time on the event loop's clock (looked up once per connection)."""
-        return self._clock()
+        return self.clock()
 
     # ------------------------------------------------------------------ TLS
 
@@ -208,7 +209,7 @@ class SmtpStream:
             SmtpTimeoutError: the handshake took too long (the connection is
                 closed).
         """
-        due = self._clock() + limit
+        due = self.clock() + limit
         expires = due if deadline is None else min(due, deadline)
         with anyio.CancelScope(deadline=expires) as scope:
             try:

@@ -38,7 +38,7 @@ class AsyncioDriver(TransactionDriver):
         must run on lettre's asyncio byte stream.
     """
 
-    __slots__ = ("_byte_stream", "_loop", "_settled", "_timer")
+    __slots__ = ("_byte_stream", "_data_first", "_loop", "_settled", "_timer")
 
     def _setup(self) -> None:
         byte_stream = self._stream.asyncio_byte_stream
@@ -48,6 +48,8 @@ class AsyncioDriver(TransactionDriver):
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._settled: asyncio.Future[None] | None = None
+        # Whether writing content can bring the timer's due time forward.
+        self._data_first = self._data_timeout < self._timeout
 
     async def _run(self, ticket: Ticket) -> None:
         tx = ticket.tx
@@ -131,8 +133,12 @@ class AsyncioDriver(TransactionDriver):
         byte_stream.transport.write(out)
         if not byte_stream.protocol.writing_paused:
             self._engine.written()
-        self._progress()
-        self._arm()
+        self.since = self._clock()
+        queue = self._queue
+        if self._timer is None or self._data_first or not queue or queue[-1].deadline is not None:
+            # Otherwise the timer is due no later than this write needs: it
+            # fires early at worst, and sets itself again then.
+            self._arm()
 
     def _writable(self) -> bool:
         byte_stream = self._byte_stream
@@ -142,10 +148,10 @@ class AsyncioDriver(TransactionDriver):
         """Feed what the socket delivered to the engine and act on it (asyncio)."""
         engine = self._engine
         replies = engine.replies
-        engine.receive_data(data)
+        engine.conn.receive_data(data)
         self._drain()
         if engine.replies != replies:
-            self._progress()
+            self.since = self._clock()
         out = self._out
         if out:
             write = b"".join(out)
@@ -163,7 +169,7 @@ class AsyncioDriver(TransactionDriver):
         """The server read what was buffered: the content in it is handed over (asyncio)."""
         self._engine.written()
         if self._queue:
-            self._since = self._clock()
+            self.since = self._clock()
 
     def _write_content(self, ticket: Ticket) -> None:
         """Write the content of an accepted transaction, chaining the next sender's envelope."""
@@ -180,7 +186,7 @@ class AsyncioDriver(TransactionDriver):
             self._abort_all(f"writing to {self._stream.peer} failed: the connection is closed")
             return
         try:
-            out = self._content(ticket)
+            out = self._chain(ticket, self._engine.send_content(tx))
         except ProtocolError as exc:
             self._engine.fail(str(exc), cause=exc)
             self._drain()
