@@ -461,54 +461,51 @@ class TransactionEngine:
                 self._log(reply_transcript(reply))
             if reply.code == _CLOSING:
                 self._closing(reply)
-            else:
-                tx, step = expect.popleft()
-                if tx is None:
-                    events.append(Replied(reply))
+                return events.popleft()
+            # What the reply does, by what it answers (most often a RCPT).
+            tx, step = expect.popleft()
+            if tx is None:
+                events.append(Replied(reply))
+            elif step is _RCPT:
+                results = tx.results
+                accepted = reply.code in _ACCEPTED
+                tx._accepted += accepted
+                results.append(RecipientResult(tx.recipients[len(results)], accepted, reply))
+                if len(results) == len(tx.rcpts):
+                    if not tx.data_in_flight and not tx.content_in_flight:
+                        self._envelope_done(tx)
+                elif not tx.pipelined:
+                    self._send(tx, tx.rcpts[len(results)], _RCPT)
+            elif step is _MAIL:
+                tx._mail_reply = reply
+                if not tx.pipelined:
+                    if reply.code != 250:
+                        self._refuse(tx, self._refusal(reply, SenderRefused, "MAIL"))
+                    else:
+                        self._send(tx, tx.rcpts[0], _RCPT)
+            elif step is _FINAL:
+                if tx.content_in_flight:
+                    self._flight_done(tx, reply)
                 else:
-                    self._on_reply(tx, step, reply)
+                    self._final(tx, reply)
+            elif step is _DATA_STEP:
+                tx._data_reply = reply
+                if tx.data_in_flight:
+                    self._envelope_done(tx)
+                elif reply.code == 354:
+                    self._go(tx)
+                else:
+                    self._refuse(tx, self._refusal(reply, DataRefused, "DATA"))
+            elif step is _ABORT_END:
+                self._send(tx, _RSET, _ABORT_RSET)
+            elif step is _ABORT_RSET:
+                if reply.code != 250:
+                    self.broken = True
+                self._done(tx, tx._error)
+            # _RSET_FIRST: the reply to MAIL tells what matters.
             if events:
                 return events.popleft()
         return NEED_DATA
-
-    def _on_reply(self, tx: Transaction, step: _Step, reply: Reply) -> None:
-        if step is _RCPT:
-            results = tx.results
-            accepted = reply.code in _ACCEPTED
-            tx._accepted += accepted
-            results.append(RecipientResult(tx.recipients[len(results)], accepted, reply))
-            if len(results) == len(tx.rcpts):
-                if not tx.data_in_flight and not tx.content_in_flight:
-                    self._envelope_done(tx)
-            elif not tx.pipelined:
-                self._send(tx, tx.rcpts[len(results)], _RCPT)
-        elif step is _MAIL:
-            tx._mail_reply = reply
-            if not tx.pipelined:
-                if reply.code != 250:
-                    self._refuse(tx, self._refusal(reply, SenderRefused, "MAIL"))
-                else:
-                    self._send(tx, tx.rcpts[0], _RCPT)
-        elif step is _FINAL:
-            if tx.content_in_flight:
-                self._flight_done(tx, reply)
-            else:
-                self._final(tx, reply)
-        elif step is _DATA_STEP:
-            tx._data_reply = reply
-            if tx.data_in_flight:
-                self._envelope_done(tx)
-            elif reply.code == 354:
-                self._go(tx)
-            else:
-                self._refuse(tx, self._refusal(reply, DataRefused, "DATA"))
-        elif step is _ABORT_END:
-            self._send(tx, _RSET, _ABORT_RSET)
-        elif step is _ABORT_RSET:
-            if reply.code != 250:
-                self.broken = True
-            self._done(tx, tx._error)
-        # _RSET_FIRST: MAIL's reply tells what matters.
 
     def _envelope_done(self, tx: Transaction) -> None:
         """Every reply to the envelope is in (without the content): go on, or end it."""
