@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,6 @@ import anyio
 import pytest
 from anyio.abc import SocketAttribute
 
-import lettre.smtp.pool as pool_module
 from lettre.envelope import Envelope
 from lettre.errors import (
     DataRefused,
@@ -42,150 +41,42 @@ from lettre.smtp.driver import Ticket
 from lettre.smtp.pool import PoolConfig, SmtpPool
 from lettre.smtp.tls import TlsParameters
 from lettre.transports.base import SendResult
+from pool_support import (
+    ASYNCIO_ONLY,
+    BOUND,
+    CANCELLED,
+    HookedMini,
+    HookedSession,
+    Outcome,
+    Senders,
+    delivered,
+    message,
+    number_of,
+    record_tickets,
+    settings_for,
+    smtp_pool,
+    until,
+)
 from servers import (
     MiniSmtp,
     MiniTransaction,
     ScriptedConnection,
     TlsMaterial,
-    _MiniSession,
     scripted_server,
 )
 
 pytestmark = pytest.mark.anyio
 
-#: Every wait in this module is bounded by this many seconds.
-BOUND = 10.0
-
-ASYNCIO_ONLY = pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    ],
-)
-
 DATA_ONLY = ("PIPELINING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES")
 WITH_BDAT = ("PIPELINING", "CHUNKING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES")
-
-CANCELLED = "cancelled"
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def settings_for(port: int, **kwargs: Any) -> SmtpSettings:
-    kwargs.setdefault("timeout", BOUND / 2)
-    kwargs.setdefault("data_timeout", BOUND / 2)
-    return SmtpSettings(
-        host="127.0.0.1", port=port, tls=TlsMode.NONE, hello_name="client.example.com", **kwargs
-    )
-
-
-def message(
-    n: int, *, to: Iterable[str] | None = None, body: bytes = b""
-) -> tuple[Envelope, bytes]:
-    rcpts = list(to) if to is not None else [f"user{n}@example.com"]
-    head = (
-        f"From: sender@example.com\r\nTo: {', '.join(rcpts)}\r\nSubject: message {n}\r\n"
-        f"Message-ID: <m{n}@example.com>\r\n\r\n"
-    ).encode()
-    data = head + (body or f"Body of message {n}.\r\n.a line with a leading dot\r\n".encode())
-    return Envelope("sender@example.com", rcpts), data
-
-
-def number_of(content: bytes | None) -> int | None:
-    """The message number in a content's Subject, if any."""
-    if content is None:
-        return None
-    for line in content.split(b"\r\n"):
-        if line.startswith(b"Subject: message "):
-            return int(line.rsplit(b" ", 1)[1])
-    return None
-
-
-def delivered(servers: Iterable[MiniSmtp]) -> list[int]:
-    """The numbers of the messages the servers accepted, in order (duplicates kept)."""
-    numbers = []
-    for server in servers:
-        for tx in server.transactions:
-            n = number_of(tx.content)
-            if tx.completed and n is not None:
-                numbers.append(n)
-    return numbers
-
-
 def seen(servers: Iterable[MiniSmtp], n: int) -> list[MiniTransaction]:
     """The transactions (any outcome) whose content was message ``n``."""
     return [tx for s in servers for tx in s.transactions if number_of(tx.content) == n]
-
-
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    """Wait (bounded) until ``predicate()`` holds; it watches state another party changes."""
-    with anyio.fail_after(BOUND, shield=False):
-        while not predicate():
-            await anyio.sleep(0.002)
-    assert predicate(), what
-
-
-Hook = Callable[["HookedSession", str], Awaitable[None]]
-FinalHook = Callable[["HookedSession", bytes], Awaitable[None]]
-
-
-class HookedMini(MiniSmtp):
-    """MiniSmtp with hooks: before each command, before each final reply, a per-message reply.
-
-    Args:
-        before_command: awaited with each command line before it is handled.
-        before_final: awaited with each message's content before its final reply.
-        final_reply: the final reply for a content (None: the normal one).
-        **kwargs: MiniSmtp's arguments.
-    """
-
-    def __init__(
-        self,
-        *,
-        before_command: Hook | None = None,
-        before_final: FinalHook | None = None,
-        final_reply: Callable[[bytes], str | None] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.before_command = before_command
-        self.before_final = before_final
-        self.final_reply = final_reply
-        self.sessions: list[HookedSession] = []
-
-    async def __call__(self, conn: ScriptedConnection) -> None:
-        self.connections.append(conn)
-        session = HookedSession(self, conn)
-        self.sessions.append(session)
-        await session.run()
-
-
-class HookedSession(_MiniSession):
-    server: HookedMini
-
-    async def readline(self) -> bytes:
-        raw = await super().readline()
-        hook = self.server.before_command
-        if hook is not None:
-            await hook(self, raw[:-2].decode("utf-8", "surrogateescape"))
-        return raw
-
-    async def finish(self, *, raw_content: bytes, content: bytes, via: str) -> None:
-        server = self.server
-        if server.before_final is not None:
-            await server.before_final(self, content)
-        custom = server.final_reply(content) if server.final_reply is not None else None
-        if custom is None:
-            await super().finish(raw_content=raw_content, content=content, via=via)
-            return
-        key = "END" if via == "DATA" else "BDAT"
-        server.replies[key] = custom
-        try:
-            await super().finish(raw_content=raw_content, content=content, via=via)
-        finally:
-            del server.replies[key]
 
 
 @asynccontextmanager
@@ -213,50 +104,9 @@ async def pooled(
     """A scripted server (see :func:`serve`) and a pool (max_size=1 by default) sending to it."""
     async with (
         serve(make) as (listener, scripts),
-        SmtpPool(
-            settings_for(listener.port, **settings),
-            config if config is not None else PoolConfig(max_size=1),
-        ) as pool,
+        smtp_pool(listener.port, config, **settings) as pool,
     ):
         yield scripts, pool
-
-
-Outcome = SendResult | BaseException | str
-
-
-class Senders:
-    """Concurrent sends on one pool, each in its own cancel scope, outcomes recorded."""
-
-    def __init__(self, pool: SmtpPool, group: anyio.abc.TaskGroup) -> None:
-        self.pool = pool
-        self.group = group
-        self.outcomes: dict[int, Outcome] = {}
-        self.scopes: dict[int, anyio.CancelScope] = {}
-
-    def start(
-        self,
-        n: int,
-        make: Callable[[int], tuple[Envelope, bytes]] = message,
-        *,
-        deadline: float | None = None,
-    ) -> None:
-        scope = self.scopes[n] = anyio.CancelScope()
-        self.group.start_soon(self._one, n, make, deadline, scope)
-
-    async def _one(
-        self,
-        n: int,
-        make: Callable[[int], tuple[Envelope, bytes]],
-        deadline: float | None,
-        scope: anyio.CancelScope,
-    ) -> None:
-        with scope:
-            try:
-                self.outcomes[n] = await self.pool.send(*make(n), deadline=deadline)
-            except SmtpError as exc:
-                self.outcomes[n] = exc
-        if scope.cancelled_caught:
-            self.outcomes[n] = CANCELLED
 
 
 async def send_all(
@@ -265,7 +115,7 @@ async def send_all(
     """``count`` concurrent sends, started in order; their outcomes by number."""
     with anyio.fail_after(BOUND * 3):
         async with anyio.create_task_group() as group:
-            senders = Senders(pool, group)
+            senders = Senders(pool, group, errors=SmtpError)
             for n in range(count):
                 senders.start(n, make)
     return [senders.outcomes[n] for n in range(count)]
@@ -313,13 +163,7 @@ def outcome(ticket: Ticket) -> object:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     record = Spy()
-
-    class RecordedTicket(Ticket):
-        __slots__ = ()
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            record.tickets.append(self)
+    record_tickets(monkeypatch, record.tickets)
 
     start_asyncio = AsyncioDriver._start
     start_anyio = AnyioDriver._start
@@ -333,7 +177,6 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
         record.started.append(ticket)
         await start_anyio(self, ticket)
 
-    monkeypatch.setattr(pool_module, "Ticket", RecordedTicket)
     monkeypatch.setattr(AsyncioDriver, "_start", _start_asyncio)
     monkeypatch.setattr(AnyioDriver, "_start", _start_anyio)
     return record
@@ -789,7 +632,7 @@ async def test_deadline_of_a_chained_sender(spy: Spy) -> None:
         async with pooled(server, **settings) as (_, pool):
             with anyio.fail_after(SLOW_TIMEOUT / 2):
                 async with anyio.create_task_group() as group:
-                    senders = Senders(pool, group)
+                    senders = Senders(pool, group, errors=SmtpError)
                     senders.start(0)
                     senders.start(1, deadline=anyio.current_time() + 0.6)
                     await until(lambda: 1 in senders.outcomes, "the second send ended")
@@ -1026,7 +869,7 @@ async def test_cancelled_sender_with_its_envelope_in_flight(spy: Spy) -> None:
     async with pooled(server) as (_, pool):
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
-                senders = Senders(pool, group)
+                senders = Senders(pool, group, errors=SmtpError)
                 senders.start(0)
                 await mail_seen.wait()
                 senders.scopes[0].cancel()
@@ -1084,7 +927,7 @@ async def test_cancelled_chained_sender_never_has_its_content_written(spy: Spy) 
     async with pooled(server) as (_, pool):
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
-                senders = Senders(pool, group)
+                senders = Senders(pool, group, errors=SmtpError)
                 senders.start(0)
                 senders.start(1)
                 await end_seen.wait()
@@ -1115,7 +958,7 @@ async def test_cancelled_sender_with_its_content_out(spy: Spy) -> None:
     async with pooled(server) as (_, pool):
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
-                senders = Senders(pool, group)
+                senders = Senders(pool, group, errors=SmtpError)
                 senders.start(0)
                 await end_seen.wait()
                 senders.scopes[0].cancel()
@@ -1137,10 +980,10 @@ async def test_pool_closed_while_transactions_are_in_flight(spy: Spy) -> None:
     end_seen, gate = held.end_seen, held.gate
     server = HookedMini(extensions=DATA_ONLY, before_final=held.hold)
     async with serve(server) as (listener, _):
-        pool = SmtpPool(settings_for(listener.port), PoolConfig(max_size=1))
+        pool = smtp_pool(listener.port)
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
-                senders = Senders(pool, group)
+                senders = Senders(pool, group, errors=SmtpError)
                 for n in range(4):
                     senders.start(n)
                 await end_seen.wait()

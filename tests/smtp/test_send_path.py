@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,7 +29,6 @@ import anyio.abc
 import pytest
 from anyio.abc import SocketAttribute
 
-import lettre.smtp.pool as pool_module
 from lettre.envelope import Envelope
 from lettre.errors import (
     LettreError,
@@ -41,27 +40,31 @@ from lettre.errors import (
 )
 from lettre.protocol.transactions import TransactionStage
 from lettre.results import SendResult
-from lettre.smtp import SmtpSettings, TlsMode
 from lettre.smtp.backends import AnyioDriver
 from lettre.smtp.driver import Ticket, TransactionDriver
 from lettre.smtp.pool import PoolConfig, SmtpPool
-from servers import MiniSmtp, ScriptedConnection, ScriptedServer, _MiniSession, scripted_server
+from pool_support import (
+    ASYNCIO_ONLY,
+    BOUND,
+    CANCELLED,
+    HookedMini,
+    HookedSession,
+    Senders,
+    delivered,
+    message,
+    number_of,
+    record_tickets,
+    smtp_pool,
+    until,
+)
+from servers import MiniSmtp, ScriptedConnection, ScriptedServer, scripted_server
 
 pytestmark = pytest.mark.anyio
 
-#: Every wait in this module is bounded by this many seconds.
-BOUND = 10.0
 #: A reply timeout long enough never to fire in a test that bounds itself below it.
 SLOW = 6.0
 
 TRIO_ONLY = pytest.mark.parametrize("anyio_backend", [pytest.param(("trio", {}), id="trio")])
-ASYNCIO_ONLY = pytest.mark.parametrize(
-    "anyio_backend",
-    [
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    ],
-)
 
 DATA_ONLY = ("PIPELINING", "8BITMIME", "SIZE 67108864", "ENHANCEDSTATUSCODES")
 
@@ -71,33 +74,13 @@ BIG_BODY = b"".join(b"line %07d " % i + b"x" * 68 + b"\r\n" for i in range(100_0
 #: How much the server's socket may buffer (SO_RCVBUF) in the tests with big messages.
 SMALL_RCVBUF = 64 * 1024
 
-CANCELLED = "cancelled"
-
 
 # -- messages ----------------------------------------------------------------------------------
-
-
-def message(n: int, *, body: bytes = b"") -> tuple[Envelope, bytes]:
-    """Message ``n``, to ``user<n>@example.com``."""
-    head = (
-        f"From: sender@example.com\r\nTo: user{n}@example.com\r\nSubject: message {n}\r\n"
-        f"Message-ID: <m{n}@example.com>\r\n\r\n"
-    ).encode()
-    data = head + (body or f"Body of message {n}.\r\n.a line with a leading dot\r\n".encode())
-    return Envelope("sender@example.com", [f"user{n}@example.com"]), data
 
 
 def big_message(n: int) -> tuple[Envelope, bytes]:
     """Message ``n`` with a body of several megabytes."""
     return message(n, body=BIG_BODY)
-
-
-def number_of(content: bytes | None) -> int | None:
-    """The message number in a content's Subject, if any."""
-    if content is None:
-        return None
-    match = re.search(rb"\r\nSubject: message (\d+)\r\n", b"\r\n" + content)
-    return int(match.group(1)) if match else None
 
 
 _RCPT_NUMBER = re.compile(r"<user(\d+)@example\.com>")
@@ -114,70 +97,56 @@ def number_in_envelope(session: Session) -> int | None:
 
 # -- the server --------------------------------------------------------------------------------
 
-CommandHook = Callable[["Session", str], Awaitable[None]]
 ContentHook = Callable[["Session", bytes], Awaitable[None]]
 SessionHook = Callable[["Session"], Awaitable[None]]
 
 
-class Mini(MiniSmtp):
-    """MiniSmtp with hooks, one instance for every connection to the listener.
+class Mini(HookedMini):
+    """HookedMini with more hooks, one instance for every connection to the listener.
 
     Args:
-        before_command: awaited with each command line before it is handled.
         stall: awaited after the 354 to DATA went out, before the content is
             read (the server reads nothing meanwhile).
-        before_final: awaited with each content before its final reply.
-        final_reply: the final reply for a content (None: the normal one).
         after_final: awaited once the final reply went out.
         rcvbuf: SO_RCVBUF for each accepted socket (so that a server that
             stops reading soon stops the client's writes).
-        **kwargs: MiniSmtp's arguments.
+        **kwargs: HookedMini's arguments (``before_command``,
+            ``before_final``, ``final_reply``) and MiniSmtp's; the
+            extensions are ``DATA_ONLY`` unless given.
     """
+
+    sessions: list[Session]  # type: ignore[assignment]
 
     def __init__(
         self,
         *,
-        before_command: CommandHook | None = None,
         stall: SessionHook | None = None,
-        before_final: ContentHook | None = None,
-        final_reply: Callable[[bytes], str | None] | None = None,
         after_final: ContentHook | None = None,
         rcvbuf: int | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("extensions", DATA_ONLY)
         super().__init__(**kwargs)
-        self.before_command = before_command
         self.stall = stall
-        self.before_final = before_final
-        self.final_reply = final_reply
         self.after_final = after_final
         self.rcvbuf = rcvbuf
-        self.sessions: list[Session] = []
+
+    def new_session(self, conn: ScriptedConnection) -> Session:
+        return Session(self, conn, len(self.sessions))
 
     async def __call__(self, conn: ScriptedConnection) -> None:
         if self.rcvbuf is not None:
             raw = conn.stream.extra(SocketAttribute.raw_socket)
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
-        self.connections.append(conn)
-        session = Session(self, conn, len(self.sessions))
-        self.sessions.append(session)
-        await session.run()
+        await super().__call__(conn)
 
 
-class Session(_MiniSession):
+class Session(HookedSession):
     server: Mini
 
     def __init__(self, server: Mini, conn: ScriptedConnection, index: int) -> None:
         super().__init__(server, conn)
         self.index = index
-
-    async def readline(self) -> bytes:
-        raw = await super().readline()
-        hook = self.server.before_command
-        if hook is not None:
-            await hook(self, raw[:-2].decode("utf-8", "surrogateescape"))
-        return raw
 
     async def read_data(self) -> None:
         stall = self.server.stall
@@ -187,19 +156,8 @@ class Session(_MiniSession):
         await super().read_data()
 
     async def finish(self, *, raw_content: bytes, content: bytes, via: str) -> None:
+        await super().finish(raw_content=raw_content, content=content, via=via)
         server = self.server
-        if server.before_final is not None:
-            await server.before_final(self, content)
-        custom = server.final_reply(content) if server.final_reply is not None else None
-        if custom is None:
-            await super().finish(raw_content=raw_content, content=content, via=via)
-        else:
-            key = "END" if via == "DATA" else "BDAT"
-            server.replies[key] = custom
-            try:
-                await super().finish(raw_content=raw_content, content=content, via=via)
-            finally:
-                del server.replies[key]
         if server.after_final is not None:
             await self.flush()
             await server.after_final(self, content)
@@ -210,21 +168,19 @@ class Session(_MiniSession):
         raise anyio.EndOfStream
 
 
-def delivered(server: MiniSmtp) -> list[int]:
-    """The numbers of the messages the server accepted, in order (duplicates kept)."""
-    numbers = []
-    for tx in server.transactions:
-        n = number_of(tx.content)
-        if tx.completed and n is not None:
-            numbers.append(n)
-    return numbers
-
-
 def contents(server: MiniSmtp, n: int) -> list[bytes | None]:
     """The content (None: none arrived) of every transaction whose envelope was for message n."""
     return [
         tx.content for tx in server.transactions if tx.rcpts == [f"RCPT TO:<user{n}@example.com>"]
     ]
+
+
+def assert_content_1_never_went_out(ticket: Ticket, listener: ScriptedServer, server: Mini) -> None:
+    """Message 1's content (``ticket``'s) was neither counted as sent nor received."""
+    assert ticket.tx is not None
+    assert not ticket.tx.content_sent
+    assert b"Subject: message 1" not in listener.connections[0].received
+    assert contents(server, 1) == [None]
 
 
 def chained_on_wire(conn: ScriptedConnection) -> bool:
@@ -235,14 +191,6 @@ def chained_on_wire(conn: ScriptedConnection) -> bool:
 # -- the client --------------------------------------------------------------------------------
 
 
-def settings_for(port: int, **kwargs: Any) -> SmtpSettings:
-    kwargs.setdefault("timeout", BOUND / 2)
-    kwargs.setdefault("data_timeout", BOUND / 2)
-    return SmtpSettings(
-        host="127.0.0.1", port=port, tls=TlsMode.NONE, hello_name="client.example.com", **kwargs
-    )
-
-
 @asynccontextmanager
 async def pooled(
     server: Mini, config: PoolConfig | None = None, **settings: Any
@@ -250,58 +198,9 @@ async def pooled(
     """A listener running ``server`` and a pool (max_size=1 by default) sending to it."""
     async with (
         scripted_server(server, timeout=BOUND * 3) as listener,
-        SmtpPool(
-            settings_for(listener.port, **settings),
-            config if config is not None else PoolConfig(max_size=1),
-        ) as pool,
+        smtp_pool(listener.port, config, **settings) as pool,
     ):
         yield listener, pool
-
-
-Outcome = SendResult | BaseException | str
-
-
-class Senders:
-    """Concurrent sends on one pool, each in its own cancel scope, outcomes recorded."""
-
-    def __init__(self, pool: SmtpPool, group: anyio.abc.TaskGroup) -> None:
-        self.pool = pool
-        self.group = group
-        self.outcomes: dict[int, Outcome] = {}
-        self.scopes: dict[int, anyio.CancelScope] = {}
-
-    def start(
-        self,
-        n: int,
-        make: Callable[[int], tuple[Envelope, bytes]] = message,
-        *,
-        deadline: float | None = None,
-    ) -> None:
-        scope = self.scopes[n] = anyio.CancelScope()
-        self.group.start_soon(self._one, n, make, deadline, scope)
-
-    async def _one(
-        self,
-        n: int,
-        make: Callable[[int], tuple[Envelope, bytes]],
-        deadline: float | None,
-        scope: anyio.CancelScope,
-    ) -> None:
-        with scope:
-            try:
-                self.outcomes[n] = await self.pool.send(*make(n), deadline=deadline)
-            except LettreError as exc:
-                self.outcomes[n] = exc
-        if scope.cancelled_caught:
-            self.outcomes[n] = CANCELLED
-
-
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    """Wait (bounded) until ``predicate()`` holds: it watches state another party changes."""
-    with anyio.fail_after(BOUND):
-        while not predicate():
-            await anyio.sleep(0.002)
-    assert predicate(), what
 
 
 class Tickets:
@@ -315,19 +214,17 @@ class Tickets:
         address = f"user{n}@example.com"
         return [t for t in self.all if str(t.envelope.forward_paths[0]) == address]
 
+    def only(self, n: int) -> tuple[Ticket, SendResult | LettreError | None]:
+        """The one attempt at sending message ``n`` (its transaction prepared), and its outcome."""
+        (ticket,) = self.of(n)
+        assert ticket.tx is not None
+        return ticket, ticket.tx.outcome
+
 
 @pytest.fixture
 def tickets(monkeypatch: pytest.MonkeyPatch) -> Tickets:
     record = Tickets()
-
-    class RecordedTicket(Ticket):
-        __slots__ = ()
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            record.all.append(self)
-
-    monkeypatch.setattr(pool_module, "Ticket", RecordedTicket)
+    record_tickets(monkeypatch, record.all)
     return record
 
 
@@ -363,6 +260,11 @@ class ChainGate:
         await until(lambda: senders.pool.statistics().waiting == 1, "the next sender waits")
         self.gate.set()
 
+    async def start(self, senders: Senders, **kwargs: Any) -> None:
+        """Start sender 0, then sender 1 chained behind it (:meth:`chain`, with ``kwargs``)."""
+        senders.start(0)
+        await self.chain(senders, 1, **kwargs)
+
 
 class FinalHold:
     """Holds back the final reply to message ``number`` until ``gate`` is set."""
@@ -376,6 +278,46 @@ class FinalHold:
         if number_of(content) == self.number:
             self.end_seen.set()
             await self.gate.wait()
+
+
+def chain_behind_held_reply() -> tuple[ChainGate, FinalHold, Mini]:
+    """A server with both hooks: a ``ChainGate`` and a ``FinalHold`` of message 0.
+
+    Message 1's envelope gets chained behind message 0's content, and the
+    final reply to message 0 waits for ``held.gate``.
+    """
+    chain = ChainGate()
+    held = FinalHold(0)
+    return chain, held, Mini(before_command=chain.hook, before_final=held.hook)
+
+
+@asynccontextmanager
+async def chained_senders(
+    pool: SmtpPool,
+    chain: ChainGate,
+    held: FinalHold,
+    *,
+    wire: ScriptedServer | None = None,
+    cancel: Iterable[int] = (),
+) -> AsyncIterator[Senders]:
+    """Senders 0 and 1 on ``pool``, in a task group that the block runs in.
+
+    The block starts once message 1's envelope was chained behind message
+    0's content and message 0's end of data arrived (its final reply held
+    until ``held.gate`` is set), and the senders in ``cancel`` were
+    cancelled, in that order. With ``wire`` (the listener), it is checked
+    before any cancellation that on its first connection the envelope went
+    in the same chunk as that end of data.
+    """
+    async with anyio.create_task_group() as group:
+        senders = Senders(pool, group)
+        await chain.start(senders)
+        await held.end_seen.wait()
+        if wire is not None:
+            assert chained_on_wire(wire.connections[0])
+        for n in cancel:
+            senders.scopes[n].cancel()
+        yield senders
 
 
 # -- a server that stops reading a chained content ---------------------------------------------
@@ -404,8 +346,7 @@ async def test_chained_content_the_server_does_not_read_times_out_unsent(
         with anyio.fail_after(BOUND * 2):
             async with anyio.create_task_group() as group:
                 senders = Senders(pool, group)
-                senders.start(0)
-                await chain.chain(senders, 1, make=big_message)
+                await chain.start(senders, make=big_message)
             stats = pool.statistics()
             # The server reads again: whatever the client left on the wire arrives.
             release.set()
@@ -509,9 +450,7 @@ async def test_reader_cancelled_alone_closes_the_connection(tickets: Tickets) ->
             after = await pool.send(*message(1))
             final = pool.statistics()
     assert senders.outcomes[0] == CANCELLED
-    (ticket,) = tickets.of(0)
-    assert ticket.tx is not None
-    outcome = ticket.tx.outcome
+    _, outcome = tickets.only(0)
     assert isinstance(outcome, OutcomeUnknown), outcome
     assert "the send was cancelled before its outcome was known" in str(outcome)
     assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
@@ -525,18 +464,10 @@ async def test_reader_cancelled_with_a_chained_sender_behind(tickets: Tickets) -
     # 1's envelope is on the wire behind it. The next sender reads on: it
     # gets its own outcome, and since no reply is owed afterwards the
     # connection is kept.
-    chain = ChainGate()
-    held = FinalHold(0)
-    server = Mini(before_command=chain.hook, before_final=held.hook)
+    chain, held, server = chain_behind_held_reply()
     async with pooled(server) as (listener, pool):
         with anyio.fail_after(BOUND):
-            async with anyio.create_task_group() as group:
-                senders = Senders(pool, group)
-                senders.start(0)
-                await chain.chain(senders, 1)
-                await held.end_seen.wait()
-                assert chained_on_wire(listener.connections[0])
-                senders.scopes[0].cancel()
+            async with chained_senders(pool, chain, held, wire=listener, cancel=[0]) as senders:
                 await until(lambda: 0 in senders.outcomes, "the first sender ended")
                 held.gate.set()
             stats = pool.statistics()
@@ -561,18 +492,10 @@ async def test_chained_sender_cancelled_while_it_waits_for_its_turn(tickets: Tic
     # gives up before it is its turn. Message 0 still gets its final reply;
     # message 1's content never goes out, and the connection, in the middle
     # of a transaction nobody finishes, is closed.
-    chain = ChainGate()
-    held = FinalHold(0)
-    server = Mini(before_command=chain.hook, before_final=held.hook)
+    chain, held, server = chain_behind_held_reply()
     async with pooled(server) as (listener, pool):
         with anyio.fail_after(BOUND):
-            async with anyio.create_task_group() as group:
-                senders = Senders(pool, group)
-                senders.start(0)
-                await chain.chain(senders, 1)
-                await held.end_seen.wait()
-                assert chained_on_wire(listener.connections[0])
-                senders.scopes[1].cancel()
+            async with chained_senders(pool, chain, held, wire=listener, cancel=[1]) as senders:
                 held.gate.set()
             await listener.connections[0].closed.wait()
             stats = pool.statistics()
@@ -580,15 +503,11 @@ async def test_chained_sender_cancelled_while_it_waits_for_its_turn(tickets: Tic
     result = senders.outcomes[0]
     assert isinstance(result, SendResult), result
     assert senders.outcomes[1] == CANCELLED
-    (ticket,) = tickets.of(1)
-    assert ticket.tx is not None
-    outcome = ticket.tx.outcome
+    ticket, outcome = tickets.only(1)
     assert isinstance(outcome, ServerDisconnected), outcome
     assert not isinstance(outcome, OutcomeUnknown)
     assert "closed before the message was sent" in str(outcome)
-    assert not ticket.tx.content_sent
-    assert b"Subject: message 1" not in listener.connections[0].received
-    assert contents(server, 1) == [None]
+    assert_content_1_never_went_out(ticket, listener, server)
     assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
     assert isinstance(after, SendResult)
     assert delivered(server) == [0, 2]
@@ -621,8 +540,7 @@ async def test_chained_sender_cancelled_while_its_content_is_deferred(
             async with anyio.create_task_group() as group:
                 senders = Senders(pool, group)
                 scopes.update(senders.scopes)
-                senders.start(0)
-                await chain.chain(senders, 1)
+                await chain.start(senders)
                 scopes.update(senders.scopes)
                 await held.end_seen.wait()
                 held.gate.set()
@@ -636,9 +554,7 @@ async def test_chained_sender_cancelled_while_its_content_is_deferred(
     assert ticket.tx is not None
     assert isinstance(ticket.tx.outcome, ServerDisconnected)
     assert not isinstance(ticket.tx.outcome, OutcomeUnknown)
-    assert not ticket.tx.content_sent
-    assert b"Subject: message 1" not in listener.connections[0].received
-    assert contents(server, 1) == [None]
+    assert_content_1_never_went_out(ticket, listener, server)
     assert (stats.open, stats.in_use, stats.closed_total) == (0, 0, 1)
     assert isinstance(after, SendResult)
     assert delivered(server) == [0, 2]
@@ -667,8 +583,7 @@ async def test_chained_sender_cancelled_while_it_writes_its_content(tickets: Tic
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
                 senders = Senders(pool, group)
-                senders.start(0)
-                await chain.chain(senders, 1, make=big_message)
+                await chain.start(senders, make=big_message)
                 await writing.wait()
                 senders.scopes[1].cancel()
             stats = pool.statistics()
@@ -697,18 +612,10 @@ async def test_both_senders_of_a_chain_cancelled_the_closer_reads_the_final_repl
     # closed), then message 0's sender, the reader, gives up too: closing the
     # connection still reads message 0's final reply (its content is out) and
     # never writes message 1's content.
-    chain = ChainGate()
-    held = FinalHold(0)
-    server = Mini(before_command=chain.hook, before_final=held.hook)
+    chain, held, server = chain_behind_held_reply()
     async with pooled(server) as (listener, pool):
         with anyio.fail_after(BOUND):
-            async with anyio.create_task_group() as group:
-                senders = Senders(pool, group)
-                senders.start(0)
-                await chain.chain(senders, 1)
-                await held.end_seen.wait()
-                senders.scopes[1].cancel()
-                senders.scopes[0].cancel()
+            async with chained_senders(pool, chain, held, cancel=[1, 0]) as senders:
                 await until(lambda: 0 in senders.outcomes, "the reader ended")
                 held.gate.set()
             await listener.connections[0].closed.wait()
@@ -739,30 +646,26 @@ async def test_pool_closed_with_transactions_in_flight(tickets: Tickets, how: st
     # 3: waiting for the pool. Closing the pool fails the waiters; what is on
     # the connection goes on, and the connection closes (QUIT) when its last
     # sender gives it back.
-    chain = ChainGate()
-    held = FinalHold(0)
-    server = Mini(before_command=chain.hook, before_final=held.hook)
+    chain, held, server = chain_behind_held_reply()
+
+    async def start_all(senders: Senders) -> None:
+        await chain.start(senders)
+        for n in (2, 3):
+            senders.start(n)
+        await until(lambda: senders.pool.statistics().waiting == 2, "two senders wait")
+        await held.end_seen.wait()
+
     async with scripted_server(server, timeout=BOUND * 3) as listener:
-        pool = SmtpPool(settings_for(listener.port), PoolConfig(max_size=1))
+        pool = smtp_pool(listener.port)
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
                 senders = Senders(pool, group)
                 if how == "aclose":
-                    senders.start(0)
-                    await chain.chain(senders, 1)
-                    for n in (2, 3):
-                        senders.start(n)
-                    await until(lambda: pool.statistics().waiting == 2, "two senders wait")
-                    await held.end_seen.wait()
+                    await start_all(senders)
                     await pool.aclose()
                 else:
                     async with pool:
-                        senders.start(0)
-                        await chain.chain(senders, 1)
-                        for n in (2, 3):
-                            senders.start(n)
-                        await until(lambda: pool.statistics().waiting == 2, "two senders wait")
-                        await held.end_seen.wait()
+                        await start_all(senders)
                 await until(lambda: len(senders.outcomes) == 2, "the waiters were failed")
                 held.gate.set()
             await listener.connections[0].done.wait()
@@ -787,16 +690,13 @@ async def test_pool_closed_with_transactions_in_flight(tickets: Tickets, how: st
 
 
 async def test_deadline_of_a_chained_sender_passes_while_it_waits(tickets: Tickets) -> None:
-    chain = ChainGate()
-    held = FinalHold(0)
-    server = Mini(before_command=chain.hook, before_final=held.hook)
+    chain, held, server = chain_behind_held_reply()
     try:
         async with pooled(server, timeout=SLOW, data_timeout=SLOW) as (listener, pool):
             with anyio.fail_after(SLOW / 2):
                 async with anyio.create_task_group() as group:
                     senders = Senders(pool, group)
-                    senders.start(0)
-                    await chain.chain(senders, 1, deadline=anyio.current_time() + 0.6)
+                    await chain.start(senders, deadline=anyio.current_time() + 0.6)
                     await until(lambda: 1 in senders.outcomes, "the chained send ended")
                     await until(lambda: 0 in senders.outcomes, "the first send ended")
             stats = pool.statistics()
@@ -922,8 +822,7 @@ async def test_protocol_error_in_the_middle_of_a_chain(tickets: Tickets) -> None
         with anyio.fail_after(BOUND):
             async with anyio.create_task_group() as group:
                 senders = Senders(pool, group)
-                senders.start(0)
-                await chain.chain(senders, 1)
+                await chain.start(senders)
             await listener.connections[0].closed.wait()
             stats = pool.statistics()
     first, second = senders.outcomes[0], senders.outcomes[1]
