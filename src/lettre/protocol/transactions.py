@@ -153,6 +153,15 @@ class TransactionDone(NamedTuple):
 Event = ContentReady | TransactionDone | Replied
 
 
+def _failure(message: str, timeout: bool, cause: ProtocolError | None) -> LettreError:
+    """The error for a wait that an I/O failure ended (nothing of it was delivered)."""
+    if cause is not None:
+        return cause
+    if timeout:
+        return SmtpTimeoutError(message)
+    return ServerDisconnected(message)
+
+
 class TransactionEngine:
     """Mail transactions on one open SMTP session, without I/O.
 
@@ -665,7 +674,7 @@ class TransactionEngine:
             if id(tx) in seen or tx.outcome is not None:
                 continue
             seen.add(id(tx))
-            error: SmtpError | ProtocolError
+            error: LettreError
             if tx.content_sent and tx.stage is TransactionStage.CONTENT:
                 self.content_owed -= 1
                 if unprocessed:
@@ -683,23 +692,12 @@ class TransactionEngine:
                 error = tx._error  # refused already; the clean-up did not finish
             elif unprocessed:
                 error = ServerDisconnected(f"{message} {_UNREAD}")
-            elif cause is not None:
-                error = cause
-            elif timeout:
-                error = SmtpTimeoutError(message)
             else:
-                error = ServerDisconnected(message)
+                error = _failure(message, timeout, cause)
             self._done(tx, error)
         self._unwritten.clear()  # each has its final reply owed: ended above
         for _ in range(commands):
-            failure: LettreError
-            if cause is not None:
-                failure = cause
-            elif timeout:
-                failure = SmtpTimeoutError(message)
-            else:
-                failure = ServerDisconnected(message)
-            events.append(Replied(None, failure))
+            events.append(Replied(None, _failure(message, timeout, cause)))
 
     @property
     def unwritten_content(self) -> int:

@@ -419,12 +419,15 @@ class TransactionDriver:
 
     def _finished(self, ticket: Ticket) -> None:
         """``ticket``'s outcome is in: wake its sender."""
+        self._dequeue(ticket)
+        self._settle(ticket)
+
+    def _dequeue(self, ticket: Ticket) -> None:
         queue = self._queue
         if queue and queue[0] is ticket:
             queue.popleft()
         else:
             queue.remove(ticket)
-        self._settle(ticket)
 
     def _settle(self, ticket: Ticket) -> None:
         wake = ticket.wake

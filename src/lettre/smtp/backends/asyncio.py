@@ -295,13 +295,9 @@ class AsyncioDriver(TransactionDriver):
         self._loop.call_soon(self._write_content, ticket)
 
     def _finished(self, ticket: Ticket) -> None:
-        queue = self._queue
-        if queue and queue[0] is ticket:
-            queue.popleft()
-        else:
-            queue.remove(ticket)
+        self._dequeue(ticket)
         if (
-            not queue
+            not self._queue
             and ticket.owner
             and self.hand_off is not None
             and self._engine.usable
