@@ -683,12 +683,9 @@ class SmtpClient:
             ServerDisconnected, SmtpTimeoutError: the connection failed before
                 the content was handed over (safe to retry).
         """
-        driver = self.driver
-        if self.is_broken:
-            self._require_stream()  # raises the right error
         ticket = Ticket(envelope, data, self._default_deadline(deadline))
         ticket.tx = self.prepare(envelope, data)
-        return await driver.send(ticket)
+        return await self.driver.send(ticket)
 
     def prepare(self, envelope: Envelope, data: bytes) -> Transaction:
         """Check a message against the server's capabilities and build its transaction.

@@ -246,9 +246,7 @@ class TransactionDriver:
                 if ticket.owner and not any(t is not ticket and not t.gone() for t in self._queue):
                     # Cancelled (or failed) mid-transaction with nobody else
                     # waiting on the connection: its state is unknown.
-                    self.abort("the send was cancelled before its outcome was known")
-                    with anyio.CancelScope(shield=True):
-                        await self._stream.aclose()
+                    await self._give_up("the send was cancelled before its outcome was known")
             raise
         return ticket.outcome()
 
@@ -273,8 +271,7 @@ class TransactionDriver:
             LocalProtocolError: the command may not be sent now.
         """
         engine = self._engine
-        self._debug = self._stream.refresh_debug()
-        engine.transcript = self._stream.logger.debug if self._debug else None
+        self._observe()
         ticket = Ticket(None, b"", deadline)
         ticket.owner = False
         ticket.what = what
@@ -295,9 +292,7 @@ class TransactionDriver:
             if not ticket.finished():
                 # Cancelled with the reply owed: the connection's state is unknown.
                 ticket.left = True
-                self.abort("a command was cancelled before its reply")
-                with anyio.CancelScope(shield=True):
-                    await self._stream.aclose()
+                await self._give_up("a command was cancelled before its reply")
             raise
         if ticket.error is not None:
             if self._stream.broken and not self._stream.closed:
@@ -305,6 +300,18 @@ class TransactionDriver:
             raise ticket.error
         assert ticket.reply is not None
         return ticket.reply
+
+    def _observe(self) -> None:
+        """Turn the engine's transcript on or off as the logger says (looked up per exchange)."""
+        stream = self._stream
+        self._debug = stream.refresh_debug()
+        self._engine.transcript = stream.logger.debug if self._debug else None
+
+    async def _give_up(self, message: str) -> None:
+        """Fail what is in flight and close the connection (shielded)."""
+        self.abort(message)
+        with anyio.CancelScope(shield=True):
+            await self._stream.aclose()
 
     async def _exchange(self, ticket: Ticket, out: bytes) -> None:
         """Write a command's bytes (if any) and wait for its reply."""
@@ -319,8 +326,7 @@ class TransactionDriver:
         tx = ticket.tx
         assert tx is not None
         engine = self._engine
-        self._debug = self._stream.refresh_debug()
-        engine.transcript = self._stream.logger.debug if self._debug else None
+        self._observe()
         out = engine.start(tx)
         self._track(ticket)
         if tx.content_in_flight:

@@ -267,7 +267,7 @@ class SmtpPool:
     async def _acquire(
         self, ticket: Ticket | None, deadline: float | None, *, fresh: bool
     ) -> PooledSmtpConnection:
-        if deadline is None:
+        if deadline is None:  # test_connection() without a deadline
             return await self._pool.acquire(ticket, fresh=fresh)
         with anyio.CancelScope(deadline=deadline) as scope:
             return await self._pool.acquire(ticket, fresh=fresh)

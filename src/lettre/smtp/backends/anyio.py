@@ -28,7 +28,7 @@ from lettre.smtp.driver import Ticket, TransactionDriver
 from lettre.smtp.stream import describe_error
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Callable
 
 __all__ = ["AnyioDriver"]
 
@@ -79,7 +79,7 @@ class AnyioDriver(TransactionDriver):
         """Wait for ``ticket``'s outcome, reading for everyone when it is this sender's turn."""
         while not ticket.finished():
             if not self._reading:
-                await self._read_until(ticket)
+                await self._read_until(ticket, ticket.finished)
                 continue
             event = ticket.event = anyio.Event()
             # The reader's own deadlines bound this wait; this only guards
@@ -180,16 +180,20 @@ class AnyioDriver(TransactionDriver):
 
     # ------------------------------------------------------------------ reading
 
-    async def _read_until(self, ticket: Ticket) -> None:
-        """Read for every transaction on the connection until ``ticket``'s outcome is in."""
+    async def _read_until(self, reader: Ticket | None, done: Callable[[], bool]) -> None:
+        """Read for every transaction on the connection until ``done()``.
+
+        ``reader`` is the ticket of the sender reading (None: the connection
+        is being closed). One cancel scope per turn enforces the deadline rule.
+        """
         stream = self._stream
         self._reading = True
         try:
-            while not ticket.finished():
+            while not done():
                 with anyio.CancelScope(deadline=self._due()) as scope:
                     self._scope = scope
-                    while not ticket.finished():
-                        await self._read_once(ticket)
+                    while not done():
+                        await self._read_once(reader)
                 self._scope = None
                 if scope.cancelled_caught:
                     self._timed_out()
@@ -293,21 +297,15 @@ class AnyioDriver(TransactionDriver):
 
     async def _drained(self) -> None:
         stream = self._stream
-        while self._engine.content_owed and self._queue and not stream.broken:
+        while not self._settled():
             if self._reading:
                 changed = self._changed = anyio.Event()
                 await changed.wait()
-                continue
-            self._reading = True
-            try:
-                with anyio.CancelScope(deadline=self._due()) as scope:
-                    self._scope = scope
-                    await self._read_once(None)
-                self._scope = None
-                if scope.cancelled_caught:
-                    self._timed_out()
-            finally:
-                self._scope = None
-                self._reading = False
+            else:
+                await self._read_until(None, self._settled)
         if stream.broken and not stream.closed:
             await stream.aclose()
+
+    def _settled(self) -> bool:
+        """No final reply is owed any more (or none will come)."""
+        return not (self._engine.content_owed and self._queue) or self._stream.broken
