@@ -521,3 +521,51 @@ def test_address_errors_name_the_field_and_quote_the_value(method: str, field: s
 def test_message_id_domain_errors_name_the_domain() -> None:
     with pytest.raises(AddressError, match=r"^message_id: the domain 'bad domain' is not"):
         Message.builder().message_id(domain="bad domain")
+
+
+def test_html_with_a_forced_encoding() -> None:
+    message = base().html("<p>a</p>\n", transfer_encoding="base64").build()
+    assert isinstance(message.body, SinglePart)
+    assert message.body.transfer_encoding is TransferEncoding.BASE64
+    assert message.body.content_type.essence == "text/html"
+    assert b"Content-Transfer-Encoding: base64\r\n\r\nPHA+YTwvcD4NCg==\r\n" in message.as_bytes()
+    assert parse(message.as_bytes()).get_content() == "<p>a</p>\r\n"
+
+
+def test_content_without_a_final_line_break_gets_one() -> None:
+    # Quoted-printable output keeps the content's end: the message still ends with CRLF.
+    part = SinglePart(b"a=b", "application/x-thing", transfer_encoding="quoted-printable")
+    message = base().body(part).build()
+    assert message.as_bytes().endswith(
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\na=3Db\r\n"
+    )
+    ended = SinglePart(b"a=b\r\n", "text/plain", transfer_encoding="quoted-printable")
+    assert base().body(ended).build().as_bytes().endswith(b"\r\n\r\na=3Db\r\n")
+
+
+def test_needs_8bitmime_looks_at_every_part_and_at_the_headers() -> None:
+    nested = SinglePart(b"Subject: h\xc3\xa9\r\n\r\nbody\r\n", "message/rfc822")
+    message = base().attach(nested).build()
+    assert isinstance(message.body, MultiPart)
+    assert message.body.parts[0].transfer_encoding is TransferEncoding.EIGHT_BIT  # type: ignore[union-attr]
+    assert message.needs_8bitmime
+    assert not base().attach(b"\x00\xff", "a.bin").build().needs_8bitmime
+    # A UTF-8 address in a header needs 8BITMIME even with an ASCII body.
+    utf8_head = Message.builder().from_("jörg@exämple.de").to("b@example.com").text("hi").build()
+    assert utf8_head.needs_8bitmime
+
+
+def test_needs_8bitmime_and_smtputf8_of_ready_bytes() -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["To"] = "b@example.org"
+    msg.set_content("Grüße\n", cte="8bit")
+    eight = Message.from_email_message(msg)
+    assert eight.needs_8bitmime
+    assert not eight.needs_smtputf8
+    msg.set_content("hello\n")
+    seven = Message.from_email_message(msg)
+    assert not seven.needs_8bitmime
+    assert not seven.needs_smtputf8

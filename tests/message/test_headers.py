@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from email.header import decode_header, make_header
 
 import pytest
 
@@ -367,3 +368,16 @@ def test_structured_header_error_texts() -> None:
         render_structured("X-A", "a\nb")
     with pytest.raises(TypeError, match=_exactly("a header name must be a str, not bytes")):
         validate_name(b"X-A")  # type: ignore[arg-type]
+
+
+def test_display_name_with_an_overlong_word_becomes_encoded_words() -> None:
+    # Quoted word by word, one word would still be longer than a raw word may be.
+    name = "Dr " + "x" * 1000 + " Smith, Jr"
+    header = render_address_list("From", [Mailbox("office@example.org", name)])
+    assert header.startswith(b"From: =?utf-8?q?Dr_xxx")
+    assert all(len(line) <= 78 for line in header.split(b"\r\n"))
+    # RFC 2047 decoding (the modern parser adds a space between encoded words of a phrase).
+    unfolded = re.sub(r"\r\n[ \t]", " ", header.decode("ascii")).strip()
+    phrase, _, addr = unfolded.removeprefix("From: ").rpartition(" ")
+    assert str(make_header(decode_header(phrase))) == name
+    assert addr == "<office@example.org>"

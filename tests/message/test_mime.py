@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,75 @@ def test_message_rfc822_is_not_base64() -> None:
 def test_transfer_encoding_str() -> None:
     assert str(TransferEncoding.BASE64) == "base64"
     assert binascii  # the module under test relies on binascii for all encodings
+
+
+def test_coerce_parses_long_text_and_refuses_other_types() -> None:
+    long_value = "a" * 300
+    ctype = ContentType.coerce(f"text/plain; name={long_value}")
+    assert ctype.param("name") == long_value
+    assert ContentType.coerce("text/plain") is ContentType.coerce("text/plain")
+    with pytest.raises(TypeError, match=r"^a content type must be a str, not int$"):
+        ContentType.coerce(123)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["a b", "name*", "", "ä"])
+def test_invalid_parameter_names(name: str) -> None:
+    with pytest.raises(MessageError, match=f"^invalid parameter name {re.escape(repr(name))}$"):
+        ContentType("text/plain").with_param(name, "x")
+
+
+@pytest.mark.parametrize(
+    ("text", "params"),
+    [
+        ("text/plain; a=b;  ", (("a", "b"),)),
+        ("text/plain;;; a=b", (("a", "b"),)),
+        ('text/plain; a= \t"b c"', (("a", "b c"),)),
+        ('text/plain; a="x\\"y\\\\z"', (("a", 'x"y\\z'),)),
+        ('text/plain; a=1; b="2"', (("a", "1"), ("b", "2"))),
+    ],
+)
+def test_content_type_parameters_are_parsed(text: str, params: tuple[tuple[str, str]]) -> None:
+    assert ContentType(text).params == params
+
+
+def test_a_text_part_needs_a_str() -> None:
+    with pytest.raises(TypeError, match=r"^a text part needs a str, not bytes$"):
+        mime.text_part(b"x", mime.TEXT_PLAIN)  # type: ignore[arg-type]
+
+
+def test_multipart_content_type_has_the_boundary_once_known() -> None:
+    part = MultiPart("related", [SinglePart("a", "text/html")], params={"type": "text/html"})
+    assert str(part.content_type) == 'multipart/related; type="text/html"'
+    resolved = resolve(part)
+    assert isinstance(resolved, MultiPart)
+    assert resolved.boundary is not None
+    assert resolved.content_type.params == (("boundary", resolved.boundary), ("type", "text/html"))
+
+
+def test_explicit_boundary_is_checked_in_nested_parts() -> None:
+    inner = MultiPart.alternative(
+        SinglePart("a", "text/plain"),
+        SinglePart(b"--outer\r\n", "text/plain", transfer_encoding="7bit"),
+    )
+    with pytest.raises(MessageError, match=r"^the boundary 'outer' occurs in the content$"):
+        resolve(MultiPart.mixed(inner, boundary="outer"))
+    safe = MultiPart.mixed(MultiPart.alternative(SinglePart("a", "text/plain")), boundary="outer")
+    assert resolve(safe).boundary == "outer"  # type: ignore[union-attr]
+
+
+def test_multipart_extra_headers_are_written() -> None:
+    part = MultiPart("mixed", [SinglePart("a", "text/plain")], headers=[("X-Part", "one")])
+    message = Message.builder().from_("a@example.org").to("b@example.org").body(part).build()
+    data = message.as_bytes()
+    assert re.search(rb'Content-Type: multipart/mixed; boundary="=_\w+"\r\nX-Part: one\r\n', data)
+    assert parse(data)["X-Part"] == "one"
+
+
+def test_message_rfc822_with_8bit_content_is_8bit() -> None:
+    inner = b"Subject: h\xc3\xa9\r\n\r\nbody\r\n"
+    part = resolve(SinglePart(inner, "message/rfc822"))
+    assert part.transfer_encoding is TransferEncoding.EIGHT_BIT  # type: ignore[union-attr]
+    long_line = b"Subject: x\r\n\r\n" + b"y" * 1000 + b"\r\n"
+    # Too long for 7bit or 8bit: chosen like any other part.
+    part = resolve(SinglePart(long_line, "message/rfc822"))
+    assert part.transfer_encoding is choose_encoding(ContentType("message/rfc822"), long_line)  # type: ignore[union-attr]

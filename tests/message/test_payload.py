@@ -168,3 +168,44 @@ def test_without_parsing_the_headers_the_message_still_sends_the_same() -> None:
     assert list(again.bcc) == list(message.bcc)
     assert again.subject is None
     assert list(again.to) == []
+
+
+@pytest.mark.parametrize(
+    ("envelope_change", "match"),
+    [
+        ({"forward_paths": "b@example.com"}, "^the payload's forward paths are not a list$"),
+        ({"ret": None, "envid": None}, None),
+    ],
+)
+def test_a_damaged_envelope_is_refused(
+    envelope_change: dict[str, object], match: str | None
+) -> None:
+    payload = through_json(message_to_payload(rich_message()))
+    envelope = payload["envelope"]
+    assert isinstance(envelope, dict)
+    payload["envelope"] = {**envelope, **envelope_change}
+    if match is None:
+        assert message_from_payload(payload).envelope.ret is None
+    else:
+        with pytest.raises(PayloadError, match=match):
+            message_from_payload(payload)
+
+
+@pytest.mark.parametrize(
+    "key", ["reverse_path", "forward_paths", "notify", "ret", "envid", "orcpt"]
+)
+def test_an_envelope_without_a_field_is_refused(key: str) -> None:
+    payload = through_json(message_to_payload(rich_message()))
+    envelope = payload["envelope"]
+    assert isinstance(envelope, dict)
+    del envelope[key]
+    with pytest.raises(PayloadError, match=f"^the payload's envelope has no '{key}'$"):
+        message_from_payload(payload)
+
+
+def test_a_message_id_that_is_not_a_string_is_refused() -> None:
+    payload = {**message_to_payload(rich_message()), "message_id": 7}
+    with pytest.raises(PayloadError, match=r"^the payload's message_id is not a string$"):
+        message_from_payload(payload)
+    payload["message_id"] = None
+    assert message_from_payload(payload).message_id is None

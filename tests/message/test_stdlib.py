@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from email import policy
+from email.header import Header
 from email.message import EmailMessage
 from email.message import Message as Compat32Message
+from email.parser import BytesParser
 
 import pytest
 
@@ -201,3 +204,113 @@ def test_address_errors_name_the_header_and_quote_the_address(make: str) -> None
     with pytest.raises(AddressError) as info:
         envelope_from_email_message(msg)  # type: ignore[arg-type]
     assert str(info.value) == "To: 'bob@@x' has more than one @"
+
+
+def _compat32(**headers: object) -> Compat32Message:
+    msg = Compat32Message()
+    msg["From"] = "a@example.org"
+    msg["To"] = "b@example.org"
+    for name, value in headers.items():
+        msg[name] = value
+    msg.set_payload("x")
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("a\x00b", "the Subject header contains a NUL character"),
+        ("a\rb", "the Subject header contains a bare CR"),
+        (
+            "a\r\nBcc: x@example.org",
+            "the Subject header contains a line break that is not folding white space",
+        ),
+        ("a\n \nb", "the Subject header contains a line break that is not folding white space"),
+    ],
+)
+def test_a_header_value_that_could_break_the_header_block_is_refused(
+    value: str, error: str
+) -> None:
+    with pytest.raises(MessageError, match=f"^{re.escape(error)}$"):
+        email_message_to_bytes(_compat32(Subject=value))  # type: ignore[arg-type]
+
+
+def test_a_folded_header_value_is_kept() -> None:
+    data = email_message_to_bytes(_compat32(Subject="a\n\tb"))  # type: ignore[arg-type]
+    assert data == b"From: a@example.org\r\nTo: b@example.org\r\nSubject: a\r\n\tb\r\n\r\nx"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (Header("a\x00b"), "the message's header block contains a NUL character"),
+        (
+            Header("a\nnot a field"),
+            "the message's header block holds a malformed line: b'not a field'",
+        ),
+        (
+            Header("a\nX-Injected: y"),
+            "the standard library could not serialise the message: header value appears to "
+            "contain an embedded header: 'a\\r\\nX-Injected: y'",
+        ),
+    ],
+)
+def test_header_objects_are_checked_once_rendered(value: Header, error: str) -> None:
+    with pytest.raises(MessageError, match=f"^{re.escape(error)}$"):
+        email_message_to_bytes(_compat32(Subject=value))  # type: ignore[arg-type]
+    data = email_message_to_bytes(_compat32(Subject=Header("plain")))  # type: ignore[arg-type]
+    assert data == b"From: a@example.org\r\nTo: b@example.org\r\nSubject: plain\r\n\r\nx"
+
+
+def test_raw_8bit_headers_with_bare_line_feeds_get_crlf() -> None:
+    # compat32 writes a header with raw 8-bit bytes as it was parsed, bare LF included.
+    raw = b"From: a@example.org\nTo: b@example.org\nSubject: caf\xc3\xa9\n more\n\nbody\n"
+    msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+    data = email_message_to_bytes(msg)  # type: ignore[arg-type]
+    assert data == raw.replace(b"\n", b"\r\n")
+
+
+def test_long_headers_keep_their_continuation_lines() -> None:
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["To"] = "b@example.org"
+    msg["Subject"] = "word " * 30
+    msg.set_content("hi")
+    data = email_message_to_bytes(msg)
+    head = data.split(b"\r\n\r\n")[0].split(b"\r\n")
+    start = head.index(next(line for line in head if line.startswith(b"Subject:")))
+    assert head[start + 1].startswith(b" word")
+    assert parse(data)["Subject"] == "word " * 30
+
+
+def test_an_unreadable_date_is_no_date() -> None:
+    raw = b"From: a@example.org\r\nTo: b@example.org\r\nDate: not a date\r\n\r\nbody\r\n"
+    message = Message.from_email_message(BytesParser(policy=policy.compat32).parsebytes(raw))  # type: ignore[arg-type]
+    assert message.date is None
+    good = raw.replace(b"not a date", b"Tue, 04 Mar 2025 10:00:00 +0100")
+    dated = Message.from_email_message(BytesParser(policy=policy.compat32).parsebytes(good))  # type: ignore[arg-type]
+    assert dated.date is not None
+    assert dated.date.isoformat() == "2025-03-04T10:00:00+01:00"
+
+
+def test_sender_must_be_one_mailbox() -> None:
+    msg = stdlib_message()
+    msg["Sender"] = "s@example.org, t@example.org"
+    explicit = Envelope("x@example.org", ["y@example.org"])
+    with pytest.raises(AddressError, match=r"^the Sender header must hold exactly one mailbox$"):
+        Message.from_email_message(msg, envelope=explicit)
+
+
+def test_to_email_message_without_bcc_has_no_bcc() -> None:
+    message = Message.builder().from_("a@example.org").to("b@example.org").text("hi").build()
+    converted = message.to_email_message()
+    assert converted["Bcc"] is None
+    assert converted["To"] == "b@example.org"
+
+
+def test_empty_address_headers_are_skipped() -> None:
+    msg = _compat32(Cc=" ")
+    msg["Cc"] = "c@example.org"
+    env = envelope_from_email_message(msg)  # type: ignore[arg-type]
+    assert [str(a) for a in env.forward_paths] == ["b@example.org", "c@example.org"]
+    assert [str(m) for m in Message.from_email_message(msg).cc] == ["c@example.org"]  # type: ignore[arg-type]
