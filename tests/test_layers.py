@@ -21,13 +21,20 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[list[str]] = [
     ["lettre._slots", "lettre._loops", "lettre.errors", "lettre.results"],
     ["lettre.address", "lettre.envelope"],
-    ["lettre.signing", "lettre.message"],
+    ["lettre.signing", "lettre.hooks", "lettre.message"],
     ["lettre.dkim"],
     ["lettre.protocol"],
     ["lettre.smtp"],
     ["lettre.dns"],
     ["lettre.transports"],
-    ["lettre.testing", "lettre.sync", "lettre.oneshot", "lettre.django", "lettre.celery"],
+    [
+        "lettre.testing",
+        "lettre.sync",
+        "lettre.oneshot",
+        "lettre.django",
+        "lettre.celery",
+        "lettre.otel",
+    ],
     ["lettre.__main__", "lettre"],
 ]
 

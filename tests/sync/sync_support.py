@@ -66,7 +66,7 @@ class HangingTransport(BaseTransport):
         self.cancelled = threading.Event()
         self.release = threading.Event()
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         self.entered.set()
         try:
             while not self.release.is_set():
@@ -85,7 +85,7 @@ class BlockingLoopTransport(BaseTransport):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         self.entered.set()
         self.release.wait(30)  # on purpose: the loop thread is stuck until released
         return SendResult(recipients=())
@@ -105,7 +105,7 @@ class FailingEnterTransport(BaseTransport):
             raise OSError("no way in")
         return self
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         self.sent += 1
         return SendResult(recipients=())
 
@@ -154,5 +154,5 @@ class SlowEnterTransport(BaseTransport):
     async def aclose(self) -> None:
         self.exited.set()
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         return SendResult(recipients=())

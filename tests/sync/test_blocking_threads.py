@@ -122,7 +122,7 @@ def test_a_call_from_the_transports_own_loop_raises_instead_of_deadlocking(
     class Relay(BaseTransport):
         """Sends through the BlockingTransport that runs it (a deadlock, if allowed)."""
 
-        async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
             return outer.send_raw(envelope, data)
 
     outer = BlockingTransport(Relay())

@@ -8,10 +8,11 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol, TypeVar, runtime_checkable
 
 import anyio
 
+from lettre.hooks import Hook, SendStarted, active, end_send, hook_tuple, start_send
 from lettre.results import RecipientResult, SendResult
 from lettre.signing import Signer
 
@@ -114,6 +115,7 @@ class Transport(Protocol):
 
 
 T = TypeVar("T")
+R = TypeVar("R", bound=SendResult)
 
 
 async def gather_outcomes(
@@ -203,21 +205,41 @@ def _message_list(
 class BaseTransport(abc.ABC):
     """A base class that gives transports ``send``, ``async with`` and signing.
 
-    Subclasses implement :meth:`send_raw` (and :meth:`aclose` when they hold
-    resources). ``dkim`` takes one signer or several; each signs the exact
-    bytes that are sent.
+    Subclasses implement :meth:`_send_raw` (and :meth:`aclose` when they hold
+    resources); :meth:`send` and :meth:`send_raw` call it, and tell the
+    transport's hooks (:mod:`lettre.hooks`) how each send went. ``dkim``
+    takes one signer or several; each signs the exact bytes that are sent.
 
     Args:
         dkim: one :class:`Signer` or several, applied in order by :meth:`send`.
+        hooks: :class:`~lettre.hooks.Hook` objects told about every send of
+            this transport (besides those given to :func:`lettre.hooks.register`).
     """
 
-    def __init__(self, *, dkim: Signer | Sequence[Signer] | None = None) -> None:
+    transport_name: ClassVar[str] = "custom"
+    """The kind of transport, as hooks and traces name it (``"smtp"``, ``"ses"``...)."""
+
+    _server: tuple[str, int] | None = None
+    """The server's host and port, for the hooks, when the transport sends to one."""
+
+    def __init__(
+        self,
+        *,
+        dkim: Signer | Sequence[Signer] | None = None,
+        hooks: Iterable[Hook] | None = None,
+    ) -> None:
         if dkim is None:
             self._signers: tuple[Signer, ...] = ()
         elif isinstance(dkim, Signer):
             self._signers = (dkim,)
         else:
             self._signers = tuple(dkim)
+        self._hooks = hook_tuple(hooks)
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The hooks given to this transport (not those registered for the process)."""
+        return self._hooks
 
     async def send(
         self, message: Message | EmailMessage, *, envelope: Envelope | None = None
@@ -239,14 +261,52 @@ class BaseTransport(abc.ABC):
             TypeError: ``message`` is neither kind of message.
         """
         env, data, message_id = prepare_message(message, envelope, self._signers)
-        result = await self.send_raw(env, data)
+        result = await self._observed(env, data, message_id, self._send_raw)
         if result.message_id is None and message_id is not None:
             return SendResult(result.recipients, message_id, result.transport_id, result.reply)
         return result
 
-    @abc.abstractmethod
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Send already-serialised message bytes with an explicit envelope.
+
+        Args:
+            envelope: the reverse path and the recipients.
+            data: the message, CRLF line endings, sent as it is (no signing).
+
+        Returns:
+            A :class:`SendResult` with an outcome for every envelope recipient.
+
+        Raises:
+            TransportError: the message did not reach its next hop.
+        """
+        return await self._observed(envelope, data, None, self._send_raw)
+
+    async def _observed(
+        self,
+        envelope: Envelope,
+        data: bytes,
+        message_id: str | None,
+        deliver: Callable[[Envelope, bytes], Awaitable[R]],
+    ) -> R:
+        """``await deliver(envelope, data)``, telling the hooks how it went."""
+        hooks = active(self._hooks)
+        if not hooks:
+            return await deliver(envelope, data)
+        event = SendStarted(self.transport_name, envelope, len(data), message_id, self._server)
+        observers = start_send(hooks, event)
+        try:
+            result = await deliver(envelope, data)
+        except BaseException as exc:
+            end_send(observers, None, exc)
+            raise
+        end_send(observers, result, None)
+        return result
+
+    @abc.abstractmethod
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        """Send message bytes with an explicit envelope (what each transport implements).
+
+        Called by :meth:`send` and :meth:`send_raw`, which tell the hooks.
 
         Args:
             envelope: the reverse path and the recipients.

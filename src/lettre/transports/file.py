@@ -14,13 +14,14 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
 from lettre.errors import AddressError, FileTransportError, MessageError
+from lettre.hooks import Hook
 from lettre.transports.base import BaseTransport, RecipientResult, SendResult, Signer
 
 if TYPE_CHECKING:
@@ -145,7 +146,11 @@ class FileTransport(BaseTransport):
         directory: an existing directory to write into.
         envelope: also write the envelope as ``<id>.json``.
         dkim: one signer or several; each signs the exact bytes written.
+        hooks: :class:`~lettre.hooks.Hook` objects told about every send
+            (see :mod:`lettre.hooks`).
     """
+
+    transport_name = "file"
 
     def __init__(
         self,
@@ -153,8 +158,9 @@ class FileTransport(BaseTransport):
         *,
         envelope: bool = True,
         dkim: Signer | Sequence[Signer] | None = None,
+        hooks: Iterable[Hook] | None = None,
     ) -> None:
-        super().__init__(dkim=dkim)
+        super().__init__(dkim=dkim, hooks=hooks)
         self._directory = Path(os.fspath(directory)).absolute()
         self._write_envelope = bool(envelope)
 
@@ -185,7 +191,7 @@ class FileTransport(BaseTransport):
             )
         return message_id
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Write ``data`` (and the envelope) to new files in the directory.
 
         Args:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import anyio.lowlevel
 
 from lettre.errors import RecipientsRefused
+from lettre.hooks import Hook
 from lettre.protocol.replies import Reply
 from lettre.transports.base import (
     BaseTransport,
@@ -101,6 +102,8 @@ class MemoryTransport(BaseTransport):
 
     Args:
         dkim: one signer or several; each signs the recorded bytes.
+        hooks: :class:`~lettre.hooks.Hook` objects told about every send
+            (see :mod:`lettre.hooks`).
 
     Attributes:
         outbox: every message recorded so far, oldest first. Sends that
@@ -108,8 +111,15 @@ class MemoryTransport(BaseTransport):
             are not in it.
     """
 
-    def __init__(self, *, dkim: Signer | Sequence[Signer] | None = None) -> None:
-        super().__init__(dkim=dkim)
+    transport_name = "memory"
+
+    def __init__(
+        self,
+        *,
+        dkim: Signer | Sequence[Signer] | None = None,
+        hooks: Iterable[Hook] | None = None,
+    ) -> None:
+        super().__init__(dkim=dkim, hooks=hooks)
         self.outbox: list[SentMessage] = []
         self._failure: BaseException | None = None
         self._failures_left: int | None = 0
@@ -221,9 +231,13 @@ class MemoryTransport(BaseTransport):
             BaseException: the error given to :meth:`fail_with`.
         """
         env, data, message_id = prepare_message(message, envelope, self._signers)
-        return await self._record(env, data, message, message_id)
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        async def record(env: Envelope, data: bytes) -> SendResult:
+            return await self._record(env, data, message, message_id)
+
+        return await self._observed(env, data, message_id, record)
+
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Record ``data`` with ``envelope`` (no message object is kept).
 
         Args:

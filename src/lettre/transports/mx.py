@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -43,6 +43,7 @@ from lettre.errors import (
     TlsPolicyError,
     TransportError,
 )
+from lettre.hooks import Hook
 from lettre.results import RecipientResult, Reply, SendResult
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, SmtpSettings
@@ -204,12 +205,16 @@ class MxTransport(BaseTransport):
             is marked validating (``Resolver(validating=True)``); DANE takes
             precedence over MTA-STS.
         dkim: a signer (or several) that signs each message before it is sent.
+        hooks: :class:`~lettre.hooks.Hook` objects told about every send
+            (see :mod:`lettre.hooks`).
 
     Raises:
         ValueError: ``hello_name`` is missing or invalid, or another setting
             is invalid.
         TlsError: the TLS parameters cannot be loaded.
     """
+
+    transport_name = "mx"
 
     def __init__(
         self,
@@ -230,8 +235,9 @@ class MxTransport(BaseTransport):
         mta_sts: MtaSts | bool = True,
         dane: bool = True,
         dkim: Signer | Sequence[Signer] | None = None,
+        hooks: Iterable[Hook] | None = None,
     ) -> None:
-        super().__init__(dkim=dkim)
+        super().__init__(dkim=dkim, hooks=hooks)
         if hello_name is None:
             raise ValueError(
                 "MxTransport needs hello_name=: this host's fully qualified domain name "
@@ -316,13 +322,30 @@ class MxTransport(BaseTransport):
             MessageError: the message cannot be serialised.
         """
         env, data, message_id = prepare_message(message, envelope, self._signers)
-        result = await self.send_raw(env, data)
+        result = await self._observed(env, data, message_id, self._send_raw)
         if message_id is not None:
             return dataclasses.replace(result, message_id=message_id)
         return result
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> MxSendResult:
         """Deliver serialised message bytes to the envelope's recipient domains.
+
+        Args:
+            envelope: the reverse path, the recipients and their DSN options.
+            data: the message, CRLF line endings, sent as it is.
+
+        Returns:
+            Every recipient's outcome and every domain's delivery, when at
+            least one recipient was accepted.
+
+        Raises:
+            DeliveryError: no recipient was accepted; ``transient`` when a
+                later try may deliver to some of them.
+        """
+        return await self._observed(envelope, data, None, self._send_raw)
+
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> MxSendResult:
+        """Deliver to the envelope's recipient domains (what :meth:`send_raw` runs).
 
         Args:
             envelope: the reverse path, the recipients and their DSN options.

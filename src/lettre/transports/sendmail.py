@@ -16,13 +16,14 @@ import math
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 
 from lettre.errors import AddressError, SendmailError
+from lettre.hooks import Hook
 from lettre.transports.base import BaseTransport, RecipientResult, SendResult, Signer
 
 if TYPE_CHECKING:
@@ -228,7 +229,11 @@ class SendmailTransport(BaseTransport):
         timeout: seconds the whole run may take (writing the message and
             waiting for the exit). On timeout the program is killed.
         dkim: one signer or several; each signs the exact bytes sent.
+        hooks: :class:`~lettre.hooks.Hook` objects told about every send
+            (see :mod:`lettre.hooks`).
     """
+
+    transport_name = "sendmail"
 
     def __init__(
         self,
@@ -236,8 +241,9 @@ class SendmailTransport(BaseTransport):
         *,
         timeout: float = DEFAULT_TIMEOUT,
         dkim: Signer | Sequence[Signer] | None = None,
+        hooks: Iterable[Hook] | None = None,
     ) -> None:
-        super().__init__(dkim=dkim)
+        super().__init__(dkim=dkim, hooks=hooks)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float):
             raise TypeError("timeout must be a number of seconds")
         if not (timeout > 0 and math.isfinite(timeout)):
@@ -286,7 +292,7 @@ class SendmailTransport(BaseTransport):
             self._resolved = (found,)
         return self._resolved
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Run the program with ``envelope`` on its command line and ``data`` on stdin.
 
         Args:

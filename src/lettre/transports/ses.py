@@ -21,7 +21,7 @@ import inspect
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -33,6 +33,7 @@ import anyio.to_thread
 from lettre._loops import current_loop, running_on_asyncio
 from lettre.address import Address
 from lettre.errors import AddressError, SesError
+from lettre.hooks import Hook
 from lettre.transports.base import BaseTransport, RecipientResult, SendResult, Signer
 
 if TYPE_CHECKING:
@@ -510,11 +511,15 @@ class SesTransport(BaseTransport):
             standard retry mode retries throttling and 5xx with backoff).
         max_pool_connections: HTTP connections kept by a created client.
         dkim: one signer or several; each signs the bytes that are sent.
+        hooks: :class:`~lettre.hooks.Hook` objects told about every send
+            (see :mod:`lettre.hooks`).
 
     Raises:
         ImportError: the ``ses`` extra (botocore) is not installed.
         ValueError: a setting is out of range or malformed.
     """
+
+    transport_name = "ses"
 
     def __init__(
         self,
@@ -535,8 +540,9 @@ class SesTransport(BaseTransport):
         max_attempts: int = 3,
         max_pool_connections: int = 10,
         dkim: Signer | Sequence[Signer] | None = None,
+        hooks: Iterable[Hook] | None = None,
     ) -> None:
-        super().__init__(dkim=dkim)
+        super().__init__(dkim=dkim, hooks=hooks)
         if client is None and importlib.util.find_spec("botocore") is None:
             raise _missing_extra("botocore")
         if credentials is not None and not isinstance(credentials, AwsCredentials):
@@ -707,7 +713,7 @@ class SesTransport(BaseTransport):
         chunks = [recipients[i : i + limit] for i in range(0, len(recipients), limit)]
         return sender, chunks
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Send serialised message bytes to the envelope's recipients through SES.
 
         Args:

@@ -20,6 +20,7 @@ import anyio
 
 from lettre._loops import call_in_loop, current_loop, loop_is_closed
 from lettre.errors import SmtpError
+from lettre.hooks import Hook
 from lettre.smtp.auth import AuthMechanism, Credentials, TokenProvider
 from lettre.smtp.pool import PoolConfig, PoolStatistics, SmtpPool
 from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, DEFAULT_TIMEOUT, SmtpSettings
@@ -68,6 +69,8 @@ class SmtpTransport(BaseTransport):
             default the message goes to the accepted ones and the refusals are
             reported in the :class:`~lettre.transports.base.SendResult`).
         dkim: a signer (or several) that signs each message before it is sent.
+        hooks: :class:`~lettre.hooks.Hook` objects told about every send
+            (see :mod:`lettre.hooks`).
         pool: the connection pool's limits (:class:`~lettre.smtp.pool.PoolConfig`;
             default ``PoolConfig()``: up to 10 connections).
 
@@ -75,6 +78,8 @@ class SmtpTransport(BaseTransport):
         TypeError, ValueError: an invalid setting.
         TlsError: the TLS parameters cannot be loaded (a missing CA file...).
     """
+
+    transport_name = "smtp"
 
     def __init__(
         self,
@@ -96,6 +101,7 @@ class SmtpTransport(BaseTransport):
         require_all_recipients: bool = False,
         dkim: Signer | Sequence[Signer] | None = None,
         pool: PoolConfig | None = None,
+        hooks: Iterable[Hook] | None = None,
     ) -> None:
         # SmtpSettings defines and checks every one of these.
         settings = SmtpSettings(
@@ -115,18 +121,20 @@ class SmtpTransport(BaseTransport):
             local_address=local_address,
             require_all_recipients=require_all_recipients,
         )
-        self._setup(settings, dkim, pool)
+        self._setup(settings, dkim, pool, hooks)
 
     def _setup(
         self,
         settings: SmtpSettings,
         dkim: Signer | Sequence[Signer] | None,
         pool: PoolConfig | None,
+        hooks: Iterable[Hook] | None,
     ) -> None:
         if pool is not None and not isinstance(pool, PoolConfig):
             raise TypeError(f"pool must be a PoolConfig, not {type(pool).__name__}")
-        BaseTransport.__init__(self, dkim=dkim)
+        BaseTransport.__init__(self, dkim=dkim, hooks=hooks)
         self._settings = settings
+        self._server = (settings.host, settings.effective_port)
         self._ssl_context = settings.create_ssl_context()
         self._pool_config = pool if pool is not None else PoolConfig()
         # A connection belongs to the event loop (or trio run) that opened it:
@@ -151,6 +159,7 @@ class SmtpTransport(BaseTransport):
         *,
         dkim: Signer | Sequence[Signer] | None = None,
         pool: PoolConfig | None = None,
+        hooks: Iterable[Hook] | None = None,
     ) -> Self:
         """A transport for already-built :class:`~lettre.smtp.settings.SmtpSettings`.
 
@@ -158,6 +167,7 @@ class SmtpTransport(BaseTransport):
             settings: the connection settings.
             dkim: a signer (or several) that signs each message before it is sent.
             pool: the connection pool's limits (default ``PoolConfig()``).
+            hooks: event hooks for this transport's sends and connections.
 
         Raises:
             TypeError: ``settings`` is not an SmtpSettings.
@@ -166,7 +176,7 @@ class SmtpTransport(BaseTransport):
         if not isinstance(settings, SmtpSettings):
             raise TypeError("settings must be an SmtpSettings")
         transport = cls.__new__(cls)
-        transport._setup(settings, dkim, pool)
+        transport._setup(settings, dkim, pool, hooks)
         return transport
 
     @classmethod
@@ -223,6 +233,7 @@ class SmtpTransport(BaseTransport):
         *,
         dkim: Signer | Sequence[Signer] | None = None,
         pool: PoolConfig | None = None,
+        hooks: Iterable[Hook] | None = None,
         **overrides: Any,
     ) -> Self:
         """A transport from an ``smtp://`` or ``smtps://`` URL.
@@ -244,7 +255,9 @@ class SmtpTransport(BaseTransport):
             ValueError: the URL is invalid (the message never shows the password).
             TlsError: the TLS parameters cannot be loaded.
         """
-        return cls.from_settings(settings_from_url(url, **overrides), dkim=dkim, pool=pool)
+        return cls.from_settings(
+            settings_from_url(url, **overrides), dkim=dkim, pool=pool, hooks=hooks
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -356,7 +369,7 @@ class SmtpTransport(BaseTransport):
                 elif loop_is_closed(loop) or not call_in_loop(loop, pool.aclose):
                     pool.abandon()
 
-    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Send serialised message bytes with an explicit envelope.
 
         Takes a pooled connection (waiting, first come first served, at most
@@ -408,7 +421,9 @@ class SmtpTransport(BaseTransport):
 
         It shares no connection with this one: use it in a forked child.
         """
-        return self.from_settings(self._settings, dkim=self._signers, pool=self._pool_config)
+        return self.from_settings(
+            self._settings, dkim=self._signers, pool=self._pool_config, hooks=self._hooks
+        )
 
     # ------------------------------------------------------------------ closing
 
