@@ -24,10 +24,11 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute
 
+from lettre._loops import running_on_asyncio
 from lettre.errors import TlsError
 from lettre.smtp.stream_errors import _NOT_TLS_PORT, _handshake_error
 
-__all__ = ["PipeConsumer"]
+__all__ = ["PipeConsumer", "open_tcp_stream"]
 
 #: How many bytes one read takes from the socket (the protocol's buffer size).
 _READ_SIZE = 65536
@@ -43,6 +44,18 @@ def _is_address_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+async def open_tcp_stream(host: str, port: int, local_address: str | None) -> ByteStream:
+    """A TCP connection: the event loop's own on asyncio, anyio's elsewhere.
+
+    Raises:
+        OSError: the connection could not be made (``socket.gaierror`` for a
+            name that did not resolve).
+    """
+    if running_on_asyncio():
+        return await _AsyncioByteStream.connect(host, port, local_address)
+    return await anyio.connect_tcp(host, port, local_host=local_address)
 
 
 class PipeConsumer(Protocol):
@@ -179,6 +192,21 @@ class _AsyncioByteStream(ByteStream):
             transport, protocol = await loop.create_connection(
                 _Protocol, host, port, local_addr=local_addr
             )
+        return cls._made(transport, protocol)
+
+    @classmethod
+    async def from_socket(cls, sock: socket.socket) -> _AsyncioByteStream:
+        """The stream of a socket connected already (a proxy's tunnel); it takes the socket."""
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await loop.create_connection(_Protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        return cls._made(transport, protocol)
+
+    @classmethod
+    def _made(cls, transport: asyncio.Transport, protocol: _Protocol) -> _AsyncioByteStream:
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -18,7 +18,8 @@ import contextlib
 import logging
 import math
 import ssl
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -35,6 +36,7 @@ from lettre.errors import (
     SmtpTimeoutError,
     TlsError,
 )
+from lettre.hooks import ConnectionClosed, ConnectionOpened, ConnectionStep, Hook, active, emit
 from lettre.protocol.commands import (
     Auth,
     AuthCancel,
@@ -81,6 +83,26 @@ _QUIT_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
+class _Steps:
+    """The steps of opening one connection, timed for the hooks (``time.time_ns()``)."""
+
+    __slots__ = ("done", "name", "start", "step_start")
+
+    def __init__(self) -> None:
+        self.start = self.step_start = time.time_ns()
+        self.name = "connect"
+        self.done: list[ConnectionStep] = []
+
+    def begin(self, name: str) -> None:
+        now = time.time_ns()
+        self.done.append(ConnectionStep(self.name, self.step_start, now))
+        self.name, self.step_start = name, now
+
+    def finish(self, error: BaseException | None) -> tuple[ConnectionStep, ...]:
+        self.done.append(ConnectionStep(self.name, self.step_start, time.time_ns(), error))
+        return tuple(self.done)
+
+
 class SmtpClient:
     """One SMTP connection.
 
@@ -90,6 +112,8 @@ class SmtpClient:
             (share one context between clients: building one loads the trust
             store).
         logger: the logger for the transcript; ``lettre.smtp`` by default.
+        hooks: told when the connection opens (with its steps) and closes,
+            besides the hooks registered for the process (:mod:`lettre.hooks`).
 
     The client is not safe for concurrent use: one task at a time (a pool or
     :class:`~lettre.transports.smtp.SmtpTransport` guarantees that).
@@ -101,9 +125,14 @@ class SmtpClient:
         *,
         ssl_context: ssl.SSLContext | None = None,
         logger: logging.Logger | None = None,
+        hooks: Iterable[Hook] = (),
     ) -> None:
         if not isinstance(settings, SmtpSettings):
             raise TypeError("settings must be an SmtpSettings")
+        self._hooks = tuple(hooks)
+        # The steps of opening the connection, recorded while hooks listen.
+        self._steps: _Steps | None = None
+        self._quit_ok = False
         self._settings = settings
         if ssl_context is None and settings.uses_tls:
             ssl_context = settings.create_ssl_context()
@@ -268,6 +297,55 @@ class SmtpClient:
         """
         if self._stream is not None:
             raise LocalProtocolError("the SMTP client is already connected; use a new one")
+        hooks = active(self._hooks)
+        if not hooks:
+            await self._connect(deadline)
+            return
+        steps = self._steps = _Steps()
+        try:
+            await self._connect(deadline)
+        except BaseException as exc:
+            self._opened(hooks, steps, exc)
+            raise
+        self._opened(hooks, steps, None)
+
+    def _opened(self, hooks: tuple[Hook, ...], steps: _Steps, error: BaseException | None) -> None:
+        self._steps = None
+        settings = self._settings
+        stream = self._stream
+        server = (settings.host, settings.effective_port)
+        mechanism = self._auth_mechanism
+        event = ConnectionOpened(
+            "smtp",
+            server,
+            steps.start,
+            time.time_ns(),
+            steps.finish(error),
+            self.tls_version,
+            None if mechanism is None else mechanism.value,
+            error,
+        )
+        emit(hooks, "connection_opened", event)
+        if error is None and stream is not None:
+            stream.on_close = self._closed
+
+    def _closed(self, abandoned: bool) -> None:
+        hooks = active(self._hooks)
+        if not hooks:
+            return
+        settings = self._settings
+        reason = "abandoned" if abandoned else "quit" if self._quit_ok else "broken"
+        lifetime = anyio.current_time() - self._created_at if not abandoned else math.nan
+        event = ConnectionClosed(
+            "smtp",
+            (settings.host, settings.effective_port),
+            reason,
+            self.messages_sent,
+            lifetime,
+        )
+        emit(hooks, "connection_closed", event)
+
+    async def _connect(self, deadline: float | None) -> None:
         settings = self._settings
         deadline = self._default_deadline(deadline)
         stream = await SmtpStream.open(
@@ -279,6 +357,7 @@ class SmtpClient:
             local_address=settings.local_address,
             implicit_tls=self._ssl_context if settings.tls is TlsMode.IMPLICIT else None,
             server_name=settings.server_name,
+            proxy=settings.proxy,
             logger=self._logger,
         )
         self._stream = stream
@@ -311,10 +390,15 @@ class SmtpClient:
         self._hello_name = name
         await self._ehlo(stream, name)
 
+        steps = self._steps
         if settings.tls in (TlsMode.STARTTLS, TlsMode.OPPORTUNISTIC) and not stream.encrypted:
+            if steps is not None:
+                steps.begin("starttls")
             await self._starttls(stream, name)
 
         if settings.credentials is not None:
+            if steps is not None:
+                steps.begin("auth")
             await self._authenticate(stream)
 
     async def _ehlo(self, stream: SmtpStream, name: str) -> None:
@@ -577,6 +661,7 @@ class SmtpClient:
         self._deadline = deadline
         try:
             await self._command(stream, Quit(), "the reply to QUIT")
+            self._quit_ok = True
         finally:
             self._deadline = None
             await stream.aclose()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from lettre.smtp.auth import AuthMechanism, Credentials, TokenProvider
+from lettre.smtp.proxy import Proxy
 from lettre.smtp.tls import TlsMode, TlsParameters
 
 __all__ = [
@@ -223,6 +224,12 @@ class SmtpSettings:
         deadline: seconds one whole send may take, connecting included; None
             for no overall limit beyond the per-reply timeouts.
         local_address: the local IP address to connect from.
+        proxy: a proxy to connect through: a :class:`~lettre.smtp.proxy.Proxy`
+            or its URL (``socks5://user:password@host:1080``,
+            ``socks4a://host:1080``, ``http://user:password@host:3128``). The
+            proxy resolves ``host``; the certificate is still checked against
+            ``host`` (or ``tls_parameters.server_name``). SOCKS needs the
+            ``proxy`` extra.
         require_all_recipients: refuse the whole send (nothing is delivered)
             when the server refuses any recipient, instead of delivering to
             the others and reporting the refusals.
@@ -230,7 +237,9 @@ class SmtpSettings:
     Raises:
         TypeError: on an argument of the wrong type.
         ValueError: on an invalid value (port out of range, negative timeout,
-            a token provider without a user name, a hello name with spaces...).
+            a token provider without a user name, a hello name with spaces, a
+            proxy URL of an unknown scheme...).
+        ImportError: a SOCKS proxy without the ``proxy`` extra (python-socks).
     """
 
     # Each field is defined here once. Its ``url`` metadata says how an SMTP
@@ -253,6 +262,7 @@ class SmtpSettings:
     data_timeout: float = field(default=DEFAULT_DATA_TIMEOUT, metadata={"url": "seconds"})
     deadline: float | None = field(default=None, metadata={"url": "seconds"})
     local_address: str | None = field(default=None, metadata={"url": "str"})
+    proxy: Proxy | None = field(default=None, metadata={"url": "str"})
     require_all_recipients: bool = field(default=False, metadata={"url": "bool"})
 
     def __post_init__(self) -> None:
@@ -308,6 +318,8 @@ class SmtpSettings:
         object.__setattr__(
             self, "deadline", _check_timeout("deadline", self.deadline, optional=True)
         )
+        if self.proxy is not None and not isinstance(self.proxy, Proxy):
+            object.__setattr__(self, "proxy", Proxy.from_url(self.proxy))
         if self.local_address is not None:
             try:
                 ipaddress.ip_address(self.local_address)

@@ -3,8 +3,9 @@
 This is where lettre's SMTP code touches sockets. :class:`SmtpStream`:
 
 - opens the TCP connection (the event loop's own on asyncio, with happy
-  eyeballs on the stdlib loop; anyio's elsewhere) and, for implicit TLS, the
-  TLS session; upgrades it after STARTTLS;
+  eyeballs on the stdlib loop; anyio's elsewhere), directly or through a
+  proxy (:mod:`lettre.smtp.proxy`), and, for implicit TLS, the TLS session;
+  upgrades it after STARTTLS;
 - converts foreign exceptions (``OSError``, ``ssl.SSLError``, anyio's) raised
   there into lettre's, chained;
 - holds the sans-IO protocol state (``conn``) and the transcript logger.
@@ -24,18 +25,21 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from lettre._loops import current_clock, running_on_asyncio
+from lettre._loops import current_clock
 from lettre.errors import (
     SmtpConnectError,
     SmtpError,
     SmtpTimeoutError,
 )
 from lettre.protocol.connection import ClientConnection
-from lettre.smtp.asyncio_stream import PipeConsumer, _AsyncioByteStream
+from lettre.smtp.asyncio_stream import PipeConsumer, _AsyncioByteStream, open_tcp_stream
+from lettre.smtp.proxy import open_tunnel
 from lettre.smtp.stream_errors import _handshake_error, _lookup_error, describe_error
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Callable
+
+    from lettre.smtp.proxy import Proxy
 
 __all__ = [
     "PipeConsumer",
@@ -76,6 +80,8 @@ class SmtpStream:
         self.encrypted = encrypted
         self.broken = False
         self.closed = False
+        self.on_close: Callable[[bool], None] | None = None
+        """Called once when the stream closes: with True when its event loop was gone."""
         self.logger = logger if logger is not None else transcript_logger
         self.clock = current_clock()
         """The event loop's clock (seconds), looked up once per connection."""
@@ -96,6 +102,7 @@ class SmtpStream:
         local_address: str | None = None,
         implicit_tls: ssl.SSLContext | None = None,
         server_name: str | None = None,
+        proxy: Proxy | None = None,
         logger: logging.Logger | None = None,
     ) -> SmtpStream:
         """Connect to ``host``:``port`` (and do the TLS handshake for implicit TLS).
@@ -110,6 +117,7 @@ class SmtpStream:
             local_address: the local IP address to bind to.
             implicit_tls: the context for TLS from the first byte, if any.
             server_name: the name the certificate must match (default ``host``).
+            proxy: the proxy to connect through, if any (it resolves ``host``).
             logger: the transcript logger (default ``lettre.smtp``).
 
         Raises:
@@ -124,15 +132,17 @@ class SmtpStream:
         if deadline is not None:
             limit = min(limit, deadline)
         with anyio.CancelScope(deadline=limit) as scope:
-            try:
-                if running_on_asyncio():
-                    stream = await _AsyncioByteStream.connect(host, port, local_address)
-                else:
-                    stream = await anyio.connect_tcp(host, port, local_host=local_address)
-            except socket.gaierror as exc:
-                raise _lookup_error(host, peer, exc) from exc
-            except OSError as exc:
-                raise SmtpConnectError(f"cannot connect to {peer}: {describe_error(exc)}") from exc
+            if proxy is not None:
+                stream = await open_tunnel(proxy, host, port, local_address=local_address)
+            else:
+                try:
+                    stream = await open_tcp_stream(host, port, local_address)
+                except socket.gaierror as exc:
+                    raise _lookup_error(host, peer, exc) from exc
+                except OSError as exc:
+                    raise SmtpConnectError(
+                        f"cannot connect to {peer}: {describe_error(exc)}"
+                    ) from exc
             if implicit_tls is not None:
                 stream = await _handshake(
                     stream, implicit_tls, server_name or host, peer, when="connecting"
@@ -140,12 +150,18 @@ class SmtpStream:
         if scope.cancelled_caught or stream is None:
             if stream is not None:
                 await anyio.aclose_forcefully(stream)
+            via = "" if proxy is None else f" through {proxy.description}"
             if deadline is not None and deadline <= anyio.current_time():
-                raise SmtpTimeoutError(f"the deadline passed while connecting to {peer}")
-            raise SmtpTimeoutError(f"connecting to {peer} timed out after {connect_timeout:g} s")
+                raise SmtpTimeoutError(f"the deadline passed while connecting to {peer}{via}")
+            raise SmtpTimeoutError(
+                f"connecting to {peer}{via} timed out after {connect_timeout:g} s"
+            )
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "connected to %s%s", peer, " (implicit TLS)" if implicit_tls is not None else ""
+                "connected to %s%s%s",
+                peer,
+                "" if proxy is None else f" through {proxy.description}",
+                " (implicit TLS)" if implicit_tls is not None else "",
             )
         return cls(stream, conn, peer=peer, encrypted=implicit_tls is not None, logger=log)
 
@@ -255,6 +271,7 @@ class SmtpStream:
         stream = self._stream
         assert isinstance(stream, _AsyncioByteStream)
         stream.close_now()
+        self._closed(abandoned=False)
 
     def abandon(self) -> None:
         """Shut the socket down at once without the event loop (its loop is closed).
@@ -271,6 +288,7 @@ class SmtpStream:
             sock.shutdown(socket.SHUT_RDWR)
         except (anyio.TypedAttributeLookupError, OSError):
             pass  # no socket, or it is gone already
+        self._closed(abandoned=True)
 
     async def aclose(self) -> None:
         """Close the stream at once (no QUIT), shielded from cancellation."""
@@ -280,6 +298,13 @@ class SmtpStream:
         self.broken = True
         with anyio.CancelScope(shield=True):
             await anyio.aclose_forcefully(self._stream)
+        self._closed(abandoned=False)
+
+    def _closed(self, *, abandoned: bool) -> None:
+        on_close = self.on_close
+        if on_close is not None:
+            self.on_close = None
+            on_close(abandoned)
 
     # ------------------------------------------------------------------ logging
 

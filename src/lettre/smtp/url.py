@@ -11,7 +11,10 @@ Form: ``smtp[s]://[user[:password]@]host[:port][?name=value&...]``.
   starttls, implicit), ``timeout``, ``connect_timeout``, ``data_timeout``,
   ``deadline`` (seconds), ``hello_name``, ``auth_mechanisms`` or ``auth``
   (comma-separated mechanisms), ``allow_insecure_auth`` and
-  ``require_all_recipients`` (true/false), ``local_address``.
+  ``require_all_recipients`` (true/false), ``local_address``, ``proxy`` (a
+  proxy URL, percent-encoded as a query value:
+  ``?proxy=socks5%3A%2F%2Fuser%3Asecret%40proxy.example%3A1080``; see
+  :mod:`lettre.smtp.proxy`).
 
 Unknown or repeated parameters are errors, so a typo never silently weakens a
 setting.

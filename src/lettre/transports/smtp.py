@@ -23,6 +23,7 @@ from lettre.errors import SmtpError
 from lettre.hooks import Hook
 from lettre.smtp.auth import AuthMechanism, Credentials, TokenProvider
 from lettre.smtp.pool import PoolConfig, PoolStatistics, SmtpPool
+from lettre.smtp.proxy import Proxy
 from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, DEFAULT_TIMEOUT, SmtpSettings
 from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.smtp.url import settings_from_url
@@ -64,6 +65,11 @@ class SmtpTransport(BaseTransport):
             (default 600, RFC 5321).
         deadline: seconds a whole send may take, connecting included.
         local_address: the local IP address to connect from.
+        proxy: a proxy to connect through, as a URL (``socks5://user:password@host:1080``,
+            ``socks4a://host:1080``, ``http://user:password@host:3128``) or a
+            :class:`~lettre.smtp.proxy.Proxy`; the proxy resolves ``host``,
+            and the certificate is checked against ``host``. SOCKS needs the
+            ``proxy`` extra.
         require_all_recipients: when the server refuses any recipient, send
             nothing and raise :class:`~lettre.errors.RecipientsRefused` (by
             default the message goes to the accepted ones and the refusals are
@@ -98,6 +104,7 @@ class SmtpTransport(BaseTransport):
         data_timeout: float = DEFAULT_DATA_TIMEOUT,
         deadline: float | None = None,
         local_address: str | None = None,
+        proxy: Proxy | str | None = None,
         require_all_recipients: bool = False,
         dkim: Signer | Sequence[Signer] | None = None,
         pool: PoolConfig | None = None,
@@ -119,6 +126,7 @@ class SmtpTransport(BaseTransport):
             data_timeout=data_timeout,
             deadline=deadline,
             local_address=local_address,
+            proxy=proxy,  # type: ignore[arg-type]  # a URL is parsed by SmtpSettings
             require_all_recipients=require_all_recipients,
         )
         self._setup(settings, dkim, pool, hooks)
@@ -296,7 +304,11 @@ class SmtpTransport(BaseTransport):
     def __repr__(self) -> str:
         s = self._settings
         user = f" user={s.credentials.username!r}" if s.credentials is not None else ""
-        return f"SmtpTransport(host={s.host!r}, port={s.effective_port}, tls={s.tls.value}{user})"
+        proxy = f" proxy={str(s.proxy)!r}" if s.proxy is not None else ""
+        return (
+            f"SmtpTransport(host={s.host!r}, port={s.effective_port}, tls={s.tls.value}"
+            f"{user}{proxy})"
+        )
 
     # ------------------------------------------------------------------ sending
 
@@ -319,7 +331,12 @@ class SmtpTransport(BaseTransport):
                     # Closed by another thread since the caller looked.
                     raise _closed_error()
                 self._drop_finished()
-                pool = SmtpPool(self._settings, self._pool_config, ssl_context=self._ssl_context)
+                pool = SmtpPool(
+                    self._settings,
+                    self._pool_config,
+                    ssl_context=self._ssl_context,
+                    hooks=self._hooks,
+                )
                 self._pools[loop] = pool
             self._current = (loop, pool)
         return pool
