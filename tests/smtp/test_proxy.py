@@ -725,3 +725,42 @@ async def test_an_http_proxy_answering_in_another_language_fails_at_once() -> No
             await client.connect()
     assert "'220 mx.example ESMTP'" in str(caught.value)
     assert not caught.value.transient
+
+
+@pytest.mark.anyio
+async def test_an_http_proxy_that_cannot_reach_the_server(pproxy: Pproxy, closed_port: int) -> None:
+    # pproxy connects first and closes the tunnel it could not make.
+    transport = SmtpTransport(PROXY_ONLY, closed_port, tls=TlsMode.NONE, proxy=pproxy.url("http"))
+    async with transport:
+        with pytest.raises(SmtpConnectError) as caught:
+            await transport.test_connection()
+    assert f"{PROXY_ONLY}:{closed_port} through the HTTP proxy" in str(caught.value)
+    assert "closed the connection before answering CONNECT" in str(caught.value)
+    assert caught.value.transient
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("answer", "expected", "transient"),
+    [
+        (
+            b"HTTP/1.1 502 Bad Gateway",
+            "the proxy could not reach the server (502 Bad Gateway)",
+            True,
+        ),
+        (b"HTTP/1.0 403 Forbidden", "the proxy refused the tunnel (403 Forbidden)", False),
+    ],
+)
+async def test_http_proxy_refusals(answer: bytes, expected: str, transient: bool) -> None:
+    async def refuse(client: ByteStream) -> None:
+        await _read_until(client, b"\r\n\r\n")
+        await client.send(answer + b"\r\nContent-Length: 0\r\n\r\n")
+
+    async with relay_proxy(refuse) as port:
+        client = SmtpClient(
+            SmtpSettings(PROXY_ONLY, 25, tls=TlsMode.NONE, proxy=f"http://127.0.0.1:{port}")  # type: ignore[arg-type]
+        )
+        with pytest.raises(SmtpConnectError) as caught:
+            await client.connect()
+    assert expected in str(caught.value)
+    assert caught.value.transient is transient

@@ -435,7 +435,7 @@ def _status_line(line: bytes, proxy: Proxy, target: str) -> tuple[int, str]:
 
 def _http_refusal(status: int, reason: str, proxy: Proxy, target: str) -> SmtpConnectError:
     head = f"cannot connect to {target} through {proxy.description}"
-    answer = f"{status} {reason}".strip()
+    answer = f"{status} {reason[:80]}".strip()
     if status == 407:
         detail = (
             "it refused the user name and password"
