@@ -764,3 +764,14 @@ async def test_http_proxy_refusals(answer: bytes, expected: str, transient: bool
             await client.connect()
     assert expected in str(caught.value)
     assert caught.value.transient is transient
+
+
+@pytest.mark.anyio
+async def test_http_connect_works_without_the_extra(
+    pproxy: Pproxy, plain_server: AiosmtpdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "python_socks", None)
+    await send_one(transport_for(plain_server, pproxy.url("http")), "no extra")
+    assert subjects(plain_server) == ["no extra"]
+    with pytest.raises(ImportError, match=r"lettre\[proxy\]"):
+        transport_for(plain_server, pproxy.url("socks5"))

@@ -476,14 +476,27 @@ _SOCKS5_REPLIES = {
 
 
 def _tunnel_error(exc: Exception, proxy: Proxy, target: str) -> SmtpError:
-    """The lettre error for a failure while python-socks made the tunnel."""
-    from python_socks import (
-        ProxyConnectionError,
-        ProxyError,
-        ProxyTimeoutError,
+    """The lettre error for a foreign exception raised while the tunnel was made."""
+    head = f"cannot connect to {target} through {proxy.description}"
+    if proxy.kind is not ProxyKind.HTTP:
+        error = _socks_error(exc, proxy, target, head)
+        if error is not None:
+            return error
+    if isinstance(exc, (OSError, anyio.BrokenResourceError, anyio.EndOfStream)):
+        return SmtpConnectError(
+            f"{head}: the connection to the proxy broke ({describe_error(exc)})"
+        )
+    # A host name IDNA cannot encode, for one: trying again will not help.
+    return SmtpConnectError(
+        f"{head}: {type(exc).__name__}: {describe_error(exc)}",
+        transient=not isinstance(exc, ValueError),
     )
 
-    head = f"cannot connect to {target} through {proxy.description}"
+
+def _socks_error(exc: Exception, proxy: Proxy, target: str, head: str) -> SmtpError | None:
+    """The error for what python-socks raised, or None for other exceptions."""
+    from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError
+
     if isinstance(exc, ProxyTimeoutError):
         return SmtpTimeoutError(f"connecting to {target} through {proxy.description} timed out")
     if isinstance(exc, ProxyConnectionError):
@@ -501,11 +514,7 @@ def _tunnel_error(exc: Exception, proxy: Proxy, target: str) -> SmtpError:
                 f"{head}: the proxy refused the user id {proxy.username!r}", transient=False
             )
         return _socks_failure(str(exc), proxy, head)
-    if isinstance(exc, (OSError, anyio.BrokenResourceError, anyio.EndOfStream)):
-        return SmtpConnectError(
-            f"{head}: the connection to the proxy broke ({describe_error(exc)})"
-        )
-    return SmtpConnectError(f"{head}: {type(exc).__name__}: {describe_error(exc)}")
+    return None
 
 
 def _socks_failure(detail: str, proxy: Proxy, head: str) -> SmtpConnectError:
