@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -75,6 +76,14 @@ class SendObserver:
 
     def failed(self, error: BaseException) -> None:
         """The send raised ``error`` (cancellation included)."""
+
+    def retried(self, error: BaseException) -> None:
+        """The send is tried again on a new connection after ``error``.
+
+        The SMTP pool does this once when a connection fails before the
+        message was handed over (for example the server had closed it
+        while idle).
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +274,12 @@ def _failed_hook(hook: object, where: str) -> None:
     _log.warning("the hook %r raised in %s; ignored", hook, where, exc_info=True)
 
 
+_current_send: ContextVar[list[SendObserver] | None] = ContextVar(
+    "lettre_current_send", default=None
+)
+"""The observers of the send running in this context (set only while hooks listen)."""
+
+
 def start_send(hooks: tuple[Hook, ...], event: SendStarted) -> list[SendObserver]:
     """Call ``send_started`` on every hook; the observers they return."""
     observers = []
@@ -292,6 +307,18 @@ def end_send(
                 observer.failed(error)
         except Exception:  # noqa: BLE001 - a hook never changes the send
             _failed_hook(observer, "finished" if error is None else "failed")
+
+
+def send_retried(error: BaseException) -> None:
+    """Tell the observers of the send running in this context that it is tried again."""
+    observers = _current_send.get()
+    if not observers:
+        return
+    for observer in observers:
+        try:
+            observer.retried(error)
+        except Exception:  # noqa: BLE001 - a hook never changes the send
+            _failed_hook(observer, "retried")
 
 
 def emit(hooks: tuple[Hook, ...], method: str, event: object) -> None:

@@ -111,6 +111,19 @@ def _renewed(transport: Transport) -> Transport:
     return renewed
 
 
+def _adopt(caller: contextvars.Context) -> None:
+    """Set, in the running task, the caller's context variables that the loop does not set.
+
+    The loop's own (anyio's, sniffio's) keep their values; the others (the
+    current OpenTelemetry span, for one) follow the call, so a send made from
+    a request handler or a Celery task is traced as part of it.
+    """
+    here = contextvars.copy_context()
+    for var, value in caller.items():
+        if var not in here:
+            var.set(value)
+
+
 class _Call:
     """One call handed to the loop thread, and how its caller waits for it.
 
@@ -122,6 +135,7 @@ class _Call:
         "abandoned",
         "args",
         "cancel",
+        "context",
         "done",
         "error",
         "finished",
@@ -133,6 +147,9 @@ class _Call:
     def __init__(self, function: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         self.function = function
         self.args = args
+        # The calling thread's context variables (OpenTelemetry's current span
+        # among them), given to the call on the loop thread.
+        self.context = contextvars.copy_context()
         self.done = threading.Lock()
         self.done.acquire()
         self.finished = False
@@ -271,6 +288,8 @@ class _Loop:
     async def _run(self, call: _Call) -> None:
         self.active += 1
         call.started = True
+        if len(call.context):
+            _adopt(call.context)
         try:
             result = await call.function(self.transport, *call.args)
         except Exception as exc:  # noqa: BLE001 - the caller's outcome, raised in its thread

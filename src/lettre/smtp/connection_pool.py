@@ -121,6 +121,8 @@ class ConnectionPool(_PoolBookkeeping[C]):
         self._reaper_deadline = math.inf
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_loop: asyncio.AbstractEventLoop | None = None
+        self.on_wait: Callable[[float, bool], None] | None = None
+        """Called when a wait for a connection ends: how long it took, and whether it got one."""
 
     @property
     def config(self) -> PoolConfig:
@@ -256,6 +258,21 @@ class ConnectionPool(_PoolBookkeeping[C]):
         return None, False, expired
 
     async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool, bool]:
+        on_wait = self.on_wait
+        if on_wait is None:
+            return await self._wait_in_line(limit, ticket, fresh)
+        started = self._clock()
+        try:
+            outcome = await self._wait_in_line(limit, ticket, fresh)
+        except BaseException:
+            on_wait(self._clock() - started, False)
+            raise
+        on_wait(self._clock() - started, True)
+        return outcome
+
+    async def _wait_in_line(
+        self, limit: float, ticket: object, fresh: bool
+    ) -> tuple[C | None, bool, bool]:
         loop = self._current_asyncio_loop()
         waiter: _Waiter[C] = _Waiter(ticket, fresh, loop)
         if loop is not None and limit != math.inf:

@@ -30,6 +30,7 @@ from lettre.errors import (
     SmtpReplyError,
     SmtpTimeoutError,
 )
+from lettre.hooks import Hook, PoolObserved, PoolWaited, active, emit, send_retried
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.connection_pool import (
     ConnectionFactory,
@@ -185,6 +186,8 @@ class SmtpPool:
         clock: the time source for ageing and rate limiting (tests pass a
             fake one, with the matching ``sleep``).
         sleep: the matching sleep function.
+        hooks: told about the pool's waits and connections, besides the hooks
+            registered for the process (:mod:`lettre.hooks`).
     """
 
     def __init__(
@@ -195,8 +198,10 @@ class SmtpPool:
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = anyio.current_time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        hooks: tuple[Hook, ...] = (),
     ) -> None:
         self._settings = settings
+        self._hooks = hooks
         if ssl_context is None and settings.uses_tls:
             ssl_context = settings.create_ssl_context()
         self._ssl_context = ssl_context
@@ -204,6 +209,23 @@ class SmtpPool:
             self._open, config, clock=clock, sleep=sleep
         )
         self._claimed: Ticket | None = None  # set by a claim, taken by the hand-off at once
+        self._server = (settings.host, settings.effective_port)
+        self._pool.on_wait = self._waited
+        stats = self._pool.statistics
+        self._observed = PoolObserved(
+            "smtp",
+            self._server,
+            lambda: stats().in_use,
+            lambda: stats().idle,
+            lambda: stats().waiting,
+        )
+        self._closed_told = False
+        emit(active(hooks), "pool_opened", self._observed)
+
+    def _waited(self, seconds: float, acquired: bool) -> None:
+        hooks = active(self._hooks)
+        if hooks:
+            emit(hooks, "pool_waited", PoolWaited("smtp", self._server, seconds, acquired))
 
     @property
     def settings(self) -> SmtpSettings:
@@ -220,7 +242,7 @@ class SmtpPool:
         return self._pool.statistics()
 
     async def _open(self) -> PooledSmtpConnection:
-        client = SmtpClient(self._settings, ssl_context=self._ssl_context)
+        client = SmtpClient(self._settings, ssl_context=self._ssl_context, hooks=self._hooks)
         await client.connect()
         return PooledSmtpConnection(client, self._pool.clock)
 
@@ -257,6 +279,7 @@ class SmtpPool:
                     await self._failed(conn, ticket, exc, fresh)
                 except _Retry as retry:
                     logger.debug("retrying on a new connection after: %s", retry.error)
+                    send_retried(retry.error)
                     continue
                 raise  # pragma: no cover - _failed always raises
             if ticket.owner:
@@ -366,10 +389,17 @@ class SmtpPool:
     async def aclose(self) -> None:
         """Close every idle connection (QUIT); the others close as they come back."""
         await self._pool.aclose()
+        self._closed()
 
     def abandon(self) -> None:
         """Shut every connection down at once, without awaiting (the event loop is closed)."""
         self._pool.abandon()
+        self._closed()
+
+    def _closed(self) -> None:
+        if not self._closed_told:
+            self._closed_told = True
+            emit(active(self._hooks), "pool_closed", self._observed)
 
     async def __aenter__(self) -> Self:
         await self._pool.__aenter__()
@@ -381,7 +411,10 @@ class SmtpPool:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        return await self._pool.__aexit__(exc_type, exc, tb)
+        try:
+            return await self._pool.__aexit__(exc_type, exc, tb)
+        finally:
+            self._closed()
 
 
 def _retryable(exc: BaseException, tx: Transaction | None, deadline: float | None) -> bool:

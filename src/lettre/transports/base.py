@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, ClassVar, Final, Protocol, TypeVar, runtime_ch
 
 import anyio
 
-from lettre.hooks import Hook, SendStarted, active, end_send, hook_tuple, start_send
+from lettre.hooks import (
+    Hook,
+    SendStarted,
+    _current_send,
+    active,
+    end_send,
+    hook_tuple,
+    start_send,
+)
 from lettre.results import RecipientResult, SendResult
 from lettre.signing import Signer
 
@@ -294,11 +302,14 @@ class BaseTransport(abc.ABC):
             return await deliver(envelope, data)
         event = SendStarted(self.transport_name, envelope, len(data), message_id, self._server)
         observers = start_send(hooks, event)
+        token = _current_send.set(observers)
         try:
             result = await deliver(envelope, data)
         except BaseException as exc:
+            _current_send.reset(token)
             end_send(observers, None, exc)
             raise
+        _current_send.reset(token)
         end_send(observers, result, None)
         return result
 
