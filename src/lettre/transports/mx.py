@@ -603,7 +603,9 @@ class MxTransport(BaseTransport):
                     self._tls_parameters, server_name=exchanger.name
                 ),
             )
-            client = SmtpClient(settings, ssl_context=self._contexts.get(security))
+            client = SmtpClient(
+                settings, ssl_context=self._contexts.get(security), hooks=self._hooks
+            )
             try:
                 await client.connect()
                 if tlsa is not None:
