@@ -36,6 +36,7 @@ __all__ = [
     "Ehlo",
     "EndOfData",
     "Helo",
+    "Lhlo",
     "Mail",
     "MessageData",
     "Noop",
@@ -191,6 +192,33 @@ class Ehlo:
     def to_bytes(self) -> bytes:
         """Return the command line, CRLF included."""
         return b"EHLO " + self.hostname.encode("ascii") + _CRLF
+
+
+@dataclass(frozen=True, slots=True)
+class Lhlo:
+    """``LHLO <hostname>``: open an LMTP session (RFC 2033 4.1), in place of EHLO.
+
+    Its reply carries the server's extensions, like a reply to EHLO. Only a
+    connection in LMTP mode (``ClientConnection(lmtp=True)``) sends it.
+
+    Attributes:
+        hostname: the client's fully qualified domain name or an address
+            literal such as ``[192.0.2.1]`` (ASCII; use A-labels).
+
+    Raises:
+        LocalProtocolError: a hostname that is not an ASCII domain name or an address
+            literal, or that holds a control character.
+    """
+
+    verb: ClassVar[str] = "LHLO"
+    hostname: str
+
+    def __post_init__(self) -> None:
+        _check_hostname("LHLO hostname", self.hostname)
+
+    def to_bytes(self) -> bytes:
+        """Return the command line, CRLF included."""
+        return b"LHLO " + self.hostname.encode("ascii") + _CRLF
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,6 +635,7 @@ class Quit:
 Command: TypeAlias = (
     Ehlo
     | Helo
+    | Lhlo
     | StartTls
     | Auth
     | AuthResponse

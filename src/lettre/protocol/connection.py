@@ -21,8 +21,10 @@ from lettre.protocol.commands import (
     Bdat,
     Command,
     Data,
+    Ehlo,
     EndOfData,
     Helo,
+    Lhlo,
     Mail,
     MessageData,
     Rcpt,
@@ -34,6 +36,7 @@ from lettre.protocol.replies import Reply, ReplyParser
 from lettre.protocol.state import (
     EXACT_CODES,
     GROUP_ENDERS,
+    LMTP_FINALS,
     PIPELINABLE,
     TRANSITIONS,
     ClientState,
@@ -71,6 +74,8 @@ _END_OF_DATA = EndOfData()
 # hundred entries at most.
 _STEPS: dict[tuple[ClientState, str, int], tuple[str, int, ClientState | None, int]] = {}
 _OUTCOMES = ("ok", "more", "fail", "fail")
+# How awaiting names the owed replies whose verb is not a command's.
+_SHOWN = {"BDAT-LAST": "BDAT", "LMTP-BDAT-LAST": "BDAT", "LMTP-END-OF-DATA": "END-OF-DATA"}
 _NO_EFFECT, _RCPT_REPLY, _MAIL_REPLY, _OTHER_EFFECT = range(4)
 # The events _apply() acts on.
 _EFFECTS = frozenset(
@@ -79,7 +84,12 @@ _EFFECTS = frozenset(
         "DATA more",
         "EHLO ok",
         "EHLO fail",
+        "LHLO ok",
         "HELO ok",
+        "LMTP-END-OF-DATA ok",
+        "LMTP-END-OF-DATA fail",
+        "LMTP-BDAT-LAST ok",
+        "LMTP-BDAT-LAST fail",
         "STARTTLS ok",
         "AUTH ok",
         "AUTH-RESPONSE ok",
@@ -110,6 +120,7 @@ class _Transaction:
     rcpt_accepted: int = 0
     chunk_refused: bool = False
     bdat: BdatEncoder | None = None
+    finals_owed: int = 0  # LMTP: replies owed to the end of the content, as known so far
 
 
 class ClientConnection:
@@ -120,10 +131,18 @@ class ClientConnection:
     owes one reply (message content owes none) and replies come back in the
     order the commands were sent.
 
+    In LMTP mode (RFC 2033) the session opens with :class:`Lhlo` instead of
+    EHLO (HELO and EHLO are refused), and the end of a message's content (the
+    end of data, or BDAT LAST) owes one reply per recipient whose RCPT was
+    accepted, in RCPT order (one reply when none was). When BDAT LAST goes
+    before the RCPT replies, one reply is owed until they are in, then the
+    rest.
+
     Args:
         max_line_length: the longest reply line accepted, in octets.
         max_reply_lines: the most lines in one reply.
         max_reply_size: the most octets in one reply.
+        lmtp: speak LMTP instead of SMTP.
 
     Raises:
         ValueError: when a bound is not a positive int.
@@ -136,6 +155,7 @@ class ClientConnection:
         "_ehlo_refused",
         "_eof",
         "_extended",
+        "_lmtp",
         "_open_bdat",
         "_owed",
         "_parser",
@@ -150,7 +170,10 @@ class ClientConnection:
         max_line_length: int = 2048,
         max_reply_lines: int = 256,
         max_reply_size: int = 65536,
+        *,
+        lmtp: bool = False,
     ) -> None:
+        self._lmtp = bool(lmtp)
         self._parser_bounds = (max_line_length, max_reply_lines, max_reply_size)
         self._parser = ReplyParser(max_line_length, max_reply_lines, max_reply_size)
         self._state = ClientState.GREETING
@@ -178,6 +201,11 @@ class ClientConnection:
         return self._state
 
     @property
+    def lmtp(self) -> bool:
+        """Whether the connection speaks LMTP (RFC 2033) rather than SMTP."""
+        return self._lmtp
+
+    @property
     def owed(self) -> int:
         """How many replies the server still owes."""
         return len(self._owed)
@@ -186,22 +214,23 @@ class ClientConnection:
     def awaiting(self) -> tuple[str, ...]:
         """The verbs of the commands whose replies are owed, oldest first.
 
-        The greeting is ``"GREETING"``; every BDAT chunk is ``"BDAT"``.
+        The greeting is ``"GREETING"``; every BDAT chunk is ``"BDAT"``; in
+        LMTP each reply owed to the end of data is ``"END-OF-DATA"``.
         """
-        return tuple("BDAT" if verb == "BDAT-LAST" else verb for verb, _ in self._owed)
+        return tuple(_SHOWN.get(verb, verb) for verb, _ in self._owed)
 
     @property
     def capabilities(self) -> Capabilities | None:
-        """What the server announced in its last EHLO reply.
+        """What the server announced in its last EHLO (or LHLO) reply.
 
-        None until a positive EHLO reply (and again after STARTTLS, until the
+        None until a positive EHLO or LHLO reply (and again after STARTTLS, until the
         new EHLO reply); an empty :class:`Capabilities` after HELO.
         """
         return self._capabilities
 
     @property
     def extended(self) -> bool:
-        """True when the session was opened with EHLO, False with HELO (or not yet)."""
+        """True when the session was opened with EHLO or LHLO, False with HELO (or not yet)."""
         return self._extended
 
     @property
@@ -348,7 +377,10 @@ class ClientConnection:
             out = encoder.feed(data) + encoder.end()
             self._data_encoder = None
         self._state = ClientState.READY
-        self._owed.append(("END-OF-DATA", self._tx))
+        if self._lmtp:
+            self._owe_finals("END-OF-DATA", self._tx)
+        else:
+            self._owed.append(("END-OF-DATA", self._tx))
         self._tx = None
         return out
 
@@ -391,6 +423,9 @@ class ClientConnection:
             self._owed.append((event, self._tx))
         if next_state is ClientState.READY:
             # END-OF-DATA, BDAT-LAST and RSET end the transaction.
+            if self._lmtp and event in LMTP_FINALS:
+                self._owed.pop()
+                self._owe_finals(event, self._tx)
             if event == "BDAT-LAST":
                 tx = self._tx
                 if tx is not None and tx.rcpt_accepted == 0:
@@ -399,6 +434,17 @@ class ClientConnection:
                 self._open_bdat = None
             self._tx = None
         return out
+
+    def _owe_finals(self, event: str, tx: _Transaction | None) -> None:
+        """LMTP: the end of the content owes one reply per accepted recipient (at least one).
+
+        When some RCPT replies are still owed (BDAT LAST in their flight), one
+        is owed for now and the rest once the first arrives (see _lmtp_final).
+        """
+        assert tx is not None  # the content is only sent inside a transaction
+        count = max(1, tx.rcpt_accepted) if tx.rcpt_replied == tx.rcpt_sent else 1
+        tx.finals_owed = count
+        self._owed.extend([(LMTP_FINALS[event], tx)] * count)
 
     @property
     def _caps(self) -> Capabilities:
@@ -423,9 +469,8 @@ class ClientConnection:
             self._check_rcpt(command)
         elif isinstance(command, Data):
             self._check_content_allowed("DATA")
-        elif isinstance(command, Helo):
-            if not self._ehlo_refused:
-                raise LocalProtocolError("HELO is only sent after the server refused EHLO")
+        elif isinstance(command, (Ehlo, Helo, Lhlo)):
+            self._check_hello(command)
         elif isinstance(command, StartTls):
             if self._tls_done:
                 raise LocalProtocolError("TLS is already established")
@@ -437,6 +482,15 @@ class ClientConnection:
             if not self._caps.supports("AUTH"):
                 raise LocalProtocolError("the server did not offer AUTH")
         return command.to_bytes()
+
+    def _check_hello(self, command: Ehlo | Helo | Lhlo) -> None:
+        verb = command.verb
+        if (verb == "LHLO") is not self._lmtp:
+            if self._lmtp:
+                raise LocalProtocolError(f"{verb} is not sent in LMTP: the session opens with LHLO")
+            raise LocalProtocolError("LHLO is only sent in LMTP mode (ClientConnection(lmtp=True))")
+        if verb == "HELO" and not self._ehlo_refused:
+            raise LocalProtocolError("HELO is only sent after the server refused EHLO")
 
     def _content_encoder(self) -> DataEncoder:
         # Made when the first content is sent: send_content() needs none.
@@ -641,7 +695,7 @@ class ClientConnection:
             tx.chunk_refused = True
         elif event == "DATA more":
             self._data_encoder = None  # made with the first content sent
-        elif event == "EHLO ok":
+        elif event in ("EHLO ok", "LHLO ok"):
             self._capabilities = Capabilities.from_reply(reply)
             self._extended = True
         elif event == "EHLO fail":
@@ -654,8 +708,22 @@ class ClientConnection:
                 raise self._fail(
                     "the server sent data after its 220 reply to STARTTLS (response injection)"
                 )
+        elif event.startswith("LMTP-"):
+            assert tx is not None  # the content is only sent inside a transaction
+            self._lmtp_final(event.partition(" ")[0], tx)
         else:  # "AUTH ok" or "AUTH-RESPONSE ok"
             self._authenticated = True
+
+    def _lmtp_final(self, verb: str, tx: _Transaction) -> None:
+        """LMTP: a reply to the end of the content; every RCPT reply is in by now.
+
+        If BDAT LAST went before the RCPT replies, only one reply was owed for
+        it: the others (one per accepted recipient) are owed next.
+        """
+        missing = max(1, tx.rcpt_accepted) - tx.finals_owed
+        if missing > 0:
+            tx.finals_owed += missing
+            self._owed.extendleft([(verb, tx)] * missing)
 
     def _settle(self) -> None:
         """Every reply is in: apply what the transaction's replies decided."""

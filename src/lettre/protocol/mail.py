@@ -95,8 +95,11 @@ class Transaction:
             previous transaction may still be open on the server; see
             ``ClientConnection.needs_rset``).
         stage: how far the transaction got.
-        results: each recipient's outcome, once the RCPT replies are read.
-        reply: the final reply, once read.
+        results: each recipient's outcome, once the RCPT replies are read (in
+            LMTP, a recipient accepted at RCPT then takes the reply the server
+            gave it after the content).
+        reply: the final reply, once read (in LMTP, the reply for the first
+            recipient accepted after the content, or else the first refusal).
         content_sent: whether the content was handed to the connection: if
             not, sending the message again elsewhere cannot deliver it twice.
         outcome: the result or the error, once the transaction is over.
@@ -121,6 +124,10 @@ class Transaction:
     _mail_reply: Reply | None = None
     _data_reply: Reply | None = None
     _accepted: int = 0  # recipients accepted so far
+    # LMTP: the replies read after the content (one per recipient whose RCPT
+    # got a 2xx reply), and how many are due.
+    _finals: list[Reply] | None = None
+    _due: int = 0
     _error: SmtpError | None = None  # the refusal reported once the clean-up is answered
 
 

@@ -21,6 +21,10 @@ a :class:`~lettre.errors.RemoteProtocolError`, except the replies to the
 commands in :data:`PIPELINABLE`, which never move the state by themselves
 (they may arrive when later commands have already moved it). A 421 reply,
 whatever it answers, moves any state to CLOSED; an error moves it to ERROR.
+
+LMTP (RFC 2033) runs on the same table: ``LHLO`` takes the place of EHLO,
+and the end of a message's content owes one reply per accepted recipient,
+each recorded under its :data:`LMTP_FINALS` name.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from types import MappingProxyType
 __all__ = [
     "EXACT_CODES",
     "GROUP_ENDERS",
+    "LMTP_FINALS",
     "PIPELINABLE",
     "TRANSITIONS",
     "ClientState",
@@ -44,7 +49,7 @@ class ClientState(enum.Enum):
     Attributes:
         GREETING: connected; waiting for the server's greeting.
         HELLO: greeted (or the TLS upgrade is done): EHLO is needed, or HELO
-            once EHLO was refused.
+            once EHLO was refused (LHLO in LMTP mode).
         REFUSED: the greeting refused service (554, or another error): only
             QUIT may follow.
         READY: the session is open and no mail transaction is in progress.
@@ -96,6 +101,9 @@ TRANSITIONS: Mapping[ClientState, Mapping[str, ClientState]] = MappingProxyType(
             "EHLO": _S.HELLO,
             "EHLO ok": _S.READY,
             "EHLO fail": _S.HELLO,
+            "LHLO": _S.HELLO,
+            "LHLO ok": _S.READY,
+            "LHLO fail": _S.HELLO,
             "HELO": _S.HELLO,
             "HELO ok": _S.READY,
             "HELO fail": _S.HELLO,
@@ -111,6 +119,9 @@ TRANSITIONS: Mapping[ClientState, Mapping[str, ClientState]] = MappingProxyType(
             "EHLO": _S.READY,
             "EHLO ok": _S.READY,
             "EHLO fail": _S.READY,
+            "LHLO": _S.READY,
+            "LHLO ok": _S.READY,
+            "LHLO fail": _S.READY,
             "STARTTLS": _S.READY,
             "STARTTLS ok": _S.STARTTLS,
             "STARTTLS fail": _S.READY,
@@ -193,7 +204,25 @@ TRANSITIONS: Mapping[ClientState, Mapping[str, ClientState]] = MappingProxyType(
 
 #: Commands whose reply only updates the transaction record; with PIPELINING
 #: they may be followed by more commands before their reply arrives.
-PIPELINABLE = frozenset({"MAIL", "RCPT", "RSET", "END-OF-DATA", "BDAT", "BDAT-LAST"})
+PIPELINABLE = frozenset(
+    {
+        "MAIL",
+        "RCPT",
+        "RSET",
+        "END-OF-DATA",
+        "BDAT",
+        "BDAT-LAST",
+        "LMTP-END-OF-DATA",
+        "LMTP-BDAT-LAST",
+    }
+)
+
+#: In LMTP mode, what each reply owed to the end of a message's content is
+#: recorded as: one is owed per recipient accepted at RCPT, in RCPT order
+#: (RFC 2033 4.2 for DATA, 4.3 for BDAT LAST).
+LMTP_FINALS: Mapping[str, str] = MappingProxyType(
+    {"END-OF-DATA": "LMTP-END-OF-DATA", "BDAT-LAST": "LMTP-BDAT-LAST"}
+)
 
 #: Commands after which nothing may be sent until their reply arrives, with
 #: or without PIPELINING (RFC 2920 3.1, RFC 3207, RFC 4954). NOOP moves no
@@ -203,6 +232,7 @@ GROUP_ENDERS = frozenset(
         "GREETING",
         "EHLO",
         "HELO",
+        "LHLO",
         "STARTTLS",
         "AUTH",
         "AUTH-RESPONSE",

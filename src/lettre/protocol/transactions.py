@@ -34,6 +34,10 @@ What it does:
   result for every recipient or the typed error; after a refusal in the
   envelope it ends the transaction itself (RSET, or an empty end of data
   when the server already said 354) before reporting it;
+- in LMTP (a connection made with ``lmtp=True``), reads one reply per
+  recipient accepted at RCPT after the content, in RCPT order, and gives each
+  of those recipients its own outcome: a result when any was accepted, the
+  typed error when every recipient was refused;
 - after a 421 ends every transaction still queued (none of them was read by
   the server), and on an I/O failure (:meth:`fail`) every transaction in
   flight, with :class:`~lettre.errors.OutcomeUnknown` for those whose content
@@ -112,11 +116,22 @@ class _Step(enum.Enum):
     ABORT_END = "end of data"  # the empty end of data that ends a refused DATA
     ABORT_RSET = "RSET after a refusal"  # the RSET that ends a refused envelope
     COMMAND = "command"  # a command outside a transaction (EHLO, AUTH...), or the greeting
+    LMTP_FINAL = "final (LMTP)"  # one of the replies to the end of an LMTP content
 
 
 _VERBS = {step: "RSET" if "RSET" in step.value else step.value for step in _Step}
 # The members as module constants: compared on every reply.
-_RSET_FIRST, _MAIL, _RCPT, _DATA_STEP, _FINAL, _ABORT_END, _ABORT_RSET, _COMMAND = _Step
+(
+    _RSET_FIRST,
+    _MAIL,
+    _RCPT,
+    _DATA_STEP,
+    _FINAL,
+    _ABORT_END,
+    _ABORT_RSET,
+    _COMMAND,
+    _LMTP_FINAL,
+) = _Step
 
 
 class ContentReady(NamedTuple):
@@ -163,10 +178,11 @@ def _failure(message: str, timeout: bool, cause: ProtocolError | None) -> Lettre
 
 
 class TransactionEngine:
-    """Mail transactions on one open SMTP session, without I/O.
+    """Mail transactions on one open SMTP (or LMTP) session, without I/O.
 
     Args:
-        conn: the connection, its session open (capabilities known).
+        conn: the connection, its session open (capabilities known); LMTP
+            when it was made with ``lmtp=True``.
         require_all_recipients: refuse the message (RSET, nothing sent) when
             any recipient is refused, not only when all are.
         peer: how error messages name the server ("host:port").
@@ -180,6 +196,7 @@ class TransactionEngine:
         "_conn",
         "_events",
         "_expect",
+        "_final_step",
         "_outbox",
         "_peer",
         "_require_all",
@@ -201,6 +218,8 @@ class TransactionEngine:
         transcript: Callable[[str], None] | None = None,
     ) -> None:
         self._conn = conn
+        # What the end of a content owes: one reply, or in LMTP one per recipient.
+        self._final_step = _LMTP_FINAL if conn.lmtp else _FINAL
         self._require_all = require_all_recipients
         self._peer = peer
         self.transcript = transcript
@@ -264,7 +283,7 @@ class TransactionEngine:
         tx, step = self._expect[0]
         if tx is None:
             return "the reply"
-        if step is _Step.FINAL:
+        if step is _Step.FINAL or step is _LMTP_FINAL:
             return "the reply to BDAT" if tx.use_bdat else "the reply to the end of data"
         if step is _Step.ABORT_END:
             return "the reply to the end of data"
@@ -329,7 +348,7 @@ class TransactionEngine:
                 expect.extend([(tx, _Step.RCPT)] * len(tx.rcpts))
                 if tx.content_in_flight:
                     out += conn.send(Bdat(tx.data, last=True))
-                    expect.append((tx, _Step.FINAL))
+                    expect.append((tx, self._final_step))
                     self._unwritten.append(tx)
         except ProtocolError:
             self.broken = True
@@ -360,7 +379,7 @@ class TransactionEngine:
             self.broken = True
             raise
         self._accepting.remove(tx)
-        self._expect.append((tx, _Step.FINAL))
+        self._expect.append((tx, self._final_step))
         self._unwritten.append(tx)
         if self.transcript is not None:
             self._log(content_transcript(tx))
@@ -511,6 +530,8 @@ class TransactionEngine:
                 if reply.code != 250:
                     self.broken = True
                 self._done(tx, tx._error)
+            elif step is _LMTP_FINAL:
+                self._lmtp_final(tx, reply)
             # _RSET_FIRST: the reply to MAIL tells what matters.
             if events:
                 return events.popleft()
@@ -604,6 +625,46 @@ class TransactionEngine:
         self.accepted += 1
         self._done(tx, SendResult(tuple(results), None, queue_id_from_reply(last), last))
 
+    def _lmtp_final(self, tx: Transaction, reply: Reply, *, closing: bool = False) -> None:
+        """One of the replies to the end of an LMTP content: one per recipient accepted at RCPT.
+
+        The RCPT replies are all in by now (they come first). A 421
+        (``closing``) answers for every recipient whose reply is still owed.
+        """
+        finals = tx._finals
+        if finals is None:
+            finals = tx._finals = []
+            tx._due = sum(1 for r in tx.results if r.reply is not None and r.reply.code < 300)
+        finals.append(reply)
+        if closing:
+            finals.extend([reply] * (tx._due - len(finals)))
+        elif len(finals) < tx._due:
+            self._expect.appendleft((tx, _LMTP_FINAL))
+            return
+        mail = tx._mail_reply
+        assert mail is not None
+        if not tx._due or mail.code != 250:
+            # Nothing was accepted (BDAT LAST went in the envelope's flight): one
+            # reply, read as in SMTP.
+            self._flight_done(tx, reply)
+            return
+        self.content_owed -= tx.content_sent
+        results = tx.results
+        replies = iter(finals)
+        for index, result in enumerate(results):
+            if result.reply is not None and result.reply.code < 300:
+                final = next(replies)
+                results[index] = RecipientResult(result.recipient, final.code == 250, final)
+        first = next((r.reply for r in results if r.accepted), None)
+        if first is None:
+            tx.reply = finals[0]
+            command = "BDAT" if tx.use_bdat else "DATA"
+            self._done(tx, self._recipients_refused(tx, results, command))
+            return
+        tx.reply = first
+        self.accepted += 1
+        self._done(tx, SendResult(tuple(results), None, queue_id_from_reply(first), first))
+
     def _closing(self, reply: Reply) -> None:
         """A 421: the server is closing. It read none of the transactions still queued."""
         self.broken = True
@@ -617,6 +678,8 @@ class TransactionEngine:
                 self._flight_done(tx, reply)
             else:
                 self._final(tx, reply)
+        elif step is _LMTP_FINAL:
+            self._lmtp_final(tx, reply, closing=True)
         elif step in (_Step.ABORT_END, _Step.ABORT_RSET):
             self._done(tx, tx._error)
         else:
@@ -681,8 +744,10 @@ class TransactionEngine:
                     tx.content_sent = False
                     error = ServerDisconnected(f"{message} {_UNREAD}")
                 else:
+                    finals = tx._finals
+                    read = "" if finals is None else f" ({len(finals)} of its LMTP replies read)"
                     error = OutcomeUnknown(
-                        f"{message}; the message may or may not have been accepted "
+                        f"{message}; the message may or may not have been accepted{read} "
                         "(do not retry blindly)"
                     )
                     error.__cause__ = (
@@ -730,7 +795,9 @@ class TransactionEngine:
         return cls(reply.code, reply.text, enhanced_status=reply.enhanced_status, command=command)
 
     @staticmethod
-    def _recipients_refused(tx: Transaction, refused: list[RecipientResult]) -> RecipientsRefused:
+    def _recipients_refused(
+        tx: Transaction, refused: list[RecipientResult], command: str = "RCPT"
+    ) -> RecipientsRefused:
         refused = [r for r in refused if not r.accepted]
         first = refused[0].reply
         code = first.code if first is not None else 550
@@ -754,6 +821,7 @@ class TransactionEngine:
             text,
             results=tuple(tx.results),
             enhanced_status=first.enhanced_status if first is not None else None,
+            command=command,
             message=f"{summary}: {details}{more}",
         )
 
