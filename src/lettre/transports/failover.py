@@ -253,12 +253,20 @@ def _checked_transports(owner: str, transports: object) -> tuple[Transport, ...]
     if not items:
         raise ValueError(f"{owner} needs at least one transport, got an empty list")
     for index, item in enumerate(items):
-        if isinstance(item, type) or not isinstance(item, Transport):
+        if isinstance(item, type):
             raise TypeError(
-                f"{owner}: item {index} is a {type(item).__name__}, not an async lettre "
-                "transport (SmtpTransport, SesTransport, ...); to send from blocking code, "
-                f"wrap the {owner} in BlockingTransport rather than the transports in it"
+                f"{owner}: item {index} is the class {item.__name__}, not a transport: "
+                f"make one ({item.__name__}(...))"
             )
+        if not isinstance(item, Transport):
+            hint = "an async lettre transport (SmtpTransport, SesTransport, ...)"
+            if callable(getattr(item, "send", None)):
+                # A BlockingTransport, or another transport with a blocking send().
+                hint += (
+                    f"; to send from blocking code, wrap the {owner} in BlockingTransport "
+                    "rather than the transports in it"
+                )
+            raise TypeError(f"{owner}: item {index} is a {type(item).__name__}, not {hint}")
         for earlier in range(index):
             if items[earlier] is item:
                 raise ValueError(
@@ -521,10 +529,13 @@ class _TransportGroup(BaseTransport):
         tb: TracebackType | None,
     ) -> None:
         """Leave every transport's ``async with`` (or close it), each even if another raises."""
+        # The stack runs them last first: the reverse of entering, as their
+        # task groups nest.
         async with AsyncExitStack() as stack:
-            for transport in reversed(self._transports):
+            for transport in self._transports:
+                enter = getattr(transport, "__aenter__", None)
                 leave = getattr(transport, "__aexit__", None)
-                if leave is not None:
+                if enter is not None and leave is not None:
                     stack.push_async_callback(leave, exc_type, exc, tb)
                 else:
                     stack.push_async_callback(transport.aclose)
