@@ -111,6 +111,41 @@ class HttpApiError(TransportError):
         self.retry_after = retry_after
         super().__init__(message, transient=transient)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments: say how to make it again (pickling, for
+        # task queues and process pools).
+        return (
+            _rebuild_error,
+            (
+                type(self),
+                str(self),
+                self.service,
+                self.status,
+                self.code,
+                self.retry_after,
+                self.transient,
+            ),
+        )
+
+
+def _rebuild_error(
+    cls: type[HttpApiError],
+    message: str,
+    service: str,
+    status: int | None,
+    code: str | None,
+    retry_after: float | None,
+    transient: bool,
+) -> HttpApiError:
+    return cls(
+        message,
+        service=service,
+        status=status,
+        code=code,
+        retry_after=retry_after,
+        transient=transient,
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class ApiRequest:

@@ -149,7 +149,9 @@ class ParsedMessage:
 
 
 def _key(address: Address) -> tuple[str, str]:
-    return address.local_part, address.ascii_domain.lower()
+    # Local parts are case-sensitive in principle, and never in practice: a
+    # header's Bob@ and an envelope's bob@ are one recipient.
+    return address.local_part.casefold(), address.ascii_domain.lower()
 
 
 def _api_email(address: Address) -> str:
