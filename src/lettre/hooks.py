@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 if TYPE_CHECKING:
     from lettre.envelope import Envelope
@@ -45,9 +45,8 @@ __all__ = [
 _log = logging.getLogger("lettre.hooks")
 
 
-@dataclass(frozen=True, slots=True)
-class SendStarted:
-    """A send is starting.
+class SendStarted(NamedTuple):
+    """A send is starting (a named tuple: made for every send while hooks listen).
 
     Attributes:
         transport: the kind of transport (``"smtp"``, ``"ses"``,

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = ["OUTCOMES", "OpenTelemetryHook", "instrument", "outcome_of", "uninstrument"]
 
 _SCOPE = "lettre"
+_LOOK_INTERVAL = 1.0
 
 OUTCOMES: Final = ("accepted", "refused", "transient", "permanent", "unknown", "cancelled")
 """The outcome classes of a send, as the ``lettre.outcome`` attribute gives them."""
@@ -192,7 +193,10 @@ class OpenTelemetryHook(Hook):
     """Turns lettre's events into OpenTelemetry spans and metrics.
 
     With no SDK configured (the API's default providers) and no provider
-    given, a send costs one check: nothing is created.
+    given, a send costs one check: nothing is created. The global providers
+    are looked at again at most once a second while they are the API's
+    defaults, so configure the SDK before sending (as OpenTelemetry asks
+    anyway): sends in the second after it may go unrecorded.
 
     Args:
         tracer_provider: where spans go; the global one by default.
@@ -228,6 +232,7 @@ class OpenTelemetryHook(Hook):
         self._given_meter = meter_provider is not None
         self._tracing = self._given_tracer
         self._metering = self._given_meter
+        self._next_look = 0.0
         version = _version()
         self.tracer = trace.get_tracer(_SCOPE, version, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, version, meter_provider=meter_provider)
@@ -267,7 +272,15 @@ class OpenTelemetryHook(Hook):
         return f"<OpenTelemetryHook record_addresses={self.record_addresses}>"
 
     def _live(self) -> bool:
-        """Whether anything records: a provider was given or an SDK set the global ones."""
+        """Whether anything records: a provider was given or an SDK set the global ones.
+
+        While nothing does, the global providers are looked at again at most
+        once a second (looking costs more than the rest of a send's hook).
+        """
+        now = time.monotonic()
+        if now < self._next_look:
+            return self._tracing or self._metering
+        self._next_look = now + _LOOK_INTERVAL
         if not self._tracing:
             self._tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
         if not self._metering:
