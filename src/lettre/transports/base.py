@@ -302,6 +302,8 @@ class BaseTransport(abc.ABC):
             return await deliver(envelope, data)
         event = SendStarted(self.transport_name, envelope, len(data), message_id, self._server)
         observers = start_send(hooks, event)
+        if not observers:  # no hook follows this send (OpenTelemetry without an SDK)
+            return await deliver(envelope, data)
         token = _current_send.set(observers)
         try:
             result = await deliver(envelope, data)
