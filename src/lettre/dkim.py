@@ -26,6 +26,9 @@ import idna
 from lettre.errors import MessageError
 
 if TYPE_CHECKING:
+    from lettre.message.source import MessageContent
+
+if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
@@ -310,6 +313,65 @@ def _canonical_body(body: bytes, canonicalization: Canonicalization) -> bytes:
     return body.rstrip(b"\r\n") + b"\r\n"
 
 
+class _BodyHasher:
+    """The body hash of :func:`_canonical_body`, computed over the body fed in pieces.
+
+    Complete lines are canonicalised as they come; the last, incomplete line
+    waits for the next piece, and empty lines are held back (as a count)
+    until a line with content follows, since trailing empty lines are not
+    hashed.
+    """
+
+    __slots__ = ("_hash", "_length", "_partial", "_pending", "_relaxed")
+
+    def __init__(self, canonicalization: Canonicalization) -> None:
+        self._hash = hashlib.sha256()
+        self._relaxed = canonicalization is Canonicalization.RELAXED
+        self._partial = b""
+        self._pending = 0
+        self._length = 0
+
+    def update(self, data: bytes) -> None:
+        """Hash the next piece of the (CRLF) body."""
+        if self._partial:
+            data = self._partial + data
+        end = data.rfind(b"\r\n")
+        if end < 0:
+            self._partial = data
+            return
+        self._partial = data[end + 2 :]
+        self._lines(data[: end + 2])
+
+    def _lines(self, block: bytes) -> None:
+        if self._relaxed:
+            if b"\t" in block:
+                block = block.replace(b"\t", b" ")
+            if b"  " in block:
+                block = _SPACE_RUN.sub(b" ", block)
+            block = block.replace(b" \r\n", b"\r\n")
+        text = block.rstrip(b"\r\n")
+        if not text:
+            self._pending += len(block) // 2
+            return
+        if self._pending:
+            self._emit(b"\r\n" * self._pending)
+        self._emit(text + b"\r\n")
+        self._pending = (len(block) - len(text)) // 2 - 1
+
+    def _emit(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._length += len(data)
+
+    def digest(self) -> tuple[bytes, int]:
+        """The SHA-256 of the canonical body, and the canonical body's length."""
+        if self._partial:
+            self._lines(self._partial + b"\r\n")
+            self._partial = b""
+        if not self._length and not self._relaxed:
+            self._emit(b"\r\n")  # simple: an empty body is one CRLF
+        return self._hash.digest(), self._length
+
+
 class _Folder:
     """Lays tag=value pieces out in lines of at most 78 columns."""
 
@@ -554,13 +616,64 @@ class DkimSigner:
         """
         return self._signature(_normalise(bytes(data)))
 
+    def sign_content(self, content: MessageContent) -> MessageContent:
+        """Sign a message whose attachments are read while sending, in two passes.
+
+        The first pass reads the content a chunk at a time and hashes its
+        body; the signature header field is then computed over the header
+        section and prepended. Sending reads the content again (the second
+        pass): if a source changed in between, that read raises
+        :class:`~lettre.message.SourceError` instead of sending content
+        the signature does not match. Blocking: transports call it in a
+        worker thread.
+
+        Args:
+            content: the message as :meth:`Message.content()
+                <lettre.message.Message.content>` gives it; its line endings
+                are CRLF (the serializer's).
+
+        Returns:
+            The same content with the ``DKIM-Signature`` field before it.
+
+        Raises:
+            MessageError: as for :meth:`sign`.
+            SourceError: a source cannot be read as the message was built,
+                or cannot be read twice (a non-seekable file object).
+        """
+        head = content.head
+        end = head.find(b"\r\n\r\n")
+        if end < 0 or not content.seekable:
+            if end >= 0:
+                from lettre.message.source import SourceError
+
+                raise SourceError(
+                    "a DKIM signature reads the message twice, and a non-seekable file "
+                    "object can be read once: attach a path or a seekable file"
+                )
+            raise MessageError("cannot DKIM-sign: the message has no end of its header section")
+        fields, _ = _split_message(head[: end + 4])
+        hasher = _BodyHasher(self._body_canonicalization)
+        chunks = content.chunks()
+        try:
+            first = next(chunks)
+            hasher.update(first[end + 4 :])
+            for chunk in chunks:
+                hasher.update(chunk)
+        finally:
+            chunks.close()
+        digest, length = hasher.digest()
+        return content.prepend(self._header(fields, digest, length))
+
     def _signature(self, data: bytes) -> bytes:
         fields, body = _split_message(data)
+        canonical_body = _canonical_body(body, self._body_canonicalization)
+        return self._header(fields, hashlib.sha256(canonical_body).digest(), len(canonical_body))
+
+    def _header(self, fields: dict[str, list[bytes]], digest: bytes, length: int) -> bytes:
+        """The signature header field over ``fields``, with the body's hash and length."""
         if "from" not in fields:
             raise MessageError("cannot DKIM-sign a message without a From header field")
-
-        canonical_body = _canonical_body(body, self._body_canonicalization)
-        body_hash = base64.b64encode(hashlib.sha256(canonical_body).digest()).decode("ascii")
+        body_hash = base64.b64encode(digest).decode("ascii")
 
         names: list[str] = []
         for name in self._signed:
@@ -582,7 +695,7 @@ class DkimSigner:
         if self._identity is not None:
             folder.add(f"i={self._identity};")
         if self._body_length:
-            folder.add(f"l={len(canonical_body)};")
+            folder.add(f"l={length};")
         for index, name in enumerate(names):
             text = name + (";" if index == len(names) - 1 else ":")
             folder.add("h=" + text if index == 0 else text, sep="" if index else " ")

@@ -7,9 +7,14 @@ any object that does.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["Signer"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from lettre.message.source import MessageContent
+
+__all__ = ["Signer", "StreamSigner", "sign_content"]
 
 
 @runtime_checkable
@@ -30,3 +35,56 @@ class Signer(Protocol):
             The signed message: new header fields, then ``data`` unchanged.
         """
         ...
+
+
+@runtime_checkable
+class StreamSigner(Protocol):
+    """A signer that also signs a message whose attachments are read while sending.
+
+    :class:`~lettre.dkim.DkimSigner` is one: it reads the content once to
+    hash it and leaves the second read to the send.
+    """
+
+    def sign(self, data: bytes) -> bytes:
+        """Return ``data`` with the signature header(s) prepended (see :class:`Signer`)."""
+        ...
+
+    def sign_content(self, content: MessageContent) -> MessageContent:
+        """Return ``content`` with the signature header(s) before it (blocking).
+
+        Args:
+            content: the message, its streamed attachments not read yet.
+
+        Returns:
+            The content with new header fields prepended.
+        """
+        ...
+
+
+def sign_content(content: MessageContent, signers: Sequence[Signer]) -> bytes | MessageContent:
+    """Sign a streamed message with each signer in turn (blocking: run it in a worker thread).
+
+    A :class:`StreamSigner` signs the content without holding it; any
+    other signer needs the whole message in memory, so the content is read
+    into bytes for it (and stays bytes for the signers after it).
+
+    Args:
+        content: the message, as ``Message.content()`` gives it.
+        signers: the signers, applied in order.
+
+    Returns:
+        The signed content, or bytes once a signer needed them.
+
+    Raises:
+        SourceError: a source cannot be read as the message was built.
+        MessageError: a signer refused the message.
+    """
+    data: bytes | MessageContent = content
+    for signer in signers:
+        if isinstance(data, bytes):
+            data = signer.sign(data)
+        elif isinstance(signer, StreamSigner):
+            data = signer.sign_content(data)
+        else:
+            data = signer.sign(data.read_all())
+    return data

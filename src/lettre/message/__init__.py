@@ -2,7 +2,9 @@
 
 ``Message.builder()`` collects addresses, headers, text, HTML, attachments and
 inline parts and builds an immutable :class:`Message`, whose
-:meth:`~Message.as_bytes` gives the exact bytes to send and whose
+:meth:`~Message.as_bytes` gives the exact bytes to send (and
+:meth:`~Message.content` the same, with large attachments read while
+sending) and whose
 :attr:`~Message.envelope` says who sends and who receives.
 """
 
@@ -18,6 +20,7 @@ from lettre.message.mime import (
     SinglePart,
     TransferEncoding,
 )
+from lettre.message.source import FileSource, MessageContent, SourceError
 from lettre.message.stdlib import email_message_to_bytes, envelope_from_email_message
 
 __all__ = [
@@ -25,14 +28,17 @@ __all__ = [
     "Attachment",
     "ContentType",
     "Envelope",
+    "FileSource",
     "Mailbox",
     "Mailboxes",
     "Message",
     "MessageBuilder",
+    "MessageContent",
     "MultiPart",
     "Part",
     "Priority",
     "SinglePart",
+    "SourceError",
     "TransferEncoding",
     "email_message_to_bytes",
     "envelope_from_email_message",

@@ -19,6 +19,7 @@ from lettre.message.mime import (
     TransferEncoding,
     write_body,
 )
+from lettre.message.source import MessageContent
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -118,6 +119,16 @@ class Message:
         """The message as sent: CRLF line endings, lines of at most 998 octets.
 
         The same bytes are returned on every call. Bcc is never included.
+
+        A message with streamed attachments (:meth:`Attachment.from_path
+        <lettre.message.Attachment.from_path>`, :meth:`Attachment.from_file
+        <lettre.message.Attachment.from_file>`) is read whole into memory
+        here, blocking; transports send such a message from :meth:`content`
+        instead, a chunk at a time.
+
+        Raises:
+            SourceError: a streamed attachment cannot be read as the message
+                was built.
         """
         if self._data is not None:
             return self._data
@@ -139,7 +150,32 @@ class Message:
             last = out[-1]
             if not last.endswith(b"\r\n"):
                 out.append(b"\r\n")
-        return b"".join(out)
+        try:
+            return b"".join(out)
+        except TypeError:
+            # A streamed attachment's segment among the bytes.
+            return MessageContent(out).read_all()
+
+    def content(self) -> bytes | MessageContent:
+        """What a transport sends: the bytes, or segments read while sending.
+
+        For a message without streamed attachments this is :meth:`as_bytes`.
+        With some, it is a :class:`~lettre.message.source.MessageContent`:
+        the bytes around each attachment, and the attachment's source, read
+        and base64-encoded a chunk at a time when the message is sent. Its
+        size is known in advance when every source's is. Nothing is read
+        here.
+        """
+        body = self.body
+        if self._data is not None or not isinstance(body, MultiPart):
+            if isinstance(body, SinglePart) and not body.body:
+                out: Chunks = [self._head]
+                write_body(body, out)
+                return _content(out)
+            return self.as_bytes()
+        out = [self._head]
+        write_body(body, out)
+        return _content(out)
 
     def __bytes__(self) -> bytes:
         return self.as_bytes()
@@ -240,6 +276,13 @@ def _builder_class() -> type[MessageBuilder]:
     from lettre.message.builder import MessageBuilder
 
     return MessageBuilder
+
+
+def _content(out: Chunks) -> bytes | MessageContent:
+    try:
+        return b"".join(out)
+    except TypeError:
+        return MessageContent(out)
 
 
 def _has_8bit(part: Part) -> bool:

@@ -16,8 +16,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Final, TypeAlias
+from typing import BinaryIO, Final, TypeAlias, cast
 
 from lettre._slots import slot_builder
 from lettre.errors import MessageError
@@ -31,6 +30,7 @@ from lettre.message.headers import (
     render_unstructured,
     validate_name,
 )
+from lettre.message.source import FileSource, SourceSegment, encode_base64
 
 __all__ = [
     "MAX_NESTING",
@@ -348,40 +348,6 @@ def choose_encoding(content_type: ContentType, data: bytes) -> TransferEncoding:
     return TransferEncoding.BASE64
 
 
-def encode_base64(data: bytes, out: Chunks) -> None:
-    """Append the base64 form of ``data`` to ``out`` in 76-column CRLF lines.
-
-    The payload is encoded in large blocks with :func:`binascii.b2a_base64`
-    and cut into lines with strided slice assignment, so no per-line Python
-    work is done and memory stays at the size of the output.
-    """
-    if not data:
-        return
-    lines_per_block = 4096
-    step = 57 * lines_per_block
-    view = memoryview(data)
-    b2a = binascii.b2a_base64
-    full_cr = b"\r" * lines_per_block
-    full_lf = b"\n" * lines_per_block
-    for start in range(0, len(data), step):
-        encoded = b2a(view[start : start + step], newline=False)
-        lines, rest = divmod(len(encoded), 76)
-        if lines:
-            block = bytearray(78 * lines)
-            for column in range(76):
-                block[column::78] = encoded[column : 76 * lines : 76]
-            if lines == lines_per_block:
-                block[76::78] = full_cr
-                block[77::78] = full_lf
-            else:
-                block[76::78] = b"\r" * lines
-                block[77::78] = b"\n" * lines
-            out.append(block)
-        if rest:
-            out.append(encoded[76 * lines :] + b"\r\n")
-    view.release()
-
-
 def encode_quoted_printable(data: bytes) -> bytes:
     """Quoted-printable for text with CRLF line endings (lines of at most 76)."""
     return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
@@ -604,6 +570,54 @@ _build_single_part = slot_builder(
 )
 
 
+@dataclass(frozen=True, slots=True, init=False)
+class _SourcePart(SinglePart):
+    """A leaf whose content is read from a :class:`FileSource` while sending (base64).
+
+    Its ``body`` is empty; serialising it for sending gives a
+    :class:`~lettre.message.source.SourceSegment` in place of the content.
+    """
+
+    source: FileSource
+
+    def _with_encoding(self, encoding: TransferEncoding) -> SinglePart:
+        return self  # base64 from the start
+
+
+def _source_part(
+    source: FileSource,
+    content_type: ContentType,
+    disposition: str,
+    filename: str | None,
+    content_id: str | None,
+) -> _SourcePart:
+    part = object.__new__(_SourcePart)
+    for name, value in (
+        ("content_type", content_type),
+        ("body", b""),
+        ("transfer_encoding", TransferEncoding.BASE64),
+        ("disposition", disposition),
+        ("filename", filename),
+        ("content_id", content_id),
+        ("headers", ()),
+        ("source", source),
+    ):
+        object.__setattr__(part, name, value)
+    return part
+
+
+def has_content(part: SinglePart) -> bool:
+    """Whether a leaf's encoded body is not empty (a source of unknown size counts as not empty)."""
+    if part.body:
+        return True
+    return type(part) is _SourcePart and part.source.size != 0
+
+
+def is_streamed(part: SinglePart) -> bool:
+    """Whether a leaf's content is read from a source while sending."""
+    return type(part) is _SourcePart
+
+
 TEXT_PLAIN: Final = ContentType("text/plain; charset=utf-8")
 """``text/plain; charset=utf-8``: the type of :meth:`SinglePart.plain` parts."""
 
@@ -791,6 +805,11 @@ class Attachment:
 
     Raises:
         MessageError: an invalid argument.
+
+    Attributes:
+        source: for an attachment made by :meth:`from_path` or
+            :meth:`from_file`, where its content is read from while the
+            message is sent (``data`` is then empty); None otherwise.
     """
 
     data: bytes
@@ -798,6 +817,7 @@ class Attachment:
     content_type: ContentType
     inline: bool
     content_id: str | None
+    source: FileSource | None
 
     def __init__(
         self,
@@ -828,6 +848,7 @@ class Attachment:
         object.__setattr__(
             self, "content_id", None if content_id is None else _normalize_content_id(content_id)
         )
+        object.__setattr__(self, "source", None)
 
     @classmethod
     def from_path(
@@ -839,14 +860,20 @@ class Attachment:
         inline: bool = False,
         content_id: str | None = None,
     ) -> Attachment:
-        """Read a file now and make an attachment of it.
+        """An attachment whose content is read from a file while the message is sent.
 
-        The file name defaults to the path's last component. This reads the
-        file synchronously; in async code, read it with ``anyio.Path`` and pass
-        the bytes to :class:`Attachment` instead.
+        The file is not read now: it is checked to be a regular file, and its
+        size and modification time are recorded (so the message's size is
+        known in advance). Each send reads it in chunks of
+        :data:`~lettre.message.source.CHUNK_SIZE` octets, in a worker thread,
+        and base64-encodes it on the way; a DKIM signature reads it once
+        more before. A file that changed since (another size or modification
+        time) makes the send fail with :class:`~lettre.message.SourceError`
+        rather than send something else. :meth:`Message.as_bytes()
+        <lettre.message.Message.as_bytes>` reads the whole file into memory.
 
         Args:
-            path: the file to read.
+            path: the file.
             filename: the file name offered to the recipient, instead of the
                 path's last component.
             content_type: the MIME type; guessed from the file name by default.
@@ -855,20 +882,84 @@ class Attachment:
             content_id: a Content-ID, for an inline part referenced from HTML.
 
         Raises:
-            OSError: the file cannot be read.
+            SourceError: the file does not exist or is not a regular file (a
+                :class:`~lettre.errors.MessageError`).
             MessageError: an invalid argument (see :class:`Attachment`).
         """
-        file = Path(path)
-        return cls(
-            file.read_bytes(),
-            filename if filename is not None else file.name,
+        source = FileSource.from_path(path)
+        assert source.path is not None
+        return cls._streamed(
+            source,
+            filename if filename is not None else source.path.name,
             content_type,
-            inline=inline,
-            content_id=content_id,
+            inline,
+            content_id,
         )
+
+    @classmethod
+    def from_file(
+        cls,
+        file: BinaryIO,
+        filename: str | None = None,
+        content_type: ContentType | str | None = None,
+        *,
+        inline: bool = False,
+        content_id: str | None = None,
+    ) -> Attachment:
+        """An attachment whose content is read from a binary file object while the message is sent.
+
+        The object is read from its current position, in chunks, in a
+        worker thread. A seekable object (a file opened with ``"rb"``, a
+        ``BytesIO``) is read again from that position for each send, for a
+        DKIM signature (which reads it twice) and for a retry; its size is
+        known in advance. A non-seekable one (a pipe) can be sent once
+        without DKIM: a second read raises
+        :class:`~lettre.message.SourceError`. The object is not closed; one
+        send at a time may read it.
+
+        Args:
+            file: a binary file object (``read(n)`` returning bytes).
+            filename: the file name offered to the recipient (default: the
+                object's ``name`` attribute's last component, if any).
+            content_type: the MIME type; guessed from the file name by default.
+            inline: show the file in the message body rather than as an
+                attachment.
+            content_id: a Content-ID, for an inline part referenced from HTML.
+
+        Raises:
+            TypeError: ``file`` is not a binary file object.
+            MessageError: an invalid argument (see :class:`Attachment`).
+        """
+        source = FileSource.from_file(file)
+        if filename is None:
+            name = getattr(file, "name", None)
+            if isinstance(name, str) and name:
+                filename = os.path.basename(name) or None
+        return cls._streamed(source, filename, content_type, inline, content_id)
+
+    @classmethod
+    def _streamed(
+        cls,
+        source: FileSource,
+        filename: str | None,
+        content_type: ContentType | str | None,
+        inline: bool,
+        content_id: str | None,
+    ) -> Attachment:
+        attachment = cls(b"", filename, content_type, inline=inline, content_id=content_id)
+        object.__setattr__(attachment, "source", source)
+        return attachment
 
     def to_part(self) -> SinglePart:
         """The :class:`SinglePart` this attachment becomes."""
+        if self.source is not None:
+            return _source_part(
+                self.source,
+                self.content_type,
+                "inline" if self.inline else "attachment",
+                self.filename,
+                self.content_id,
+            )
         return SinglePart(
             self.data,
             self.content_type,
@@ -889,6 +980,8 @@ def new_boundary() -> str:
 
 def _encoded_bodies(part: Part) -> Iterable[bytes]:
     if isinstance(part, SinglePart):
+        if type(part) is _SourcePart:
+            return  # base64: never holds "--"
         chunks: Chunks = []
         encode_body(part, chunks)
         yield b"".join(chunks)
@@ -963,7 +1056,12 @@ def encode_body(part: SinglePart, out: Chunks) -> None:
     """Append the transfer-encoded body of a resolved leaf to ``out``."""
     encoding = part.transfer_encoding
     if encoding is TransferEncoding.BASE64:
-        encode_base64(part.body, out)
+        if part.body or type(part) is not _SourcePart:
+            encode_base64(part.body, out)
+        else:
+            # Read while sending: Message.content() keeps it as a segment,
+            # Message.as_bytes() reads it.
+            out.append(cast(bytes, SourceSegment(part.source, encoding)))
     elif encoding is TransferEncoding.QUOTED_PRINTABLE:
         out.append(encode_quoted_printable(part.body))
     else:
@@ -1068,7 +1166,8 @@ def write_body(part: Part, out: Chunks) -> None:
         # output and nested multiparts already end with a line break that is
         # not content; other content is exact and needs one more.
         if isinstance(child, SinglePart) and not (
-            child.transfer_encoding is TransferEncoding.BASE64 and child.body
+            child.transfer_encoding is TransferEncoding.BASE64
+            and (child.body or has_content(child))
         ):
             out.append(b"\r\n")
     out.append(delimiter + b"--\r\n")

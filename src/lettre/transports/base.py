@@ -8,7 +8,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from email.message import EmailMessage
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar, Final, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Final, Protocol, TypeVar, cast, runtime_checkable
 
 import anyio
 
@@ -22,13 +22,18 @@ from lettre.hooks import (
     start_send,
 )
 from lettre.results import RecipientResult, SendResult
-from lettre.signing import Signer
+from lettre.signing import Signer, sign_content
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
     from lettre.message.message import Message
+    from lettre.message.source import MessageContent
+
+    Content: TypeAlias = bytes | MessageContent
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -38,6 +43,7 @@ __all__ = [
     "Signer",
     "Transport",
     "gather_outcomes",
+    "prepare_content",
     "prepare_message",
 ]
 
@@ -169,10 +175,30 @@ def prepare_message(
 
     Returns the envelope (the explicit one, else the message's own), the bytes
     (signed by each signer in turn) and the Message-ID, if the message has one.
+    Streamed attachments are read into the bytes here (blocking); transports
+    that send them a chunk at a time use :func:`prepare_content`.
+    """
+    env, content, message_id = prepare_content(message, envelope)
+    data = content if isinstance(content, bytes) else content.read_all()
+    for signer in signers:
+        data = signer.sign(data)
+    return env, data, message_id
+
+
+def prepare_content(
+    message: Message | EmailMessage,
+    envelope: Envelope | None = None,
+) -> tuple[Envelope, Content, str | None]:
+    """Serialise a message once for sending, its streamed attachments not read yet.
+
+    Returns the envelope (the explicit one, else the message's own), the
+    content (bytes, or a :class:`~lettre.message.MessageContent` when the
+    message has streamed attachments; see ``Message.content()``) and the
+    Message-ID, if the message has one. Nothing is signed.
     """
     if isinstance(message, _message_class()):
         env = envelope if envelope is not None else message.envelope
-        data = message.as_bytes()
+        data: Content = message.content()
         message_id = message.message_id
     elif isinstance(message, EmailMessage):
         from lettre.message.stdlib import email_message_to_bytes, envelope_from_email_message
@@ -183,8 +209,6 @@ def prepare_message(
         message_id = str(raw_id).strip() if raw_id is not None else None
     else:
         raise TypeError(f"cannot send a {type(message).__name__}; expected Message or EmailMessage")
-    for signer in signers:
-        data = signer.sign(data)
     return env, data, message_id
 
 
@@ -230,6 +254,10 @@ class BaseTransport(abc.ABC):
     _server: tuple[str, int] | None = None
     """The server's host and port, for the hooks, when the transport sends to one."""
 
+    _streams: ClassVar[bool] = False
+    """Whether :meth:`_send_raw` takes a :class:`~lettre.message.MessageContent` too
+    (and reads it a chunk at a time); otherwise it gets the whole message as bytes."""
+
     def __init__(
         self,
         *,
@@ -268,7 +296,13 @@ class BaseTransport(abc.ABC):
             AddressError: an address of a stdlib message is invalid.
             TypeError: ``message`` is neither kind of message.
         """
-        env, data, message_id = prepare_message(message, envelope, self._signers)
+        env, data, message_id = prepare_content(message, envelope)
+        if not isinstance(data, bytes):
+            # Only a transport that sets _streams gets a MessageContent.
+            data = cast("bytes", await self._streamed(data))
+        else:
+            for signer in self._signers:
+                data = signer.sign(data)
         result = await self._observed(env, data, message_id, self._send_raw)
         if result.message_id is None and message_id is not None:
             return SendResult(result.recipients, message_id, result.transport_id, result.reply)
@@ -289,6 +323,18 @@ class BaseTransport(abc.ABC):
         """
         return await self._observed(envelope, data, None, self._send_raw)
 
+    async def _streamed(self, content: MessageContent) -> Content:
+        """A streamed message, signed (a first pass, in a worker thread), as the transport takes it.
+
+        A transport that does not read content in chunks gets the whole bytes.
+        """
+        data: Content = content
+        if self._signers:
+            data = await anyio.to_thread.run_sync(sign_content, content, self._signers)
+        if not isinstance(data, bytes) and not self._streams:
+            data = await anyio.to_thread.run_sync(data.read_all)
+        return data
+
     async def _observed(
         self,
         envelope: Envelope,
@@ -300,7 +346,9 @@ class BaseTransport(abc.ABC):
         hooks = active(self._hooks)
         if not hooks:
             return await deliver(envelope, data)
-        event = SendStarted(self.transport_name, envelope, len(data), message_id, self._server)
+        # A MessageContent (streamed attachments) knows its size in advance, or not (0).
+        size = len(data) if type(data) is bytes else getattr(data, "size", None) or 0
+        event = SendStarted(self.transport_name, envelope, size, message_id, self._server)
         observers = start_send(hooks, event)
         if not observers:  # no hook follows this send (OpenTelemetry without an SDK)
             return await deliver(envelope, data)
@@ -323,7 +371,9 @@ class BaseTransport(abc.ABC):
 
         Args:
             envelope: the reverse path and the recipients.
-            data: the message, CRLF line endings, sent as it is.
+            data: the message, CRLF line endings, sent as it is; a
+                :class:`~lettre.message.MessageContent` (read a chunk at a
+                time) only when the class sets ``_streams``.
 
         Returns:
             A :class:`SendResult` with an outcome for every envelope recipient.

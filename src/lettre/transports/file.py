@@ -22,6 +22,7 @@ import anyio.to_thread
 
 from lettre.errors import AddressError, FileTransportError, MessageError
 from lettre.hooks import Hook
+from lettre.message.source import MessageContent
 from lettre.transports.base import BaseTransport, RecipientResult, SendResult, Signer
 
 if TYPE_CHECKING:
@@ -97,13 +98,25 @@ def _oserror(action: str, path: Path, exc: OSError) -> FileTransportError:
     )
 
 
-def _atomic_write(directory: Path, name: str, data: bytes) -> None:
-    """Write ``directory/name`` so that readers see all of it or nothing."""
+def _atomic_write(directory: Path, name: str, data: bytes | MessageContent) -> None:
+    """Write ``directory/name`` so that readers see all of it or nothing.
+
+    A streamed message is read a chunk at a time (this runs in a worker
+    thread); if a source fails, the temporary file is removed.
+    """
     fd, temporary = tempfile.mkstemp(prefix=".lettre-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                chunks = data.chunks()
+                try:
+                    for chunk in chunks:
+                        handle.write(chunk)
+                finally:
+                    chunks.close()
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, directory / name)
@@ -151,6 +164,7 @@ class FileTransport(BaseTransport):
     """
 
     transport_name = "file"
+    _streams = True
 
     def __init__(
         self,
@@ -191,13 +205,15 @@ class FileTransport(BaseTransport):
             )
         return message_id
 
-    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes | MessageContent) -> SendResult:
         """Write ``data`` (and the envelope) to new files in the directory.
 
         Args:
             envelope: the envelope, written to ``<id>.json`` unless the
                 transport was made with ``envelope=False``.
-            data: the message bytes, written to ``<id>.eml`` as they are.
+            data: the message bytes, written to ``<id>.eml`` as they are; a
+                message with streamed attachments is read and written a
+                chunk at a time.
 
         Returns:
             A result in which every recipient is accepted and
@@ -206,10 +222,13 @@ class FileTransport(BaseTransport):
         Raises:
             FileTransportError: the files could not be written (``transient``
                 for a full disk or quota and other passing conditions).
+            SourceError: a streamed attachment could not be read as the
+                message was built; no file is left.
         """
         file_id = uuid.uuid4().hex
         envelope_json = _envelope_to_json(envelope) if self._write_envelope else None
-        await anyio.to_thread.run_sync(self._write, file_id, bytes(data), envelope_json)
+        content = data if isinstance(data, MessageContent) else bytes(data)
+        await anyio.to_thread.run_sync(self._write, file_id, content, envelope_json)
         return SendResult(
             recipients=tuple(
                 RecipientResult(recipient=str(rcpt), accepted=True)
@@ -218,7 +237,9 @@ class FileTransport(BaseTransport):
             transport_id=file_id,
         )
 
-    def _write(self, file_id: str, data: bytes, envelope_json: bytes | None) -> None:
+    def _write(
+        self, file_id: str, data: bytes | MessageContent, envelope_json: bytes | None
+    ) -> None:
         directory = self._directory
         if not directory.is_dir():
             raise FileTransportError(f"{os.fspath(directory)!r} is not an existing directory")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio.lowlevel
 
@@ -26,7 +26,7 @@ from lettre.transports.base import (
     RecipientResult,
     SendResult,
     Signer,
-    prepare_message,
+    prepare_content,
 )
 
 if TYPE_CHECKING:
@@ -230,7 +230,14 @@ class MemoryTransport(BaseTransport):
             TypeError: ``message`` is neither kind of message.
             BaseException: the error given to :meth:`fail_with`.
         """
-        env, data, message_id = prepare_message(message, envelope, self._signers)
+        env, content, message_id = prepare_content(message, envelope)
+        if isinstance(content, bytes):
+            data = content
+            for signer in self._signers:
+                data = signer.sign(data)
+        else:
+            # Streamed attachments: signed and read in a worker thread.
+            data = cast("bytes", await self._streamed(content))
 
         async def record(env: Envelope, data: bytes) -> SendResult:
             return await self._record(env, data, message, message_id)

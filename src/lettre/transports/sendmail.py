@@ -24,6 +24,7 @@ import anyio.abc
 
 from lettre.errors import AddressError, SendmailError
 from lettre.hooks import Hook
+from lettre.message.source import MessageContent, SourceError
 from lettre.transports.base import BaseTransport, RecipientResult, SendResult, Signer
 
 if TYPE_CHECKING:
@@ -95,10 +96,11 @@ class _BoundedBuffer:
 class _Run:
     """The state of one program run, shared between the send and its tasks."""
 
-    __slots__ = ("returncode", "stderr", "stderr_done")
+    __slots__ = ("failure", "returncode", "stderr", "stderr_done")
 
     def __init__(self) -> None:
         self.returncode: int | None = None
+        self.failure: SourceError | None = None
         self.stderr = _BoundedBuffer(MAX_STDERR)
         self.stderr_done = anyio.Event()
 
@@ -176,12 +178,36 @@ async def _drain(stream: anyio.abc.ByteReceiveStream, run: _Run) -> None:
         run.stderr_done.set()
 
 
-async def _feed(stream: anyio.abc.ByteSendStream, data: bytes) -> None:
-    """Write the message to the program's stdin and close it."""
+async def _write(stream: anyio.abc.ByteSendStream, data: bytes) -> None:
     view = memoryview(data)
+    for start in range(0, len(view), _WRITE_CHUNK):
+        await stream.send(bytes(view[start : start + _WRITE_CHUNK]))
+
+
+async def _feed(
+    process: anyio.abc.Process, stream: anyio.abc.ByteSendStream, data: bytes | MessageContent
+) -> SourceError | None:
+    """Write the message to the program's stdin and close it.
+
+    A streamed message is read a chunk at a time in a worker thread. When
+    a source cannot be read, the program is killed before its input is
+    closed, so that it never takes the truncated message: the error is
+    returned.
+    """
     try:
-        for start in range(0, len(view), _WRITE_CHUNK):
-            await stream.send(bytes(view[start : start + _WRITE_CHUNK]))
+        if isinstance(data, bytes):
+            await _write(stream, data)
+        else:
+            chunks = data.chunks()
+            try:
+                while (chunk := await anyio.to_thread.run_sync(next, chunks, None)) is not None:
+                    await _write(stream, chunk)
+            finally:
+                chunks.close()
+    except SourceError as exc:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        return exc
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
         # The program stopped reading (usually because it is exiting with an
         # error); its exit status is what we report.
@@ -190,15 +216,19 @@ async def _feed(stream: anyio.abc.ByteSendStream, data: bytes) -> None:
         with anyio.CancelScope(shield=True):
             with contextlib.suppress(anyio.BrokenResourceError, OSError):
                 await stream.aclose()
+    return None
 
 
-async def _communicate(process: anyio.abc.Process, data: bytes, run: _Run) -> None:
+async def _communicate(process: anyio.abc.Process, data: bytes | MessageContent, run: _Run) -> None:
     """Feed stdin while draining stderr, then wait for the exit."""
     if process.stdin is None or process.stderr is None:  # pragma: no cover - PIPE given
         raise RuntimeError("process pipes are missing")
     async with anyio.create_task_group() as tg:
         tg.start_soon(_drain, process.stderr, run)
-        await _feed(process.stdin, data)
+        run.failure = await _feed(process, process.stdin, data)
+        if run.failure is not None:
+            tg.cancel_scope.cancel()
+            return
         run.returncode = await process.wait()
         if run.returncode != 0:
             # Collect the rest of the diagnostics for the error. On success
@@ -234,6 +264,7 @@ class SendmailTransport(BaseTransport):
     """
 
     transport_name = "sendmail"
+    _streams = True
 
     def __init__(
         self,
@@ -292,12 +323,14 @@ class SendmailTransport(BaseTransport):
             self._resolved = (found,)
         return self._resolved
 
-    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes | MessageContent) -> SendResult:
         """Run the program with ``envelope`` on its command line and ``data`` on stdin.
 
         Args:
             envelope: the reverse path (``-f``) and the recipients.
-            data: the message, written to the program exactly as given.
+            data: the message, written to the program exactly as given; a
+                message with streamed attachments is read and written a
+                chunk at a time.
 
         Returns:
             A result in which every recipient is accepted: a zero exit
@@ -310,6 +343,9 @@ class SendmailTransport(BaseTransport):
                 with a non-zero status (``returncode``, ``stderr``;
                 ``transient`` for EX_TEMPFAIL and EX_OSERR), or did not
                 finish within the timeout (``returncode`` is None).
+            SourceError: a streamed attachment could not be read as the
+                message was built; the program was killed before the end of
+                its input, so it did not take the message.
         """
         argv = self.command_line(envelope)
         program = argv[0]
@@ -342,6 +378,8 @@ class SendmailTransport(BaseTransport):
             with anyio.CancelScope(shield=True):
                 await process.aclose()
 
+        if run.failure is not None:
+            raise run.failure
         if run.returncode is None:
             raise SendmailError(
                 f"sendmail program {program!r} did not finish within {self._timeout:g} s "
