@@ -166,6 +166,12 @@ def _refused(*replies: Reply) -> RecipientsRefused:
     return RecipientsRefused(first.code, first.text, results=results)
 
 
+def _refused_by_calls(error: Exception) -> RecipientsRefused:
+    """Every recipient refused by an error rather than a reply."""
+    results = [RecipientResult(BOB, False, None, error)]
+    return RecipientsRefused(450, "refused", results=results)
+
+
 def _delivery(error: Exception) -> DeliveryError:
     result = SendResult((RecipientResult(BOB, False, None, error),))
     return DeliveryError("no recipient was accepted", result=result, transient=True)
@@ -187,6 +193,8 @@ FAILS_OVER: dict[str, Any] = {
     "sendmail EX_TEMPFAIL": lambda: SendmailError("exit 75", returncode=75, transient=True),
     "direct delivery, domain unreachable": lambda: _delivery(SmtpConnectError("no route")),
     "a nested failover": lambda: AllTransportsFailed("all failed", attempts=()),
+    "SES, not chained": lambda: SesError("service unavailable", transient=True),
+    "every recipient's call failed": lambda: _refused_by_calls(SesError("x", transient=True)),
 }
 
 RAISED_AS_IS: dict[str, Any] = {
@@ -207,6 +215,7 @@ RAISED_AS_IS: dict[str, Any] = {
     "message error": lambda: MessageError("no From"),
     "not a lettre error": lambda: OSError("disk full"),
     "type error": lambda: TypeError("not a message"),
+    "a recipient's call failed for good": lambda: _refused_by_calls(SesError("no")),
 }
 
 
@@ -729,6 +738,16 @@ async def test_a_refusal_of_this_message_starts_no_cool_down() -> None:
 
 
 @pytest.mark.anyio
+async def test_direct_delivery_failing_for_a_domain_starts_no_cool_down() -> None:
+    clock = Clock()
+    primary, backup = MemoryTransport(), MemoryTransport()
+    transport = FailoverTransport([primary, backup], cooldown=30, clock=clock)
+    primary.fail_with(_delivery(SmtpConnectError("no exchanger of example.com answered")))
+    assert (await transport.send(build())).index == 1
+    assert transport.cooling_down() == ()
+
+
+@pytest.mark.anyio
 async def test_round_robin_leaves_a_cooling_transport_out_of_the_rotation() -> None:
     clock = Clock()
     a, b, c = MemoryTransport(), MemoryTransport(), MemoryTransport()
@@ -803,6 +822,40 @@ async def test_a_transport_that_cannot_open_leaves_the_others_closed(
         async with FailoverTransport([relay, OpenFails()]):
             pass  # pragma: no cover - never entered
     assert relay.closed
+
+
+class Plain:
+    """A transport by the Transport protocol alone: no ``async with``, no for_new_process()."""
+
+    def __init__(self) -> None:
+        self.memory = MemoryTransport()
+
+    async def send(self, message: Any, *, envelope: Envelope | None = None) -> SendResult:
+        return await self.memory.send(message, envelope=envelope)
+
+    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        return await self.memory.send_raw(envelope, data)
+
+    async def send_many(self, messages: Any, *, concurrency: int | None = None) -> Any:
+        return await self.memory.send_many(messages, concurrency=concurrency)
+
+    async def aclose(self) -> None:
+        await self.memory.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_transport_by_the_protocol_alone_is_closed_and_kept() -> None:
+    plain = Plain()
+    memory = MemoryTransport()
+    group = RoundRobinTransport([plain, memory])
+    assert group._default_concurrency() == 2 * DEFAULT_CONCURRENCY
+    assert group.for_new_process().transports == (plain, memory)
+    async with group:
+        await group.send(build())
+        await group.send(build())
+    assert plain.memory.closed
+    assert memory.closed
+    assert len(plain.memory.outbox) == len(memory.outbox) == 1
 
 
 # --------------------------------------------------------------------------- hooks
