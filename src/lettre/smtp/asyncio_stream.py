@@ -28,7 +28,7 @@ from lettre._loops import running_on_asyncio
 from lettre.errors import TlsError
 from lettre.smtp.stream_errors import _NOT_TLS_PORT, _handshake_error
 
-__all__ = ["PipeConsumer", "open_tcp_stream"]
+__all__ = ["PipeConsumer", "open_tcp_stream", "open_unix_stream"]
 
 #: How many bytes one read takes from the socket (the protocol's buffer size).
 _READ_SIZE = 65536
@@ -56,6 +56,19 @@ async def open_tcp_stream(host: str, port: int, local_address: str | None) -> By
     if running_on_asyncio():
         return await _AsyncioByteStream.connect(host, port, local_address)
     return await anyio.connect_tcp(host, port, local_host=local_address)
+
+
+async def open_unix_stream(path: str) -> ByteStream:
+    """A Unix socket connection: the event loop's own on asyncio, anyio's elsewhere.
+
+    Raises:
+        OSError: the connection could not be made (no such socket, refused...).
+    """
+    if running_on_asyncio():
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_unix_connection(_Protocol, path)
+        return _AsyncioByteStream._made(transport, protocol)
+    return await anyio.connect_unix(path)
 
 
 class PipeConsumer(Protocol):

@@ -43,6 +43,7 @@ from lettre.protocol.commands import (
     AuthResponse,
     Ehlo,
     Helo,
+    Lhlo,
     Noop,
     Quit,
     Rset,
@@ -61,7 +62,7 @@ from lettre.protocol.transactions import (
 from lettre.smtp.auth import AuthMechanism, choose_mechanisms
 from lettre.smtp.backends import AnyioDriver, AsyncioDriver
 from lettre.smtp.driver import Ticket, TransactionDriver
-from lettre.smtp.settings import SmtpSettings, default_hello_name
+from lettre.smtp.settings import LmtpSettings, SmtpSettings, default_hello_name
 from lettre.smtp.stream import SmtpStream, transcript_logger
 from lettre.smtp.tls import TlsMode
 
@@ -348,16 +349,18 @@ class SmtpClient:
     async def _connect(self, deadline: float | None) -> None:
         settings = self._settings
         deadline = self._default_deadline(deadline)
+        lmtp = isinstance(settings, LmtpSettings)
         stream = await SmtpStream.open(
             settings.host,
             settings.effective_port,
-            conn=ClientConnection(),
+            conn=ClientConnection(lmtp=lmtp),
             connect_timeout=settings.effective_connect_timeout,
             deadline=deadline,
             local_address=settings.local_address,
             implicit_tls=self._ssl_context if settings.tls is TlsMode.IMPLICIT else None,
             server_name=settings.server_name,
             proxy=settings.proxy,
+            unix_socket=settings.unix_socket if isinstance(settings, LmtpSettings) else None,
             logger=self._logger,
         )
         self._stream = stream
@@ -402,12 +405,14 @@ class SmtpClient:
             await self._authenticate(stream)
 
     async def _ehlo(self, stream: SmtpStream, name: str) -> None:
-        reply = await self._command(stream, Ehlo(name), "the reply to EHLO")
+        lmtp = stream.conn.lmtp
+        hello = Lhlo(name) if lmtp else Ehlo(name)
+        reply = await self._command(stream, hello, f"the reply to {hello.verb}")
         if reply.code == 250:
             self._capabilities = stream.conn.capabilities or Capabilities()
             return
-        if reply.code == 421:
-            raise await self._reply_error(stream, reply, SmtpReplyError, "EHLO")
+        if reply.code == 421 or lmtp:  # LMTP has no HELO to fall back on
+            raise await self._reply_error(stream, reply, SmtpReplyError, hello.verb)
         # STARTTLS needs ESMTP, and after STARTTLS the server must take EHLO again.
         tls = self._settings.tls
         needs_ehlo = (tls is TlsMode.STARTTLS and not stream.encrypted) or (

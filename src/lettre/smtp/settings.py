@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import re
 import socket
 import ssl
@@ -24,6 +25,8 @@ from lettre.smtp.tls import TlsMode, TlsParameters
 __all__ = [
     "DEFAULT_DATA_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "LMTP_PORT",
+    "LmtpSettings",
     "SmtpSettings",
     "address_literal",
     "default_hello_name",
@@ -34,6 +37,9 @@ DEFAULT_TIMEOUT = 30.0
 """Seconds to wait for each reply (and for the connection) unless configured."""
 
 DEFAULT_DATA_TIMEOUT = 600.0
+
+LMTP_PORT = 24
+"""The TCP port LMTP connections use unless configured (RFC 2033 names none; 24 is usual)."""
 """Seconds to wait for the reply to the end of the data: RFC 5321 4.5.3.2 says 10 minutes."""
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
@@ -194,6 +200,22 @@ def _check_timeout(name: str, value: float | None, *, optional: bool) -> float |
     if not value > 0 or math.isnan(value):
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
     return float(value)
+
+
+def _check_unix_socket(settings: LmtpSettings) -> str:
+    """Validate ``settings.unix_socket``; return it as a str."""
+    value: object = settings.unix_socket
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError(f"unix_socket must be a path (str), not {type(value).__name__}")
+    if not value or "\x00" in value:
+        raise ValueError(f"unix_socket must be the path of a Unix socket, not {value!r}")
+    if settings.proxy is not None or settings.local_address is not None:
+        raise ValueError(
+            f"a Unix socket ({value!r}) is reached directly: it takes no proxy or local_address"
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,3 +390,34 @@ def _iterable(
     if isinstance(value, str):
         return [part for part in value.replace(",", " ").split() if part]
     return list(value)
+
+
+@dataclass(frozen=True, slots=True)
+class LmtpSettings(SmtpSettings):
+    """The settings of LMTP (RFC 2033) connections to one server.
+
+    Those of :class:`SmtpSettings`, with LMTP's defaults (port 24, no TLS),
+    and a Unix socket as an alternative to ``host``:``port``. A client made
+    with them opens its sessions with LHLO and reads one reply per accepted
+    recipient after each message's content.
+
+    Args:
+        unix_socket: the path of a Unix socket to connect to instead of
+            ``host``:``port`` (``host`` still names the server for TLS);
+            no ``proxy`` or ``local_address`` with it.
+
+    Raises:
+        TypeError, ValueError: as for :class:`SmtpSettings`, and for a
+            ``unix_socket`` that is not a path.
+    """
+
+    port: int | None = LMTP_PORT
+    tls: TlsMode = field(default=TlsMode.NONE, metadata={"url": "tls"})
+    unix_socket: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.port is None:
+            object.__setattr__(self, "port", LMTP_PORT)
+        SmtpSettings.__post_init__(self)
+        if self.unix_socket is not None:
+            object.__setattr__(self, "unix_socket", _check_unix_socket(self))

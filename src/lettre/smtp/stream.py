@@ -32,7 +32,12 @@ from lettre.errors import (
     SmtpTimeoutError,
 )
 from lettre.protocol.connection import ClientConnection
-from lettre.smtp.asyncio_stream import PipeConsumer, _AsyncioByteStream, open_tcp_stream
+from lettre.smtp.asyncio_stream import (
+    PipeConsumer,
+    _AsyncioByteStream,
+    open_tcp_stream,
+    open_unix_stream,
+)
 from lettre.smtp.proxy import open_tunnel
 from lettre.smtp.stream_errors import _handshake_error, _lookup_error, describe_error
 
@@ -103,6 +108,7 @@ class SmtpStream:
         implicit_tls: ssl.SSLContext | None = None,
         server_name: str | None = None,
         proxy: Proxy | None = None,
+        unix_socket: str | None = None,
         logger: logging.Logger | None = None,
     ) -> SmtpStream:
         """Connect to ``host``:``port`` (and do the TLS handshake for implicit TLS).
@@ -118,6 +124,8 @@ class SmtpStream:
             implicit_tls: the context for TLS from the first byte, if any.
             server_name: the name the certificate must match (default ``host``).
             proxy: the proxy to connect through, if any (it resolves ``host``).
+            unix_socket: the path of a Unix socket to connect to instead of
+                ``host``:``port`` (:func:`_connect_unix`).
             logger: the transcript logger (default ``lettre.smtp``).
 
         Raises:
@@ -127,12 +135,16 @@ class SmtpStream:
         """
         log = logger if logger is not None else transcript_logger
         peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if unix_socket is not None:
+            peer = f"unix:{unix_socket}"
         stream: ByteStream | None = None
         limit = anyio.current_time() + connect_timeout
         if deadline is not None:
             limit = min(limit, deadline)
         with anyio.CancelScope(deadline=limit) as scope:
-            if proxy is not None:
+            if unix_socket is not None:
+                stream = await _connect_unix(unix_socket, peer)
+            elif proxy is not None:
                 stream = await open_tunnel(proxy, host, port, local_address=local_address)
             else:
                 try:
@@ -312,6 +324,14 @@ class SmtpStream:
         """Look again whether the transcript is on (the logger's level may change)."""
         self._debug = debug = self.logger.isEnabledFor(logging.DEBUG)
         return debug
+
+
+async def _connect_unix(path: str, peer: str) -> ByteStream:
+    """Connect to the Unix socket at ``path`` (the event loop's own on asyncio)."""
+    try:
+        return await open_unix_stream(path)
+    except OSError as exc:
+        raise SmtpConnectError(f"cannot connect to {peer}: {describe_error(exc)}") from exc
 
 
 async def _handshake(

@@ -16,6 +16,9 @@ Form: ``smtp[s]://[user[:password]@]host[:port][?name=value&...]``.
   ``?proxy=socks5%3A%2F%2Fuser%3Asecret%40proxy.example%3A1080``; see
   :mod:`lettre.smtp.proxy`).
 
+``lmtp://host[:port]`` is an LMTP server (port 24, no TLS unless ``tls=``
+says otherwise), and ``lmtp:///path/to/socket`` one on a Unix socket.
+
 Unknown or repeated parameters are errors, so a typo never silently weakens a
 setting.
 """
@@ -28,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lettre.smtp.auth import AuthMechanism, Credentials
-from lettre.smtp.settings import SmtpSettings
+from lettre.smtp.settings import LmtpSettings, SmtpSettings
 from lettre.smtp.tls import TlsMode
 
 __all__ = ["parse_smtp_url", "settings_from_url"]
@@ -53,7 +56,9 @@ def parse_smtp_url(url: str) -> dict[str, Any]:
 
     Returns:
         The settings the URL names, as keyword arguments (``host``, ``port``,
-        ``tls``, ``credentials`` and whatever the query sets).
+        ``tls``, ``credentials`` and whatever the query sets; for ``lmtp://``
+        also ``lmtp=True``, and ``unix_socket``: arguments of
+        :class:`~lettre.smtp.settings.LmtpSettings`).
 
     Raises:
         ValueError: on another scheme, a missing host, a bad port, an unknown,
@@ -72,18 +77,26 @@ def parse_smtp_url(url: str) -> dict[str, Any]:
             "in the user name and password)"
         ) from None
     scheme = parts.scheme.lower()
-    if scheme not in ("smtp", "smtps"):
-        raise ValueError(f"unsupported URL scheme {parts.scheme!r}: expected smtp or smtps")
+    if scheme not in ("smtp", "smtps", "lmtp"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r}: expected smtp, smtps or lmtp")
     host = parts.hostname
+    unix_socket = None
+    if scheme == "lmtp" and not host and parts.path not in ("", "/"):
+        host, unix_socket = "localhost", unquote(parts.path)  # lmtp:///path/to/socket
     if not host:
         raise ValueError("the SMTP URL has no host")
-    if parts.path not in ("", "/"):
+    if parts.path not in ("", "/") and unix_socket is None:
         raise ValueError("an SMTP URL has no path: use smtp://host:port?name=value")
     if parts.fragment:
         raise ValueError("an SMTP URL has no fragment")
 
     kwargs: dict[str, Any] = {"host": host, "port": port}
     tls = TlsMode.IMPLICIT if scheme == "smtps" else TlsMode.STARTTLS
+    if scheme == "lmtp":
+        kwargs["lmtp"] = True  # settings_from_url makes LmtpSettings
+        if unix_socket is not None:
+            kwargs["unix_socket"] = unix_socket
+        tls = TlsMode.NONE
     if parts.username is not None:
         username = unquote(parts.username)
         password = unquote(parts.password) if parts.password is not None else None
@@ -136,6 +149,8 @@ def settings_from_url(url: str, **overrides: Any) -> SmtpSettings:
     """
     kwargs = parse_smtp_url(url)
     kwargs.update(overrides)
+    if kwargs.pop("lmtp", False):
+        return LmtpSettings(**kwargs)
     return SmtpSettings(**kwargs)
 
 
