@@ -507,6 +507,24 @@ async def test_every_transport_failing_raises_one_error_with_each(
 
 
 @pytest.mark.anyio
+async def test_no_password_in_the_error_or_the_log(
+    closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    from lettre.smtp.auth import Credentials
+
+    secret = "pa55-w0rd-never-shown"
+    relays = [smtp(closed_port, credentials=Credentials("app", secret)) for _ in range(2)]
+    async with FailoverTransport(relays) as transport:
+        with pytest.raises(AllTransportsFailed) as caught:
+            await transport.send(build())
+    assert "user='app'" in str(caught.value)
+    assert secret not in str(caught.value)
+    assert secret not in repr(caught.value.attempts)
+    assert secret not in caplog.text
+    assert "FailoverTransport: #0 SmtpTransport" in caplog.text
+
+
+@pytest.mark.anyio
 async def test_a_later_transport_failing_for_good_is_raised_as_is(closed_port: int) -> None:
     refusing = MemoryTransport()
     refusing.refuse(BOB)
