@@ -180,7 +180,9 @@ class _SendSpan(SendObserver):
                 if error.enhanced_status:
                     span.set_attribute("lettre.reply.enhanced_status", error.enhanced_status)
             if isinstance(error, RecipientsRefused):
-                span.set_attribute("lettre.recipients.refused", len(error.results))
+                # With require_all_recipients, the accepted ones are in the results too.
+                refused = sum(1 for r in error.results if not r.accepted)
+                span.set_attribute("lettre.recipients.refused", refused)
             span.set_status(Status(StatusCode.ERROR, _error_summary(error)))
         if reply is not None:
             span.set_attribute("lettre.reply.code", reply.code)
@@ -328,6 +330,8 @@ class OpenTelemetryHook(Hook):
             start_time=event.start,
         )
         parent = trace.set_span_in_context(span)
+        # The connection's span holds its steps' spans, the last one's end included.
+        end = max(event.end, event.steps[-1].end) if event.steps else event.end
         for step in event.steps:
             child = self.tracer.start_span(step.name, context=parent, start_time=step.start)
             if step.error is not None:
@@ -337,7 +341,7 @@ class OpenTelemetryHook(Hook):
         if event.error is not None:
             span.set_attribute("error.type", _error_type(event.error))
             span.set_status(Status(StatusCode.ERROR, _error_summary(event.error)))
-        span.end(end_time=event.end)
+        span.end(end_time=end)
 
     def connection_closed(self, event: ConnectionClosed) -> None:
         """Count the closed connection, by reason."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 import sys
@@ -92,7 +93,7 @@ def _ordered_steps(event: ConnectionOpened) -> None:
     assert event.start == event.steps[0].start
     for step in event.steps:
         assert step.start <= step.end
-    for before, after in zip(event.steps, event.steps[1:], strict=False):
+    for before, after in itertools.pairwise(event.steps):
         assert before.end <= after.start
     # Not checked: the last step's end against ``event.end``. SmtpClient reads
     # the attempt's end before it ends the last step, so the step may end a
