@@ -194,6 +194,14 @@ class Hook:
     sends: they must be quick and must not block.
     """
 
+    def observes_sends(self) -> bool:
+        """Whether :meth:`send_started` wants the next send (True here).
+
+        A hook with nothing to record at the moment returns False: the send
+        then makes no event for it.
+        """
+        return True
+
     def send_started(self, event: SendStarted) -> SendObserver | None:
         """A send starts; return an observer to hear how it ends, or None."""
         return None
@@ -279,11 +287,21 @@ _current_send: ContextVar[list[SendObserver] | None] = ContextVar(
 """The observers of the send running in this context (set only while hooks listen)."""
 
 
-def start_send(hooks: tuple[Hook, ...], event: SendStarted) -> list[SendObserver]:
-    """Call ``send_started`` on every hook; the observers they return."""
-    observers = []
+def start_send(
+    hooks: tuple[Hook, ...], make_event: Callable[[], SendStarted]
+) -> list[SendObserver]:
+    """Call ``send_started`` on every hook that observes sends; the observers they return.
+
+    The event is made only when a hook wants it.
+    """
+    observers: list[SendObserver] = []
+    event: SendStarted | None = None
     for hook in hooks:
         try:
+            if not hook.observes_sends():
+                continue
+            if event is None:
+                event = make_event()
             observer = hook.send_started(event)
         except Exception:  # noqa: BLE001 - a hook never changes the send
             _failed_hook(hook, "send_started")

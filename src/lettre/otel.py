@@ -294,6 +294,10 @@ class OpenTelemetryHook(Hook):
 
     # -- sends
 
+    def observes_sends(self) -> bool:
+        """True once an SDK (or a provider given) records spans or measurements."""
+        return self._tracing or self._live()
+
     def send_started(self, event: SendStarted) -> SendObserver | None:
         """Start the send's span (made current) and its timer."""
         if not (self._tracing or self._live()):
