@@ -680,3 +680,150 @@ async def test_without_hooks_no_event_is_built(
     # The check is real: with a hook, the same send builds an event.
     with pytest.raises(AssertionError, match="an event was built"):
         await MemoryTransport(hooks=[Recorder()]).send(_message())
+
+
+# -- LMTP --------------------------------------------------------------------------------------
+
+
+class _LmtpHandler:
+    """One reply per accepted recipient after the content (RFC 2033); ``refuse`` at RCPT."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.refuse = refuse
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address == self.refuse:
+            return "550 5.1.1 No such user"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "\r\n".join(f"250 2.0.0 <{a}> delivered" for a in envelope.rcpt_tos)
+
+
+@pytest.fixture
+def lmtp_server() -> Iterator[Any]:
+    """aiosmtpd's LMTP on 127.0.0.1 (a free port) and on a Unix socket."""
+    import asyncio
+    import tempfile
+
+    from aiosmtpd.controller import Controller, UnixSocketController
+    from aiosmtpd.lmtp import LMTP
+
+    class Tcp(Controller):
+        def factory(self) -> Any:
+            return LMTP(self.handler, hostname="lmtp.lettre.test", timeout=30)
+
+        def _trigger_server(self) -> None:
+            assert isinstance(self.server, asyncio.Server)
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()  # type: ignore[no-untyped-call]
+
+    class Unix(UnixSocketController):
+        def factory(self) -> Any:
+            return LMTP(self.handler, hostname="lmtp.lettre.test", timeout=30)
+
+    handler = _LmtpHandler(refuse="nobody@example.com")
+    directory = Path(tempfile.mkdtemp(prefix="lmtp-"))  # short: a Unix socket's path is bounded
+    path = directory / "lmtp.sock"
+    tcp = Tcp(handler, hostname="127.0.0.1", port=0)
+    unix = Unix(handler, unix_socket=path)
+    tcp.start()  # type: ignore[no-untyped-call]
+    unix.start()  # type: ignore[no-untyped-call]
+    try:
+        yield tcp, path
+    finally:
+        tcp.stop()  # type: ignore[no-untyped-call]
+        unix.stop()  # type: ignore[no-untyped-call]
+        if path.exists():
+            path.unlink()
+        directory.rmdir()
+
+
+async def test_lmtp_over_tcp_and_a_unix_socket(lmtp_server: Any, recorder: Recorder) -> None:
+    from lettre.transports.lmtp import LmtpTransport
+
+    tcp, path = lmtp_server
+    port = int(tcp.port)
+    two = Envelope("alice@example.com", ["bob@example.com", "nobody@example.com"])
+    async with LmtpTransport(
+        "127.0.0.1", port, hello_name=HELLO, timeout=10.0, hooks=[recorder]
+    ) as transport:
+        result = await transport.send(_message(), envelope=two)
+    assert [r.recipient for r in result.refused] == ["nobody@example.com"]
+    (started,) = recorder.of("send_started")
+    assert (started.transport, started.server) == ("lmtp", ("127.0.0.1", port))
+    assert _finished(recorder) == [(started, _core(result))]
+    (opened,) = recorder.of("connection_opened")
+    assert opened.server == ("127.0.0.1", port)
+    assert [step.name for step in opened.steps] == ["connect"]
+    assert opened.error is None
+    assert [closed.reason for closed in recorder.of("connection_closed")] == ["quit"]
+
+    unix = Recorder()
+    async with LmtpTransport.unix(path, hello_name=HELLO, timeout=10.0, hooks=[unix]) as transport:
+        result = await transport.send(_message())
+    (started,) = unix.of("send_started")
+    assert (started.transport, started.server) == ("lmtp", None)
+    assert _finished(unix) == [(started, _core(result))]
+    (opened,) = unix.of("connection_opened")
+    assert opened.error is None
+    assert [closed.reason for closed in unix.of("connection_closed")] == ["quit"]
+
+
+# -- cancellation, pool timeouts ---------------------------------------------------------------
+
+
+async def test_a_cancelled_send_is_failed(recorder: Recorder) -> None:
+    mini = MiniSmtp(hang_on="MAIL", extensions=("8BITMIME",))
+    async with (
+        scripted_server(mini) as server,
+        _smtp(server.host, server.port, hooks=[recorder]) as transport,
+    ):
+        with anyio.CancelScope() as scope:
+
+            async def cancel_when_mail_arrives() -> None:
+                await until(lambda: "MAIL" in mini.verbs(), "MAIL")
+                scope.cancel()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(cancel_when_mail_arrives)
+                await transport.send(_message())
+        assert scope.cancelled_caught
+        await until(lambda: bool(recorder.of("connection_closed")), "the close")
+    (started,) = recorder.of("send_started")
+    ((told, error),) = recorder.of("failed")
+    assert told is started
+    assert isinstance(error, anyio.get_cancelled_exc_class())
+    assert recorder.of("finished") == []
+    assert [c.reason for c in recorder.of("connection_closed")] == ["broken"]
+
+
+async def test_a_pool_timeout_is_a_wait_without_a_connection(recorder: Recorder) -> None:
+    from lettre.errors import PoolTimeout
+
+    gate = anyio.Event()
+
+    async def hold(session: HookedSession, content: bytes) -> None:
+        await gate.wait()
+
+    mini = HookedMini(before_final=hold)
+    async with scripted_server(mini) as server:
+        transport = _smtp(
+            server.host,
+            server.port,
+            pool=PoolConfig(max_size=1, pool_timeout=0.05),
+            hooks=[recorder],
+        )
+        async with transport, anyio.create_task_group() as group:
+            group.start_soon(transport.send, _message("first@example.com"))
+            await until(lambda: bool(mini.transactions), "the first transaction")
+            with pytest.raises(PoolTimeout) as caught:
+                await transport.send(_message("second@example.com"))
+            gate.set()
+    (waited,) = recorder.of("pool_waited")
+    assert waited.acquired is False
+    assert waited.waited > 0
+    assert [error for _, error in recorder.of("failed")] == [caught.value]
