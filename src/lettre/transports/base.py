@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import email.message
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -212,6 +213,17 @@ def prepare_content(
     return env, data, message_id
 
 
+def _with_id(result: R, message_id: str | None) -> R:
+    """``result``, with ``message_id`` when it has none."""
+    if message_id is None or result.message_id is not None:
+        return result
+    if type(result) is SendResult:
+        return SendResult(  # type: ignore[return-value]  # R is SendResult here
+            result.recipients, message_id, result.transport_id, result.reply
+        )
+    return dataclasses.replace(result, message_id=message_id)
+
+
 def _message_list(
     messages: Iterable[Message | EmailMessage],
 ) -> list[Message | EmailMessage]:
@@ -303,10 +315,7 @@ class BaseTransport(abc.ABC):
         else:
             for signer in self._signers:
                 data = signer.sign(data)
-        result = await self._observed(env, data, message_id, self._send_raw)
-        if result.message_id is None and message_id is not None:
-            return SendResult(result.recipients, message_id, result.transport_id, result.reply)
-        return result
+        return await self._observed(env, data, message_id, self._send_raw)
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Send already-serialised message bytes with an explicit envelope.
@@ -342,10 +351,13 @@ class BaseTransport(abc.ABC):
         message_id: str | None,
         deliver: Callable[[Envelope, bytes], Awaitable[R]],
     ) -> R:
-        """``await deliver(envelope, data)``, telling the hooks how it went."""
+        """``await deliver(envelope, data)``, telling the hooks how it went.
+
+        The result carries ``message_id`` when the transport did not set one.
+        """
         hooks = active(self._hooks)
         if not hooks:
-            return await deliver(envelope, data)
+            return _with_id(await deliver(envelope, data), message_id)
 
         def event() -> SendStarted:
             # A MessageContent (streamed attachments) knows its size in advance, or not (0).
@@ -354,10 +366,10 @@ class BaseTransport(abc.ABC):
 
         observers = start_send(hooks, event)
         if not observers:  # no hook follows this send (OpenTelemetry without an SDK)
-            return await deliver(envelope, data)
+            return _with_id(await deliver(envelope, data), message_id)
         token = _current_send.set(observers)
         try:
-            result = await deliver(envelope, data)
+            result = _with_id(await deliver(envelope, data), message_id)
         except BaseException as exc:
             _current_send.reset(token)
             end_send(observers, None, exc)

@@ -322,10 +322,7 @@ class MxTransport(BaseTransport):
             MessageError: the message cannot be serialised.
         """
         env, data, message_id = prepare_message(message, envelope, self._signers)
-        result = await self._observed(env, data, message_id, self._send_raw)
-        if message_id is not None:
-            return dataclasses.replace(result, message_id=message_id)
-        return result
+        return await self._observed(env, data, message_id, self._send_raw)
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> MxSendResult:
         """Deliver serialised message bytes to the envelope's recipient domains.
