@@ -607,15 +607,8 @@ def _source_part(
 
 
 def has_content(part: SinglePart) -> bool:
-    """Whether a leaf's encoded body is not empty (a source of unknown size counts as not empty)."""
-    if part.body:
-        return True
+    """Whether a leaf with an empty body streams some content (an unknown size counts as some)."""
     return type(part) is _SourcePart and part.source.size != 0
-
-
-def is_streamed(part: SinglePart) -> bool:
-    """Whether a leaf's content is read from a source while sending."""
-    return type(part) is _SourcePart
 
 
 TEXT_PLAIN: Final = ContentType("text/plain; charset=utf-8")

@@ -350,11 +350,12 @@ class SourceReader:
 
     def close(self) -> None:
         """Release the file (a path's descriptor is closed; a file object stays open)."""
+        if self._source.path is not None:
+            self._file.close()  # the reader's own descriptor
+            return
         lock, self._lock = self._lock, None
         if lock is not None:
-            lock.release()
-        elif self._source.path is not None:
-            self._file.close()
+            lock.release()  # a file object stays open; the next send may read it
 
     def __enter__(self) -> SourceReader:
         return self
@@ -471,9 +472,6 @@ class MessageContent:
             SourceError: a source cannot be read as the message was built.
         """
         return b"".join(self.chunks())
-
-    def __len__(self) -> int:
-        return 0 if self.size is None else self.size
 
     def __repr__(self) -> str:
         sources = sum(isinstance(s, SourceSegment) for s in self.segments)
