@@ -696,3 +696,96 @@ def test_quoted_local_parts_are_written_with_their_escapes() -> None:
 def test_display_names_token_by_token(text: str, name: str) -> None:
     (mailbox,) = Mailboxes.parse(text)
     assert mailbox.name == name
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Comments: empty, nested at their start, an escaped ')' just before the end; a
+        # comment between two words counts as white space.
+        ("Bob () <b@example.org>", [("Bob", "b@example.org")]),
+        ("Bob ((x)) <b@example.org>", [("Bob", "b@example.org")]),
+        ("Bob (a\\)) <b@example.org>", [("Bob", "b@example.org")]),
+        ("Bob(x)Smith <b@example.org>", [("Bob Smith", "b@example.org")]),
+        # A quoted string ends at its closing quote, even with no space after it.
+        ('"Bob"<b@example.org>', [("Bob", "b@example.org")]),
+        ('"Bob""Smith" <b@example.org>', [("BobSmith", "b@example.org")]),
+        # A quoted string is never an encoded word (RFC 2047 section 5).
+        ('"=?utf-8?q?a?=" <a@example.org>', [("=?utf-8?q?a?=", "a@example.org")]),
+        ('"=?utf-8?q?a?=" =?utf-8?q?b?= <a@example.org>', [("=?utf-8?q?a?= b", "a@example.org")]),
+        # An empty group, then a mailbox.
+        ("Undisclosed:;, a@example.org", [(None, "a@example.org")]),
+        ("G: a@example.org;, b@example.org", [(None, "a@example.org"), (None, "b@example.org")]),
+    ],
+)
+def test_mailbox_list_syntax_edges(text: str, expected: list[tuple[str | None, str]]) -> None:
+    assert [(m.name, str(m.address)) for m in Mailboxes.parse(text)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("   ", "'   ' holds no address"),
+        ("(just a comment)", "'(just a comment)' holds no address"),
+        ("G: H: a@example.org;;", "nested group in 'G: H: a@example.org;;'"),
+        (": a@example.org;", "a group needs a name: ': a@example.org;'"),
+        ("G: a@example.org", "unterminated group (missing ';') in 'G: a@example.org'"),
+        ("Undisclosed:; a@example.org", "unexpected 'a' in 'Undisclosed:; a@example.org'"),
+        ("Bob <>", "missing address in 'Bob <>'"),
+        (
+            "Bob <a @example.org>",
+            "whitespace or a comment inside the address in 'Bob <a @example.org>'",
+        ),
+        (
+            "Bob <a@(c)example.org>",
+            "whitespace or a comment inside the address in 'Bob <a@(c)example.org>'",
+        ),
+        ("Bob <,a@example.org>", "malformed angle address in 'Bob <,a@example.org>'"),
+        ("Bob <a<b@example.org>", "malformed angle address in 'Bob <a<b@example.org>'"),
+        ("Bob <a,b@example.org>", "malformed angle address in 'Bob <a,b@example.org>'"),
+        ("Bob <a;b@example.org>", "malformed angle address in 'Bob <a;b@example.org>'"),
+        ("Bob <a:b@example.org>", "malformed angle address in 'Bob <a:b@example.org>'"),
+        ("Bob <a@example.org", "missing '>' in 'Bob <a@example.org'"),
+        ("Bob <a@example.org>, ", "trailing comma in 'Bob <a@example.org>, '"),
+        (", a@example.org", "unexpected ',' in ', a@example.org'"),
+        ("Bob, a@example.org", "'Bob' is not an email address: it has no @"),
+        ("Bob Smith", "'Bob Smith' is not an email address: it has no @"),
+        ("G: Bob;", "'Bob' is not an email address: it has no @"),
+        ("Bob > a@example.org", "unexpected '>' in 'Bob > a@example.org'"),
+        ("G:", "unexpected the end in 'G:'"),
+        ("a@example.org;", "unexpected ';' in 'a@example.org;'"),
+        ("a@example.org b", "whitespace or a comment inside the address in 'a@example.org b'"),
+        # Domain literals, in lists (a single mailbox takes a shorter path, straight to
+        # Address): the literal is cut at its first ']' and checked whole.
+        ("b@[], c@example.org", "'b@[]' has an invalid domain literal '[]'"),
+        ("Bob <b@[1[2]>, c@example.org", "invalid domain literal '[1[2]'"),
+        ("b@[[1], c@example.org", "invalid domain literal '[[1]'"),
+        (
+            "b@[1][2], c@example.org",
+            "'b@[1][2]' has an invalid domain literal '[1][2]': "
+            "expected [IPv4 address] or [IPv6:address]",
+        ),
+        (
+            "Bob <b@[192.0.2.1]x>, c@example.org",
+            "'b@[192.0.2.1]x' has an invalid domain literal '[192.0.2.1]x'",
+        ),
+        ("b@[1\\2], c@example.org", "invalid domain literal '[1\\\\2]'"),
+        (
+            "=?utf-8?q?a=0Db?= <a@example.org>",
+            "the display name '=?utf-8?q?a=0Db?=' (decoded) contains the control character "
+            "U+000D; line breaks and control characters are not allowed",
+        ),
+    ],
+)
+def test_mailbox_list_exact_error_texts(text: str, message: str) -> None:
+    with pytest.raises(AddressError) as info:
+        Mailboxes.parse(text)
+    assert str(info.value) == message
+
+
+def test_a_group_is_not_one_mailbox() -> None:
+    text = "G: a@example.org;"
+    with pytest.raises(AddressError) as info:
+        Mailbox.parse(text)
+    assert str(info.value) == f"a group is not a mailbox: {text!r}"
+    assert Mailboxes.parse(text)[0].address == Address("a@example.org")
