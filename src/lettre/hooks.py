@@ -19,6 +19,7 @@ synchronously, in the task that sends, so they must not block.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -223,6 +224,7 @@ class Hook:
 
 
 _registered: tuple[Hook, ...] = ()
+_registering = threading.Lock()  # register() and unregister() from several threads lose nothing
 
 
 def register(hook: Hook) -> None:
@@ -233,14 +235,16 @@ def register(hook: Hook) -> None:
     """
     global _registered
     _check(hook)
-    if hook not in _registered:
-        _registered = (*_registered, hook)
+    with _registering:
+        if hook not in _registered:
+            _registered = (*_registered, hook)
 
 
 def unregister(hook: Hook) -> None:
     """Detach a hook attached by :func:`register` (nothing if it is not attached)."""
     global _registered
-    _registered = tuple(h for h in _registered if h is not hook)
+    with _registering:
+        _registered = tuple(h for h in _registered if h is not hook)
 
 
 def registered() -> tuple[Hook, ...]:
