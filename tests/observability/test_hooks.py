@@ -241,8 +241,11 @@ async def test_a_pool_wait_is_told(recorder: Recorder) -> None:
 
     mini = HookedMini(before_final=hold_the_first)
     outcomes: list[SendResult] = []
+    raising = Raising()  # told first, raising: the others are told all the same
     async with scripted_server(mini) as server:
-        transport = _smtp(server.host, server.port, pool=PoolConfig(max_size=1), hooks=[recorder])
+        transport = _smtp(
+            server.host, server.port, pool=PoolConfig(max_size=1), hooks=[raising, recorder]
+        )
         async with transport:
 
             async def send(to: str) -> None:
@@ -264,6 +267,7 @@ async def test_a_pool_wait_is_told(recorder: Recorder) -> None:
     assert waited.server == (server.host, server.port)
     assert waited.acquired is True
     assert waited.waited >= 0
+    assert raising.calls.count("pool_waited") == 1
     # One connection carried both.
     assert len(recorder.of("connection_opened")) == 1
     assert recorder.kinds().count("send_started") == 2
@@ -638,11 +642,18 @@ def test_hooks_argument_is_checked(tmp_path: Path, recorder: Recorder) -> None:
     assert lettre.hooks.registered() == ()
 
 
-def test_for_new_process_keeps_the_hooks(tmp_path: Path, recorder: Recorder, api: Any) -> None:
+def test_for_new_process_keeps_the_hooks(
+    tmp_path: Path, recorder: Recorder, api: Any, moto: Moto
+) -> None:
     from api_server import make_transport
+
+    from lettre.transports.lmtp import LmtpTransport
 
     made = [make() for make in _transports(tmp_path, [recorder])]
     made += [make_transport(s, api.url, hooks=[recorder]) for s in ("postmark", "mailgun")]
+    made.append(moto.transport(hooks=[recorder]))
+    made.append(LmtpTransport("127.0.0.1", 24, hooks=[recorder]))
+    made.append(LmtpTransport.unix(tmp_path / "lmtp.sock", hooks=[recorder]))
     for transport in made:
         assert transport.for_new_process().hooks == (recorder,), transport
 
