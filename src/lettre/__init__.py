@@ -8,7 +8,9 @@ Build a message with :meth:`Message.builder`, then send it with a transport::
 Names are imported on first use, so that ``import lettre`` (and the message
 layer and the protocol core) load no I/O library; the SES transport and the
 DKIM signer also need optional extras (``lettre[ses]``, ``lettre[dkim]``), and
-direct delivery (``MxTransport``) ``lettre[direct]``.
+direct delivery (``MxTransport``) ``lettre[direct]``, the HTTP API transports
+``lettre[http]``, SOCKS proxies ``lettre[proxy]`` and OpenTelemetry
+(:mod:`lettre.otel`) ``lettre[otel]``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lettre.errors import (
     DnsError,
     ExtensionNotSupported,
     FileTransportError,
+    HttpApiError,
     LettreError,
     LocalProtocolError,
     MessageError,
@@ -66,10 +69,23 @@ if TYPE_CHECKING:
     from lettre.signing import Signer
     from lettre.smtp.auth import AuthMechanism, Credentials
     from lettre.smtp.pool import PoolConfig, PoolStatistics
+    from lettre.smtp.proxy import Proxy, ProxyKind
     from lettre.smtp.tls import TlsMode, TlsParameters
     from lettre.sync import BlockingTransport, send_blocking
     from lettre.transports.base import BaseTransport, Transport
+    from lettre.transports.failover import (
+        AllTransportsFailed,
+        FailoverTransport,
+        RoundRobinTransport,
+    )
     from lettre.transports.file import FileTransport
+    from lettre.transports.http import (
+        MailgunTransport,
+        PostmarkTransport,
+        ResendTransport,
+        SendGridTransport,
+    )
+    from lettre.transports.lmtp import LmtpTransport
     from lettre.transports.memory import MemoryTransport
     from lettre.transports.mx import MxTransport
     from lettre.transports.sendmail import SendmailTransport
@@ -105,6 +121,16 @@ _LAZY = {
     "Credentials": "lettre.smtp.auth",
     "DkimSigner": "lettre.dkim",
     "FileTransport": "lettre.transports.file",
+    "AllTransportsFailed": "lettre.transports.failover",
+    "FailoverTransport": "lettre.transports.failover",
+    "RoundRobinTransport": "lettre.transports.failover",
+    "MailgunTransport": "lettre.transports.http",
+    "PostmarkTransport": "lettre.transports.http",
+    "ResendTransport": "lettre.transports.http",
+    "SendGridTransport": "lettre.transports.http",
+    "LmtpTransport": "lettre.transports.lmtp",
+    "Proxy": "lettre.smtp.proxy",
+    "ProxyKind": "lettre.smtp.proxy",
     "MemoryTransport": "lettre.transports.memory",
     "MxTransport": "lettre.transports.mx",
     "PoolConfig": "lettre.smtp.pool",
@@ -121,6 +147,7 @@ _LAZY = {
 __all__ = [
     "Address",
     "AddressError",
+    "AllTransportsFailed",
     "Attachment",
     "AuthMechanism",
     "AuthenticationError",
@@ -136,12 +163,16 @@ __all__ = [
     "DnsError",
     "Envelope",
     "ExtensionNotSupported",
+    "FailoverTransport",
     "FileTransport",
     "FileTransportError",
+    "HttpApiError",
     "LettreError",
+    "LmtpTransport",
     "LocalProtocolError",
     "Mailbox",
     "Mailboxes",
+    "MailgunTransport",
     "MemoryTransport",
     "Message",
     "MessageBuilder",
@@ -154,11 +185,17 @@ __all__ = [
     "PoolConfig",
     "PoolStatistics",
     "PoolTimeout",
+    "PostmarkTransport",
     "Priority",
     "ProtocolError",
+    "Proxy",
+    "ProxyKind",
     "RecipientResult",
     "RecipientsRefused",
     "RemoteProtocolError",
+    "ResendTransport",
+    "RoundRobinTransport",
+    "SendGridTransport",
     "SendResult",
     "SenderRefused",
     "SendmailError",

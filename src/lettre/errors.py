@@ -9,7 +9,7 @@ here ever contains a password or a token.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lettre.results import RecipientResult, SendResult
@@ -23,6 +23,7 @@ __all__ = [
     "DnsError",
     "ExtensionNotSupported",
     "FileTransportError",
+    "HttpApiError",
     "LettreError",
     "LocalProtocolError",
     "MessageError",
@@ -354,6 +355,86 @@ class SesError(TransportError):
     ) -> None:
         self.code = code
         super().__init__(message, transient=transient)
+
+
+class HttpApiError(TransportError):
+    """An HTTP email API refused the message, failed, or could not be reached.
+
+    Raised by the transports of :mod:`lettre.transports.http`. Rate limiting
+    (HTTP 429), service errors (5xx), timeouts and network failures are
+    transient; a refused API key (401, 403), a rejected request (other 4xx)
+    and a message that the API cannot carry are permanent. The message
+    quotes what the service said (never the API key).
+
+    Args:
+        message: the error message.
+        service: the service's name ("Postmark", "SendGrid", "Mailgun", "Resend").
+        status: the HTTP status of the answer, if one came.
+        code: the service's own error code or name, if it gave one.
+        retry_after: the seconds the service asked to wait (``Retry-After``).
+        transient: whether trying again later may succeed.
+
+    Attributes:
+        service: the service's name.
+        status: the HTTP status, or None when no answer came (network
+            failure, timeout) or the message was refused before any request.
+        code: the service's error code (Postmark's ``ErrorCode``, Resend's
+            error ``name``...) or one of lettre's (``"envelope_mismatch"``,
+            ``"dkim_not_supported"``, ``"no_to_recipient"``...), if any.
+        retry_after: seconds to wait before trying again, when the service
+            said (``Retry-After`` on a 429 or 503); None otherwise.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        self.service = service
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        super().__init__(message, transient=transient)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments: say how to make it again (pickling, for
+        # task queues and process pools).
+        return (
+            _rebuild_error,
+            (
+                type(self),
+                str(self),
+                self.service,
+                self.status,
+                self.code,
+                self.retry_after,
+                self.transient,
+            ),
+        )
+
+
+def _rebuild_error(
+    cls: type[HttpApiError],
+    message: str,
+    service: str,
+    status: int | None,
+    code: str | None,
+    retry_after: float | None,
+    transient: bool,
+) -> HttpApiError:
+    return cls(
+        message,
+        service=service,
+        status=status,
+        code=code,
+        retry_after=retry_after,
+        transient=transient,
+    )
 
 
 class FileTransportError(TransportError):

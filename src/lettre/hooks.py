@@ -111,7 +111,7 @@ class ConnectionOpened:
 
     Attributes:
         transport: the kind of connection (``"smtp"``).
-        server: the server's host and port.
+        server: the server's host and port (for a Unix socket: its path, and None).
         start: when the attempt started (``time.time_ns()``).
         end: when it ended.
         steps: the steps taken, in order; the failed one last.
@@ -121,7 +121,7 @@ class ConnectionOpened:
     """
 
     transport: str
-    server: tuple[str, int]
+    server: tuple[str, int | None]
     start: int
     end: int
     steps: tuple[ConnectionStep, ...]
@@ -145,7 +145,7 @@ class ConnectionClosed:
     """
 
     transport: str
-    server: tuple[str, int]
+    server: tuple[str, int | None]
     reason: str
     messages: int
     lifetime: float
@@ -164,7 +164,7 @@ class PoolWaited:
     """
 
     transport: str
-    server: tuple[str, int]
+    server: tuple[str, int | None]
     waited: float
     acquired: bool
 
@@ -182,7 +182,7 @@ class PoolObserved:
     """
 
     transport: str
-    server: tuple[str, int]
+    server: tuple[str, int | None]
     in_use: Callable[[], int]
     idle: Callable[[], int]
     waiting: Callable[[], int]

@@ -133,7 +133,7 @@ class _SendSpan(SendObserver):
                 ]
             if hook.record_addresses and event.message_id is not None:
                 attributes["lettre.message_id"] = event.message_id
-            span = hook.tracer.start_span(
+            span = hook._tracer.start_span(
                 f"{event.transport} send", kind=SpanKind.CLIENT, attributes=attributes
             )
             self._span = span
@@ -155,8 +155,8 @@ class _SendSpan(SendObserver):
         outcome = outcome_of(result, error)
         hook = self._hook
         labels = {"lettre.transport": self._transport, "lettre.outcome": outcome}
-        hook.messages.add(1, labels)
-        hook.duration.record(time.perf_counter() - self._started, labels)
+        hook._messages.add(1, labels)
+        hook._duration.record(time.perf_counter() - self._started, labels)
         span = self._span
         if span is None:
             return
@@ -236,21 +236,21 @@ class OpenTelemetryHook(Hook):
         self._metering = self._given_meter
         self._next_look = 0.0
         version = _version()
-        self.tracer = trace.get_tracer(_SCOPE, version, tracer_provider=tracer_provider)
+        self._tracer = trace.get_tracer(_SCOPE, version, tracer_provider=tracer_provider)
         meter = metrics.get_meter(_SCOPE, version, meter_provider=meter_provider)
-        self.messages = meter.create_counter(
+        self._messages = meter.create_counter(
             "lettre.messages", unit="{message}", description="Messages sent, by outcome."
         )
-        self.duration = meter.create_histogram(
+        self._duration = meter.create_histogram(
             "lettre.send.duration", unit="s", description="How long sends took."
         )
-        self.opened = meter.create_counter(
+        self._opened = meter.create_counter(
             "lettre.connections.opened", unit="{connection}", description="Connections opened."
         )
-        self.closed = meter.create_counter(
+        self._closed = meter.create_counter(
             "lettre.connections.closed", unit="{connection}", description="Connections closed."
         )
-        self.wait_duration = meter.create_histogram(
+        self._wait_duration = meter.create_histogram(
             "lettre.pool.wait.duration",
             unit="s",
             description="How long sends waited for a pooled connection.",
@@ -314,20 +314,18 @@ class OpenTelemetryHook(Hook):
         labels: dict[str, Any] = {"lettre.transport": event.transport, "server.address": host}
         if event.error is not None:
             labels["error.type"] = _error_type(event.error)
-        self.opened.add(1, labels)
+        self._opened.add(1, labels)
         if not self._tracing:
             return
-        attributes: dict[str, Any] = {
-            "lettre.transport": event.transport,
-            "server.address": host,
-            "server.port": port,
-        }
+        attributes: dict[str, Any] = {"lettre.transport": event.transport, "server.address": host}
+        if port is not None:
+            attributes["server.port"] = port
         if event.tls_version is not None:
             attributes["tls.protocol.name"] = "tls"
             attributes["tls.protocol.version"] = event.tls_version.removeprefix("TLSv")
         if event.auth_mechanism is not None:
             attributes["lettre.auth.mechanism"] = event.auth_mechanism
-        span = self.tracer.start_span(
+        span = self._tracer.start_span(
             f"{event.transport} connect",
             kind=SpanKind.CLIENT,
             attributes=attributes,
@@ -337,7 +335,7 @@ class OpenTelemetryHook(Hook):
         # The connection's span holds its steps' spans, the last one's end included.
         end = max(event.end, event.steps[-1].end) if event.steps else event.end
         for step in event.steps:
-            child = self.tracer.start_span(step.name, context=parent, start_time=step.start)
+            child = self._tracer.start_span(step.name, context=parent, start_time=step.start)
             if step.error is not None:
                 child.set_attribute("error.type", _error_type(step.error))
                 child.set_status(Status(StatusCode.ERROR, _error_summary(step.error)))
@@ -351,7 +349,7 @@ class OpenTelemetryHook(Hook):
         """Count the closed connection, by reason."""
         if not (self._metering or self._live()):
             return
-        self.closed.add(
+        self._closed.add(
             1,
             {
                 "lettre.transport": event.transport,
@@ -366,7 +364,7 @@ class OpenTelemetryHook(Hook):
         """Record how long a send waited for a connection."""
         if not (self._metering or self._live()):
             return
-        self.wait_duration.record(
+        self._wait_duration.record(
             event.waited,
             {
                 "lettre.transport": event.transport,

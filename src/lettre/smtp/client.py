@@ -84,6 +84,15 @@ _QUIT_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
+def hook_endpoint(settings: SmtpSettings) -> tuple[str, tuple[str, int | None]]:
+    """How the hooks name a connection: its protocol and its server (a Unix socket has no port)."""
+    if isinstance(settings, LmtpSettings):
+        if settings.unix_socket is not None:
+            return "lmtp", (settings.unix_socket, None)
+        return "lmtp", (settings.host, settings.effective_port)
+    return "smtp", (settings.host, settings.effective_port)
+
+
 class _Steps:
     """The steps of opening one connection, timed for the hooks (``time.time_ns()``)."""
 
@@ -312,16 +321,16 @@ class SmtpClient:
 
     def _opened(self, hooks: tuple[Hook, ...], steps: _Steps, error: BaseException | None) -> None:
         self._steps = None
-        settings = self._settings
         stream = self._stream
-        server = (settings.host, settings.effective_port)
+        kind, server = hook_endpoint(self._settings)
         mechanism = self._auth_mechanism
+        done = steps.finish(error)
         event = ConnectionOpened(
-            "smtp",
+            kind,
             server,
             steps.start,
-            time.time_ns(),
-            steps.finish(error),
+            done[-1].end,
+            done,
             self.tls_version,
             None if mechanism is None else mechanism.value,
             error,
@@ -334,12 +343,12 @@ class SmtpClient:
         hooks = active(self._hooks)
         if not hooks:
             return
-        settings = self._settings
+        kind, server = hook_endpoint(self._settings)
         reason = "abandoned" if abandoned else "quit" if self._quit_ok else "broken"
         lifetime = anyio.current_time() - self._created_at if not abandoned else math.nan
         event = ConnectionClosed(
-            "smtp",
-            (settings.host, settings.effective_port),
+            kind,
+            server,
             reason,
             self.messages_sent,
             lifetime,

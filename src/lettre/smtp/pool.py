@@ -31,7 +31,7 @@ from lettre.errors import (
     SmtpTimeoutError,
 )
 from lettre.hooks import Hook, PoolObserved, PoolWaited, active, emit, send_retried
-from lettre.smtp.client import SmtpClient
+from lettre.smtp.client import SmtpClient, hook_endpoint
 from lettre.smtp.connection_pool import (
     ConnectionFactory,
     ConnectionPool,
@@ -209,11 +209,11 @@ class SmtpPool:
             self._open, config, clock=clock, sleep=sleep
         )
         self._claimed: Ticket | None = None  # set by a claim, taken by the hand-off at once
-        self._server = (settings.host, settings.effective_port)
+        self._kind, self._server = hook_endpoint(settings)
         self._pool.on_wait = self._waited
         stats = self._pool.statistics
         self._observed = PoolObserved(
-            "smtp",
+            self._kind,
             self._server,
             lambda: stats().in_use,
             lambda: stats().idle,
@@ -225,7 +225,7 @@ class SmtpPool:
     def _waited(self, seconds: float, acquired: bool) -> None:
         hooks = active(self._hooks)
         if hooks:
-            emit(hooks, "pool_waited", PoolWaited("smtp", self._server, seconds, acquired))
+            emit(hooks, "pool_waited", PoolWaited(self._kind, self._server, seconds, acquired))
 
     @property
     def settings(self) -> SmtpSettings:

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from lettre._loops import call_in_loop, current_loop, loop_is_closed
-from lettre.errors import TransportError
+from lettre.errors import HttpApiError
 from lettre.hooks import Hook
 from lettre.transports.base import BaseTransport, RecipientResult, SendResult, Signer
 
@@ -65,86 +65,6 @@ DEFAULT_MAX_RESPONSE_SIZE: Final = 1024 * 1024
 _EXTRA_HINT = "install the 'http' extra: pip install 'lettre[http]'"
 _CLOSE_TIMEOUT = 10.0
 _QUOTE_LIMIT = 500  # characters of a service's error text quoted in an error message
-
-
-class HttpApiError(TransportError):
-    """An HTTP email API refused the message, failed, or could not be reached.
-
-    Raised by the transports of :mod:`lettre.transports.http`. Rate limiting
-    (HTTP 429), service errors (5xx), timeouts and network failures are
-    transient; a refused API key (401, 403), a rejected request (other 4xx)
-    and a message that the API cannot carry are permanent. The message
-    quotes what the service said (never the API key).
-
-    Args:
-        message: the error message.
-        service: the service's name ("Postmark", "SendGrid", "Mailgun", "Resend").
-        status: the HTTP status of the answer, if one came.
-        code: the service's own error code or name, if it gave one.
-        retry_after: the seconds the service asked to wait (``Retry-After``).
-        transient: whether trying again later may succeed.
-
-    Attributes:
-        service: the service's name.
-        status: the HTTP status, or None when no answer came (network
-            failure, timeout) or the message was refused before any request.
-        code: the service's error code (Postmark's ``ErrorCode``, Resend's
-            error ``name``...) or one of lettre's (``"envelope_mismatch"``,
-            ``"dkim_not_supported"``, ``"no_to_recipient"``...), if any.
-        retry_after: seconds to wait before trying again, when the service
-            said (``Retry-After`` on a 429 or 503); None otherwise.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        service: str,
-        status: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-        transient: bool | None = None,
-    ) -> None:
-        self.service = service
-        self.status = status
-        self.code = code
-        self.retry_after = retry_after
-        super().__init__(message, transient=transient)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Keyword-only arguments: say how to make it again (pickling, for
-        # task queues and process pools).
-        return (
-            _rebuild_error,
-            (
-                type(self),
-                str(self),
-                self.service,
-                self.status,
-                self.code,
-                self.retry_after,
-                self.transient,
-            ),
-        )
-
-
-def _rebuild_error(
-    cls: type[HttpApiError],
-    message: str,
-    service: str,
-    status: int | None,
-    code: str | None,
-    retry_after: float | None,
-    transient: bool,
-) -> HttpApiError:
-    return cls(
-        message,
-        service=service,
-        status=status,
-        code=code,
-        retry_after=retry_after,
-        transient=transient,
-    )
 
 
 @dataclass(frozen=True, slots=True)
