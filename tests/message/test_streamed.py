@@ -351,3 +351,31 @@ def test_a_failing_read_of_a_path_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="failed"):
         reader.read(10)
     assert "a.bin" in source.name
+
+
+class _Prefix:
+    def sign(self, data: bytes) -> bytes:
+        return b"X-Signed: yes\r\n" + data
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: base().build(),
+        lambda: base().text("hi\n").build(),
+        lambda: base().body(SinglePart(b"no final line break", "text/plain")).build(),
+        lambda: base().body(SinglePart(b"ends\r\n", "text/plain")).build(),
+        lambda: (
+            base().body(SinglePart(b"caf\xc3\xa9 au lait", "text/plain; charset=utf-8")).build()
+        ),
+        lambda: base().body(SinglePart(b"caf\xc3\xa9 au lait\r\n", "text/plain")).build(),
+        lambda: base().body(SinglePart(b"\xff\x00" * 40)).build(),
+        lambda: base().text("a\n").html("<p>b</p>\n").attach(b"c", "c.bin").build(),
+        lambda: base().text("signed\n").build().sign(_Prefix()),
+    ],
+)
+def test_content_is_as_bytes_without_streamed_parts(make: object) -> None:
+    message = make()  # type: ignore[operator]
+    content = message.content()
+    assert isinstance(content, bytes)
+    assert content == message.as_bytes()

@@ -166,16 +166,32 @@ class Message:
         size is known in advance when every source's is. Nothing is read
         here.
         """
+        # The same steps as as_bytes(), written out again: this is the send
+        # path of every message, and a call more would cost it.
+        if self._data is not None:
+            return self._data
         body = self.body
-        if self._data is not None or not isinstance(body, MultiPart):
-            if isinstance(body, SinglePart) and not body.body:
-                out: Chunks = [self._head]
-                write_body(body, out)
-                return _content(out)
-            return self.as_bytes()
-        out = [self._head]
+        if body is None:
+            return self._head
+        if isinstance(body, SinglePart) and (
+            body.transfer_encoding is TransferEncoding.SEVEN_BIT
+            or body.transfer_encoding is TransferEncoding.EIGHT_BIT
+        ):
+            content = body.body
+            if content and not content.endswith(b"\r\n"):
+                return b"".join((self._head, content, b"\r\n"))
+            return self._head + content
+        out: Chunks = [self._head]
         write_body(body, out)
-        return _content(out)
+        if isinstance(body, SinglePart) and body.body:
+            last = out[-1]
+            if not last.endswith(b"\r\n"):
+                out.append(b"\r\n")
+        try:
+            return b"".join(out)
+        except TypeError:
+            # A streamed attachment's segment among the bytes.
+            return MessageContent(out)
 
     def __bytes__(self) -> bytes:
         return self.as_bytes()
@@ -276,13 +292,6 @@ def _builder_class() -> type[MessageBuilder]:
     from lettre.message.builder import MessageBuilder
 
     return MessageBuilder
-
-
-def _content(out: Chunks) -> bytes | MessageContent:
-    try:
-        return b"".join(out)
-    except TypeError:
-        return MessageContent(out)
 
 
 def _has_8bit(part: Part) -> bool:
