@@ -379,3 +379,22 @@ def test_content_is_as_bytes_without_streamed_parts(make: object) -> None:
     content = message.content()
     assert isinstance(content, bytes)
     assert content == message.as_bytes()
+
+
+def test_payloads_read_streamed_attachments_after_checking_the_size(tmp_path: Path) -> None:
+    from lettre.message.payload import PayloadTooLarge, message_from_payload, message_to_payload
+
+    data = write(tmp_path / "small.bin", 3000)
+    message = base().text("x\n").attach(Attachment.from_path(tmp_path / "small.bin")).build()
+    again = message_from_payload(message_to_payload(message))
+    assert again.as_bytes() == message.as_bytes()
+    (part,) = parse(again.as_bytes()).iter_attachments()
+    assert part.get_content() == data
+    (tmp_path / "small.bin").unlink()
+    # Too large: refused from the known size, without reading the (now missing) file.
+    with pytest.raises(PayloadTooLarge):
+        message_to_payload(message, max_size=1000)
+    pipe = io.BufferedReader(_Pipe(b"p" * 5000))
+    unsized = base().attach(Attachment.from_file(pipe, "p.bin")).build()
+    with pytest.raises(PayloadTooLarge):
+        message_to_payload(unsized, max_size=1000)

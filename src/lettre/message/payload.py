@@ -127,8 +127,13 @@ def message_to_payload(
         ``{"lettre": 1, "data": <base64>, "envelope": {...}, "bcc": [...],
         "message_id": ...}``: strings, lists, booleans and None only.
 
+    A message with streamed attachments (``Attachment.from_path()``) is read
+    into the payload; its size is checked first, so a message larger than
+    ``max_size`` is refused without reading the file.
+
     Raises:
         PayloadTooLarge: the message is larger than ``max_size``.
+        SourceError: a streamed attachment cannot be read.
         MessageError: a stdlib message cannot be serialised or has no
             sender or recipient.
         TypeError: ``message`` is neither kind of message.
@@ -137,7 +142,14 @@ def message_to_payload(
         message = message_from_email_message(message, envelope)
     elif not isinstance(message, Message):
         raise TypeError(f"expected a Message or an EmailMessage, not {type(message).__name__}")
-    data = message.as_bytes()
+    content = message.content()
+    if isinstance(content, bytes):
+        data = content
+    else:
+        # Streamed attachments: refused before reading when too large.
+        if content.size is not None:
+            _check_size(content.size, max_size)
+        data = content.read_all()
     _check_size(len(data), max_size)
     return {
         "lettre": PAYLOAD_VERSION,
