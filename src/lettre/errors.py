@@ -117,18 +117,35 @@ class TransportError(LettreError):
     Args:
         message: the error message.
         transient: overrides the class's default ``transient`` value.
+        outcome_unknown: overrides the class's default ``outcome_unknown``.
 
     Attributes:
         transient: True when trying again later may succeed (4xx replies,
             connection trouble, throttling); False for permanent failures.
+        outcome_unknown: True when the message may have been accepted all
+            the same: it was handed over and no answer came (an SMTP
+            connection lost after the content, :class:`OutcomeUnknown`; an
+            SES or HTTP API request sent and not answered; a sendmail
+            program killed at its timeout). Sending it again may deliver it
+            twice: lettre never does so by itself (the pool's retry,
+            failover).
     """
 
     transient: bool = False
+    outcome_unknown: bool = False
 
-    def __init__(self, message: str, *, transient: bool | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool | None = None,
+        outcome_unknown: bool | None = None,
+    ) -> None:
         super().__init__(message)
         if transient is not None:
             self.transient = transient
+        if outcome_unknown is not None:
+            self.outcome_unknown = outcome_unknown
 
 
 class SmtpError(TransportError):
@@ -269,8 +286,11 @@ class OutcomeUnknown(ServerDisconnected):
     The server may or may not have accepted the message; retrying may
     deliver it twice. The pool retries a send once when the connection
     breaks before the content is sent, never after: this error is what is
-    raised then. Transient, like :class:`ServerDisconnected`.
+    raised then. Transient, like :class:`ServerDisconnected`; its
+    ``outcome_unknown`` is True.
     """
+
+    outcome_unknown = True
 
 
 class TlsError(SmtpError):
@@ -329,10 +349,11 @@ class SendmailError(TransportError):
         returncode: int | None = None,
         stderr: bytes = b"",
         transient: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> None:
         self.returncode = returncode
         self.stderr = stderr
-        super().__init__(message, transient=transient)
+        super().__init__(message, transient=transient, outcome_unknown=outcome_unknown)
 
 
 class SesError(TransportError):
@@ -351,10 +372,15 @@ class SesError(TransportError):
     """
 
     def __init__(
-        self, message: str, *, code: str | None = None, transient: bool | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        transient: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> None:
         self.code = code
-        super().__init__(message, transient=transient)
+        super().__init__(message, transient=transient, outcome_unknown=outcome_unknown)
 
 
 class HttpApiError(TransportError):
@@ -394,12 +420,13 @@ class HttpApiError(TransportError):
         code: str | None = None,
         retry_after: float | None = None,
         transient: bool | None = None,
+        outcome_unknown: bool | None = None,
     ) -> None:
         self.service = service
         self.status = status
         self.code = code
         self.retry_after = retry_after
-        super().__init__(message, transient=transient)
+        super().__init__(message, transient=transient, outcome_unknown=outcome_unknown)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only arguments: say how to make it again (pickling, for
@@ -414,6 +441,7 @@ class HttpApiError(TransportError):
                 self.code,
                 self.retry_after,
                 self.transient,
+                self.outcome_unknown,
             ),
         )
 
@@ -426,6 +454,7 @@ def _rebuild_error(
     code: str | None,
     retry_after: float | None,
     transient: bool,
+    outcome_unknown: bool,
 ) -> HttpApiError:
     return cls(
         message,
@@ -434,6 +463,7 @@ def _rebuild_error(
         code=code,
         retry_after=retry_after,
         transient=transient,
+        outcome_unknown=outcome_unknown,
     )
 
 

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from lettre.errors import OutcomeUnknown, RecipientsRefused, SmtpReplyError, TransportError
+from lettre.errors import RecipientsRefused, SmtpReplyError, TransportError
 from lettre.hooks import (
     ConnectionClosed,
     ConnectionOpened,
@@ -67,13 +67,15 @@ def outcome_of(result: SendResult | None, error: BaseException | None) -> str:
     ``accepted``: every recipient; ``refused``: some or all recipients were
     refused (the rest accepted); ``transient`` and ``permanent``: the send
     failed, and a later try may or may not succeed; ``unknown``: the
-    connection broke after the content was sent (:class:`OutcomeUnknown`);
+    message may have been accepted all the same (the error's
+    ``outcome_unknown``: an SMTP connection broke after the content was sent,
+    an API request went unanswered);
     ``cancelled``: the send was cancelled.
     """
     if error is None:
         assert result is not None
         return "accepted" if result.all_accepted else "refused"
-    if isinstance(error, OutcomeUnknown):
+    if isinstance(error, TransportError) and error.outcome_unknown:
         return "unknown"
     if isinstance(error, RecipientsRefused):
         return "refused"
@@ -173,7 +175,7 @@ class _SendSpan(SendObserver):
         else:
             assert error is not None
             span.set_attribute("error.type", _error_type(error))
-            if isinstance(error, OutcomeUnknown):
+            if isinstance(error, TransportError) and error.outcome_unknown:
                 span.set_attribute("lettre.outcome_unknown", True)
             if isinstance(error, SmtpReplyError):
                 span.set_attribute("lettre.reply.code", error.code)

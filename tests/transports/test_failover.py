@@ -22,6 +22,7 @@ from lettre.errors import (
     AuthenticationError,
     DataRefused,
     DeliveryError,
+    HttpApiError,
     MessageError,
     OutcomeUnknown,
     PoolTimeout,
@@ -194,6 +195,9 @@ FAILS_OVER: dict[str, Any] = {
     "direct delivery, domain unreachable": lambda: _delivery(SmtpConnectError("no route")),
     "a nested failover": lambda: AllTransportsFailed("all failed", attempts=()),
     "SES, not chained": lambda: SesError("service unavailable", transient=True),
+    "an HTTP API unreachable": lambda: HttpApiError(
+        "cannot connect", service="Resend", transient=True
+    ),
     "every recipient's call failed": lambda: _refused_by_calls(SesError("x", transient=True)),
 }
 
@@ -201,7 +205,12 @@ RAISED_AS_IS: dict[str, Any] = {
     "outcome unknown": lambda: OutcomeUnknown("closed after the end of data"),
     "SES read timeout": lambda: _ses_failure(_botocore("ReadTimeoutError")),
     "SES connection closed": lambda: _ses_failure(_botocore("ConnectionClosedError")),
-    "sendmail killed at its timeout": lambda: SendmailError("killed", transient=True),
+    "sendmail killed at its timeout": lambda: SendmailError(
+        "killed", transient=True, outcome_unknown=True
+    ),
+    "an HTTP API that did not answer": lambda: HttpApiError(
+        "no answer", service="Postmark", transient=True, outcome_unknown=True
+    ),
     "direct delivery, outcome unknown": lambda: _delivery(OutcomeUnknown("closed")),
     "5xx to MAIL": lambda: SenderRefused(550, "no such sender", command="MAIL"),
     "5xx to every recipient": lambda: _refused(Reply(550, "5.1.1", ("no such user",))),
@@ -945,3 +954,18 @@ def test_blocking_transport_runs_a_failover(
     assert all(isinstance(o, FailoverSendResult) and o.index == 1 for o in outcomes)
     assert len(server.messages) == 3
     assert relay.closed
+
+
+def test_every_outcome_unknown_error_says_so_itself() -> None:
+    """The decision reads `outcome_unknown`, which each kind of error carries through pickling."""
+    import pickle
+
+    for error in (
+        OutcomeUnknown("closed after the end of data"),
+        SesError("no answer", transient=True, outcome_unknown=True),
+        SendmailError("killed", transient=True, outcome_unknown=True),
+    ):
+        assert error.outcome_unknown
+        assert pickle.loads(pickle.dumps(error)).outcome_unknown
+        assert not fails_over(error)
+    assert not SesError("throttled", transient=True).outcome_unknown

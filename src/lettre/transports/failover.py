@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
@@ -29,11 +28,8 @@ from typing import TYPE_CHECKING
 from lettre.errors import (
     DataRefused,
     DeliveryError,
-    OutcomeUnknown,
     RecipientsRefused,
     SenderRefused,
-    SendmailError,
-    SesError,
     TransportError,
 )
 from lettre.hooks import Hook, active
@@ -198,25 +194,9 @@ def fails_over(error: BaseException) -> bool:
 
 def _outcome_unknown(error: BaseException | None) -> bool:
     """Whether the message may have been accepted although the send raised ``error``."""
-    if isinstance(error, OutcomeUnknown):
-        return True
-    if isinstance(error, SendmailError):
-        # Killed at its timeout (it did not exit by itself): perhaps queued.
-        return error.returncode is None and error.transient
-    if isinstance(error, SesError):
-        return error.code is None and _ses_unanswered(error.__cause__)
     if isinstance(error, DeliveryError):
         return any(_outcome_unknown(r.error) for r in error.result.recipients)
-    return False
-
-
-def _ses_unanswered(cause: BaseException | None) -> bool:
-    """Whether an SES call's failure is a request sent and never answered."""
-    exceptions = sys.modules.get("botocore.exceptions")
-    if exceptions is None or cause is None:
-        return False  # without botocore loaded, no botocore error was raised
-    unanswered = (exceptions.ReadTimeoutError, exceptions.ConnectionClosedError)
-    return isinstance(cause, unanswered)
+    return isinstance(error, TransportError) and error.outcome_unknown
 
 
 def _refusal_is_transient(result: RecipientResult) -> bool:

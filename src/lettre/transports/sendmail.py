@@ -386,6 +386,7 @@ class SendmailTransport(BaseTransport):
                 "and was killed; the message may or may not have been queued",
                 stderr=run.stderr.getvalue(),
                 transient=True,
+                outcome_unknown=True,
             )
         if run.returncode != 0:
             stderr = run.stderr.getvalue()

@@ -332,6 +332,7 @@ def ses_error_from_exception(exc: BaseException) -> SesError:
             return SesError(
                 f"SES did not answer ({exc}); the message may or may not have been accepted",
                 transient=True,
+                outcome_unknown=True,
             )
         if isinstance(exc, (exceptions.ConnectionError, exceptions.HTTPClientError)):
             return SesError(f"cannot reach SES: {exc}", transient=True)

@@ -182,3 +182,6 @@ def test_the_error_keeps_its_attributes_through_pickling() -> None:
         2.0,
         True,
     )
+    assert not copy.outcome_unknown
+    unanswered = HttpApiError("no answer", service="Mailgun", transient=True, outcome_unknown=True)
+    assert pickle.loads(pickle.dumps(unanswered)).outcome_unknown

@@ -141,6 +141,7 @@ async def test_a_refused_connection_is_transient_and_chained() -> None:
             await transport.send(message())
     error = caught.value
     assert error.transient
+    assert not error.outcome_unknown  # nothing was sent
     assert error.status is None
     assert "cannot reach Resend" in str(error)
     assert error.__cause__ is not None
@@ -163,6 +164,7 @@ async def test_a_server_that_never_answers_times_out(silent_port: int) -> None:
             await transport.send(message())
     error = caught.value
     assert error.transient
+    assert error.outcome_unknown  # the request went out; no answer came
     assert "may or may not have been accepted" in str(error)
     assert error.__cause__ is not None
     no_secret(error, TOKEN)
@@ -176,6 +178,7 @@ async def test_the_deadline_bounds_the_whole_request(silent_port: int) -> None:
         with pytest.raises(HttpApiError) as caught:
             await transport.send(message())
     assert caught.value.transient
+    assert caught.value.outcome_unknown
     assert "deadline of 0.2 s" in str(caught.value)
 
 

@@ -313,6 +313,7 @@ class HttpApiTransport(BaseTransport, abc.ABC):
         code: str | None = None,
         retry_after: float | None = None,
         transient: bool,
+        outcome_unknown: bool = False,
     ) -> HttpApiError:
         return HttpApiError(
             message.replace(self._api_key, "***"),
@@ -321,6 +322,7 @@ class HttpApiTransport(BaseTransport, abc.ABC):
             code=code,
             retry_after=retry_after,
             transient=transient,
+            outcome_unknown=outcome_unknown,
         )
 
     def _client_here(self) -> httpx.AsyncClient:
@@ -383,19 +385,27 @@ class HttpApiTransport(BaseTransport, abc.ABC):
                 f"{where} did not answer within the deadline of {self._deadline:g} s; "
                 "the message may or may not have been accepted",
                 transient=True,
+                outcome_unknown=True,
             ) from exc
         except httpx.TimeoutException as exc:
-            if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-                detail = "could not be reached in time"
-            else:
+            unanswered = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+            if unanswered:
                 detail = "did not answer in time; the message may or may not have been accepted"
+            else:
+                detail = "could not be reached in time"
             raise self._error(
                 f"{where} {detail} (timeout {self._timeout:g} s): {type(exc).__name__}",
                 transient=True,
+                outcome_unknown=unanswered,
             ) from exc
         except httpx.TransportError as exc:
+            # A request sent whose answer was cut off may have been acted on.
+            unanswered = isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError))
+            detail = "; the message may or may not have been accepted" if unanswered else ""
             raise self._error(
-                f"cannot reach {where}: {type(exc).__name__}: {exc}", transient=True
+                f"cannot reach {where}: {type(exc).__name__}: {exc}{detail}",
+                transient=True,
+                outcome_unknown=unanswered,
             ) from exc
         except httpx.HTTPError as exc:  # pragma: no cover - nothing else is raised here
             raise self._error(
