@@ -834,3 +834,36 @@ async def test_a_pool_timeout_is_a_wait_without_a_connection(recorder: Recorder)
     assert waited.acquired is False
     assert waited.waited > 0
     assert [error for _, error in recorder.of("failed")] == [caught.value]
+
+
+async def test_a_hook_registered_later_hears_of_the_pool_at_its_next_connection(
+    smtpd: ServerFactory, recorder: Recorder
+) -> None:
+    server = smtpd()
+    transport = _smtp(server.host, server.port, pool=PoolConfig(max_size=2))
+    async with transport:
+        await transport.send(_message("one@example.com"))  # the pool opens, unobserved
+        lettre.hooks.register(recorder)
+        try:
+            assert recorder.of("pool_opened") == []
+            sent = 0
+
+            async def send(to: str) -> None:
+                nonlocal sent
+                await transport.send(_message(to))
+                sent += 1
+
+            async with anyio.create_task_group() as group:
+                # Two at once: the second needs a second connection.
+                group.start_soon(send, "two@example.com")
+                group.start_soon(send, "three@example.com")
+            assert sent == 2
+            (pool,) = recorder.of("pool_opened")
+            assert pool.transport == "smtp"
+            assert pool.server == (server.host, server.port)
+            assert len(recorder.of("connection_opened")) == 1
+        finally:
+            lettre.hooks.unregister(recorder)
+    # A hook told of a pool hears once that it closed (it was closed and left),
+    # even when detached in between.
+    assert recorder.of("pool_closed") == [pool]

@@ -219,8 +219,17 @@ class SmtpPool:
             lambda: stats().idle,
             lambda: stats().waiting,
         )
-        self._closed_told = False
-        emit(active(hooks), "pool_opened", self._observed)
+        # The hooks told that this pool is open: those listening now, and those
+        # that start listening later, told as the pool opens its next connection.
+        self._told: tuple[Hook, ...] = ()
+        self._tell_opened()
+
+    def _tell_opened(self) -> None:
+        hooks = active(self._hooks)
+        new = tuple(hook for hook in hooks if hook not in self._told)
+        if new:
+            self._told += new
+            emit(new, "pool_opened", self._observed)
 
     def _waited(self, seconds: float, acquired: bool) -> None:
         hooks = active(self._hooks)
@@ -242,6 +251,8 @@ class SmtpPool:
         return self._pool.statistics()
 
     async def _open(self) -> PooledSmtpConnection:
+        if active(self._hooks) != self._told:
+            self._tell_opened()
         client = SmtpClient(self._settings, ssl_context=self._ssl_context, hooks=self._hooks)
         await client.connect()
         return PooledSmtpConnection(client, self._pool.clock)
@@ -397,9 +408,8 @@ class SmtpPool:
         self._closed()
 
     def _closed(self) -> None:
-        if not self._closed_told:
-            self._closed_told = True
-            emit(active(self._hooks), "pool_closed", self._observed)
+        told, self._told = self._told, ()
+        emit(told, "pool_closed", self._observed)
 
     async def __aenter__(self) -> Self:
         await self._pool.__aenter__()
