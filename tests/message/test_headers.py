@@ -381,3 +381,25 @@ def test_display_name_with_an_overlong_word_becomes_encoded_words() -> None:
     phrase, _, addr = unfolded.removeprefix("From: ").rpartition(" ")
     assert str(make_header(decode_header(phrase))) == name
     assert addr == "<office@example.org>"
+
+
+def test_msg_id_brackets_must_come_in_pairs() -> None:
+    for text in ("<abc@example.org", "abc@example.org>"):
+        with pytest.raises(
+            MessageError,
+            match="^" + re.escape(f"invalid a message ID {text!r}: expected <id@host>"),
+        ):
+            normalize_msg_id(text)
+    with pytest.raises(
+        MessageError,
+        match=_exactly(
+            "the In-Reply-To ID contains the control character U+000D; line breaks and "
+            "control characters are not allowed"
+        ),
+    ):
+        normalize_msg_id("a@b\r\nX: y", "the In-Reply-To ID")
+
+
+def test_structured_values_fold_at_spaces_not_at_tabs() -> None:
+    header = render_structured("X-Long", "a\tb " * 30)
+    assert header == (b"X-Long:" + b" a\tb" * 17 + b"\r\n" + b" a\tb" * 13 + b"\r\n")
