@@ -380,9 +380,11 @@ class Address:
 
 
 def _phrase_needs_quotes(name: str) -> bool:
-    """True unless ``name`` is atoms separated by single spaces."""
-    if not name or name[0] == " " or name[-1] == " " or "  " in name:
-        return True
+    """True unless ``name`` is atoms separated by single spaces.
+
+    ``name`` is a cleaned display name (see ``_clean_name``): not empty, no white
+    space around it, single spaces inside.
+    """
     return not _PHRASE_SPECIALS.isdisjoint(name)
 
 
