@@ -789,3 +789,100 @@ def test_a_group_is_not_one_mailbox() -> None:
         Mailbox.parse(text)
     assert str(info.value) == f"a group is not a mailbox: {text!r}"
     assert Mailboxes.parse(text)[0].address == Address("a@example.org")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # What follows the '>' or surrounds the address inside '<>' is not stripped away
+        # beyond spaces and tabs.
+        ("Bob <b@example.org>x", "unexpected 'x' in 'Bob <b@example.org>x'"),
+        ("Bob <b@example.org>X", "unexpected 'X' in 'Bob <b@example.org>X'"),
+        ("Bob <b@example.org>\xa0", "unexpected '\\xa0' in 'Bob <b@example.org>\\xa0'"),
+        (
+            "Bob <\xa0b@example.org>",
+            "'\\xa0b@example.org' has an invalid local part '\\xa0b': use letters, digits and "
+            "!#$%&'*+-/=?^_`{|}~ with single dots between them, or a quoted string",
+        ),
+        (
+            "Bob <a (c)@example.org>",
+            "whitespace or a comment inside the address in 'Bob <a (c)@example.org>'",
+        ),
+        (
+            "Bob\x01 <b@example.org>",
+            "the address text 'Bob\\x01 <b@example.org>' contains the control character U+0001; "
+            "line breaks and control characters are not allowed",
+        ),
+        (
+            "b@[1]",
+            "'b@[1]' has an invalid domain literal '[1]': "
+            "expected [IPv4 address] or [IPv6:address]",
+        ),
+        # Quoted text in errors is cut to 77 characters and '...' beyond 80.
+        ("x" * 80, f"'{'x' * 80}' is not an email address: it has no @"),
+        ("x" * 81, f"'{'x' * 77}...' is not an email address: it has no @"),
+    ],
+)
+def test_mailbox_exact_error_texts(text: str, message: str) -> None:
+    with pytest.raises(AddressError) as info:
+        Mailboxes.parse(text)
+    assert str(info.value) == message
+
+
+def test_the_address_inside_angle_brackets_is_taken_whole() -> None:
+    mailbox = Mailbox.parse("Bob <Xa@example.orgX>")
+    assert (mailbox.name, str(mailbox.address)) == ("Bob", "Xa@example.orgx")
+    assert str(Mailbox.parse("Bob < b@example.org\t>").address) == "b@example.org"
+
+
+def test_type_errors_name_the_type() -> None:
+    for parse in (Mailbox.parse, Mailboxes.parse):
+        with pytest.raises(TypeError, match=r"^expected a str, not int$"):
+            parse(123)  # type: ignore[arg-type]
+    long_bytes = b"a@example.org" + b" " * 600
+    with pytest.raises(TypeError, match=r"^expected a str, not bytes$"):
+        Mailboxes.parse(long_bytes)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^a display name must be a str, not int$"):
+        Mailbox("a@example.org", 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^expected a Mailbox, an Address or a str, not int$"):
+        Mailbox.coerce(5)  # type: ignore[arg-type]
+
+
+def test_no_ascii_form_error_text() -> None:
+    with pytest.raises(AddressError) as info:
+        Address("jörg@example.org").to_ascii()
+    assert str(info.value) == (
+        "jörg@example.org has a non-ASCII local part and has no ASCII form; "
+        "it can only be sent to a server that offers SMTPUTF8"
+    )
+
+
+def test_mailbox_text_length_limit_is_inclusive() -> None:
+    text = " " * (4096 - len("a@example.org")) + "a@example.org"
+    assert str(Mailbox.parse(text).address) == "a@example.org"
+    with pytest.raises(AddressError, match=r"is longer than 4096 characters$"):
+        Mailbox.parse(" " + text)
+
+
+def test_long_lists_with_groups_parse_like_short_ones() -> None:
+    # Longer than what is cached: parsed on every call, with the same rules.
+    text = "G: " + ", ".join(f"user{i}@example.org" for i in range(40)) + ";"
+    assert len(text) > 512
+    assert [str(m.address) for m in Mailboxes.parse(text)] == [
+        f"user{i}@example.org" for i in range(40)
+    ]
+    with pytest.raises(AddressError, match=r"^a group is not a mailbox: "):
+        Mailbox.parse(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("Bob Smith", "Bob Smith <b@example.org>"),
+        ("Smith, Bob", '"Smith, Bob" <b@example.org>'),
+        ("  Bob   Smith ", "Bob Smith <b@example.org>"),
+        ("Bob.", '"Bob." <b@example.org>'),
+    ],
+)
+def test_display_names_are_quoted_only_when_needed(name: str, text: str) -> None:
+    assert str(Mailbox("b@example.org", name)) == text
