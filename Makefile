@@ -47,10 +47,13 @@ coverage: $(STAMP)
 # Mutation testing of the sans-IO core and the message parsers ([tool.mutmut] in pyproject.toml,
 # scores in tests/README.md). Slow (tens of minutes), so not part of `make test`. mutmut keeps its
 # results in mutants/ and goes on where it stopped; pick mutants with, for example,
-# `make mutation MUTANTS='lettre.protocol.replies.*'`.
+# `make mutation MUTANTS='lettre.protocol.replies.*'` (naming mutants re-tests them even when
+# they have a result). One worker by default, so that the machine stays usable:
+# `make mutation MUTATION_CHILDREN=2` for more.
+MUTATION_CHILDREN ?= 1
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet 'mutmut>=3.8,<4'
-	$(VENV)/bin/mutmut run $(MUTANTS)
+	$(VENV)/bin/mutmut run --max-children $(MUTATION_CHILDREN) $(MUTANTS)
 	$(PY) tools/mutation_report.py
 
 demo: $(STAMP)
