@@ -48,6 +48,7 @@ It never touches a socket or a clock.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import deque
 from collections.abc import Callable
@@ -58,6 +59,7 @@ from lettre.errors import (
     DataRefused,
     LettreError,
     LocalProtocolError,
+    MessageTooLarge,
     OutcomeUnknown,
     ProtocolError,
     RecipientsRefused,
@@ -67,7 +69,7 @@ from lettre.errors import (
     SmtpReplyError,
     SmtpTimeoutError,
 )
-from lettre.protocol.commands import Bdat, Command, Data, EndOfData, Rcpt, Rset
+from lettre.protocol.commands import Bdat, Command, Data, EndOfData, MessageData, Rcpt, Rset
 from lettre.protocol.connection import NEED_DATA, ClientConnection, NeedData
 from lettre.protocol.mail import (
     PIPELINED_BDAT_LIMIT,
@@ -117,6 +119,7 @@ class _Step(enum.Enum):
     ABORT_RSET = "RSET after a refusal"  # the RSET that ends a refused envelope
     COMMAND = "command"  # a command outside a transaction (EHLO, AUTH...), or the greeting
     LMTP_FINAL = "final (LMTP)"  # one of the replies to the end of an LMTP content
+    CHUNK = "BDAT"  # a BDAT chunk of a streamed content, not the last
 
 
 _VERBS = {step: "RSET" if "RSET" in step.value else step.value for step in _Step}
@@ -131,6 +134,7 @@ _VERBS = {step: "RSET" if "RSET" in step.value else step.value for step in _Step
     _ABORT_RSET,
     _COMMAND,
     _LMTP_FINAL,
+    _CHUNK,
 ) = _Step
 
 
@@ -305,6 +309,38 @@ class TransactionEngine:
             peer=self._peer,
         )
 
+    def prepare_streamed(self, envelope: Envelope, known: bytes, size: int | None) -> Transaction:
+        """Like :meth:`prepare`, for a content read while it is sent.
+
+        Its content goes chunk by chunk after the go-ahead
+        (:meth:`send_chunk`, then :meth:`end_content`), never in the
+        envelope's flight.
+
+        Args:
+            envelope: the reverse path and the recipients.
+            known: every byte of the content known now, joined (what is read
+                later is base64, ASCII without NUL): the NUL, 8-bit and UTF-8
+                header checks look at these.
+            size: the content's total size in octets, when known (SIZE).
+
+        Raises:
+            MessageTooLarge: ``size`` is larger than the server's SIZE.
+            The rest as :meth:`prepare`.
+        """
+        tx = self.prepare(envelope, known)
+        caps = self._conn.capabilities
+        assert caps is not None  # prepare checked it
+        limit = caps.size
+        if limit and size is not None and size > limit:
+            raise MessageTooLarge(
+                f"the message is {size} bytes; {self._peer} accepts at most {limit}"
+            )
+        if limit is not None:
+            tx.mail = dataclasses.replace(tx.mail, size=size)
+        tx.content_in_flight = False
+        tx.data = b""
+        return tx
+
     # ------------------------------------------------------------------ sending
 
     def start(self, tx: Transaction) -> bytes:
@@ -383,6 +419,63 @@ class TransactionEngine:
         self._unwritten.append(tx)
         if self.transcript is not None:
             self._log(content_transcript(tx))
+        return out
+
+    def send_chunk(self, tx: Transaction, data: bytes) -> bytes:
+        """One chunk of a content read while sending (see :meth:`prepare_streamed`).
+
+        Call after :class:`ContentReady` for ``tx``, for each chunk in turn,
+        then :meth:`end_content`. With DATA the chunk goes through the same
+        incremental dot-stuffing encoder as any content; with CHUNKING it is
+        a ``BDAT <n>`` whose reply is owed (a refusal ends the transaction
+        with :class:`~lettre.errors.DataRefused` and the connection).
+
+        Raises:
+            LocalProtocolError: the envelope of ``tx`` was not accepted, or
+                the transaction already ended.
+        """
+        if tx.stage is not TransactionStage.ACCEPTING:
+            raise LocalProtocolError("the content may only follow an accepted envelope")
+        try:
+            if tx.use_bdat:
+                out = self._conn.send(Bdat(data))
+                self._expect.append((tx, _CHUNK))
+            else:
+                out = self._conn.send(MessageData(data))
+        except ProtocolError:
+            self.broken = True
+            raise
+        if self.transcript is not None:
+            verb = "BDAT " if tx.use_bdat else ""
+            self._log([f"C: {verb}<{len(data)} bytes of message content>"])
+        return out
+
+    def end_content(self, tx: Transaction) -> bytes:
+        """The end of a content sent with :meth:`send_chunk`: the end of data, or ``BDAT 0 LAST``.
+
+        From here it is like :meth:`send_content`: :meth:`written` once the
+        bytes are handed to the socket, then the final reply.
+
+        Raises:
+            LocalProtocolError: as for :meth:`send_chunk`.
+        """
+        if tx.stage is not TransactionStage.ACCEPTING:
+            raise LocalProtocolError("the content may only follow an accepted envelope")
+        try:
+            if tx.use_bdat:
+                out = self._conn.send(Bdat(b"", last=True))
+            else:
+                out = self._conn.send(_END_OF_DATA)
+        except ProtocolError:
+            self.broken = True
+            raise
+        # What send_content does after the content (written out there: the
+        # send path of every in-memory message).
+        self._accepting.remove(tx)
+        self._expect.append((tx, self._final_step))
+        self._unwritten.append(tx)
+        if self.transcript is not None:
+            self._log(["C: BDAT <0 bytes of message content> LAST" if tx.use_bdat else "C: ."])
         return out
 
     def written(self) -> None:
@@ -532,6 +625,13 @@ class TransactionEngine:
                 self._done(tx, tx._error)
             elif step is _LMTP_FINAL:
                 self._lmtp_final(tx, reply)
+            elif step is _CHUNK and reply.code != 250 and tx.outcome is None:
+                # The chunks written after this one are refused too: the
+                # connection is dropped rather than answered chunk by chunk.
+                self.broken = True
+                if tx in self._accepting:
+                    self._accepting.remove(tx)
+                self._done(tx, self._refusal(reply, DataRefused, "BDAT"))
             # _RSET_FIRST: the reply to MAIL tells what matters.
             if events:
                 return events.popleft()

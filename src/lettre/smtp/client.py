@@ -68,6 +68,7 @@ from lettre.smtp.tls import TlsMode
 
 if TYPE_CHECKING:
     from lettre.envelope import Envelope
+    from lettre.message.source import MessageContent
     from lettre.protocol.commands import Command
     from lettre.protocol.replies import Reply
     from lettre.results import SendResult
@@ -753,14 +754,16 @@ class SmtpClient:
         return self._driver
 
     async def send(
-        self, envelope: Envelope, data: bytes, *, deadline: float | None = None
+        self, envelope: Envelope, data: bytes | MessageContent, *, deadline: float | None = None
     ) -> SendResult:
         """Send one message over this connection.
 
         Args:
             envelope: the reverse path and the recipients.
             data: the message, serialised (CRLF line endings; bare CR or LF are
-                normalised, leading dots stuffed).
+                normalised, leading dots stuffed); or a
+                :class:`~lettre.message.MessageContent`, read and written a
+                chunk at a time.
             deadline: an absolute time on anyio's clock for the whole
                 transaction; default ``settings.deadline`` from now.
 
@@ -786,7 +789,7 @@ class SmtpClient:
         ticket.tx = self.prepare(envelope, data)
         return await self.driver.send(ticket)
 
-    def prepare(self, envelope: Envelope, data: bytes) -> Transaction:
+    def prepare(self, envelope: Envelope, data: bytes | MessageContent) -> Transaction:
         """Check a message against the server's capabilities and build its transaction.
 
         Nothing is sent; :attr:`last_transaction` becomes this one.
@@ -802,6 +805,10 @@ class SmtpClient:
         driver = self.driver
         if self.is_broken:
             self._require_stream()
-        tx = driver.engine.prepare(envelope, data)
+        tx = (
+            driver.engine.prepare(envelope, data)
+            if type(data) is bytes
+            else driver.prepare(envelope, data)
+        )
         self.last_transaction = tx
         return tx

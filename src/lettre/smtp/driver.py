@@ -39,6 +39,7 @@ from lettre.errors import (
     ProtocolError,
     ServerDisconnected,
 )
+from lettre.message.source import MessageContent, SourceError
 from lettre.protocol.connection import NEED_DATA
 from lettre.protocol.transactions import (
     PIPELINED_BDAT_LIMIT,
@@ -67,7 +68,7 @@ class Ticket:
 
     Attributes:
         envelope: the envelope to send (None for a command).
-        data: the message bytes.
+        data: the message bytes, or a content read while it is sent.
         deadline: the send's deadline (on the event loop's clock), or None.
         tx: the transaction, once prepared (by its sender, or by the sender
             that chained it after its own content).
@@ -79,6 +80,7 @@ class Ticket:
         left: the sender stopped waiting (it was cancelled).
         what: what a command waits for, for messages ("the reply to EHLO").
         reply: a command's reply, or ``error`` why none came.
+        pump: a streamed content's go-ahead came: its sender is to write it.
     """
 
     __slots__ = (
@@ -90,6 +92,7 @@ class Ticket:
         "future",
         "left",
         "owner",
+        "pump",
         "reply",
         "tx",
         "wake",
@@ -97,7 +100,10 @@ class Ticket:
     )
 
     def __init__(
-        self, envelope: Envelope | None, data: bytes, deadline: float | None = None
+        self,
+        envelope: Envelope | None,
+        data: bytes | MessageContent,
+        deadline: float | None = None,
     ) -> None:
         self.envelope = envelope
         self.data = data
@@ -111,6 +117,7 @@ class Ticket:
         self.what = ""
         self.reply: Reply | None = None
         self.error: LettreError | None = None
+        self.pump = False
 
     def finished(self) -> bool:
         """Whether the outcome (or a command's reply) is in."""
@@ -237,7 +244,12 @@ class TransactionDriver:
         tx = ticket.tx
         if tx is None:
             assert ticket.envelope is not None
-            tx = ticket.tx = self._engine.prepare(ticket.envelope, ticket.data)
+            data = ticket.data
+            tx = ticket.tx = (
+                self._engine.prepare(ticket.envelope, data)
+                if type(data) is bytes
+                else self.prepare(ticket.envelope, data)
+            )
         try:
             await self._run(ticket)
         except BaseException:
@@ -249,6 +261,17 @@ class TransactionDriver:
                     await self._give_up("the send was cancelled before its outcome was known")
             raise
         return ticket.outcome()
+
+    def prepare(self, envelope: Envelope, data: bytes | MessageContent) -> Transaction:
+        """The engine's transaction for ``data``: bytes, or a content read while it is sent.
+
+        Raises:
+            As ``TransactionEngine.prepare`` (and ``prepare_streamed``).
+        """
+        if not isinstance(data, MessageContent):
+            return self._engine.prepare(envelope, data)
+        known = b"".join(s for s in data.segments if isinstance(s, bytes))
+        return self._engine.prepare_streamed(envelope, known, data.size)
 
     async def command(
         self, command: Command | None, *, what: str, deadline: float | None = None
@@ -416,6 +439,57 @@ class TransactionDriver:
         a chance to send again, so that their envelopes can go in the same
         write; each backend says when that is.
         """
+        raise NotImplementedError
+
+    async def _pump(self, ticket: Ticket) -> None:
+        """Write a streamed content: read a chunk (in a worker thread), write it, repeat; the end.
+
+        Each chunk goes out only once the one before was taken by the
+        socket (:meth:`_send_chunk` waits), so at most a chunk or two are
+        held. A source that cannot be read ends the transaction with its
+        :class:`~lettre.message.SourceError` and drops the connection: the
+        end of data is never written, so the server discards what it got.
+        Nothing is chained after a streamed content.
+        """
+        tx = ticket.tx
+        content = ticket.data
+        assert tx is not None
+        assert isinstance(content, MessageContent)
+        engine = self._engine
+        chunks = content.chunks()
+        try:
+            while self._writing_on(tx):
+                chunk = await anyio.to_thread.run_sync(next, chunks, None)
+                if not self._writing_on(tx):
+                    return
+                out = engine.send_chunk(tx, chunk) if chunk is not None else engine.end_content(tx)
+                await self._send_chunk(out)
+                if chunk is None:
+                    return
+        except SourceError as exc:
+            if tx.outcome is None:
+                engine.fail(f"the message could not be read: {exc}")
+                tx.outcome = exc
+                self._drain()
+                self._close()
+        except ProtocolError as exc:
+            engine.fail(str(exc), cause=exc)
+            self._drain()
+            self._close()
+        finally:
+            chunks.close()
+
+    def _writing_on(self, tx: Transaction) -> bool:
+        """Whether a streamed content goes on: ``tx`` is not over and the connection is fine."""
+        if tx.outcome is not None or self._stream.broken:
+            return False  # the connection failed meanwhile: the ticket is settled
+        if self.closing:
+            self._abort_all("the connection was closed before the message was sent")
+            return False
+        return True
+
+    async def _send_chunk(self, out: bytes) -> None:
+        """Write one piece of a streamed content; return once the socket took it."""
         raise NotImplementedError
 
     def _content(self, ticket: Ticket) -> bytes:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
+    from lettre.message.source import MessageContent
     from lettre.protocol.transactions import Transaction
     from lettre.results import SendResult
     from lettre.smtp.settings import SmtpSettings
@@ -258,13 +259,14 @@ class SmtpPool:
         return PooledSmtpConnection(client, self._pool.clock)
 
     async def send(
-        self, envelope: Envelope, data: bytes, *, deadline: float | None = None
+        self, envelope: Envelope, data: bytes | MessageContent, *, deadline: float | None = None
     ) -> SendResult:
         """Send one message on a pooled connection.
 
         Args:
             envelope: the reverse path and the recipients.
-            data: the serialised message.
+            data: the serialised message, or a content read while it is sent
+                (never chained after another message's content).
             deadline: an absolute time on anyio's clock for the whole send,
                 waiting for a connection and the retry included.
 
@@ -340,8 +342,11 @@ class SmtpPool:
         """Prepare the first waiter's transaction to go after ours, if it can."""
         if not isinstance(other, Ticket) or other.tx is not None or other.envelope is None:
             return False
+        data = other.data
+        if not isinstance(data, bytes):
+            return False  # a content read while sending is written by its own sender
         try:
-            tx = driver.engine.prepare(other.envelope, other.data)
+            tx = driver.engine.prepare(other.envelope, data)
         except (LettreError, TypeError, ValueError):  # the waiter will meet it on its own
             return False
         if not tx.pipelined:

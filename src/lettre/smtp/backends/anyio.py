@@ -230,7 +230,7 @@ class AnyioDriver(TransactionDriver):
         engine = self._engine
         deferred = self._deferred
         if deferred is not None and (deferred is reader or reader is None or deferred.gone()):
-            self._write_deferred()
+            await self._deferred_content()
             await self._flush()
             if stream.broken:
                 return
@@ -251,8 +251,29 @@ class AnyioDriver(TransactionDriver):
         if engine.replies != replies:
             self._progress()
         if self._deferred is not None and self._deferred is reader:
-            self._write_deferred()
+            await self._deferred_content()
         await self._flush()
+
+    async def _deferred_content(self) -> None:
+        """Write the deferred content: queued with what goes next, or streamed by its sender."""
+        ticket = self._deferred
+        assert ticket is not None
+        if type(ticket.data) is bytes:
+            self._write_deferred()
+            return
+        self._deferred = None
+        tx = ticket.tx
+        if tx is None or tx.outcome is not None:
+            return
+        if self.closing or ticket.gone():
+            # Nobody is left to read the rest of a streamed content.
+            self._abort_all("the connection was closed before the message was sent")
+            return
+        await self._flush()
+        await self._pump(ticket)
+
+    async def _send_chunk(self, out: bytes) -> None:
+        await self._write(out)
 
     def _write_deferred(self) -> None:
         ticket = self._deferred

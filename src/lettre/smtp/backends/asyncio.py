@@ -38,7 +38,7 @@ class AsyncioDriver(TransactionDriver):
         must run on lettre's asyncio byte stream.
     """
 
-    __slots__ = ("_byte_stream", "_data_first", "_loop", "_settled", "_timer")
+    __slots__ = ("_byte_stream", "_data_first", "_drained_writes", "_loop", "_settled", "_timer")
 
     def _setup(self) -> None:
         byte_stream = self._stream.asyncio_byte_stream
@@ -48,6 +48,8 @@ class AsyncioDriver(TransactionDriver):
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._settled: asyncio.Future[None] | None = None
+        # What a streamed content's sender waits on while the socket's buffer is full.
+        self._drained_writes: asyncio.Future[None] | None = None
         # Whether writing content can bring the timer's due time forward.
         self._data_first = self._data_timeout < self._timeout
 
@@ -56,13 +58,17 @@ class AsyncioDriver(TransactionDriver):
         assert tx is not None
         if tx.stage is _PREPARED:
             self._start(ticket)
-        if tx.outcome is None:
+        while tx.outcome is None:
             future = ticket.future
-            if future is None:
+            if future is None or future.done():
                 # Chained while it waited in the pool, and woken before its
-                # outcome (the connection was handed on): wait here.
+                # outcome (the connection was handed on), or back from
+                # writing a streamed content: wait here.
                 future = ticket.future = self._loop.create_future()
             await future
+            if ticket.pump:
+                ticket.pump = False
+                await self._pump(ticket)
 
     def _start(self, ticket: Ticket) -> None:
         """Write the sender's own first flight; the callbacks do the rest."""
@@ -164,12 +170,33 @@ class AsyncioDriver(TransactionDriver):
         self._stream.broken = True
         if self.busy:
             self._lost(eof)
+        self._wake_writer()
 
     def writing_resumed(self) -> None:
         """The server read what was buffered: the content in it is handed over (asyncio)."""
         self._engine.written()
         if self._queue:
             self.since = self._clock()
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter = self._drained_writes
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _send_chunk(self, out: bytes) -> None:
+        if not self._writable():
+            self._abort_all(f"writing to {self._stream.peer} failed: the connection is closed")
+            return
+        self._write(out)
+        if self._byte_stream.protocol.writing_paused:
+            # Wait until the server has read enough (or the connection ended:
+            # the timer bounds the wait).
+            waiter = self._drained_writes = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._drained_writes = None
 
     def _write_content(self, ticket: Ticket) -> None:
         """Write the content of an accepted transaction, chaining the next sender's envelope."""
@@ -291,6 +318,14 @@ class AsyncioDriver(TransactionDriver):
             self._timer = None
 
     def _content_ready(self, ticket: Ticket) -> None:
+        if type(ticket.data) is not bytes:
+            # A streamed content: its sender's task reads and writes it.
+            ticket.pump = True
+            future = ticket.future
+            assert future is not None
+            if not future.done():
+                future.set_result(None)
+            return
         # On the next turn of the loop, after the senders woken by this read.
         self._loop.call_soon(self._write_content, ticket)
 
@@ -315,6 +350,7 @@ class AsyncioDriver(TransactionDriver):
         self._stream.broken = True
         self._cancel_timer()
         self._stream.close_now()
+        self._wake_writer()
 
     async def _drained(self) -> None:
         while self._engine.content_owed and self.busy:
