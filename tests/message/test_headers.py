@@ -403,3 +403,9 @@ def test_msg_id_brackets_must_come_in_pairs() -> None:
 def test_structured_values_fold_at_spaces_not_at_tabs() -> None:
     header = render_structured("X-Long", "a\tb " * 30)
     assert header == (b"X-Long:" + b" a\tb" * 17 + b"\r\n" + b" a\tb" * 13 + b"\r\n")
+
+
+def test_structured_value_that_just_fits_keeps_its_spaces() -> None:
+    # 78 columns exactly: written as it is, double space included (not refolded).
+    value = "a  " + "x" * 70
+    assert render_structured("X-A", value) == b"X-A: " + value.encode() + b"\r\n"
