@@ -42,6 +42,7 @@ __all__ = [
     "SmtpError",
     "SmtpReplyError",
     "SmtpTimeoutError",
+    "SourceError",
     "TlsError",
     "TlsPolicyError",
     "TransportError",
@@ -84,6 +85,17 @@ class BlockingCallError(LettreError, RuntimeError):
     task of that loop, and deadlock if the loop is the transport's own. Use
     the async API there (``await transport.send(message)``). Also a
     ``RuntimeError``.
+    """
+
+
+class SourceError(MessageError):
+    """A streamed attachment's source cannot be read as the message was built.
+
+    The file is missing or unreadable, changed since the message was built
+    (another size or modification time), or is a file object that cannot be
+    read a second time. Nothing more of the message is sent: SMTP drops the
+    connection before the end of the data, sendmail is killed before it sees
+    the end of its input, and the file transport leaves no file.
     """
 
 

@@ -326,6 +326,32 @@ async def test_a_message_object(serve: Any) -> None:
     assert b"over LMTP" in handler.delivered[0][1]
 
 
+@pytest.mark.anyio
+async def test_a_streamed_attachment_gets_a_reply_per_recipient(serve: Any, tmp_path: Path) -> None:
+    from lettre.message import Attachment, Message
+
+    blob = tmp_path / "report.bin"
+    blob.write_bytes(bytes(range(256)) * 4096)  # 1 MiB, read while sending
+    handler = LmtpHandler(after_data={"c@example.com": "452 4.2.2 Mailbox full"})
+    message = (
+        Message.builder()
+        .from_("a@example.com")
+        .to("b@example.com")
+        .cc("c@example.com")
+        .subject("Report")
+        .text("attached\n")
+        .attach(Attachment.from_path(blob))
+        .build()
+    )
+    async with serve(handler)() as transport:
+        result = await transport.send(message)
+    assert [(r.recipient, r.accepted, r.reply.code) for r in result.recipients] == [
+        ("b@example.com", True, 250),
+        ("c@example.com", False, 452),
+    ]
+    assert handler.delivered == [("b@example.com", message.as_bytes())]
+
+
 # --------------------------------------------------------------------- the session
 
 

@@ -34,7 +34,7 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple
 
-from lettre.errors import MessageError
+from lettre.errors import SourceError
 
 __all__ = [
     "CHUNK_SIZE",
@@ -52,17 +52,6 @@ CHUNK_SIZE: Final = 57 * 4096
 """Octets read from a source at a time: 4096 whole base64 lines (228 KiB; 312 KiB encoded)."""
 
 _LINE: Final = 57  # octets per 76-column base64 line
-
-
-class SourceError(MessageError):
-    """A streamed attachment's source cannot be read as the message was built.
-
-    The file is missing or unreadable, changed since the message was built
-    (another size or modification time), or is a file object that cannot be
-    read a second time. Nothing more of the message is sent: SMTP drops the
-    connection before the end of the data, sendmail is killed before it sees
-    the end of its input, and the file transport leaves no file.
-    """
 
 
 def encoded_base64_size(size: int) -> int:

@@ -308,6 +308,17 @@ class BaseTransport(abc.ABC):
             AddressError: an address of a stdlib message is invalid.
             TypeError: ``message`` is neither kind of message.
         """
+        env, data, message_id = await self._prepare(message, envelope)
+        return await self._observed(env, data, message_id, self._send_raw)
+
+    async def _prepare(
+        self, message: Message | EmailMessage, envelope: Envelope | None
+    ) -> tuple[Envelope, bytes, str | None]:
+        """Serialise and sign ``message``: what :meth:`send` hands to :meth:`_send_raw`.
+
+        Streamed attachments are read (and signed) in worker threads; only a
+        transport that sets ``_streams`` gets a ``MessageContent`` back.
+        """
         env, data, message_id = prepare_content(message, envelope)
         if not isinstance(data, bytes):
             # Only a transport that sets _streams gets a MessageContent.
@@ -315,7 +326,7 @@ class BaseTransport(abc.ABC):
         else:
             for signer in self._signers:
                 data = signer.sign(data)
-        return await self._observed(env, data, message_id, self._send_raw)
+        return env, data, message_id
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         """Send already-serialised message bytes with an explicit envelope.

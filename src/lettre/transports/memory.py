@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import anyio.lowlevel
 
@@ -26,7 +26,6 @@ from lettre.transports.base import (
     RecipientResult,
     SendResult,
     Signer,
-    prepare_content,
 )
 
 if TYPE_CHECKING:
@@ -230,14 +229,7 @@ class MemoryTransport(BaseTransport):
             TypeError: ``message`` is neither kind of message.
             BaseException: the error given to :meth:`fail_with`.
         """
-        env, content, message_id = prepare_content(message, envelope)
-        if isinstance(content, bytes):
-            data = content
-            for signer in self._signers:
-                data = signer.sign(data)
-        else:
-            # Streamed attachments: signed and read in a worker thread.
-            data = cast("bytes", await self._streamed(content))
+        env, data, message_id = await self._prepare(message, envelope)
 
         async def record(env: Envelope, data: bytes) -> SendResult:
             return await self._record(env, data, message, message_id)

@@ -48,7 +48,7 @@ from lettre.results import RecipientResult, Reply, SendResult
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, SmtpSettings
 from lettre.smtp.tls import TlsMode, TlsParameters
-from lettre.transports.base import BaseTransport, Signer, prepare_message
+from lettre.transports.base import BaseTransport, Signer
 
 if TYPE_CHECKING:
     import ssl
@@ -321,7 +321,7 @@ class MxTransport(BaseTransport):
             DeliveryError: no recipient was accepted (see its ``result``).
             MessageError: the message cannot be serialised.
         """
-        env, data, message_id = prepare_message(message, envelope, self._signers)
+        env, data, message_id = await self._prepare(message, envelope)
         return await self._observed(env, data, message_id, self._send_raw)
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> MxSendResult:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from lettre.envelope import Envelope
+    from lettre.message.source import MessageContent
 
 __all__ = ["SmtpTransport"]
 
@@ -86,6 +87,7 @@ class SmtpTransport(BaseTransport):
     """
 
     transport_name = "smtp"
+    _streams = True  # streamed attachments go out a chunk at a time
 
     def __init__(
         self,
@@ -386,7 +388,7 @@ class SmtpTransport(BaseTransport):
                 elif loop_is_closed(loop) or not call_in_loop(loop, pool.aclose):
                     pool.abandon()
 
-    async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+    async def _send_raw(self, envelope: Envelope, data: bytes | MessageContent) -> SendResult:
         """Send serialised message bytes with an explicit envelope.
 
         Takes a pooled connection (waiting, first come first served, at most
@@ -398,7 +400,8 @@ class SmtpTransport(BaseTransport):
 
         Args:
             envelope: the reverse path, the recipients and their DSN options.
-            data: the message, CRLF line endings, sent as it is (no signing).
+            data: the message, CRLF line endings, sent as it is (no signing);
+                a message with streamed attachments is read a chunk at a time.
 
         Returns:
             Every recipient's outcome and the server's final reply.
