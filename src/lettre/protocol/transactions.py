@@ -325,7 +325,7 @@ class TransactionEngine:
 
         Raises:
             MessageTooLarge: ``size`` is larger than the server's SIZE.
-            The rest as :meth:`prepare`.
+            LettreError: the errors of :meth:`prepare`.
         """
         tx = self.prepare(envelope, known)
         caps = self._conn.capabilities
