@@ -8,8 +8,9 @@ transport calls the same points, so one hook sees every way out;
 and metrics.
 
 Hooks are attached to one transport (``SmtpTransport(..., hooks=[hook])``)
-or to every transport of the process (:func:`register`). With none, the cost
-of a send is one check.
+or to every transport of the process (:func:`register`). With none, or none
+listening (:meth:`Hook.listening`), the cost of a send is one check and no
+event is made.
 
 Hooks observe; they never change what is sent. A hook that raises is logged
 (logger ``lettre.hooks``) and otherwise ignored. Hooks are called
@@ -151,9 +152,8 @@ class ConnectionClosed:
     lifetime: float
 
 
-@dataclass(frozen=True, slots=True)
-class PoolWaited:
-    """A send waited for a pooled connection (it did not get one at once).
+class PoolWaited(NamedTuple):
+    """A send waited for a pooled connection (a named tuple: made for every wait).
 
     Attributes:
         transport: the kind of transport (``"smtp"``).
@@ -195,11 +195,12 @@ class Hook:
     sends: they must be quick and must not block.
     """
 
-    def observes_sends(self) -> bool:
-        """Whether :meth:`send_started` wants the next send (True here).
+    def listening(self) -> bool:
+        """Whether the hook records anything now (True here).
 
-        A hook with nothing to record at the moment returns False: the send
-        then makes no event for it.
+        A hook with nothing to record at the moment (an exporter not
+        configured yet, say) returns False: no event is made for it until it
+        says True again. Called before every event: make it cheap.
         """
         return True
 
@@ -275,10 +276,20 @@ def hook_tuple(hooks: Iterable[Hook] | None) -> tuple[Hook, ...]:
 
 
 def active(own: tuple[Hook, ...]) -> tuple[Hook, ...]:
-    """The hooks to call: the registered ones, then a transport's own."""
+    """The hooks to call now: the registered ones, then a transport's own, that are listening."""
     if _registered:
-        return _registered + own if own else _registered
-    return own
+        hooks = _registered + own if own else _registered
+    elif own:
+        hooks = own
+    else:
+        return ()
+    try:
+        if len(hooks) == 1:
+            return hooks if hooks[0].listening() else ()
+        return tuple(hook for hook in hooks if hook.listening())
+    except Exception:  # noqa: BLE001 - a hook never changes the send
+        _failed_hook(hooks, "listening")
+        return ()
 
 
 def _failed_hook(hook: object, where: str) -> None:
@@ -291,21 +302,11 @@ _current_send: ContextVar[list[SendObserver] | None] = ContextVar(
 """The observers of the send running in this context (set only while hooks listen)."""
 
 
-def start_send(
-    hooks: tuple[Hook, ...], make_event: Callable[[], SendStarted]
-) -> list[SendObserver]:
-    """Call ``send_started`` on every hook that observes sends; the observers they return.
-
-    The event is made only when a hook wants it.
-    """
+def start_send(hooks: tuple[Hook, ...], event: SendStarted) -> list[SendObserver]:
+    """Call ``send_started`` on every hook; the observers they return."""
     observers: list[SendObserver] = []
-    event: SendStarted | None = None
     for hook in hooks:
         try:
-            if not hook.observes_sends():
-                continue
-            if event is None:
-                event = make_event()
             observer = hook.send_started(event)
         except Exception:  # noqa: BLE001 - a hook never changes the send
             _failed_hook(hook, "send_started")

@@ -296,7 +296,7 @@ class OpenTelemetryHook(Hook):
 
     # -- sends
 
-    def observes_sends(self) -> bool:
+    def listening(self) -> bool:
         """True once an SDK (or a provider given) records spans or measurements."""
         return self._tracing or self._live()
 

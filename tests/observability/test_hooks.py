@@ -867,3 +867,42 @@ async def test_a_hook_registered_later_hears_of_the_pool_at_its_next_connection(
     # A hook told of a pool hears once that it closed (it was closed and left),
     # even when detached in between.
     assert recorder.of("pool_closed") == [pool]
+
+
+class _Quiet(Recorder):
+    """A recorder that listens only when told to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on = False
+        self.asked = 0
+
+    def listening(self) -> bool:
+        self.asked += 1
+        return self.on
+
+
+class _Broken(Recorder):
+    def listening(self) -> bool:
+        raise RuntimeError("listening broke")
+
+
+async def test_a_hook_that_is_not_listening_gets_no_event(
+    smtpd: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = smtpd()
+    quiet, broken = _Quiet(), _Broken()
+    transport = _smtp(server.host, server.port, hooks=[quiet])
+    async with transport:
+        await transport.send(_message("one@example.com"))
+        assert quiet.events == []
+        assert quiet.asked >= 2  # asked at least for the send and the connection
+        quiet.on = True
+        await transport.send(_message("two@example.com"))
+        assert quiet.kinds() == ["send_started", "finished"]
+    # A hook whose listening() raises is logged and left out; the send goes on.
+    with caplog.at_level(logging.WARNING, logger="lettre.hooks"):
+        result = await MemoryTransport(hooks=[broken]).send(_message("three@example.com"))
+    assert result.accepted == ("three@example.com",)
+    assert broken.events == []
+    assert "listening" in caplog.text

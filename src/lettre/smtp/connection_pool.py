@@ -121,8 +121,9 @@ class ConnectionPool(_PoolBookkeeping[C]):
         self._reaper_deadline = math.inf
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_loop: asyncio.AbstractEventLoop | None = None
-        self.on_wait: Callable[[float, bool], None] | None = None
-        """Called when a wait for a connection ends: how long it took, and whether it got one."""
+        self.wait_observer: Callable[[], Callable[[float, bool], None] | None] | None = None
+        """Asked as a wait for a connection starts: a function to call when it ends (how
+        long it took, whether it got one), or None when nobody listens."""
 
     @property
     def config(self) -> PoolConfig:
@@ -258,7 +259,8 @@ class ConnectionPool(_PoolBookkeeping[C]):
         return None, False, expired
 
     async def _wait(self, limit: float, ticket: object, fresh: bool) -> tuple[C | None, bool, bool]:
-        on_wait = self.on_wait
+        observer = self.wait_observer
+        on_wait = None if observer is None else observer()
         if on_wait is None:
             return await self._wait_in_line(limit, ticket, fresh)
         started = self._clock()

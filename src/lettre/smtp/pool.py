@@ -211,7 +211,7 @@ class SmtpPool:
         )
         self._claimed: Ticket | None = None  # set by a claim, taken by the hand-off at once
         self._kind, self._server = hook_endpoint(settings)
-        self._pool.on_wait = self._waited
+        self._pool.wait_observer = self._wait_observer
         stats = self._pool.statistics
         self._observed = PoolObserved(
             self._kind,
@@ -231,6 +231,9 @@ class SmtpPool:
         if new:
             self._told += new
             emit(new, "pool_opened", self._observed)
+
+    def _wait_observer(self) -> Callable[[float, bool], None] | None:
+        return self._waited if active(self._hooks) else None
 
     def _waited(self, seconds: float, acquired: bool) -> None:
         hooks = active(self._hooks)

@@ -369,14 +369,11 @@ class BaseTransport(abc.ABC):
         hooks = active(self._hooks)
         if not hooks:
             return _with_id(await deliver(envelope, data), message_id)
-
-        def event() -> SendStarted:
-            # A MessageContent (streamed attachments) knows its size in advance, or not (0).
-            size = len(data) if type(data) is bytes else getattr(data, "size", None) or 0
-            return SendStarted(self.transport_name, envelope, size, message_id, self._server)
-
+        # A MessageContent (streamed attachments) knows its size in advance, or not (0).
+        size = len(data) if type(data) is bytes else getattr(data, "size", None) or 0
+        event = SendStarted(self.transport_name, envelope, size, message_id, self._server)
         observers = start_send(hooks, event)
-        if not observers:  # no hook follows this send (OpenTelemetry without an SDK)
+        if not observers:  # no hook follows this send
             return _with_id(await deliver(envelope, data), message_id)
         token = _current_send.set(observers)
         try:
