@@ -29,10 +29,8 @@ from lettre.smtp.settings import (
     DEFAULT_TIMEOUT,
     LMTP_PORT,
     LmtpSettings,
-    SmtpSettings,
 )
 from lettre.smtp.tls import TlsMode, TlsParameters
-from lettre.smtp.url import settings_from_url
 from lettre.transports.base import Signer
 from lettre.transports.smtp import SmtpTransport
 
@@ -91,6 +89,8 @@ class LmtpTransport(SmtpTransport):
 
     _settings: LmtpSettings
     transport_name = "lmtp"
+    _settings_class = LmtpSettings
+    _url_scheme = "lmtp://"
 
     def __init__(
         self,
@@ -135,22 +135,6 @@ class LmtpTransport(SmtpTransport):
             unix_socket=unix_socket,  # type: ignore[arg-type]  # a path is made a str there
         )
         self._setup(settings, dkim, pool, hooks)
-
-    def _setup(
-        self,
-        settings: SmtpSettings,
-        dkim: Signer | Sequence[Signer] | None,
-        pool: PoolConfig | None,
-        hooks: Iterable[Hook] | None,
-    ) -> None:
-        if not isinstance(settings, LmtpSettings):
-            raise TypeError(
-                "LmtpTransport needs LmtpSettings (or an lmtp:// URL), "
-                f"not {type(settings).__name__}"
-            )
-        super()._setup(settings, dkim, pool, hooks)
-        if settings.unix_socket is not None:
-            self._server = None  # no host and port: a Unix socket
 
     @classmethod
     def unix(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
@@ -210,14 +194,4 @@ class LmtpTransport(SmtpTransport):
                 message never shows the password).
             TlsError: the TLS parameters cannot be loaded.
         """
-        settings = settings_from_url(url, **overrides)
-        if not isinstance(settings, LmtpSettings):
-            raise ValueError("LmtpTransport.from_url takes an lmtp:// URL")  # noqa: TRY004 - a bad URL
-        return cls.from_settings(settings, dkim=dkim, pool=pool, hooks=hooks)
-
-    def __repr__(self) -> str:
-        s = self._settings
-        user = f" user={s.credentials.username!r}" if s.credentials is not None else ""
-        if s.unix_socket is not None:
-            return f"LmtpTransport(unix_socket={s.unix_socket!r}, tls={s.tls.value}{user})"
-        return f"LmtpTransport(host={s.host!r}, port={s.effective_port}, tls={s.tls.value}{user})"
+        return super().from_url(url, dkim=dkim, pool=pool, hooks=hooks, **overrides)

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -24,7 +24,12 @@ from lettre.hooks import Hook
 from lettre.smtp.auth import AuthMechanism, Credentials, TokenProvider
 from lettre.smtp.pool import PoolConfig, PoolStatistics, SmtpPool
 from lettre.smtp.proxy import Proxy
-from lettre.smtp.settings import DEFAULT_DATA_TIMEOUT, DEFAULT_TIMEOUT, SmtpSettings
+from lettre.smtp.settings import (
+    DEFAULT_DATA_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    LmtpSettings,
+    SmtpSettings,
+)
 from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.smtp.url import settings_from_url
 from lettre.transports.base import BaseTransport, SendResult, Signer
@@ -88,6 +93,9 @@ class SmtpTransport(BaseTransport):
 
     transport_name = "smtp"
     _streams = True  # streamed attachments go out a chunk at a time
+    # What from_settings() and from_url() accept: LmtpTransport narrows both.
+    _settings_class: ClassVar[type[SmtpSettings]] = SmtpSettings
+    _url_scheme: ClassVar[str] = "smtp://"
 
     def __init__(
         self,
@@ -144,7 +152,10 @@ class SmtpTransport(BaseTransport):
             raise TypeError(f"pool must be a PoolConfig, not {type(pool).__name__}")
         BaseTransport.__init__(self, dkim=dkim, hooks=hooks)
         self._settings = settings
-        self._server = (settings.host, settings.effective_port)
+        if isinstance(settings, LmtpSettings) and settings.unix_socket is not None:
+            self._server = None  # no host and port: a Unix socket
+        else:
+            self._server = (settings.host, settings.effective_port)
         self._ssl_context = settings.create_ssl_context()
         self._pool_config = pool if pool is not None else PoolConfig()
         # A connection belongs to the event loop (or trio run) that opened it:
@@ -183,8 +194,11 @@ class SmtpTransport(BaseTransport):
             TypeError: ``settings`` is not an SmtpSettings.
             TlsError: the TLS parameters cannot be loaded.
         """
-        if not isinstance(settings, SmtpSettings):
-            raise TypeError("settings must be an SmtpSettings")
+        if not isinstance(settings, cls._settings_class):
+            raise TypeError(
+                f"{cls.__name__} needs {cls._settings_class.__name__} "
+                f"(or an {cls._url_scheme} URL), not {type(settings).__name__}"
+            )
         transport = cls.__new__(cls)
         transport._setup(settings, dkim, pool, hooks)
         return transport
@@ -265,9 +279,12 @@ class SmtpTransport(BaseTransport):
             ValueError: the URL is invalid (the message never shows the password).
             TlsError: the TLS parameters cannot be loaded.
         """
-        return cls.from_settings(
-            settings_from_url(url, **overrides), dkim=dkim, pool=pool, hooks=hooks
-        )
+        settings = settings_from_url(url, **overrides)
+        if not isinstance(settings, cls._settings_class):
+            raise ValueError(  # noqa: TRY004 - a bad URL
+                f"{cls.__name__}.from_url takes an {cls._url_scheme} URL"
+            )
+        return cls.from_settings(settings, dkim=dkim, pool=pool, hooks=hooks)
 
     # ------------------------------------------------------------------ state
 
@@ -305,12 +322,13 @@ class SmtpTransport(BaseTransport):
 
     def __repr__(self) -> str:
         s = self._settings
+        if isinstance(s, LmtpSettings) and s.unix_socket is not None:
+            where = f"unix_socket={s.unix_socket!r}"
+        else:
+            where = f"host={s.host!r}, port={s.effective_port}"
         user = f" user={s.credentials.username!r}" if s.credentials is not None else ""
         proxy = f" proxy={str(s.proxy)!r}" if s.proxy is not None else ""
-        return (
-            f"SmtpTransport(host={s.host!r}, port={s.effective_port}, tls={s.tls.value}"
-            f"{user}{proxy})"
-        )
+        return f"{type(self).__name__}({where}, tls={s.tls.value}{user}{proxy})"
 
     # ------------------------------------------------------------------ sending
 
