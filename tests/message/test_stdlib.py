@@ -243,19 +243,19 @@ def test_a_folded_header_value_is_kept() -> None:
 @pytest.mark.parametrize(
     ("value", "error"),
     [
-        (Header("a\x00b"), "the message's header block contains a NUL character"),
+        (Header("a\x00b"), "the Subject header contains a NUL character"),
         (
             Header("a\nnot a field"),
-            "the message's header block holds a malformed line: b'not a field'",
+            "the Subject header contains a line break that is not folding white space",
         ),
         (
-            Header("a\nX-Injected: y"),
-            "the standard library could not serialise the message: header value appears to "
-            "contain an embedded header: 'a\\r\\nX-Injected: y'",
+            # Rendered, this would be a field of its own: checked as the text it stands for.
+            Header("a\nBcc: victim@example.net"),
+            "the Subject header contains a line break that is not folding white space",
         ),
     ],
 )
-def test_header_objects_are_checked_once_rendered(value: Header, error: str) -> None:
+def test_header_objects_are_checked_as_their_text(value: Header, error: str) -> None:
     with pytest.raises(MessageError, match=f"^{re.escape(error)}$"):
         email_message_to_bytes(_compat32(Subject=value))  # type: ignore[arg-type]
     data = email_message_to_bytes(_compat32(Subject=Header("plain")))  # type: ignore[arg-type]
@@ -314,3 +314,37 @@ def test_empty_address_headers_are_skipped() -> None:
     env = envelope_from_email_message(msg)  # type: ignore[arg-type]
     assert [str(a) for a in env.forward_paths] == ["b@example.org", "c@example.org"]
     assert [str(m) for m in Message.from_email_message(msg).cc] == ["c@example.org"]  # type: ignore[arg-type]
+
+
+def test_a_payload_of_the_wrong_kind_is_a_message_error() -> None:
+    message = EmailMessage()
+    message["From"] = "a@example.com"
+    message["To"] = "b@example.com"
+    message.set_payload(42)  # type: ignore[arg-type]
+    with pytest.raises(MessageError, match="could not serialise the message"):
+        email_message_to_bytes(message)
+
+
+class _Renders(Header):
+    """A header object whose text looks harmless but whose rendering is not."""
+
+    def __init__(self, rendered: str) -> None:
+        super().__init__("harmless")
+        self.rendered = rendered
+
+    def encode(
+        self, splitchars: str = ";, \t", maxlinelen: int | None = None, linesep: str = "\n"
+    ) -> str:
+        return self.rendered
+
+
+@pytest.mark.parametrize(
+    ("rendered", "error"),
+    [
+        ("a\x00b", "the message's header block contains a NUL character"),
+        ("a\nnot a field", "the message's header block holds a malformed line: b'not a field'"),
+    ],
+)
+def test_the_rendered_header_block_is_checked_too(rendered: str, error: str) -> None:
+    with pytest.raises(MessageError, match=f"^{re.escape(error)}$"):
+        email_message_to_bytes(_compat32(Subject=_Renders(rendered)))  # type: ignore[arg-type]

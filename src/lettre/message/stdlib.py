@@ -89,8 +89,9 @@ def email_message_to_bytes(message: EmailMessage) -> bytes:
     """
     msg = _check_type(message)
     for name, value in msg.raw_items():
-        if isinstance(value, str):
-            _check_header_value(name, value)
+        # A compat32 Header object is checked as the text it stands for: its
+        # line breaks would reach the bytes as much as a string's.
+        _check_header_value(name, value if isinstance(value, str) else str(value))
     policy = msg.policy.clone(linesep="\r\n")
     buffer = io.BytesIO()
     try:
@@ -98,6 +99,7 @@ def email_message_to_bytes(message: EmailMessage) -> bytes:
     except (
         ValueError,
         TypeError,
+        AttributeError,  # a payload that is neither text, bytes nor a list of parts
         LookupError,
         UnicodeError,
         email_errors.MessageError,
