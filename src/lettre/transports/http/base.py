@@ -114,6 +114,12 @@ class ApiResponse:
         """The body as text (undecodable bytes replaced), whitespace collapsed."""
         return " ".join(self.body.decode("utf-8", "replace").split())
 
+    def json_string(self, key: str) -> str | None:
+        """The non-empty string at ``key`` of a JSON object body, or None."""
+        answer = self.json()
+        value = answer.get(key) if isinstance(answer, dict) else None
+        return value if isinstance(value, str) and value else None
+
 
 def _require_httpx(service: str) -> None:
     if importlib.util.find_spec("httpx") is None:
@@ -150,6 +156,18 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+def _regional_base_url(urls: Mapping[str, str], region: str, base_url: str | None) -> str:
+    """``base_url`` if given, else the API address of the service's ``region``.
+
+    Raises:
+        ValueError: ``region`` is not one of ``urls``.
+    """
+    if region not in urls:
+        names = " or ".join(repr(name) for name in urls)
+        raise ValueError(f"region must be {names}, not {region!r}")
+    return base_url if base_url is not None else urls[region]
 
 
 def _quote(text: str) -> str:
@@ -249,9 +267,9 @@ class HttpApiTransport(BaseTransport, abc.ABC):
 
     # ------------------------------------------------------------------ what a service says
 
-    @abc.abstractmethod
     def _auth_headers(self, api_key: str) -> dict[str, str]:
-        """The headers that authenticate every request."""
+        """The headers that authenticate every request (by default a bearer token)."""
+        return {"Authorization": f"Bearer {api_key}"}
 
     @abc.abstractmethod
     def _build_request(self, envelope: Envelope, data: bytes) -> ApiRequest:
@@ -262,8 +280,11 @@ class HttpApiTransport(BaseTransport, abc.ABC):
         """The service's id of the accepted message, from a 2xx answer."""
 
     @abc.abstractmethod
-    def _error_detail(self, response: ApiResponse) -> tuple[str | None, str]:
-        """The service's error code (if any) and message, from an error answer."""
+    def _error_detail(self, answer: dict[str, Any]) -> tuple[str | None, str] | None:
+        """The service's error code (if any) and message, from an error answer's JSON object.
+
+        None when the object does not hold them: the answer's text is quoted instead.
+        """
 
     # ------------------------------------------------------------------ public surface
 
@@ -415,7 +436,9 @@ class HttpApiTransport(BaseTransport, abc.ABC):
     def _raise_for(self, response: ApiResponse) -> None:
         """Raise the :class:`HttpApiError` that a non-2xx answer means."""
         status = response.status
-        code, detail = self._error_detail(response)
+        answer = response.json()
+        found = self._error_detail(answer) if isinstance(answer, dict) else None
+        code, detail = found if found is not None else (None, response.text())
         detail = _quote(detail) or f"HTTP {status}"
         label = f"HTTP {status}" + (f", {code}" if code else "")
         service = self.service

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from lettre.hooks import Hook
@@ -24,6 +24,7 @@ from lettre.transports.http.base import (
     ApiResponse,
     HttpApiError,
     HttpApiTransport,
+    _regional_base_url,
 )
 
 if TYPE_CHECKING:
@@ -97,13 +98,12 @@ class MailgunTransport(HttpApiTransport):
         dkim: Signer | Sequence[Signer] | None = None,
         hooks: Iterable[Hook] | None = None,
     ) -> None:
-        if region not in MAILGUN_BASE_URLS:
-            raise ValueError(f"region must be 'us' or 'eu', not {region!r}")
+        url = _regional_base_url(MAILGUN_BASE_URLS, region, base_url)
         if not isinstance(domain, str) or not domain.strip() or "/" in domain:
             raise ValueError(f"domain must be a Mailgun sending domain name, not {domain!r}")
         super().__init__(
             api_key,
-            base_url=base_url if base_url is not None else MAILGUN_BASE_URLS[region],
+            base_url=url,
             timeout=timeout,
             deadline=deadline,
             max_response_size=max_response_size,
@@ -138,15 +138,8 @@ class MailgunTransport(HttpApiTransport):
         return mailgun_request(self._domain, recipients, data)
 
     def _transport_id(self, response: ApiResponse) -> str | None:
-        answer = response.json()
-        if isinstance(answer, dict):
-            value = answer.get("id")
-            if isinstance(value, str) and value.strip("<> "):
-                return value.strip().strip("<>")
-        return None
+        value = response.json_string("id")
+        return value.strip().strip("<>") if value is not None and value.strip("<> ") else None
 
-    def _error_detail(self, response: ApiResponse) -> tuple[str | None, str]:
-        answer = response.json()
-        if isinstance(answer, dict) and answer.get("message"):
-            return None, str(answer["message"])
-        return None, response.text()
+    def _error_detail(self, answer: dict[str, Any]) -> tuple[str | None, str] | None:
+        return (None, str(answer["message"])) if answer.get("message") else None

@@ -143,20 +143,11 @@ class PostmarkTransport(HttpApiTransport):
 
     def _transport_id(self, response: ApiResponse) -> str | None:
         answer = response.json()
-        if isinstance(answer, dict):
-            error_code = answer.get("ErrorCode", 0)
-            if error_code not in (0, None):
-                # A 200 that still reports an error: treat it as the error it is.
-                self._raise_for(ApiResponse(422, response.headers, response.body))
-            value = answer.get("MessageID")
-            if isinstance(value, str) and value:
-                return value
-        return None
+        if isinstance(answer, dict) and answer.get("ErrorCode", 0) not in (0, None):
+            # A 200 that still reports an error: treat it as the error it is.
+            self._raise_for(ApiResponse(422, response.headers, response.body))
+        return response.json_string("MessageID")
 
-    def _error_detail(self, response: ApiResponse) -> tuple[str | None, str]:
-        answer = response.json()
-        if isinstance(answer, dict):
-            code = answer.get("ErrorCode")
-            text = answer.get("Message")
-            return (str(code) if code is not None else None, str(text or ""))
-        return None, response.text()
+    def _error_detail(self, answer: dict[str, Any]) -> tuple[str | None, str] | None:
+        code = answer.get("ErrorCode")
+        return (str(code) if code is not None else None, str(answer.get("Message") or ""))

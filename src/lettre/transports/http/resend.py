@@ -8,14 +8,9 @@ the API key goes in ``Authorization: Bearer``. Resend's email ``id`` becomes
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lettre.hooks import Hook
 from lettre.transports.http.base import (
-    DEFAULT_DEADLINE,
-    DEFAULT_MAX_RESPONSE_SIZE,
-    DEFAULT_TIMEOUT,
     ApiRequest,
     ApiResponse,
     HttpApiTransport,
@@ -24,7 +19,6 @@ from lettre.transports.http.content import ParsedMessage, parse_message
 
 if TYPE_CHECKING:
     from lettre.envelope import Envelope
-    from lettre.signing import Signer
 
 __all__ = ["RESEND_BASE_URL", "ResendTransport", "resend_request"]
 
@@ -105,47 +99,12 @@ class ResendTransport(HttpApiTransport):
     service = "Resend"
     default_base_url = RESEND_BASE_URL
 
-    def __init__(
-        self,
-        api_key: str,
-        *,
-        base_url: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        deadline: float = DEFAULT_DEADLINE,
-        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
-        trust_env: bool = True,
-        dkim: Signer | Sequence[Signer] | None = None,
-        hooks: Iterable[Hook] | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            timeout=timeout,
-            deadline=deadline,
-            max_response_size=max_response_size,
-            trust_env=trust_env,
-            dkim=dkim,
-            hooks=hooks,
-        )
-
-    def _auth_headers(self, api_key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"}
-
     def _build_request(self, envelope: Envelope, data: bytes) -> ApiRequest:
         return resend_request(parse_message(envelope, data, self.service))
 
     def _transport_id(self, response: ApiResponse) -> str | None:
-        answer = response.json()
-        if isinstance(answer, dict):
-            value = answer.get("id")
-            if isinstance(value, str) and value:
-                return value
-        return None
+        return response.json_string("id")
 
-    def _error_detail(self, response: ApiResponse) -> tuple[str | None, str]:
-        answer = response.json()
-        if isinstance(answer, dict):
-            name = answer.get("name")
-            text = answer.get("message")
-            return (str(name) if name else None, str(text or ""))
-        return None, response.text()
+    def _error_detail(self, answer: dict[str, Any]) -> tuple[str | None, str] | None:
+        name = answer.get("name")
+        return (str(name) if name else None, str(answer.get("message") or ""))

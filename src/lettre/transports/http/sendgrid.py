@@ -20,6 +20,7 @@ from lettre.transports.http.base import (
     ApiRequest,
     ApiResponse,
     HttpApiTransport,
+    _regional_base_url,
 )
 from lettre.transports.http.content import ApiAddress, ParsedMessage, parse_message
 
@@ -135,11 +136,9 @@ class SendGridTransport(HttpApiTransport):
         dkim: Signer | Sequence[Signer] | None = None,
         hooks: Iterable[Hook] | None = None,
     ) -> None:
-        if region not in SENDGRID_BASE_URLS:
-            raise ValueError(f"region must be 'us' or 'eu', not {region!r}")
         super().__init__(
             api_key,
-            base_url=base_url if base_url is not None else SENDGRID_BASE_URLS[region],
+            base_url=_regional_base_url(SENDGRID_BASE_URLS, region, base_url),
             timeout=timeout,
             deadline=deadline,
             max_response_size=max_response_size,
@@ -148,24 +147,20 @@ class SendGridTransport(HttpApiTransport):
             hooks=hooks,
         )
 
-    def _auth_headers(self, api_key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"}
-
     def _build_request(self, envelope: Envelope, data: bytes) -> ApiRequest:
         return sendgrid_request(parse_message(envelope, data, self.service))
 
     def _transport_id(self, response: ApiResponse) -> str | None:
         return response.headers.get("x-message-id") or None
 
-    def _error_detail(self, response: ApiResponse) -> tuple[str | None, str]:
-        answer = response.json()
-        if isinstance(answer, dict) and isinstance(answer.get("errors"), list):
-            texts = []
-            for item in answer["errors"]:
-                if not isinstance(item, dict):
-                    continue
-                text = str(item.get("message") or "")
-                where = item.get("field")
-                texts.append(f"{where}: {text}" if where else text)
-            return None, "; ".join(texts)
-        return None, response.text()
+    def _error_detail(self, answer: dict[str, Any]) -> tuple[str | None, str] | None:
+        if not isinstance(answer.get("errors"), list):
+            return None
+        texts = []
+        for item in answer["errors"]:
+            if not isinstance(item, dict):
+                continue
+            text = str(item.get("message") or "")
+            where = item.get("field")
+            texts.append(f"{where}: {text}" if where else text)
+        return None, "; ".join(texts)
