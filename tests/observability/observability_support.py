@@ -1,7 +1,12 @@
-"""Helpers for the hooks and OpenTelemetry tests: a recording hook, SDK providers in memory."""
+"""Helpers for the hooks and OpenTelemetry tests: a recording hook, SDK providers in memory.
+
+Also what both test files send and send through: a message, a port that
+refuses connections, and a before-final hook that holds the first message.
+"""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,11 +28,52 @@ from lettre.hooks import (
     SendObserver,
     SendStarted,
 )
+from lettre.message import Message
 from lettre.otel import OpenTelemetryHook
 from lettre.results import SendResult
+from pool_support import HookedSession
 
 #: Every wait for an event in these tests is bounded by this many seconds.
 BOUND = 10.0
+
+
+# -- what the tests send -----------------------------------------------------------------------
+
+
+def make_message(*to: str, subject: str = "Hello", body: str = "Hello from lettre.\n") -> Message:
+    """A text message from alice@example.com to ``to`` (default: bob@example.com)."""
+    return (
+        Message.builder()
+        .from_("alice@example.com")
+        .to(*(to or ("bob@example.com",)))
+        .subject(subject)
+        .text(body)
+        .build()
+    )
+
+
+def refused_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class HoldFirst:
+    """A ``HookedMini`` ``before_final``: the first message's content waits for ``gate``.
+
+    ``finals`` counts the contents that arrived; set ``gate`` to let the first
+    one through (the later ones never wait).
+    """
+
+    def __init__(self) -> None:
+        self.gate = anyio.Event()
+        self.finals = 0
+
+    async def __call__(self, session: HookedSession, content: bytes) -> None:
+        self.finals += 1
+        if self.finals == 1:
+            await self.gate.wait()
 
 
 # -- a hook that records everything ----------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,15 @@ import anyio
 import pytest
 from direct_support import MxServers
 from dns_server import DnsServer
-from observability_support import Raising, Recorder, StartRaises, until
+from observability_support import (
+    HoldFirst,
+    Raising,
+    Recorder,
+    StartRaises,
+    make_message,
+    refused_port,
+    until,
+)
 from ses_support import SENDER, Moto
 
 import lettre.hooks
@@ -32,7 +39,6 @@ from lettre.errors import (
 from lettre.hooks import ConnectionClosed, ConnectionOpened, Hook, SendStarted
 from lettre.message import Message
 from lettre.results import SendResult
-from lettre.smtp.auth import Credentials
 from lettre.smtp.pool import PoolConfig
 from lettre.smtp.tls import TlsMode, TlsParameters
 from lettre.transports.failover import AllTransportsFailed, FailoverTransport
@@ -43,35 +49,9 @@ from lettre.transports.sendmail import SendmailTransport
 from lettre.transports.smtp import SmtpTransport
 from pool_support import HookedMini, HookedSession
 from servers import MiniSmtp, ServerFactory, scripted_server
+from transport_support import HELLO, smtp_transport, starttls_transport
 
 pytestmark = pytest.mark.anyio
-
-HELLO = "client.lettre.test"
-
-
-def _message(to: str = "bob@example.com", subject: str = "Hello") -> Message:
-    return (
-        Message.builder()
-        .from_("alice@example.com")
-        .to(to)
-        .subject(subject)
-        .text("Hello from lettre.\n")
-        .build()
-    )
-
-
-def _smtp(host: str, port: int, **kwargs: Any) -> SmtpTransport:
-    kwargs.setdefault("tls", TlsMode.NONE)
-    kwargs.setdefault("hello_name", HELLO)
-    kwargs.setdefault("timeout", 10.0)
-    return SmtpTransport(host, port, **kwargs)
-
-
-def _free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _core(result: SendResult) -> tuple[Any, ...]:
@@ -104,15 +84,8 @@ async def test_smtp_send_over_starttls_and_auth(
     smtpd: ServerFactory, tls_params: TlsParameters, recorder: Recorder
 ) -> None:
     server = smtpd(tls="starttls", auth=True, auth_required=True)
-    transport = _smtp(
-        server.host,
-        server.port,
-        tls=TlsMode.STARTTLS,
-        tls_parameters=tls_params,
-        credentials=Credentials("alice", "wonderland"),
-        hooks=[recorder],
-    )
-    message = _message()
+    transport = starttls_transport(server, tls_params, hooks=[recorder])
+    message = make_message()
     async with transport:
         result = await transport.send(message)
         assert recorder.kinds() == ["pool_opened", "send_started", "connection_opened", "finished"]
@@ -155,11 +128,11 @@ async def test_implicit_tls_is_one_connect_step(
     smtpd: ServerFactory, tls_params: TlsParameters, recorder: Recorder
 ) -> None:
     server = smtpd(tls="implicit")
-    transport = _smtp(
+    transport = smtp_transport(
         server.host, server.port, tls=TlsMode.IMPLICIT, tls_parameters=tls_params, hooks=[recorder]
     )
     async with transport:
-        await transport.send(_message())
+        await transport.send(make_message())
     (opened,) = recorder.of("connection_opened")
     assert [step.name for step in opened.steps] == ["connect"]
     assert opened.tls_version is not None
@@ -167,10 +140,10 @@ async def test_implicit_tls_is_one_connect_step(
 
 
 async def test_refused_connection_is_a_failed_connect_step(recorder: Recorder) -> None:
-    port = _free_port()
-    async with _smtp("127.0.0.1", port, hooks=[recorder]) as transport:
+    port = refused_port()
+    async with smtp_transport("127.0.0.1", port, hooks=[recorder]) as transport:
         with pytest.raises(SmtpConnectError) as caught:
-            await transport.send(_message())
+            await transport.send(make_message())
     (opened,) = recorder.of("connection_opened")
     assert opened.server == ("127.0.0.1", port)
     assert opened.error is caught.value
@@ -189,17 +162,10 @@ async def test_wrong_password_fails_the_auth_step(
     smtpd: ServerFactory, tls_params: TlsParameters, recorder: Recorder
 ) -> None:
     server = smtpd(tls="starttls", auth=True)
-    transport = _smtp(
-        server.host,
-        server.port,
-        tls=TlsMode.STARTTLS,
-        tls_parameters=tls_params,
-        credentials=Credentials("alice", "not the password"),
-        hooks=[recorder],
-    )
+    transport = starttls_transport(server, tls_params, "not the password", hooks=[recorder])
     async with transport:
         with pytest.raises(AuthenticationError) as caught:
-            await transport.send(_message())
+            await transport.send(make_message())
     (opened,) = recorder.of("connection_opened")
     assert [step.name for step in opened.steps] == ["connect", "starttls", "auth"]
     assert [step.error for step in opened.steps] == [None, None, caught.value]
@@ -213,10 +179,10 @@ async def test_a_dropped_connection_is_closed_broken(recorder: Recorder) -> None
     mini = MiniSmtp(on_end_of_data="close")
     async with (
         scripted_server(mini) as server,
-        _smtp(server.host, server.port, hooks=[recorder]) as transport,
+        smtp_transport(server.host, server.port, hooks=[recorder]) as transport,
     ):
         with pytest.raises(OutcomeUnknown) as caught:
-            await transport.send(_message())
+            await transport.send(make_message())
         await until(lambda: bool(recorder.of("connection_closed")), "the close")
         (closed,) = recorder.of("connection_closed")
         assert closed.reason == "broken"
@@ -226,36 +192,28 @@ async def test_a_dropped_connection_is_closed_broken(recorder: Recorder) -> None
 
 
 async def test_a_pool_wait_is_told(recorder: Recorder) -> None:
-    gate = anyio.Event()
-    finals = 0
-
-    async def hold_the_first(session: HookedSession, content: bytes) -> None:
-        nonlocal finals
-        finals += 1
-        if finals == 1:
-            await gate.wait()
-
-    mini = HookedMini(before_final=hold_the_first)
+    hold = HoldFirst()
+    mini = HookedMini(before_final=hold)
     outcomes: list[SendResult] = []
     raising = Raising()  # told first, raising: the others are told all the same
     async with scripted_server(mini) as server:
-        transport = _smtp(
+        transport = smtp_transport(
             server.host, server.port, pool=PoolConfig(max_size=1), hooks=[raising, recorder]
         )
         async with transport:
 
             async def send(to: str) -> None:
-                outcomes.append(await transport.send(_message(to)))
+                outcomes.append(await transport.send(make_message(to)))
 
             async with anyio.create_task_group() as group:
                 group.start_soon(send, "first@example.com")
-                await until(lambda: finals == 1, "the first message's content")
+                await until(lambda: hold.finals == 1, "the first message's content")
                 (pool,) = recorder.of("pool_opened")
                 assert (pool.in_use(), pool.idle(), pool.waiting()) == (1, 0, 0)
                 group.start_soon(send, "second@example.com")
                 await until(lambda: pool.waiting() == 1, "the second send waiting")
                 assert recorder.of("pool_waited") == []
-                gate.set()
+                hold.gate.set()
             assert (pool.in_use(), pool.idle(), pool.waiting()) == (0, 1, 0)
     assert len(outcomes) == 2
     (waited,) = recorder.of("pool_waited")
@@ -285,10 +243,12 @@ async def test_the_pool_retry_is_told_once(recorder: Recorder) -> None:
         extensions=("PIPELINING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES"),
     )
     async with scripted_server(mini) as server:
-        transport = _smtp(server.host, server.port, pool=PoolConfig(max_size=1), hooks=[recorder])
+        transport = smtp_transport(
+            server.host, server.port, pool=PoolConfig(max_size=1), hooks=[recorder]
+        )
         async with transport:
-            await transport.send(_message("first@example.com"))
-            second = await transport.send(_message("second@example.com"))
+            await transport.send(make_message("first@example.com"))
+            second = await transport.send(make_message("second@example.com"))
     assert second.accepted == ("second@example.com",)
     started = recorder.of("send_started")
     assert len(started) == 2
@@ -345,19 +305,19 @@ def _sendmail(tmp_path: Path, status: int) -> Path:
 
 async def test_sendmail(tmp_path: Path, recorder: Recorder) -> None:
     transport = SendmailTransport(_sendmail(tmp_path, 0), hooks=[recorder])
-    result = await transport.send(_message())
+    result = await transport.send(make_message())
     (started,) = recorder.of("send_started")
     assert (started.transport, started.server) == ("sendmail", None)
     assert _finished(recorder) == [(started, _core(result))]
     failing = SendmailTransport(_sendmail(tmp_path, 75), hooks=[recorder])
     with pytest.raises(SendmailError) as caught:
-        await failing.send(_message())
+        await failing.send(make_message())
     assert [error for _, error in recorder.of("failed")] == [caught.value]
 
 
 async def test_file(tmp_path: Path, recorder: Recorder) -> None:
     transport = FileTransport(tmp_path, hooks=[recorder])
-    message = _message()
+    message = make_message()
     result = await transport.send(message)
     (started,) = recorder.of("send_started")
     assert (started.transport, started.server) == ("file", None)
@@ -367,15 +327,15 @@ async def test_file(tmp_path: Path, recorder: Recorder) -> None:
 
 async def test_memory_success_refusal_and_failure(recorder: Recorder) -> None:
     transport = MemoryTransport(hooks=[recorder])
-    result = await transport.send(_message())
+    result = await transport.send(make_message())
     transport.refuse("bob@example.com")
     two = Envelope("alice@example.com", ["bob@example.com", "carol@example.com"])
-    refused = await transport.send(_message(), envelope=two)
+    refused = await transport.send(make_message(), envelope=two)
     assert [r.recipient for r in refused.refused] == ["bob@example.com"]
     error = SmtpConnectError("no route", transient=True)
     transport.fail_with(error)
     with pytest.raises(SmtpConnectError):
-        await transport.send(_message())
+        await transport.send(make_message())
     started = recorder.of("send_started")
     assert [s.transport for s in started] == ["memory"] * 3
     assert _finished(recorder) == [(started[0], _core(result)), (started[1], _core(refused))]
@@ -394,7 +354,7 @@ async def test_mx(dns_server: DnsServer, mx_servers: MxServers, recorder: Record
         hooks=[recorder],
     )
     async with transport:
-        result = await transport.send(_message("bob@a.test"))
+        result = await transport.send(make_message("bob@a.test"))
     assert [m.rcpt_tos for m in handler.messages] == [["bob@a.test"]]
     (started,) = recorder.of("send_started")
     assert started.transport == "mx"
@@ -412,7 +372,7 @@ async def test_failover_and_its_transports(recorder: Recorder) -> None:
     second = MemoryTransport(hooks=[recorder])
     first.fail_with(SmtpConnectError("down", transient=True))
     group = FailoverTransport([first, second], hooks=[recorder])
-    result = await group.send(_message())
+    result = await group.send(make_message())
     started = recorder.of("send_started")
     assert [s.transport for s in started] == ["failover", "memory", "memory"]
     failed = recorder.of("failed")
@@ -436,14 +396,14 @@ async def test_http_api(api: Any, service: str, recorder: Recorder) -> None:
 
     host, port = api.httpd.server_address[:2]
     async with make_transport(service, api.url, hooks=[recorder]) as transport:
-        result = await transport.send(_message())
+        result = await transport.send(make_message())
     (started,) = recorder.of("send_started")
     assert started.transport == service
     assert started.server == (host, port)
     assert _finished(recorder) == [(started, _core(result))]
     async with make_transport(service, api.url, key="wrong", hooks=[recorder]) as transport:
         with pytest.raises(TransportError) as caught:
-            await transport.send(_message())
+            await transport.send(make_message())
     assert [error for _, error in recorder.of("failed")] == [caught.value]
 
 
@@ -454,7 +414,7 @@ async def test_send_raw_is_observed(smtpd: ServerFactory, recorder: Recorder) ->
     server = smtpd()
     data = b"From: alice@example.com\r\nTo: bob@example.com\r\nSubject: raw\r\n\r\nraw\r\n"
     envelope = Envelope("alice@example.com", ["bob@example.com", "carol@example.com"])
-    async with _smtp(server.host, server.port, hooks=[recorder]) as transport:
+    async with smtp_transport(server.host, server.port, hooks=[recorder]) as transport:
         result = await transport.send_raw(envelope, data)
     (started,) = recorder.of("send_started")
     assert started.envelope is envelope
@@ -464,8 +424,8 @@ async def test_send_raw_is_observed(smtpd: ServerFactory, recorder: Recorder) ->
 
 async def test_send_many_is_one_send_per_message(smtpd: ServerFactory, recorder: Recorder) -> None:
     server = smtpd()
-    messages = [_message(f"user{n}@example.com") for n in range(5)]
-    async with _smtp(server.host, server.port, hooks=[recorder]) as transport:
+    messages = [make_message(f"user{n}@example.com") for n in range(5)]
+    async with smtp_transport(server.host, server.port, hooks=[recorder]) as transport:
         outcomes = await transport.send_many(messages, concurrency=3)
     started = recorder.of("send_started")
     assert sorted(s.message_id for s in started) == sorted(m.message_id for m in messages)
@@ -486,9 +446,9 @@ async def test_a_raising_hook_changes_nothing(
     server = smtpd()
     raising = Raising()
     caplog.set_level(logging.WARNING, logger="lettre.hooks")
-    transport = _smtp(server.host, server.port, hooks=[raising, StartRaises(), recorder])
+    transport = smtp_transport(server.host, server.port, hooks=[raising, StartRaises(), recorder])
     async with transport:
-        result = await transport.send(_message())
+        result = await transport.send(make_message())
     assert result.accepted == ("bob@example.com",)
     assert server.messages[0].rcpt_tos == ["bob@example.com"]
     # The hooks after the raising ones were told everything.
@@ -518,9 +478,9 @@ async def test_a_raising_hook_leaves_a_failure_as_it_is(
     recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     raising = Raising()
-    async with _smtp("127.0.0.1", _free_port(), hooks=[raising, recorder]) as transport:
+    async with smtp_transport("127.0.0.1", refused_port(), hooks=[raising, recorder]) as transport:
         with pytest.raises(SmtpConnectError) as caught:
-            await transport.send(_message())
+            await transport.send(make_message())
     assert [error for _, error in recorder.of("failed")] == [caught.value]
     assert "failed" in raising.calls
     assert "connection_opened" in raising.calls
@@ -540,9 +500,9 @@ async def test_a_raising_retried_observer_changes_nothing(
     mini = HookedMini(before_command=refuse_the_first_mail, extensions=("8BITMIME",))
     async with (
         scripted_server(mini) as server,
-        _smtp(server.host, server.port, hooks=[raising, recorder]) as transport,
+        smtp_transport(server.host, server.port, hooks=[raising, recorder]) as transport,
     ):
-        result = await transport.send(_message())
+        result = await transport.send(make_message())
     assert result.accepted == ("bob@example.com",)
     assert raising.calls.count("retried") == 1
     assert len(recorder.of("retried")) == 1
@@ -568,13 +528,13 @@ async def test_register_reaches_existing_and_new_transports(recorder: Recorder) 
         lettre.hooks.register(recorder)  # twice: still once
         assert lettre.hooks.registered() == (recorder,)
         new = MemoryTransport()
-        await existing.send(_message("one@example.com"))
-        await new.send(_message("two@example.com"))
+        await existing.send(make_message("one@example.com"))
+        await new.send(make_message("two@example.com"))
         assert new.hooks == ()  # the transport's own list does not show it
     finally:
         lettre.hooks.unregister(recorder)
-    await existing.send(_message("three@example.com"))
-    await MemoryTransport().send(_message("four@example.com"))
+    await existing.send(make_message("three@example.com"))
+    await MemoryTransport().send(make_message("four@example.com"))
     recipients = [str(s.envelope.forward_paths[0]) for s in recorder.of("send_started")]
     assert recipients == ["one@example.com", "two@example.com"]
     assert lettre.hooks.registered() == ()
@@ -597,8 +557,8 @@ async def test_registered_hooks_come_before_the_transports_own(
     server = smtpd()
     lettre.hooks.register(Named("global"))
     try:
-        async with _smtp(server.host, server.port, hooks=[own, Named("own")]) as transport:
-            await transport.send(_message())
+        async with smtp_transport(server.host, server.port, hooks=[own, Named("own")]) as transport:
+            await transport.send(make_message())
     finally:
         for hook in lettre.hooks.registered():
             if isinstance(hook, Named):
@@ -670,23 +630,16 @@ async def test_without_hooks_no_event_is_built(
     monkeypatch.setattr(client_module, "_Steps", forbidden)
     monkeypatch.setattr(pool_module, "PoolWaited", forbidden)
     server = smtpd(tls="starttls", auth=True)
-    transport = _smtp(
-        server.host,
-        server.port,
-        tls=TlsMode.STARTTLS,
-        tls_parameters=tls_params,
-        credentials=Credentials("alice", "wonderland"),
-        pool=PoolConfig(max_size=1),
-    )
+    transport = starttls_transport(server, tls_params, pool=PoolConfig(max_size=1))
     async with transport:
-        outcomes = await transport.send_many([_message(f"u{n}@example.com") for n in range(4)])
+        outcomes = await transport.send_many([make_message(f"u{n}@example.com") for n in range(4)])
         await transport.send_raw(Envelope("a@example.com", ["b@example.com"]), b"x\r\n")
     assert all(isinstance(o, SendResult) for o in outcomes), outcomes
     assert len(server.messages) == 5
-    assert await MemoryTransport().send(_message())
+    assert await MemoryTransport().send(make_message())
     # The check is real: with a hook, the same send builds an event.
     with pytest.raises(AssertionError, match="an event was built"):
-        await MemoryTransport(hooks=[Recorder()]).send(_message())
+        await MemoryTransport(hooks=[Recorder()]).send(make_message())
 
 
 # -- LMTP --------------------------------------------------------------------------------------
@@ -758,7 +711,7 @@ async def test_lmtp_over_tcp_and_a_unix_socket(lmtp_server: Any, recorder: Recor
     async with LmtpTransport(
         "127.0.0.1", port, hello_name=HELLO, timeout=10.0, hooks=[recorder]
     ) as transport:
-        result = await transport.send(_message(), envelope=two)
+        result = await transport.send(make_message(), envelope=two)
     assert [r.recipient for r in result.refused] == ["nobody@example.com"]
     (started,) = recorder.of("send_started")
     assert (started.transport, started.server) == ("lmtp", ("127.0.0.1", port))
@@ -771,7 +724,7 @@ async def test_lmtp_over_tcp_and_a_unix_socket(lmtp_server: Any, recorder: Recor
 
     unix = Recorder()
     async with LmtpTransport.unix(path, hello_name=HELLO, timeout=10.0, hooks=[unix]) as transport:
-        result = await transport.send(_message())
+        result = await transport.send(make_message())
     (started,) = unix.of("send_started")
     assert (started.transport, started.server) == ("lmtp", None)
     assert _finished(unix) == [(started, _core(result))]
@@ -787,7 +740,7 @@ async def test_a_cancelled_send_is_failed(recorder: Recorder) -> None:
     mini = MiniSmtp(hang_on="MAIL", extensions=("8BITMIME",))
     async with (
         scripted_server(mini) as server,
-        _smtp(server.host, server.port, hooks=[recorder]) as transport,
+        smtp_transport(server.host, server.port, hooks=[recorder]) as transport,
     ):
         with anyio.CancelScope() as scope:
 
@@ -797,7 +750,7 @@ async def test_a_cancelled_send_is_failed(recorder: Recorder) -> None:
 
             async with anyio.create_task_group() as group:
                 group.start_soon(cancel_when_mail_arrives)
-                await transport.send(_message())
+                await transport.send(make_message())
         assert scope.cancelled_caught
         await until(lambda: bool(recorder.of("connection_closed")), "the close")
     (started,) = recorder.of("send_started")
@@ -818,17 +771,17 @@ async def test_a_pool_timeout_is_a_wait_without_a_connection(recorder: Recorder)
 
     mini = HookedMini(before_final=hold)
     async with scripted_server(mini) as server:
-        transport = _smtp(
+        transport = smtp_transport(
             server.host,
             server.port,
             pool=PoolConfig(max_size=1, pool_timeout=0.05),
             hooks=[recorder],
         )
         async with transport, anyio.create_task_group() as group:
-            group.start_soon(transport.send, _message("first@example.com"))
+            group.start_soon(transport.send, make_message("first@example.com"))
             await until(lambda: bool(mini.transactions), "the first transaction")
             with pytest.raises(PoolTimeout) as caught:
-                await transport.send(_message("second@example.com"))
+                await transport.send(make_message("second@example.com"))
             gate.set()
     (waited,) = recorder.of("pool_waited")
     assert waited.acquired is False
@@ -840,9 +793,9 @@ async def test_a_hook_registered_later_hears_of_the_pool_at_its_next_connection(
     smtpd: ServerFactory, recorder: Recorder
 ) -> None:
     server = smtpd()
-    transport = _smtp(server.host, server.port, pool=PoolConfig(max_size=2))
+    transport = smtp_transport(server.host, server.port, pool=PoolConfig(max_size=2))
     async with transport:
-        await transport.send(_message("one@example.com"))  # the pool opens, unobserved
+        await transport.send(make_message("one@example.com"))  # the pool opens, unobserved
         lettre.hooks.register(recorder)
         try:
             assert recorder.of("pool_opened") == []
@@ -850,7 +803,7 @@ async def test_a_hook_registered_later_hears_of_the_pool_at_its_next_connection(
 
             async def send(to: str) -> None:
                 nonlocal sent
-                await transport.send(_message(to))
+                await transport.send(make_message(to))
                 sent += 1
 
             async with anyio.create_task_group() as group:
@@ -892,17 +845,17 @@ async def test_a_hook_that_is_not_listening_gets_no_event(
 ) -> None:
     server = smtpd()
     quiet, broken = _Quiet(), _Broken()
-    transport = _smtp(server.host, server.port, hooks=[quiet])
+    transport = smtp_transport(server.host, server.port, hooks=[quiet])
     async with transport:
-        await transport.send(_message("one@example.com"))
+        await transport.send(make_message("one@example.com"))
         assert quiet.events == []
         assert quiet.asked >= 2  # asked at least for the send and the connection
         quiet.on = True
-        await transport.send(_message("two@example.com"))
+        await transport.send(make_message("two@example.com"))
         assert quiet.kinds() == ["send_started", "finished"]
     # A hook whose listening() raises is logged and left out; the send goes on.
     with caplog.at_level(logging.WARNING, logger="lettre.hooks"):
-        result = await MemoryTransport(hooks=[broken]).send(_message("three@example.com"))
+        result = await MemoryTransport(hooks=[broken]).send(make_message("three@example.com"))
     assert result.accepted == ("three@example.com",)
     assert broken.events == []
     assert "listening" in caplog.text

@@ -20,7 +20,14 @@ from typing import Any
 
 import anyio
 import pytest
-from observability_support import Otel, recorded_text, until
+from observability_support import (
+    HoldFirst,
+    Otel,
+    make_message,
+    recorded_text,
+    refused_port,
+    until,
+)
 from opentelemetry.trace import SpanKind, StatusCode
 
 import lettre.hooks
@@ -34,44 +41,16 @@ from lettre.errors import (
 )
 from lettre.message import Message
 from lettre.otel import OUTCOMES, instrument, outcome_of, uninstrument
-from lettre.smtp.auth import Credentials
 from lettre.smtp.pool import PoolConfig
-from lettre.smtp.tls import TlsMode, TlsParameters
+from lettre.smtp.tls import TlsParameters
 from lettre.transports.memory import MemoryTransport
-from lettre.transports.smtp import SmtpTransport
 from pool_support import HookedMini, HookedSession
 from servers import MiniSmtp, ServerFactory, scripted_server
+from transport_support import smtp_transport, starttls_transport
 
 pytestmark = pytest.mark.anyio
 
-HELLO = "client.lettre.test"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _message(*to: str, subject: str = "Hello", body: str = "Hello from lettre.\n") -> Message:
-    return (
-        Message.builder()
-        .from_("alice@example.com")
-        .to(*(to or ("bob@example.com",)))
-        .subject(subject)
-        .text(body)
-        .build()
-    )
-
-
-def _smtp(host: str, port: int, **kwargs: Any) -> SmtpTransport:
-    kwargs.setdefault("tls", TlsMode.NONE)
-    kwargs.setdefault("hello_name", HELLO)
-    kwargs.setdefault("timeout", 10.0)
-    return SmtpTransport(host, port, **kwargs)
-
-
-def _refused_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- spans -------------------------------------------------------------------------------------
@@ -81,15 +60,8 @@ async def test_send_and_connect_spans_in_the_application_trace(
     smtpd: ServerFactory, tls_params: TlsParameters, otel: Otel
 ) -> None:
     server = smtpd(tls="starttls", auth=True, auth_required=True)
-    transport = _smtp(
-        server.host,
-        server.port,
-        tls=TlsMode.STARTTLS,
-        tls_parameters=tls_params,
-        credentials=Credentials("alice", "wonderland"),
-        hooks=[otel.hook],
-    )
-    message = _message()
+    transport = starttls_transport(server, tls_params, hooks=[otel.hook])
+    message = make_message()
     async with transport:
         with otel.app_tracer.start_as_current_span("handle request") as request:
             await transport.send(message)
@@ -148,11 +120,11 @@ async def test_send_and_connect_spans_in_the_application_trace(
 
 async def test_concurrent_sends_have_their_own_spans(smtpd: ServerFactory, otel: Otel) -> None:
     server = smtpd()
-    async with _smtp(server.host, server.port, hooks=[otel.hook]) as transport:
+    async with smtp_transport(server.host, server.port, hooks=[otel.hook]) as transport:
 
         async def one(n: int) -> None:
             with otel.app_tracer.start_as_current_span(f"task {n}"):
-                await transport.send(_message(f"user{n}@example.com"))
+                await transport.send(make_message(f"user{n}@example.com"))
 
         async with anyio.create_task_group() as group:
             for n in range(4):
@@ -171,9 +143,9 @@ async def test_partial_refusal(otel: Otel) -> None:
     mini = MiniSmtp(refuse={"nobody@example.com": "550 5.1.1 No such user"})
     async with (
         scripted_server(mini) as server,
-        _smtp(server.host, server.port, hooks=[otel.hook]) as transport,
+        smtp_transport(server.host, server.port, hooks=[otel.hook]) as transport,
     ):
-        result = await transport.send(_message("bob@example.com", "nobody@example.com"))
+        result = await transport.send(make_message("bob@example.com", "nobody@example.com"))
     assert len(result.refused) == 1
     send = otel.span("smtp send")
     attributes = dict(send.attributes or {})
@@ -190,10 +162,10 @@ async def test_every_recipient_refused_is_an_error(otel: Otel) -> None:
     mini = MiniSmtp(refuse={"nobody@example.com": "550 5.1.1 nobody@example.com: No such user"})
     async with (
         scripted_server(mini) as server,
-        _smtp(server.host, server.port, hooks=[otel.hook]) as transport,
+        smtp_transport(server.host, server.port, hooks=[otel.hook]) as transport,
     ):
         with pytest.raises(RecipientsRefused):
-            await transport.send(_message("nobody@example.com"))
+            await transport.send(make_message("nobody@example.com"))
     send = otel.span("smtp send")
     attributes = dict(send.attributes or {})
     assert attributes["lettre.outcome"] == "refused"
@@ -210,12 +182,12 @@ async def test_refusals_counted_when_every_recipient_is_required(otel: Otel) -> 
     mini = MiniSmtp(refuse={"nobody@example.com": "550 5.1.1 No such user"})
     async with (
         scripted_server(mini) as server,
-        _smtp(
+        smtp_transport(
             server.host, server.port, require_all_recipients=True, hooks=[otel.hook]
         ) as transport,
     ):
         with pytest.raises(RecipientsRefused) as caught:
-            await transport.send(_message("bob@example.com", "nobody@example.com"))
+            await transport.send(make_message("bob@example.com", "nobody@example.com"))
     assert len(caught.value.results) == 2
     attributes = dict(otel.span("smtp send").attributes or {})
     # One of the two was refused (the other was accepted, then the send given up).
@@ -223,10 +195,10 @@ async def test_refusals_counted_when_every_recipient_is_required(otel: Otel) -> 
 
 
 async def test_refused_connection(otel: Otel) -> None:
-    port = _refused_port()
-    async with _smtp("127.0.0.1", port, hooks=[otel.hook]) as transport:
+    port = refused_port()
+    async with smtp_transport("127.0.0.1", port, hooks=[otel.hook]) as transport:
         with pytest.raises(SmtpConnectError):
-            await transport.send(_message())
+            await transport.send(make_message())
     send = otel.span("smtp send")
     attributes = dict(send.attributes or {})
     assert attributes["lettre.outcome"] == "transient"
@@ -250,17 +222,10 @@ async def test_refused_connection(otel: Otel) -> None:
 
 async def test_wrong_password(smtpd: ServerFactory, tls_params: TlsParameters, otel: Otel) -> None:
     server = smtpd(tls="starttls", auth=True)
-    transport = _smtp(
-        server.host,
-        server.port,
-        tls=TlsMode.STARTTLS,
-        tls_parameters=tls_params,
-        credentials=Credentials("alice", "wrong"),
-        hooks=[otel.hook],
-    )
+    transport = starttls_transport(server, tls_params, "wrong", hooks=[otel.hook])
     async with transport:
         with pytest.raises(AuthenticationError) as caught:
-            await transport.send(_message())
+            await transport.send(make_message())
     connect = otel.span("smtp connect")
     steps = otel.children(connect)
     assert [s.name for s in steps] == ["connect", "starttls", "auth"]
@@ -280,10 +245,10 @@ async def test_wrong_password(smtpd: ServerFactory, tls_params: TlsParameters, o
 async def test_outcome_unknown(otel: Otel) -> None:
     async with (
         scripted_server(MiniSmtp(on_end_of_data="close")) as server,
-        _smtp(server.host, server.port, hooks=[otel.hook]) as transport,
+        smtp_transport(server.host, server.port, hooks=[otel.hook]) as transport,
     ):
         with pytest.raises(OutcomeUnknown):
-            await transport.send(_message())
+            await transport.send(make_message())
         await until(lambda: bool(otel.points("lettre.connections.closed")), "the close")
     attributes = dict(otel.span("smtp send").attributes or {})
     assert attributes["lettre.outcome"] == "unknown"
@@ -306,10 +271,12 @@ async def test_a_retried_send(otel: Otel) -> None:
     mini = HookedMini(before_command=drop_at_the_second_mail, extensions=("8BITMIME",))
     async with (
         scripted_server(mini) as server,
-        _smtp(server.host, server.port, pool=PoolConfig(max_size=1), hooks=[otel.hook]) as tr,
+        smtp_transport(
+            server.host, server.port, pool=PoolConfig(max_size=1), hooks=[otel.hook]
+        ) as tr,
     ):
-        await tr.send(_message("first@example.com"))
-        await tr.send(_message("second@example.com"))
+        await tr.send(make_message("first@example.com"))
+        await tr.send(make_message("second@example.com"))
     first, second = otel.spans("smtp send")
     assert "lettre.retried" not in (first.attributes or {})
     assert dict(second.attributes or {})["lettre.retried"] is True
@@ -331,29 +298,21 @@ async def test_a_retried_send(otel: Otel) -> None:
 
 
 async def test_pool_metrics(otel: Otel) -> None:
-    gate = anyio.Event()
-    finals = 0
-
-    async def hold_the_first(session: HookedSession, content: bytes) -> None:
-        nonlocal finals
-        finals += 1
-        if finals == 1:
-            await gate.wait()
-
-    mini = HookedMini(
-        before_final=hold_the_first, refuse={"nobody@example.com": "550 5.1.1 No such user"}
-    )
+    hold = HoldFirst()
+    mini = HookedMini(before_final=hold, refuse={"nobody@example.com": "550 5.1.1 No such user"})
     async with scripted_server(mini) as server:
-        transport = _smtp(server.host, server.port, pool=PoolConfig(max_size=1), hooks=[otel.hook])
+        transport = smtp_transport(
+            server.host, server.port, pool=PoolConfig(max_size=1), hooks=[otel.hook]
+        )
         async with transport:
 
             async def send(*to: str) -> None:
                 with contextlib.suppress(RecipientsRefused):
-                    await transport.send(_message(*to))
+                    await transport.send(make_message(*to))
 
             async with anyio.create_task_group() as group:
                 group.start_soon(send, "first@example.com")
-                await until(lambda: finals == 1, "the first message's content")
+                await until(lambda: hold.finals == 1, "the first message's content")
                 group.start_soon(send, "second@example.com", "nobody@example.com")
                 await until(
                     lambda: (
@@ -364,10 +323,10 @@ async def test_pool_metrics(otel: Otel) -> None:
                 assert otel.counts(
                     "lettre.pool.connections", "lettre.transport", "lettre.pool.state"
                 ) == {("smtp", "in_use"): 1, ("smtp", "idle"): 0}
-                gate.set()
-            await transport.send(_message("third@example.com"))
+                hold.gate.set()
+            await transport.send(make_message("third@example.com"))
             with pytest.raises(RecipientsRefused):
-                await transport.send(_message("nobody@example.com"))
+                await transport.send(make_message("nobody@example.com"))
             assert otel.counts("lettre.pool.connections", "lettre.pool.state") == {
                 ("in_use",): 0,
                 ("idle",): 1,
@@ -453,13 +412,8 @@ async def _send_everything(
             .build()
         )
 
-    transport = _smtp(
-        server.host,
-        server.port,
-        tls=TlsMode.STARTTLS,
-        tls_parameters=tls_params,
-        credentials=Credentials("zquser@example.com", password),
-        hooks=[otel.hook],
+    transport = starttls_transport(
+        server, tls_params, password, user="zquser@example.com", hooks=[otel.hook]
     )
     async with transport:
         if password == "zqpassword":
@@ -476,7 +430,7 @@ async def _send_everything(
     lost = MiniSmtp(on_end_of_data="close")
     async with (
         scripted_server(lost) as mini,
-        _smtp(mini.host, mini.port, hooks=[otel.hook]) as lossy,
+        smtp_transport(mini.host, mini.port, hooks=[otel.hook]) as lossy,
     ):
         with pytest.raises(OutcomeUnknown):
             await lossy.send(message("zqrcpt@example.com"))
@@ -535,12 +489,12 @@ async def test_instrument_and_uninstrument(otel: Otel) -> None:
     try:
         assert lettre.hooks.registered() == (hook,)
         assert hook.record_addresses is False
-        await existing.send(_message())
-        await MemoryTransport().send(_message())
+        await existing.send(make_message())
+        await MemoryTransport().send(make_message())
     finally:
         uninstrument(hook)
     assert lettre.hooks.registered() == ()
-    await existing.send(_message())
+    await existing.send(make_message())
     spans = otel.spans("memory send")
     assert len(spans) == 2
     assert all(dict(s.attributes or {})["lettre.transport"] == "memory" for s in spans)
@@ -558,7 +512,7 @@ def test_blocking_send_is_a_child_of_the_callers_span(
 ) -> None:
     server = smtpd()
     mailer = BlockingTransport(
-        _smtp(server.host, server.port, hooks=[otel.hook]),
+        smtp_transport(server.host, server.port, hooks=[otel.hook]),
         backend=backend,
         backend_options=options,
     )
@@ -568,7 +522,7 @@ def test_blocking_send_is_a_child_of_the_callers_span(
         def caller(name: str) -> None:
             with otel.app_tracer.start_as_current_span(name) as span:
                 parents[name] = span.get_span_context().span_id
-                mailer.send(_message(f"{name}@example.com"))
+                mailer.send(make_message(f"{name}@example.com"))
 
         caller("first")
         # Another thread, another span: each call carries its own caller's context.
@@ -576,7 +530,7 @@ def test_blocking_send_is_a_child_of_the_callers_span(
         thread.start()
         thread.join(timeout=30)
         assert not thread.is_alive()
-        mailer.send(_message("orphan@example.com"))  # outside any span: a root
+        mailer.send(make_message("orphan@example.com"))  # outside any span: a root
     finally:
         mailer.close()
     sends = otel.spans("smtp send")

@@ -29,6 +29,7 @@ from servers import (
     ServerFactory,
     scripted_server,
 )
+from transport_support import starttls_transport
 
 pytestmark = pytest.mark.anyio
 
@@ -59,14 +60,7 @@ async def test_send_a_message_over_starttls_with_auth(
     smtpd: ServerFactory, tls_params: TlsParameters
 ) -> None:
     server = smtpd(tls="starttls", auth=True, auth_required=True)
-    transport = SmtpTransport(
-        server.host,
-        server.port,
-        tls=TlsMode.STARTTLS,
-        tls_parameters=tls_params,
-        credentials=Credentials("alice", "wonderland"),
-        hello_name=HELLO,
-    )
+    transport = starttls_transport(server, tls_params)
     assert isinstance(transport, Transport)
     message = _message()
     async with transport:

@@ -7,6 +7,9 @@ a message id, and answers like the service when something is wrong (401 for
 a bad key, 422 or 400 with the service's error body). A test can queue
 answers of its own (429 with Retry-After, 500, a huge body...) that are
 given to the next requests instead.
+
+The fixtures ``api_server_session`` and ``api`` start it for the tests; the
+conftest files of the tests that use it import them from here.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import json
 import threading
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 TOKEN = "pm-server-token-0123456789"
 KEY = "key-0123456789abcdef-secret"
@@ -286,6 +292,23 @@ def stop(state: ApiServer) -> None:
     assert state.httpd is not None
     state.httpd.shutdown()
     state.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def api_server_session() -> Iterator[ApiServer]:
+    """The stand-in, started once for the session."""
+    server = start()
+    try:
+        yield server
+    finally:
+        stop(server)
+
+
+@pytest.fixture
+def api(api_server_session: ApiServer) -> ApiServer:
+    """The stand-in, with no request recorded and no answer queued."""
+    api_server_session.reset()
+    return api_server_session
 
 
 def make_transport(service: str, url: str, key: str | None = None, **options: Any) -> Any:
