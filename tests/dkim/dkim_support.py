@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 import dkim
+from lettre.dkim import DkimSigner
 
 PrivateKeyObject = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -38,6 +40,18 @@ class DnsZone:
 
     def publish(self, selector: str, domain: str, key: PrivateKeyObject) -> None:
         self.records[f"{selector}._domainkey.{domain}."] = txt_record(key)
+
+    def signer(
+        self,
+        key: PrivateKeyObject,
+        *,
+        selector: str = SELECTOR,
+        domain: str = DOMAIN,
+        **options: Any,
+    ) -> DkimSigner:
+        """Publish ``key`` and return a signer with it (``options`` go to ``DkimSigner``)."""
+        self.publish(selector, domain, key)
+        return DkimSigner(domain, selector, key, **options)
 
     def dnsfunc(self, name: bytes | str, timeout: float = 5) -> bytes | None:
         text = name.decode("ascii") if isinstance(name, bytes) else name

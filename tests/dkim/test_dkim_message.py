@@ -101,10 +101,7 @@ MESSAGES: dict[str, Callable[[], Message]] = {
 def test_signed_message_verifies(
     name: str, header_c: str, body_c: str, private_key: PrivateKeyObject, zone: DnsZone
 ) -> None:
-    zone.publish(SELECTOR, DOMAIN, private_key)
-    signer = DkimSigner(
-        DOMAIN,
-        SELECTOR,
+    signer = zone.signer(
         private_key,
         header_canonicalization=header_c,
         body_canonicalization=body_c,
@@ -145,8 +142,7 @@ def test_message_signed_twice_carries_both_signatures(
 
 
 def test_tampered_message_fails(private_key: PrivateKeyObject, zone: DnsZone) -> None:
-    zone.publish(SELECTOR, DOMAIN, private_key)
-    data = _dot_lines().sign(DkimSigner(DOMAIN, SELECTOR, private_key)).as_bytes()
+    data = _dot_lines().sign(zone.signer(private_key)).as_bytes()
     assert zone.verify(data), zone.last_error
     assert not zone.verify(data.replace(b".hidden line", b".hidden lime"))
     assert not zone.verify(b"From: Mallory <mallory@example.com>\r\n" + data)

@@ -40,10 +40,7 @@ def test_streamed_signature_is_the_in_memory_one(
     header: Canonicalization,
     body: Canonicalization,
 ) -> None:
-    zone.publish(SELECTOR, DOMAIN, private_key)
-    signer = DkimSigner(
-        DOMAIN,
-        SELECTOR,
+    signer = zone.signer(
         private_key,
         header_canonicalization=header,
         body_canonicalization=body,
@@ -126,8 +123,7 @@ class _BytesOnly:
 
 
 def test_signers_in_turn(tmp_path: Path, rsa_key: PrivateKeyObject, zone: DnsZone) -> None:
-    zone.publish(SELECTOR, DOMAIN, rsa_key)
-    dkim_signer = DkimSigner(DOMAIN, SELECTOR, rsa_key)
+    dkim_signer = zone.signer(rsa_key)
     content = streamed_message(tmp_path / "d.bin", 1000).content()
     assert isinstance(content, MessageContent)
     streamed = sign_content(content, [dkim_signer])
@@ -144,10 +140,9 @@ def test_signers_in_turn(tmp_path: Path, rsa_key: PrivateKeyObject, zone: DnsZon
 async def test_file_transport_writes_a_verifiable_streamed_message(
     tmp_path: Path, rsa_key: PrivateKeyObject, zone: DnsZone
 ) -> None:
-    zone.publish(SELECTOR, DOMAIN, rsa_key)
     out = tmp_path / "out"
     out.mkdir()
-    transport = FileTransport(out, dkim=DkimSigner(DOMAIN, SELECTOR, rsa_key))
+    transport = FileTransport(out, dkim=zone.signer(rsa_key))
     message = streamed_message(tmp_path / "big.bin", 3_000_000)
     result = await transport.send(message)
     assert result.transport_id is not None

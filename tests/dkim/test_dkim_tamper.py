@@ -42,10 +42,7 @@ def signed_for(zone: DnsZone) -> SignFor:
     """Sign MESSAGE with a key and canonicalization, publish the key, check it verifies."""
 
     def sign(key: PrivateKeyObject, header_c: str, body_c: str) -> bytes:
-        zone.publish(SELECTOR, DOMAIN, key)
-        signer = DkimSigner(
-            DOMAIN, SELECTOR, key, header_canonicalization=header_c, body_canonicalization=body_c
-        )
+        signer = zone.signer(key, header_canonicalization=header_c, body_canonicalization=body_c)
         signed = signer.sign(MESSAGE)
         assert zone.verify(signed), "the untouched message must verify"
         return signed

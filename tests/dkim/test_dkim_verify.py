@@ -120,10 +120,7 @@ MESSAGES: dict[str, bytes] = {
 def test_signature_verifies_with_dkimpy(
     name: str, header_c: str, body_c: str, private_key: PrivateKeyObject, zone: DnsZone
 ) -> None:
-    zone.publish(SELECTOR, DOMAIN, private_key)
-    signer = DkimSigner(
-        DOMAIN,
-        SELECTOR,
+    signer = zone.signer(
         private_key,
         header_canonicalization=header_c,
         body_canonicalization=body_c,
@@ -156,10 +153,7 @@ def test_every_header_line_fits_78_columns(name: str, private_key: PrivateKeyObj
 def test_optional_tags_verify(
     header_c: str, body_c: str, private_key: PrivateKeyObject, zone: DnsZone
 ) -> None:
-    zone.publish(SELECTOR, DOMAIN, private_key)
-    signer = DkimSigner(
-        DOMAIN,
-        SELECTOR,
+    signer = zone.signer(
         private_key,
         header_canonicalization=header_c,
         body_canonicalization=body_c,
