@@ -34,6 +34,7 @@ from smtp_support import HELLO, envelope, message_bytes
 
 from lettre import SmtpTransport, TlsMode
 from lettre.errors import AuthenticationError, SmtpConnectError, SmtpTimeoutError, TlsError
+from lettre.smtp.auth import Credentials
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.pool import PoolConfig
 from lettre.smtp.proxy import Proxy, ProxyKind
@@ -191,6 +192,26 @@ def transport_for(server: AiosmtpdServer, proxy: str | Proxy, **kwargs: object) 
     kwargs.setdefault("hello_name", HELLO)
     kwargs.setdefault("timeout", 10.0)
     return SmtpTransport(PROXY_ONLY, server.port, proxy=proxy, **kwargs)  # type: ignore[arg-type]
+
+
+def tls_transport_for(
+    server: AiosmtpdServer,
+    proxy: str,
+    mode: TlsMode,
+    trusted: TlsMaterial,
+    password: str | None = None,
+) -> SmtpTransport:
+    """:func:`transport_for` over TLS (``mode``) trusting ``trusted``'s CA.
+
+    With ``password``, the transport logs in as alice.
+    """
+    return transport_for(
+        server,
+        proxy,
+        tls=mode,
+        tls_parameters=TlsParameters(ca_data=trusted.ca_pem),
+        credentials=None if password is None else Credentials("alice", password),
+    )
 
 
 async def send_one(transport: SmtpTransport, subject: str = "Through the proxy") -> None:
@@ -454,10 +475,7 @@ async def test_implicit_tls_through_the_tunnel_checks_the_smtp_servers_name(
     # The certificate names PROXY_ONLY only: checked against the proxy's
     # address (127.0.0.1) it would be refused.
     server = smtpd(tls="implicit", tls_material=proxy_only_tls)
-    params = TlsParameters(ca_data=proxy_only_tls.ca_pem)
-    transport = transport_for(
-        server, pproxy.url("socks5"), tls=TlsMode.IMPLICIT, tls_parameters=params
-    )
+    transport = tls_transport_for(server, pproxy.url("socks5"), TlsMode.IMPLICIT, proxy_only_tls)
     async with transport:
         await transport.test_connection()
         result = await transport.send_raw(envelope(), message_bytes("implicit"))
@@ -473,10 +491,7 @@ async def test_a_certificate_for_another_name_is_refused_through_the_tunnel(
     # The session's certificate is for 127.0.0.1 and localhost: the proxy's
     # address, not the server's name.
     server = smtpd(tls="implicit", tls_material=tls_material)
-    params = TlsParameters(ca_data=tls_material.ca_pem)
-    transport = transport_for(
-        server, pproxy.url("socks5"), tls=TlsMode.IMPLICIT, tls_parameters=params
-    )
+    transport = tls_transport_for(server, pproxy.url("socks5"), TlsMode.IMPLICIT, tls_material)
     async with transport:
         with pytest.raises(TlsError, match="certificate"):
             await transport.test_connection()
@@ -487,16 +502,9 @@ async def test_a_certificate_for_another_name_is_refused_through_the_tunnel(
 async def test_starttls_and_smtp_auth_through_an_http_proxy_with_auth(
     pproxy: Pproxy, smtpd: ServerFactory, proxy_only_tls: TlsMaterial
 ) -> None:
-    from lettre.smtp.auth import Credentials
-
     server = smtpd(tls="starttls", auth=True, tls_material=proxy_only_tls)
-    transport = transport_for(
-        server,
-        pproxy.url("http_auth", user=PROXY_USER, password=PROXY_PASSWORD),
-        tls=TlsMode.STARTTLS,
-        tls_parameters=TlsParameters(ca_data=proxy_only_tls.ca_pem),
-        credentials=Credentials("alice", "wonderland"),
-    )
+    proxy = pproxy.url("http_auth", user=PROXY_USER, password=PROXY_PASSWORD)
+    transport = tls_transport_for(server, proxy, TlsMode.STARTTLS, proxy_only_tls, "wonderland")
     await send_one(transport, "starttls")
     assert subjects(server) == ["starttls"]
     assert (server.messages[0].login, server.messages[0].tls) == ("alice", True)
@@ -506,15 +514,10 @@ async def test_starttls_and_smtp_auth_through_an_http_proxy_with_auth(
 async def test_smtp_auth_failure_through_the_tunnel_stays_an_smtp_error(
     pproxy: Pproxy, smtpd: ServerFactory, proxy_only_tls: TlsMaterial
 ) -> None:
-    from lettre.smtp.auth import Credentials
-
     server = smtpd(tls="starttls", auth=True, tls_material=proxy_only_tls)
-    transport = transport_for(
-        server,
-        pproxy.url("socks5_auth", user=PROXY_USER, password=PROXY_PASSWORD),
-        tls=TlsMode.STARTTLS,
-        tls_parameters=TlsParameters(ca_data=proxy_only_tls.ca_pem),
-        credentials=Credentials("alice", "not her password"),
+    proxy = pproxy.url("socks5_auth", user=PROXY_USER, password=PROXY_PASSWORD)
+    transport = tls_transport_for(
+        server, proxy, TlsMode.STARTTLS, proxy_only_tls, "not her password"
     )
     async with transport:
         with pytest.raises(AuthenticationError):
