@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -81,6 +82,19 @@ def smtp(port: int, **kwargs: Any) -> SmtpTransport:
 
 def to(server: AiosmtpdServer) -> SmtpTransport:
     return smtp(server.port)
+
+
+@asynccontextmanager
+async def scripted_then_memory(
+    mini: MiniSmtp,
+) -> AsyncIterator[tuple[FailoverTransport, MemoryTransport]]:
+    """A FailoverTransport trying SMTP to ``mini`` first, then a memory transport (the backup)."""
+    backup = MemoryTransport()
+    async with (
+        scripted_server(mini) as server,
+        FailoverTransport([smtp(server.port), backup]) as transport,
+    ):
+        yield transport, backup
 
 
 @pytest.fixture
@@ -348,11 +362,7 @@ async def test_the_first_transport_takes_the_message_when_it_can(smtpd: ServerFa
 @pytest.mark.anyio
 async def test_a_busy_server_421_fails_over() -> None:
     mini = MiniSmtp(greeting="421 4.3.2 too busy, try later")
-    backup = MemoryTransport()
-    async with (
-        scripted_server(mini) as server,
-        FailoverTransport([smtp(server.port), backup]) as transport,
-    ):
+    async with scripted_then_memory(mini) as (transport, backup):
         result = await transport.send(build())
     assert result.index == 1
     assert "421" in str(result.attempts[0].error)
@@ -403,11 +413,7 @@ async def test_4xx_to_every_recipient_fails_over(smtpd: ServerFactory) -> None:
 @pytest.mark.anyio
 async def test_4xx_to_the_end_of_data_fails_over() -> None:
     mini = MiniSmtp(extensions=NO_CHUNKING, replies={"END": "451 4.3.0 queue full"})
-    backup = MemoryTransport()
-    async with (
-        scripted_server(mini) as server,
-        FailoverTransport([smtp(server.port), backup]) as transport,
-    ):
+    async with scripted_then_memory(mini) as (transport, backup):
         result = await transport.send(build())
     assert isinstance(result.attempts[0].error, DataRefused)
     assert result.transport is backup
@@ -416,12 +422,8 @@ async def test_4xx_to_the_end_of_data_fails_over() -> None:
 @pytest.mark.anyio
 async def test_outcome_unknown_is_raised_as_is_and_never_fails_over() -> None:
     mini = MiniSmtp(on_end_of_data="close")
-    backup = MemoryTransport()
     message = build()
-    async with (
-        scripted_server(mini) as server,
-        FailoverTransport([smtp(server.port), backup]) as transport,
-    ):
+    async with scripted_then_memory(mini) as (transport, backup):
         with pytest.raises(OutcomeUnknown):
             await transport.send(message)
     assert backup.outbox == []
@@ -443,11 +445,7 @@ async def test_5xx_refusing_every_recipient_is_raised_as_is(smtpd: ServerFactory
 @pytest.mark.anyio
 async def test_5xx_to_the_data_is_raised_as_is() -> None:
     mini = MiniSmtp(extensions=NO_CHUNKING, replies={"END": "554 5.7.1 rejected as spam"})
-    backup = MemoryTransport()
-    async with (
-        scripted_server(mini) as server,
-        FailoverTransport([smtp(server.port), backup]) as transport,
-    ):
+    async with scripted_then_memory(mini) as (transport, backup):
         with pytest.raises(DataRefused) as caught:
             await transport.send(build())
     assert caught.value.code == 554
@@ -569,11 +567,7 @@ async def test_send_raw_fails_over_with_the_same_bytes(smtpd: ServerFactory) -> 
 @pytest.mark.anyio
 async def test_cancelling_a_send_tries_no_other_transport() -> None:
     mini = MiniSmtp(hang_on="MAIL")
-    backup = MemoryTransport()
-    async with (
-        scripted_server(mini) as server,
-        FailoverTransport([smtp(server.port), backup]) as transport,
-    ):
+    async with scripted_then_memory(mini) as (transport, backup):
         with anyio.move_on_after(0.5) as scope:
             await transport.send(build())
     assert scope.cancelled_caught
