@@ -25,6 +25,7 @@ from lettre.message.source import (
     encode_base64_chunk,
     encoded_base64_size,
 )
+from streamed_support import FailingFile
 
 from .conftest import assert_wire_format, parse
 
@@ -52,19 +53,6 @@ class _Pipe(io.RawIOBase):
         chunk = self._data.read(min(len(buffer), 1000))
         buffer[: len(chunk)] = chunk
         return len(chunk)
-
-
-class _Failing(io.BytesIO):
-    """A seekable file whose reads fail after ``limit`` octets."""
-
-    def __init__(self, data: bytes, limit: int) -> None:
-        super().__init__(data)
-        self.limit = limit
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.tell() >= self.limit:
-            raise OSError(5, "Input/output error")
-        return super().read(size)
 
 
 # -- segments and bytes ------------------------------------------------------
@@ -294,7 +282,7 @@ def test_a_non_seekable_file_object_is_read_once() -> None:
 
 
 def test_file_object_errors_are_source_errors() -> None:
-    failing = _Failing(b"x" * 5000, limit=100)
+    failing = FailingFile(b"x" * 5000, limit=100)
     message = base().attach(Attachment.from_file(failing, "f.bin")).build()
     with pytest.raises(SourceError, match="Input/output error"):
         message.as_bytes()

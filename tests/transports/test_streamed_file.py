@@ -2,53 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import os
 from pathlib import Path
 
 import pytest
 
-from lettre.message import Attachment, Message, SourceError
+from lettre.message import Attachment, SourceError
 from lettre.transports.file import FileTransport
+from streamed_support import LARGE, FailingFile, large_file, message_with
 
 pytestmark = pytest.mark.anyio
-
-LARGE = 24 * 1024 * 1024 + 5
-
-
-def large_file(path: Path, size: int = LARGE) -> Path:
-    block = os.urandom(1024 * 1024)
-    with path.open("wb") as handle:
-        for _ in range(size // len(block)):
-            handle.write(block)
-        handle.write(block[: size % len(block)])
-    return path
-
-
-def message_with(*attachments: Attachment) -> Message:
-    builder = (
-        Message.builder()
-        .from_("alice@example.com")
-        .to("bob@example.org")
-        .subject("large")
-        .text("attached\n")
-    )
-    for attachment in attachments:
-        builder.attach(attachment)
-    return builder.build()
-
-
-class FailingFile(io.BytesIO):
-    """Seekable; reading past ``limit`` fails like a disk error."""
-
-    def __init__(self, data: bytes, limit: int) -> None:
-        super().__init__(data)
-        self.limit = limit
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.tell() >= self.limit:
-            raise OSError(5, "Input/output error")
-        return super().read(size)
 
 
 async def test_a_large_attachment_is_written_as_as_bytes(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_streamed_file import LARGE, FailingFile, large_file, message_with
 
 from lettre.message import Attachment, SourceError
 from lettre.transports.sendmail import SendmailTransport
+from streamed_support import LARGE, FailingFile, large_file, message_with
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from test_streamed_file import FailingFile, large_file, message_with
 
 import dkim
 from lettre.dkim import DkimSigner
@@ -24,6 +23,7 @@ from lettre.message import Attachment, MessageContent, SourceError
 from lettre.smtp import TlsMode
 from lettre.transports.smtp import SmtpTransport
 from servers import MiniSmtp, scripted_server
+from streamed_support import FailingFile, large_file, message_with
 
 pytestmark = pytest.mark.anyio
 
