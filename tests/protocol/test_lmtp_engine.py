@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 from protocol_support import exactly
+from test_transactions import BDAT, CONTENT, DATA, DATA_CONTENT, RCPT_B, RCPT_C, ehlo_reply
 
 from lettre.envelope import Envelope
 from lettre.errors import (
@@ -50,14 +51,11 @@ from lettre.results import SendResult
 
 Event = ContentReady | TransactionDone | Replied
 
-CONTENT = b"Subject: x\r\n\r\nbody\r\n"  # 20 octets
+# CONTENT, RCPT_B, RCPT_C, DATA, BDAT and DATA_CONTENT are the SMTP engine
+# tests' (test_transactions.py); MAIL has no SIZE here (the servers below
+# announce none).
 MAIL = b"MAIL FROM:<a@example.com>\r\n"
-RCPT_B = b"RCPT TO:<b@example.com>\r\n"
-RCPT_C = b"RCPT TO:<c@example.com>\r\n"
 RCPT_D = b"RCPT TO:<d@example.com>\r\n"
-DATA = b"DATA\r\n"
-BDAT = b"BDAT 20 LAST\r\n" + CONTENT
-DATA_CONTENT = CONTENT + b".\r\n"
 OK = b"250 2.1.5 ok\r\n"
 NO_USER = b"550 5.1.1 no such user\r\n"
 GO = b"354 go ahead\r\n"
@@ -67,12 +65,8 @@ CHUNKING = ("PIPELINING", "CHUNKING")
 LOCK_STEP = ("ENHANCEDSTATUSCODES",)
 
 
-def lhlo_reply(keywords: tuple[str, ...]) -> bytes:
-    lines = ["lmtp.example", *keywords]
-    return b"".join(
-        f"250{'-' if i < len(lines) - 1 else ' '}{line}\r\n".encode()
-        for i, line in enumerate(lines)
-    )
+# The reply to LHLO has the form of the reply to EHLO (RFC 2033, section 4.1).
+lhlo_reply = ehlo_reply
 
 
 def greeted() -> ClientConnection:
