@@ -6,7 +6,8 @@ Usage::
     python benchmarks/bench_otel.py --rounds 7 --messages 30000
 
 Each configuration runs pooled SMTP sends (1 KiB, ``send_raw``, 8 connections,
-16 sends in flight, asyncio) against the sink (Postfix's smtp-sink when
+16 sends in flight, asyncio; ``lettre_runners.pooled``, the runner of
+``bench_smtp.py``) against the sink (Postfix's smtp-sink when
 installed) in a fresh interpreter, in turns, ``--rounds`` times; the table
 gives the median CPU time per message and its ratio to no hooks:
 
@@ -36,7 +37,8 @@ import time
 from typing import Any
 
 from harness import run_in_process, sink
-from workload import SENDER, Budget, Counts, one_kib_message, recipients
+from lettre_runners import pooled
+from workload import SENDER, Budget, one_kib_message, recipients
 
 CONFIGS = ("no hooks", "API, no SDK", "SDK recording")
 CONCURRENCY = 8
@@ -55,6 +57,15 @@ def _configure(config: str) -> None:
     if config == "API, no SDK":
         instrument()
         return
+    tracer_provider, meter_provider = _sdk_providers()
+    instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+def _sdk_providers() -> tuple[Any, Any]:
+    """The SDK's tracer provider (spans batched to an exporter that drops them) and meter provider.
+
+    The meter provider has an in-memory reader, so that every measurement is made.
+    """
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -67,66 +78,23 @@ def _configure(config: str) -> None:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-
-
-async def _pooled(port: int, budget: Budget) -> Counts:
-    from lettre.envelope import Envelope
-    from lettre.errors import SmtpError
-    from lettre.smtp import TlsMode
-    from lettre.smtp.pool import PoolConfig
-    from lettre.transports.smtp import SmtpTransport
-
-    data = one_kib_message()
-    envelope = Envelope(SENDER, recipients(1))
-    counts = Counts()
-    transport = SmtpTransport(
-        "127.0.0.1",
-        port,
-        tls=TlsMode.NONE,
-        hello_name="bench.example.com",
-        pool=PoolConfig(max_size=CONCURRENCY, max_messages_per_connection=None),
-    )
-
-    async def worker() -> None:
-        while budget.take():
-            try:
-                await transport.send_raw(envelope, data)
-                counts.sent += 1
-            except SmtpError:
-                counts.failed += 1
-
-    async with transport, asyncio.TaskGroup() as group:
-        for _ in range(CONCURRENCY * 2):
-            group.create_task(worker())
-    return counts
+    return tracer_provider, meter_provider
 
 
 def worker_smtp(config: str, port: int, messages: int) -> dict[str, Any]:
     _configure(config)
     # A first, unmeasured run opens the connections and warms the caches.
-    asyncio.run(_pooled(port, Budget(1000, 60.0)))
+    asyncio.run(pooled(port, CONCURRENCY, Budget(1000, 60.0)))
     cpu0 = _cpu()
-    counts = asyncio.run(_pooled(port, Budget(messages, 600.0)))
+    counts = asyncio.run(pooled(port, CONCURRENCY, Budget(messages, 600.0)))
     cpu = _cpu() - cpu0
     return {"sent": counts.sent, "failed": counts.failed, "cpu_us": cpu / counts.sent * 1e6}
 
 
 def _sdk_hook() -> Any:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
     from lettre.otel import OpenTelemetryHook
 
-    class Drop(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
-    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    tracer_provider, meter_provider = _sdk_providers()
     return OpenTelemetryHook(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
