@@ -1,7 +1,8 @@
 """Helpers for the hooks and OpenTelemetry tests: a recording hook, SDK providers in memory.
 
 Also what both test files send and send through: a message, a port that
-refuses connections, and a before-final hook that holds the first message.
+refuses connections, and the scripted servers' hooks that hold the first
+message or drop the first connection.
 """
 
 from __future__ import annotations
@@ -74,6 +75,24 @@ class HoldFirst:
         self.finals += 1
         if self.finals == 1:
             await self.gate.wait()
+
+
+class DropSecondMail:
+    """A ``HookedMini`` ``before_command``: the first connection goes away at its second MAIL.
+
+    A pool of one connection keeps it idle after the first message; the send
+    that reuses it loses it and is retried on a new connection.
+    """
+
+    def __init__(self) -> None:
+        self.mails = 0
+
+    async def __call__(self, session: HookedSession, line: str) -> None:
+        if line.upper().startswith("MAIL") and session is session.server.sessions[0]:
+            self.mails += 1
+            if self.mails == 2:
+                await session.conn.stream.aclose()
+                raise anyio.EndOfStream
 
 
 # -- a hook that records everything ----------------------------------------------------------
@@ -252,7 +271,7 @@ class Otel:
     def points(self, metric: str) -> list[tuple[dict[str, Any], Any]]:
         """``(attributes, data point)`` of every point of ``metric`` collected now."""
         data = self.reader.get_metrics_data()
-        found = []
+        found: list[tuple[dict[str, Any], Any]] = []
         if data is None:
             return found
         for resource in data.resource_metrics:

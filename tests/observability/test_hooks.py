@@ -14,6 +14,7 @@ import pytest
 from direct_support import MxServers
 from dns_server import DnsServer
 from observability_support import (
+    DropSecondMail,
     HoldFirst,
     Raising,
     Recorder,
@@ -228,18 +229,8 @@ async def test_a_pool_wait_is_told(recorder: Recorder) -> None:
 
 
 async def test_the_pool_retry_is_told_once(recorder: Recorder) -> None:
-    mails = 0
-
-    async def drop_at_the_second_mail(session: HookedSession, line: str) -> None:
-        nonlocal mails
-        if line.upper().startswith("MAIL") and session is mini.sessions[0]:
-            mails += 1
-            if mails == 2:  # the connection the pool keeps idle goes away
-                await session.conn.stream.aclose()
-                raise anyio.EndOfStream
-
     mini = HookedMini(
-        before_command=drop_at_the_second_mail,
+        before_command=DropSecondMail(),
         extensions=("PIPELINING", "8BITMIME", "SIZE 10485760", "ENHANCEDSTATUSCODES"),
     )
     async with scripted_server(mini) as server:
@@ -451,23 +442,17 @@ async def test_a_raising_hook_changes_nothing(
         result = await transport.send(make_message())
     assert result.accepted == ("bob@example.com",)
     assert server.messages[0].rcpt_tos == ["bob@example.com"]
+    everything = [
+        "pool_opened",
+        "send_started",
+        "connection_opened",
+        "finished",
+        "connection_closed",
+        "pool_closed",
+    ]
     # The hooks after the raising ones were told everything.
-    assert recorder.kinds() == [
-        "pool_opened",
-        "send_started",
-        "connection_opened",
-        "finished",
-        "connection_closed",
-        "pool_closed",
-    ]
-    assert raising.calls == [
-        "pool_opened",
-        "send_started",
-        "connection_opened",
-        "finished",
-        "connection_closed",
-        "pool_closed",
-    ]
+    assert recorder.kinds() == everything
+    assert raising.calls == everything
     logged = [r for r in caplog.records if r.name == "lettre.hooks"]
     assert len(logged) == 6  # five of Raising, send_started of StartRaises
     assert all(r.levelno == logging.WARNING and r.exc_info for r in logged)

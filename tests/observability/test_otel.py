@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import pytest
 from observability_support import (
+    DropSecondMail,
     HoldFirst,
     Otel,
     make_message,
@@ -44,7 +45,7 @@ from lettre.otel import OUTCOMES, instrument, outcome_of, uninstrument
 from lettre.smtp.pool import PoolConfig
 from lettre.smtp.tls import TlsParameters
 from lettre.transports.memory import MemoryTransport
-from pool_support import HookedMini, HookedSession
+from pool_support import HookedMini
 from servers import MiniSmtp, ServerFactory, scripted_server
 from transport_support import smtp_transport, starttls_transport
 
@@ -258,17 +259,7 @@ async def test_outcome_unknown(otel: Otel) -> None:
 
 
 async def test_a_retried_send(otel: Otel) -> None:
-    mails = 0
-
-    async def drop_at_the_second_mail(session: HookedSession, line: str) -> None:
-        nonlocal mails
-        if line.upper().startswith("MAIL") and session is mini.sessions[0]:
-            mails += 1
-            if mails == 2:
-                await session.conn.stream.aclose()
-                raise anyio.EndOfStream
-
-    mini = HookedMini(before_command=drop_at_the_second_mail, extensions=("8BITMIME",))
+    mini = HookedMini(before_command=DropSecondMail(), extensions=("8BITMIME",))
     async with (
         scripted_server(mini) as server,
         smtp_transport(
