@@ -32,10 +32,10 @@ docs: $(STAMP)
 test: lint typecheck coverage docs
 
 # The tests under coverage, subprocesses included (the CLI, the demo; [tool.coverage] in
-# pyproject.toml), then the gates, in percent of branches and lines: protocol/ whole, message/
-# and the package just under the levels reached so far (tests/README.md; the aim is 100 and 97).
+# pyproject.toml), then the gates, in percent of branches and lines: protocol/ and message/
+# whole, the package just under the level reached so far (tests/README.md; the aim is 97).
 MESSAGE_COVERAGE_MIN ?= 100
-COVERAGE_MIN ?= 92
+COVERAGE_MIN ?= 94
 coverage: $(STAMP)
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest -q
