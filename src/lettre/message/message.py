@@ -130,31 +130,8 @@ class Message:
             SourceError: a streamed attachment cannot be read as the message
                 was built.
         """
-        if self._data is not None:
-            return self._data
-        body = self.body
-        if body is None:
-            return self._head
-        if isinstance(body, SinglePart) and (
-            body.transfer_encoding is TransferEncoding.SEVEN_BIT
-            or body.transfer_encoding is TransferEncoding.EIGHT_BIT
-        ):
-            # Content that goes as it is, ending with a line break.
-            content = body.body
-            if content and not content.endswith(b"\r\n"):
-                return b"".join((self._head, content, b"\r\n"))
-            return self._head + content
-        out: Chunks = [self._head]
-        write_body(body, out)
-        if isinstance(body, SinglePart) and body.body:
-            last = out[-1]
-            if not last.endswith(b"\r\n"):
-                out.append(b"\r\n")
-        try:
-            return b"".join(out)
-        except TypeError:
-            # A streamed attachment's segment among the bytes.
-            return MessageContent(out).read_all()
+        content = self.content()
+        return content if isinstance(content, bytes) else content.read_all()
 
     def content(self) -> bytes | MessageContent:
         """What a transport sends: the bytes, or segments read while sending.
@@ -166,8 +143,6 @@ class Message:
         size is known in advance when every source's is. Nothing is read
         here.
         """
-        # The same steps as as_bytes(), written out again: this is the send
-        # path of every message, and a call more would cost it.
         if self._data is not None:
             return self._data
         body = self.body
@@ -177,6 +152,7 @@ class Message:
             body.transfer_encoding is TransferEncoding.SEVEN_BIT
             or body.transfer_encoding is TransferEncoding.EIGHT_BIT
         ):
+            # Content that goes as it is, ending with a line break.
             content = body.body
             if content and not content.endswith(b"\r\n"):
                 return b"".join((self._head, content, b"\r\n"))
