@@ -171,7 +171,18 @@ def _utf8_addr_xtext(address: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Ehlo:
+class _Hello:
+    """What EHLO, LHLO and HELO share: one hostname argument, checked."""
+
+    verb: ClassVar[str]
+    hostname: str
+
+    def __post_init__(self) -> None:
+        _check_hostname(f"{self.verb} hostname", self.hostname)
+
+
+@dataclass(frozen=True, slots=True)
+class Ehlo(_Hello):
     """``EHLO <hostname>``: open an extended session (RFC 5321).
 
     Attributes:
@@ -184,10 +195,6 @@ class Ehlo:
     """
 
     verb: ClassVar[str] = "EHLO"
-    hostname: str
-
-    def __post_init__(self) -> None:
-        _check_hostname("EHLO hostname", self.hostname)
 
     def to_bytes(self) -> bytes:
         """Return the command line, CRLF included."""
@@ -195,7 +202,7 @@ class Ehlo:
 
 
 @dataclass(frozen=True, slots=True)
-class Lhlo:
+class Lhlo(_Hello):
     """``LHLO <hostname>``: open an LMTP session (RFC 2033 4.1), in place of EHLO.
 
     Its reply carries the server's extensions, like a reply to EHLO. Only a
@@ -211,10 +218,6 @@ class Lhlo:
     """
 
     verb: ClassVar[str] = "LHLO"
-    hostname: str
-
-    def __post_init__(self) -> None:
-        _check_hostname("LHLO hostname", self.hostname)
 
     def to_bytes(self) -> bytes:
         """Return the command line, CRLF included."""
@@ -222,7 +225,7 @@ class Lhlo:
 
 
 @dataclass(frozen=True, slots=True)
-class Helo:
+class Helo(_Hello):
     """``HELO <hostname>``: open a plain session, when the server refused EHLO.
 
     Attributes:
@@ -234,10 +237,6 @@ class Helo:
     """
 
     verb: ClassVar[str] = "HELO"
-    hostname: str
-
-    def __post_init__(self) -> None:
-        _check_hostname("HELO hostname", self.hostname)
 
     def to_bytes(self) -> bytes:
         """Return the command line, CRLF included."""
