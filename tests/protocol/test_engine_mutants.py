@@ -14,8 +14,15 @@ import pytest
 from protocol_support import exactly
 
 from lettre.envelope import Envelope
-from lettre.errors import LocalProtocolError, MessageError, MessageTooLarge
-from lettre.protocol import NEED_DATA, ClientConnection, ClientState, Ehlo, Reply
+from lettre.errors import (
+    LocalProtocolError,
+    MessageError,
+    MessageTooLarge,
+    ServerDisconnected,
+    SmtpTimeoutError,
+)
+from lettre.protocol import NEED_DATA, ClientConnection, ClientState, Ehlo, Noop, Rcpt, Reply
+from lettre.protocol.commands import Lhlo
 from lettre.protocol.extensions import Capabilities
 from lettre.protocol.mail import nul_error, prepare_transaction
 from lettre.protocol.transactions import (
@@ -23,8 +30,10 @@ from lettre.protocol.transactions import (
     Replied,
     TransactionDone,
     TransactionEngine,
+    TransactionStage,
 )
 from lettre.protocol.transcript import reply_transcript
+from lettre.results import SendResult
 
 Event = ContentReady | TransactionDone | Replied
 
@@ -203,3 +212,168 @@ def test_transcript_of_a_reply_with_an_enhanced_status() -> None:
 def test_transcript_of_a_reply_without_lines() -> None:
     assert reply_transcript(Reply(250, None, ())) == ["S: 250 "]
     assert reply_transcript(Reply(250, "2.1.0", ())) == ["S: 250 2.1.0 "]
+
+
+# --------------------------------------------------------------------- transactions.py
+
+FULL = ("PIPELINING", "CHUNKING", "SIZE 1000")
+MAIL = b"MAIL FROM:<a@example.com> SIZE=20\r\n"
+BDAT = b"BDAT 20 LAST\r\n" + CONTENT
+
+
+def test_streamed_content_of_exactly_the_size_limit_may_go() -> None:
+    engine = make_engine(("PIPELINING", "SIZE 100"))
+    tx = engine.prepare_streamed(envelope(), b"Subject: x\r\n\r\n", 100)
+    assert engine.start(tx) == b"MAIL FROM:<a@example.com> SIZE=100\r\n" + RCPT_B + DATA
+    with pytest.raises(
+        MessageTooLarge, match=exactly("the message is 101 bytes; mx:25 accepts at most 100")
+    ):
+        engine.prepare_streamed(envelope(), b"Subject: x\r\n\r\n", 101)
+
+
+@pytest.mark.parametrize("keywords", [("PIPELINING",), FULL])
+def test_chunks_before_the_go_ahead_are_refused(keywords: tuple[str, ...]) -> None:
+    engine = make_engine(keywords)
+    tx = engine.prepare_streamed(envelope(), b"Subject: x\r\n\r\n", None)
+    message = exactly("the content may only follow an accepted envelope")
+    for call in (lambda: engine.send_chunk(tx, b"x"), lambda: engine.end_content(tx)):
+        with pytest.raises(LocalProtocolError, match=message):
+            call()
+    engine.start(tx)
+    for call in (lambda: engine.send_chunk(tx, b"x"), lambda: engine.end_content(tx)):
+        with pytest.raises(LocalProtocolError, match=message):
+            call()
+    assert engine.usable  # refused before anything was encoded
+
+
+def test_a_command_the_connection_refuses_breaks_the_engine() -> None:
+    engine = make_engine()
+    with pytest.raises(LocalProtocolError):
+        engine.command(Rcpt("b@example.com"))
+    assert engine.broken is True
+    assert not engine.usable
+
+
+def test_421_marks_the_engine_broken() -> None:
+    engine = make_engine()
+    engine.command(Noop())
+    assert feed(engine, b"421 4.3.2 shutting down\r\n") == [
+        Replied(Reply(421, "4.3.2", ("shutting down",)))
+    ]
+    assert engine.broken is True
+
+
+def test_421_at_mail_of_a_bdat_flight_whose_content_was_written() -> None:
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(), CONTENT)
+    assert engine.start(tx) == MAIL + RCPT_B + BDAT
+    engine.written()
+    assert engine.content_owed == 1
+    assert tx.content_sent is True
+    assert feed(engine, b"421 4.3.2 shutting down\r\n") == [TransactionDone(tx)]
+    assert engine.content_owed == 0
+    assert tx.content_sent is False
+    assert engine.broken is True
+
+
+def test_refused_envelope_is_failed_while_its_rset_is_owed() -> None:
+    engine = make_engine()
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    assert feed(engine, b"550 no\r\n250 ok\r\n554 no valid sender\r\n") == []
+    assert tx.stage is TransactionStage.FAILED
+    assert tx.outcome is None
+    assert engine.data_to_send() == b"RSET\r\n"
+    assert feed(engine, b"250 reset\r\n") == [TransactionDone(tx)]
+    assert tx.stage is TransactionStage.FAILED
+
+
+@pytest.mark.parametrize(
+    ("replies", "content_sent"),
+    [
+        # MAIL refused, BDAT LAST refused: the content was not taken.
+        (b"550 no\r\n250 ok\r\n554 no\r\n", False),
+        # Every recipient refused and BDAT LAST refused.
+        (b"250 ok\r\n550 no\r\n554 no\r\n", False),
+        # Every recipient refused, BDAT LAST accepted (for nobody).
+        (b"250 ok\r\n550 no\r\n250 ok\r\n", True),
+    ],
+)
+def test_bdat_flight_refused_says_whether_the_content_was_taken(
+    replies: bytes, content_sent: bool
+) -> None:
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    assert feed(engine, replies) == [TransactionDone(tx)]
+    assert tx.content_sent is content_sent
+    assert engine.content_owed == 0
+
+
+@pytest.mark.parametrize("timeout", [True, False])
+def test_unwritten_passes_on_whether_it_was_a_timeout(timeout: bool) -> None:
+    engine = make_engine()
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.unwritten("the write to mx:25 failed", timeout=timeout)
+    assert events(engine) == [TransactionDone(tx)]
+    assert type(tx.outcome) is (SmtpTimeoutError if timeout else ServerDisconnected)
+    assert str(tx.outcome) == "the write to mx:25 failed"
+
+
+def test_bdat_flight_result_carries_the_final_reply() -> None:
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    assert feed(engine, b"250 ok\r\n250 ok\r\n250 2.0.0 queued as Q9\r\n") == [TransactionDone(tx)]
+    assert isinstance(tx.outcome, SendResult)
+    assert tx.outcome.reply == Reply(250, "2.0.0", ("queued as Q9",))
+    assert tx.outcome.transport_id == "Q9"
+
+
+@pytest.mark.parametrize(("count", "more"), [(5, ""), (6, " (and 1 more)")], ids=["five", "six"])
+def test_refused_recipients_listed_up_to_five(count: int, more: str) -> None:
+    names = [f"r{i}@example.com" for i in range(count)]
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(*names), CONTENT)
+    engine.start(tx)
+    engine.written()
+    replies = b"250 ok\r\n" + b"".join(b"550 no %d\r\n" % i for i in range(count))
+    assert feed(engine, replies + b"554 no valid recipients\r\n") == [TransactionDone(tx)]
+    assert str(tx.outcome) == (
+        f"the server refused every recipient ({count}): "
+        + "; ".join(f"r{i}@example.com: 550 no {i}" for i in range(5))
+        + more
+    )
+
+
+def lmtp_engine() -> TransactionEngine:
+    conn = ClientConnection(lmtp=True)
+    conn.receive_data(b"220 lmtp.example LMTP ready\r\n")
+    assert conn.next_event() is not NEED_DATA
+    conn.send(Lhlo("client.example"))
+    conn.receive_data(ehlo_reply(("PIPELINING",)))
+    assert conn.next_event() is not NEED_DATA
+    return TransactionEngine(conn, peer="lmtp:24")
+
+
+def test_lmtp_counts_every_accepted_transaction() -> None:
+    engine = lmtp_engine()
+    for round_ in range(2):
+        tx = engine.prepare(envelope("b@example.com", "c@example.com"), CONTENT)
+        engine.start(tx)
+        engine.written()
+        assert feed(engine, b"250 ok\r\n250 ok\r\n550 no\r\n354 go\r\n") == [ContentReady(tx)]
+        engine.send_content(tx)
+        engine.written()
+        # One reply after the content: c was refused at RCPT.
+        assert feed(engine, b"250 2.0.0 delivered to b\r\n") == [TransactionDone(tx)]
+        assert isinstance(tx.outcome, SendResult)
+        assert [(r.recipient, r.accepted) for r in tx.outcome.recipients] == [
+            ("b@example.com", True),
+            ("c@example.com", False),
+        ]
+        assert engine.accepted == round_ + 1
