@@ -18,6 +18,8 @@ from lettre.errors import (
     LocalProtocolError,
     MessageError,
     MessageTooLarge,
+    OutcomeUnknown,
+    RemoteProtocolError,
     ServerDisconnected,
     SmtpTimeoutError,
 )
@@ -377,3 +379,71 @@ def test_lmtp_counts_every_accepted_transaction() -> None:
             ("c@example.com", False),
         ]
         assert engine.accepted == round_ + 1
+
+
+@pytest.mark.parametrize("keywords", [("PIPELINING",), ("CHUNKING",)])
+def test_unsolicited_reply_before_the_content_marks_the_engine_broken(
+    keywords: tuple[str, ...],
+) -> None:
+    engine = make_engine(keywords)
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    if "CHUNKING" in keywords:  # lock-step: RCPT after the reply to MAIL
+        assert feed(engine, b"250 ok\r\n") == []
+        assert engine.data_to_send() == RCPT_B
+        assert feed(engine, b"250 ok\r\n") == [ContentReady(tx)]
+    else:
+        assert feed(engine, b"250 ok\r\n250 ok\r\n354 go\r\n") == [ContentReady(tx)]
+    engine.receive_data(b"250 surprise\r\n")
+    with pytest.raises(RemoteProtocolError, match=exactly("unsolicited reply: 250 'surprise'")):
+        engine.send_content(tx)
+    assert engine.broken is True
+
+
+def test_malformed_reply_marks_the_engine_broken() -> None:
+    engine = make_engine()
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    engine.receive_data(b"hello\r\n")
+    with pytest.raises(RemoteProtocolError, match=exactly("malformed reply line b'hello'")):
+        engine.next_event()
+    assert engine.broken is True
+
+
+def test_421_before_a_chained_bdat_flight_was_read_leaves_its_content_unsent() -> None:
+    engine = make_engine(FULL)
+    first = engine.prepare(envelope(), CONTENT)
+    second = engine.prepare(envelope(), CONTENT)
+    engine.start(first)
+    engine.start(second)
+    engine.written()
+    assert second.content_sent is True
+    assert feed(engine, b"421 4.3.2 shutting down\r\n") == [
+        TransactionDone(first),
+        TransactionDone(second),
+    ]
+    assert first.content_sent is False
+    assert second.content_sent is False
+    assert engine.content_owed == 0
+
+
+@pytest.mark.parametrize("timeout", [True, False])
+def test_outcome_unknown_after_a_failure_has_the_timeout_as_its_cause(timeout: bool) -> None:
+    engine = make_engine(FULL)
+    tx = engine.prepare(envelope(), CONTENT)
+    engine.start(tx)
+    engine.written()
+    engine.fail("no reply from mx:25", timeout=timeout)
+    assert events(engine) == [TransactionDone(tx)]
+    assert isinstance(tx.outcome, OutcomeUnknown)
+    assert str(tx.outcome) == (
+        "no reply from mx:25; the message may or may not have been accepted (do not retry blindly)"
+    )
+    cause = tx.outcome.__cause__
+    if timeout:
+        assert type(cause) is SmtpTimeoutError
+        assert str(cause) == "no reply from mx:25"
+    else:
+        assert cause is None
