@@ -404,22 +404,7 @@ class TransactionEngine:
         Raises:
             LocalProtocolError: the envelope of ``tx`` was not accepted.
         """
-        if tx.stage is not TransactionStage.ACCEPTING:
-            raise LocalProtocolError("the content may only follow an accepted envelope")
-        try:
-            if tx.use_bdat:
-                out = self._conn.send(Bdat(tx.data, last=True))
-            else:
-                out = self._conn.send_content(tx.data)
-        except ProtocolError:
-            self.broken = True
-            raise
-        self._accepting.remove(tx)
-        self._expect.append((tx, self._final_step))
-        self._unwritten.append(tx)
-        if self.transcript is not None:
-            self._log(content_transcript(tx))
-        return out
+        return self._last_of_content(tx, streamed=False)
 
     def send_chunk(self, tx: Transaction, data: bytes) -> bytes:
         """One chunk of a content read while sending (see :meth:`prepare_streamed`).
@@ -459,23 +444,30 @@ class TransactionEngine:
         Raises:
             LocalProtocolError: as for :meth:`send_chunk`.
         """
+        return self._last_of_content(tx, streamed=True)
+
+    def _last_of_content(self, tx: Transaction, *, streamed: bool) -> bytes:
+        """The content's last bytes (all of it, unless ``streamed``); its final reply is owed."""
         if tx.stage is not TransactionStage.ACCEPTING:
             raise LocalProtocolError("the content may only follow an accepted envelope")
         try:
             if tx.use_bdat:
-                out = self._conn.send(Bdat(b"", last=True))
-            else:
+                out = self._conn.send(Bdat(b"" if streamed else tx.data, last=True))
+            elif streamed:
                 out = self._conn.send(_END_OF_DATA)
+            else:
+                out = self._conn.send_content(tx.data)
         except ProtocolError:
             self.broken = True
             raise
-        # What send_content does after the content (written out there: the
-        # send path of every in-memory message).
         self._accepting.remove(tx)
         self._expect.append((tx, self._final_step))
         self._unwritten.append(tx)
         if self.transcript is not None:
-            self._log(["C: BDAT <0 bytes of message content> LAST" if tx.use_bdat else "C: ."])
+            if not streamed:
+                self._log(content_transcript(tx))
+            else:
+                self._log(["C: BDAT <0 bytes of message content> LAST" if tx.use_bdat else "C: ."])
         return out
 
     def written(self) -> None:
