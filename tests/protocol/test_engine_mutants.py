@@ -15,6 +15,7 @@ from protocol_support import exactly
 
 from lettre.envelope import Envelope
 from lettre.errors import (
+    DataRefused,
     LocalProtocolError,
     MessageError,
     MessageTooLarge,
@@ -447,3 +448,49 @@ def test_outcome_unknown_after_a_failure_has_the_timeout_as_its_cause(timeout: b
         assert str(cause) == "no reply from mx:25"
     else:
         assert cause is None
+
+
+def test_start_before_the_content_of_the_transaction_before_marks_the_engine_broken() -> None:
+    engine = make_engine()
+    first = engine.prepare(envelope(), CONTENT)
+    engine.start(first)
+    engine.written()
+    assert feed(engine, b"250 ok\r\n250 ok\r\n354 go\r\n") == [ContentReady(first)]
+    with pytest.raises(LocalProtocolError):
+        engine.start(engine.prepare(envelope(), CONTENT))
+    assert engine.broken is True
+
+
+@pytest.mark.parametrize(
+    ("unsolicited", "cls", "message"),
+    [
+        (
+            b"421 4.4.2 idle too long\r\n",
+            ServerDisconnected,
+            "mx:25 closed the connection while it was idle",
+        ),
+        (b"hello\r\n", RemoteProtocolError, "malformed reply line b'hello'"),
+    ],
+    ids=["421", "malformed"],
+)
+def test_what_came_while_idle_marks_the_engine_broken(
+    unsolicited: bytes, cls: type[Exception], message: str
+) -> None:
+    engine = make_engine()
+    engine.receive_data(unsolicited)
+    with pytest.raises(cls, match=exactly(message)):
+        engine.start(engine.prepare(envelope(), CONTENT))
+    assert engine.broken is True
+
+
+def test_a_refused_bdat_chunk_is_reported_as_the_refusal_of_bdat() -> None:
+    engine = make_engine(FULL)
+    tx = engine.prepare_streamed(envelope(), b"Subject: x\r\n\r\n", None)
+    engine.start(tx)
+    engine.written()
+    assert feed(engine, b"250 ok\r\n250 ok\r\n") == [ContentReady(tx)]
+    assert engine.send_chunk(tx, b"Subject: x\r\n\r\n") == b"BDAT 14\r\nSubject: x\r\n\r\n"
+    engine.written()
+    assert feed(engine, b"552 5.3.4 too much\r\n") == [TransactionDone(tx)]
+    assert isinstance(tx.outcome, DataRefused)
+    assert (tx.outcome.code, tx.outcome.command) == (552, "BDAT")
