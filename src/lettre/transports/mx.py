@@ -342,20 +342,7 @@ class MxTransport(BaseTransport):
         return await self._observed(envelope, data, None, self._send_raw)
 
     async def _send_raw(self, envelope: Envelope, data: bytes) -> MxSendResult:
-        """Deliver to the envelope's recipient domains (what :meth:`send_raw` runs).
-
-        Args:
-            envelope: the reverse path, the recipients and their DSN options.
-            data: the message, CRLF line endings, sent as it is.
-
-        Returns:
-            Every recipient's outcome and every domain's delivery, when at
-            least one recipient was accepted.
-
-        Raises:
-            DeliveryError: no recipient was accepted; ``transient`` when a
-                later try may deliver to some of them.
-        """
+        """Deliver to the envelope's recipient domains: what :meth:`send_raw` runs (see there)."""
         if self._closed:
             raise TransportError(
                 "the MX transport is closed; open it again with `async with transport:`"
