@@ -494,3 +494,13 @@ def test_a_refused_bdat_chunk_is_reported_as_the_refusal_of_bdat() -> None:
     assert feed(engine, b"552 5.3.4 too much\r\n") == [TransactionDone(tx)]
     assert isinstance(tx.outcome, DataRefused)
     assert (tx.outcome.code, tx.outcome.command) == (552, "BDAT")
+
+
+def test_engine_defaults_name_the_server_and_start_usable() -> None:
+    engine = TransactionEngine(session(("PIPELINING", "SIZE 19")))
+    assert engine.broken is False
+    assert engine.usable
+    with pytest.raises(
+        MessageTooLarge, match=exactly("the message is 20 bytes; the server accepts at most 19")
+    ):
+        engine.prepare(envelope(), CONTENT)
