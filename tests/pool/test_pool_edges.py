@@ -80,3 +80,24 @@ async def test_the_pool_shows_its_settings_and_connections() -> None:
                 assert repr(conn) == f"<PooledSmtpConnection {conn.client!r}>"
                 assert conn.client.is_usable
     assert mini.verbs().count("EHLO") == 1  # the one connection, lent again
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"max_size": None}, ValueError, "max_size must be an integer, not None"),
+        ({"max_size": 2.0}, TypeError, "max_size must be an integer, not float"),
+        ({"rate_limit": (None, 1.0)}, ValueError, "rate_limit count must be an integer, not None"),
+    ],
+)
+def test_pool_config_counts_that_are_not_integers_are_refused(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        PoolConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_connection_pool_shows_its_config() -> None:
+    config = PoolConfig(max_size=3)
+    pool = SmtpPool(settings_for(1), config)
+    assert pool.pool.config is config

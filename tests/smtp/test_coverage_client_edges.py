@@ -136,3 +136,18 @@ async def test_a_token_provider_past_the_deadline_times_out_naming_it() -> None:
             assert called.is_set()
             await client.abort()
     assert "AUTH" not in mini.verbs()
+
+
+@pytest.mark.anyio
+async def test_abandoning_a_connection_twice_shuts_it_down_once() -> None:
+    mini = MiniSmtp()
+    with anyio.fail_after(GUARD):
+        async with scripted_server(mini) as server:
+            client = SmtpClient(settings_for(server))
+            await client.connect()
+            client.abandon()
+            client.abandon()  # already shut down: nothing more happens
+            assert not client.is_usable
+            await mini.connections[0].done.wait()
+            await client.aclose()
+    assert mini.verbs() == ["EHLO"]  # no QUIT: the event loop may be gone
