@@ -156,3 +156,46 @@ class SlowEnterTransport(BaseTransport):
 
     async def _send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
         return SendResult(recipients=())
+
+
+class PlainTransport:
+    """A transport that is no BaseTransport: no ``async with``, no ``for_new_process()``.
+
+    Args:
+        close_error: raised by ``aclose()`` (after recording the close).
+        close_gate: ``aclose()`` waits (in a worker thread) until it is set.
+    """
+
+    def __init__(
+        self,
+        *,
+        close_error: BaseException | None = None,
+        close_gate: threading.Event | None = None,
+    ) -> None:
+        self.sent: list[tuple[str, ...]] = []
+        self.closed = threading.Event()
+        self.close_error = close_error
+        self.close_gate = close_gate
+
+    async def send(self, message: Any, *, envelope: Envelope | None = None) -> SendResult:
+        return await self.send_raw(envelope if envelope is not None else message.envelope, b"")
+
+    async def send_raw(self, envelope: Envelope, data: bytes) -> SendResult:
+        from lettre.results import RecipientResult
+
+        names = tuple(str(a) for a in envelope.forward_paths)
+        self.sent.append(names)
+        return SendResult(recipients=tuple(RecipientResult(n, True, None, None) for n in names))
+
+    async def send_many(
+        self, messages: Any, *, concurrency: int | None = None
+    ) -> list[SendResult | Exception]:
+        return [await self.send(m) for m in messages]
+
+    async def aclose(self) -> None:
+        gate = self.close_gate
+        if gate is not None:
+            await anyio.to_thread.run_sync(gate.wait, 30)
+        self.closed.set()
+        if self.close_error is not None:
+            raise self.close_error
