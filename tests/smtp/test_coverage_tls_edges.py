@@ -15,7 +15,7 @@ from smtp_support import settings_for
 from lettre.errors import SmtpTimeoutError, TlsError
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.tls import TlsMode, TlsParameters
-from servers import ScriptedConnection, TlsMaterial, scripted_server
+from servers import ScriptedConnection, ServerFactory, TlsMaterial, scripted_server
 
 GUARD = 20
 
@@ -141,4 +141,25 @@ async def test_a_plain_connection_has_no_tls_version() -> None:
             stream = client.stream
             assert stream is not None
             assert stream.ssl_object is None
+            await client.aclose()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", [TlsMode.STARTTLS, TlsMode.IMPLICIT])
+async def test_the_tls_session_is_shown_after_the_handshake(
+    mode: TlsMode, smtpd: ServerFactory, tls_params: TlsParameters
+) -> None:
+    server = smtpd(tls=mode.value)
+    client = SmtpClient(settings_for(server, tls=mode, tls_parameters=tls_params))
+    with anyio.fail_after(GUARD):
+        await client.connect()
+        try:
+            stream = client.stream
+            assert stream is not None
+            ssl_object = stream.ssl_object
+            assert ssl_object is not None
+            assert ssl_object.version() == client.tls_version
+            assert client.tls_version in ("TLSv1.2", "TLSv1.3")
+            assert ssl_object.getpeercert() is not None  # the server's, verified
+        finally:
             await client.aclose()
