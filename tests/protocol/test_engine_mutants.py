@@ -504,3 +504,16 @@ def test_engine_defaults_name_the_server_and_start_usable() -> None:
         MessageTooLarge, match=exactly("the message is 20 bytes; the server accepts at most 19")
     ):
         engine.prepare(envelope(), CONTENT)
+
+
+def test_transcript_of_the_end_of_a_streamed_data_content() -> None:
+    lines: list[str] = []
+    engine = make_engine(transcript=lines)
+    tx = engine.prepare_streamed(envelope(), b"Subject: x\r\n\r\n", None)
+    engine.start(tx)
+    engine.written()
+    assert feed(engine, b"250 ok\r\n250 ok\r\n354 go\r\n") == [ContentReady(tx)]
+    del lines[:]
+    assert engine.send_chunk(tx, b"Subject: x\r\n\r\nbody\r\n") == CONTENT
+    assert engine.end_content(tx) == b".\r\n"
+    assert lines == ["C: <20 bytes of message content>", "C: ."]
