@@ -297,7 +297,13 @@ class SmtpStream:
         self.broken = True
         try:
             sock = self._stream.extra(SocketAttribute.raw_socket)  # noqa: S610
-            sock.shutdown(socket.SHUT_RDWR)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except TypeError:
+                # uvloop's transport sockets refuse shutdown(): shut the
+                # connection down through a duplicate of the descriptor.
+                with socket.fromfd(sock.fileno(), sock.family, sock.type) as duplicate:
+                    duplicate.shutdown(socket.SHUT_RDWR)
         except (anyio.TypedAttributeLookupError, OSError):
             pass  # no socket, or it is gone already
         self._closed(abandoned=True)
