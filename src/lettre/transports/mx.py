@@ -573,7 +573,7 @@ class MxTransport(BaseTransport):
     ) -> tuple[SendResult, ChannelSecurity]:
         """One transaction with one exchanger address; ``_Failover`` when the next may do better."""
         key = (current_loop(), address, exchanger.name, security)
-        client = self._take_idle(key)
+        client = await self._take_idle(key)
         if client is None:
             tls = {
                 ChannelSecurity.NONE: TlsMode.NONE,
@@ -606,18 +606,18 @@ class MxTransport(BaseTransport):
             await client.aclose()
             raise _Failover(exc) from exc
         except SenderRefused as exc:
-            self._give_back(key, client)
+            await self._give_back(key, client)
             if exc.transient:
                 raise _Failover(exc) from exc
             raise
         except SmtpReplyError:
-            self._give_back(key, client)
+            await self._give_back(key, client)
             raise
         except BaseException:
             await client.aclose()
             raise
         encrypted = client.is_encrypted
-        self._give_back(key, client)
+        await self._give_back(key, client)
         if not encrypted:
             return result, ChannelSecurity.NONE
         if security is ChannelSecurity.DANE and (tlsa is None or not tlsa.usable):
@@ -627,22 +627,26 @@ class MxTransport(BaseTransport):
 
     # ------------------------------------------------------------------ connections
 
-    def _take_idle(self, key: tuple[object, str, str, ChannelSecurity]) -> SmtpClient | None:
+    async def _take_idle(self, key: tuple[object, str, str, ChannelSecurity]) -> SmtpClient | None:
+        """An idle connection of this loop to the address, if one is still fresh."""
         idle = self._idle.get(key)
         now = anyio.current_time()
         while idle:
             client = idle.pop()
             if client.is_usable and now - client.last_used < self._idle_timeout:
                 return client
-            client.abandon()
+            await client.abort()  # expired (or broken) while idle: no QUIT
         return None
 
-    def _give_back(self, key: tuple[object, str, str, ChannelSecurity], client: SmtpClient) -> None:
+    async def _give_back(
+        self, key: tuple[object, str, str, ChannelSecurity], client: SmtpClient
+    ) -> None:
+        """Keep the connection for the next message, or close it (QUIT) if it is not kept."""
         idle = self._idle.setdefault(key, [])
         if client.is_usable and len(idle) < self._max_idle and not self._closed:
             idle.append(client)
         else:
-            client.abandon()
+            await client.aclose()
 
     def for_new_process(self) -> MxTransport:
         """A copy of this transport that shares no connection with it, for a forked child.
