@@ -8,6 +8,7 @@ whose name starts with ``dangerously_``.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 import ssl
 from dataclasses import dataclass, field
@@ -78,6 +79,24 @@ class TlsMode(enum.Enum):
 _PathLike = str | os.PathLike[str]
 
 
+def _check_server_name(name: object) -> None:
+    """Refuse a ``server_name`` that TLS cannot send or check, before any connection."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("server_name must be a non-empty host name")
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return
+    except ValueError:
+        pass
+    try:
+        name.encode("idna")  # what the ssl module does with it, at the handshake
+    except UnicodeError as exc:
+        raise ValueError(
+            f"server_name {name!r} is not a host name TLS can check ({exc}): give the "
+            "name on the server's certificate, for example 'mail.example.com'"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True)
 class TlsParameters:
     """What goes into the ``ssl.SSLContext`` of an SMTP connection.
@@ -138,10 +157,8 @@ class TlsParameters:
             raise ValueError("client_key needs client_cert")
         if self.client_key_password is not None and self.client_cert is None:
             raise ValueError("client_key_password needs client_cert")
-        if self.server_name is not None and (
-            not isinstance(self.server_name, str) or not self.server_name.strip()
-        ):
-            raise ValueError("server_name must be a non-empty host name")
+        if self.server_name is not None:
+            _check_server_name(self.server_name)
         if (
             not self.use_system_trust
             and self.ca_file is None
