@@ -274,7 +274,7 @@ async def _check_mx(resolver: Resolver, domain: str) -> Finding:
     return Finding("MX", Severity.OK, f"bounces go to {names}")
 
 
-async def _check_mta_sts(resolver: Resolver, domain: str, mta_sts: MtaSts | None) -> Finding:
+async def _check_mta_sts(resolver: Resolver, domain: str, mta_sts: MtaSts) -> Finding:
     try:
         texts = await _txt(resolver, f"_mta-sts.{domain}") or []
     except DnsError as exc:
@@ -285,8 +285,6 @@ async def _check_mta_sts(resolver: Resolver, domain: str, mta_sts: MtaSts | None
             Severity.INFO,
             "no MTA-STS policy (mail to the domain may go over unauthenticated TLS)",
         )
-    if mta_sts is None:
-        return Finding("MTA-STS", Severity.INFO, "an MTA-STS record is published (not fetched)")
     policy = await mta_sts.policy(domain, resolver)
     if policy is None:
         return Finding(
