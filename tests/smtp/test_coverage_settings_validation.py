@@ -187,10 +187,16 @@ def test_tls_version_sentinels_in_order_are_accepted() -> None:
 
 def test_empty_ca_data_fails_to_build_the_context_with_the_reason() -> None:
     # ssl raises a ValueError (not an OSError) for empty CA data.
-    with pytest.raises(TlsError, match="cannot build the TLS context: Empty certificate data"):
+    with pytest.raises(
+        TlsError, match="cannot build the TLS context: loading ca_data: Empty certificate data"
+    ):
         TlsParameters(ca_data="").create_context()
 
 
 def test_a_missing_ca_file_gives_the_os_reason() -> None:
-    with pytest.raises(TlsError, match="cannot build the TLS context: No such file or directory"):
+    with pytest.raises(
+        TlsError,
+        match=r"cannot build the TLS context: loading ca_file '/nonexistent/ca\.pem': "
+        r"No such file or directory",
+    ):
         TlsParameters(ca_file="/nonexistent/ca.pem").create_context()

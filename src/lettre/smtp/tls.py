@@ -179,26 +179,36 @@ class TlsParameters:
             TlsError: when a CA or client certificate cannot be loaded (the ssl
                 or OS error is chained).
         """
+        # What is being loaded, for the error: the ssl module does not always say.
+        loading = "the system's trusted certificates"
         try:
             if self.use_system_trust:
                 context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
             else:
                 context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            loading = "the TLS versions"
             context.minimum_version = self.min_version
             if self.max_version is not None:
                 context.maximum_version = self.max_version
             if self.ca_file is not None:
+                loading = f"ca_file {os.fspath(self.ca_file)!r}"
                 context.load_verify_locations(cafile=os.fspath(self.ca_file))
             if self.ca_data is not None:
+                loading = "ca_data"
                 context.load_verify_locations(cadata=self.ca_data)
             if self.client_cert is not None:
+                loading = f"client_cert {os.fspath(self.client_cert)!r}"
+                if self.client_key is not None:
+                    loading += f" with client_key {os.fspath(self.client_key)!r}"
                 context.load_cert_chain(
                     os.fspath(self.client_cert),
                     os.fspath(self.client_key) if self.client_key is not None else None,
                     self.client_key_password,
                 )
         except (ssl.SSLError, OSError, ValueError) as exc:
-            raise TlsError(f"cannot build the TLS context: {_describe(exc)}") from exc
+            raise TlsError(
+                f"cannot build the TLS context: loading {loading}: {_describe(exc)}"
+            ) from exc
         if self.dangerously_skip_verification:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
