@@ -35,7 +35,7 @@ test: lint typecheck coverage docs
 # pyproject.toml), then the gates, in percent of branches and lines: protocol/ and message/
 # whole, the package just under the level reached so far (tests/README.md; the aim is 97).
 MESSAGE_COVERAGE_MIN ?= 100
-COVERAGE_MIN ?= 94
+COVERAGE_MIN ?= 97
 coverage: $(STAMP)
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest -q
