@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from lettre.protocol import NEED_DATA, ClientConnection, ClientState, Reply
+from lettre.envelope import Envelope
+from lettre.protocol import NEED_DATA, ClientConnection, ClientState, Ehlo, Reply
+from lettre.protocol.transactions import ContentReady, Replied, TransactionDone, TransactionEngine
+
+EngineEvent = ContentReady | TransactionDone | Replied
 
 EHLO_ALL = (
     b"250-mx.example greets client.example\r\n"
@@ -57,8 +61,6 @@ def reply(conn: ClientConnection, data: bytes) -> Reply:
 
 def connect(ehlo_reply: bytes | None = EHLO_ALL) -> ClientConnection:
     """A connection past the greeting and (unless None) a positive EHLO."""
-    from lettre.protocol import Ehlo
-
     conn = ClientConnection()
     assert reply(conn, b"220 mx.example ESMTP\r\n").code == 220
     if ehlo_reply is not None:
@@ -84,3 +86,50 @@ def unstuff(encoded: bytes) -> bytes:
 def exactly(text: str) -> str:
     """A ``match=`` pattern for an error message that must be ``text`` and nothing else."""
     return f"^{re.escape(text)}$"
+
+
+# ------------------------------------------------------------ transaction engine
+
+
+def ehlo_reply(keywords: tuple[str, ...]) -> bytes:
+    """A positive EHLO reply from ``mx`` announcing ``keywords``, one per line."""
+    lines = ["mx", *keywords]
+    return b"".join(
+        f"250{'-' if i < len(lines) - 1 else ' '}{line}\r\n".encode()
+        for i, line in enumerate(lines)
+    )
+
+
+def session(keywords: tuple[str, ...]) -> ClientConnection:
+    """A connection past the greeting and a positive EHLO announcing ``keywords``."""
+    conn = ClientConnection()
+    conn.receive_data(b"220 mx ESMTP\r\n")
+    greeting = conn.next_event()
+    assert greeting is not NEED_DATA
+    assert greeting.code == 220
+    assert conn.send(Ehlo("client.example")) == b"EHLO client.example\r\n"
+    conn.receive_data(ehlo_reply(keywords))
+    ehlo = conn.next_event()
+    assert ehlo is not NEED_DATA
+    assert ehlo.code == 250
+    assert conn.state is ClientState.READY
+    return conn
+
+
+def envelope(*recipients: str, **dsn: object) -> Envelope:
+    """From ``a@example.com`` to ``recipients`` (``b@example.com`` when none)."""
+    return Envelope("a@example.com", recipients or ["b@example.com"], **dsn)  # type: ignore[arg-type]
+
+
+def engine_events(engine: TransactionEngine) -> list[EngineEvent]:
+    """Every event the engine has now, until it needs more data."""
+    out: list[EngineEvent] = []
+    while (event := engine.next_event()) is not NEED_DATA:
+        out.append(event)
+    return out
+
+
+def engine_feed(engine: TransactionEngine, data: bytes) -> list[EngineEvent]:
+    """Hand the engine ``data`` and return the events it then has."""
+    engine.receive_data(data)
+    return engine_events(engine)

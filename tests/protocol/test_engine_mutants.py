@@ -11,7 +11,9 @@ transaction), ``protocol/transcript.py`` (the DEBUG transcript),
 from __future__ import annotations
 
 import pytest
-from protocol_support import exactly
+from protocol_support import ehlo_reply, envelope, exactly, session
+from protocol_support import engine_events as events
+from protocol_support import engine_feed as feed
 
 from lettre.envelope import Envelope
 from lettre.errors import (
@@ -24,7 +26,7 @@ from lettre.errors import (
     ServerDisconnected,
     SmtpTimeoutError,
 )
-from lettre.protocol import NEED_DATA, ClientConnection, ClientState, Ehlo, Noop, Rcpt, Reply
+from lettre.protocol import NEED_DATA, ClientConnection, Ehlo, Noop, Rcpt, Reply
 from lettre.protocol.commands import Lhlo
 from lettre.protocol.extensions import Capabilities
 from lettre.protocol.mail import nul_error, prepare_transaction
@@ -38,31 +40,9 @@ from lettre.protocol.transactions import (
 from lettre.protocol.transcript import reply_transcript
 from lettre.results import SendResult
 
-Event = ContentReady | TransactionDone | Replied
-
 CONTENT = b"Subject: x\r\n\r\nbody\r\n"  # 20 octets
 RCPT_B = b"RCPT TO:<b@example.com>\r\n"
 DATA = b"DATA\r\n"
-
-
-def ehlo_reply(keywords: tuple[str, ...]) -> bytes:
-    lines = ["mx", *keywords]
-    return b"".join(
-        f"250{'-' if i < len(lines) - 1 else ' '}{line}\r\n".encode()
-        for i, line in enumerate(lines)
-    )
-
-
-def session(keywords: tuple[str, ...]) -> ClientConnection:
-    """A connection past the greeting and a positive EHLO announcing ``keywords``."""
-    conn = ClientConnection()
-    conn.receive_data(b"220 mx ESMTP\r\n")
-    assert conn.next_event() is not NEED_DATA
-    conn.send(Ehlo("client.example"))
-    conn.receive_data(ehlo_reply(keywords))
-    assert conn.next_event() is not NEED_DATA
-    assert conn.state is ClientState.READY
-    return conn
 
 
 def make_engine(
@@ -79,22 +59,6 @@ def caps(keywords: tuple[str, ...]) -> Capabilities:
     capabilities = session(keywords).capabilities
     assert capabilities is not None
     return capabilities
-
-
-def envelope(*recipients: str) -> Envelope:
-    return Envelope("a@example.com", list(recipients) or ["b@example.com"])
-
-
-def events(engine: TransactionEngine) -> list[Event]:
-    out: list[Event] = []
-    while (event := engine.next_event()) is not NEED_DATA:
-        out.append(event)
-    return out
-
-
-def feed(engine: TransactionEngine, data: bytes) -> list[Event]:
-    engine.receive_data(data)
-    return events(engine)
 
 
 # --------------------------------------------------------------------- mail.py

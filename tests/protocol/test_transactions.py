@@ -12,7 +12,9 @@ and the commands the engine sends on its own (RSET, lock-step RCPT/DATA).
 from __future__ import annotations
 
 import pytest
-from protocol_support import exactly
+from protocol_support import ehlo_reply, envelope, exactly, session
+from protocol_support import engine_events as events
+from protocol_support import engine_feed as feed
 
 from lettre.envelope import Envelope
 from lettre.errors import (
@@ -76,30 +78,6 @@ LOCK_STEP_CHUNKING = ("CHUNKING", "SIZE 1000")
 CLOSED_421 = "mx:25 closed the connection (421) before it read this message; nothing was delivered"
 
 
-def ehlo_reply(keywords: tuple[str, ...]) -> bytes:
-    lines = ["mx", *keywords]
-    return b"".join(
-        f"250{'-' if i < len(lines) - 1 else ' '}{line}\r\n".encode()
-        for i, line in enumerate(lines)
-    )
-
-
-def session(keywords: tuple[str, ...] = FULL) -> ClientConnection:
-    """A connection past the greeting and a positive EHLO announcing ``keywords``."""
-    conn = ClientConnection()
-    conn.receive_data(b"220 mx ESMTP\r\n")
-    greeting = conn.next_event()
-    assert greeting is not NEED_DATA
-    assert greeting.code == 220
-    assert conn.send(Ehlo("client.example")) == b"EHLO client.example\r\n"
-    conn.receive_data(ehlo_reply(keywords))
-    ehlo = conn.next_event()
-    assert ehlo is not NEED_DATA
-    assert ehlo.code == 250
-    assert conn.state is ClientState.READY
-    return conn
-
-
 def make_engine(
     keywords: tuple[str, ...] = FULL,
     *,
@@ -112,23 +90,6 @@ def make_engine(
         peer="mx:25",
         transcript=None if transcript is None else transcript.append,
     )
-
-
-def envelope(*recipients: str, **dsn: object) -> Envelope:
-    return Envelope("a@example.com", recipients or ["b@example.com"], **dsn)  # type: ignore[arg-type]
-
-
-def events(engine: TransactionEngine) -> list[Event]:
-    """Every event the engine has now, until it needs more data."""
-    out: list[Event] = []
-    while (event := engine.next_event()) is not NEED_DATA:
-        out.append(event)
-    return out
-
-
-def feed(engine: TransactionEngine, data: bytes) -> list[Event]:
-    engine.receive_data(data)
-    return events(engine)
 
 
 def client_lines(transcript: list[str]) -> list[str]:
