@@ -7,11 +7,12 @@ share port 25. Nothing here reaches beyond the machine.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
-from direct_support import MxServers, PolicyServer
+from direct_support import PolicyServer
+from direct_support import dns_server as dns_server  # noqa: PLC0414 - shared fixture
+from direct_support import mx_servers as mx_servers  # noqa: PLC0414 - shared fixture
 from dns_server import DnsServer
 
 from lettre.dns.resolver import Resolver
@@ -19,33 +20,9 @@ from servers import TlsMaterial
 
 
 @pytest.fixture
-def dns_server() -> Iterator[DnsServer]:
-    """A DNS server with no records yet; each test adds its own."""
-    with DnsServer() as server:
-        yield server
-
-
-@pytest.fixture
 def resolver(dns_server: DnsServer) -> Resolver:
     """A resolver that asks only the test DNS server (short timeout)."""
     return Resolver(["127.0.0.1"], port=dns_server.port, timeout=2.0)
-
-
-def _shared_port() -> int:
-    """A port free on 127.0.0.2 (and, almost surely, on the other loopback addresses)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.2", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def mx_servers(tls_material: TlsMaterial) -> Iterator[MxServers]:
-    """Starts aiosmtpd exchangers on 127.0.0.x and one shared port; stops them after the test."""
-    servers = MxServers(_shared_port(), tls_material)
-    try:
-        yield servers
-    finally:
-        servers.stop()
 
 
 #: The domains whose policy host names the policy server's certificate covers.

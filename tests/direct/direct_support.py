@@ -1,23 +1,42 @@
-"""SMTP exchangers on loopback addresses for the direct-delivery tests."""
+"""SMTP exchangers on loopback addresses for the direct-delivery tests.
+
+The fixtures (``dns_server``, ``mx_servers``) are imported by the conftest files
+of the tests that deliver directly.
+"""
 
 from __future__ import annotations
 
 import http.server
+import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from anyio.abc import SocketStream
+from dns_server import DnsServer
 
+from lettre.transports.mx import MxTransport
 from servers import SERVER_NAME, RecordingHandler, TlsMaterial
 
-__all__ = ["MxServers", "PolicyServer", "greeting_server"]
+__all__ = [
+    "HELLO",
+    "MxServers",
+    "PolicyServer",
+    "dns_server",
+    "greeting_server",
+    "mx_servers",
+    "mx_transport",
+]
+
+HELLO = "sender.lettre.test"
+"""The name the transports under test say hello with."""
 
 
 class _Controller(Controller):
@@ -189,3 +208,42 @@ class PolicyServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(10)
+
+
+def mx_transport(dns_server: DnsServer, mx_servers: MxServers, **kwargs: object) -> MxTransport:
+    """An MxTransport that asks ``dns_server`` and delivers on ``mx_servers``' port."""
+    return MxTransport(
+        hello_name=HELLO,
+        nameservers=["127.0.0.1"],
+        dns_port=dns_server.port,
+        port=mx_servers.port,
+        timeout=5.0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DnsServer]:
+    """A DNS server with no records yet; each test adds its own."""
+    with DnsServer() as server:
+        yield server
+
+
+def _shared_port() -> int:
+    """A port free on 127.0.0.2 (and, almost surely, on the other loopback addresses)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.2", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def mx_servers(tls_material: TlsMaterial) -> Iterator[MxServers]:
+    """Starts aiosmtpd exchangers on 127.0.0.x and one shared port; stops them after the test."""
+    servers = MxServers(_shared_port(), tls_material)
+    try:
+        yield servers
+    finally:
+        servers.stop()

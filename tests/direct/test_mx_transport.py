@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from direct_support import MxServers, greeting_server
+from direct_support import HELLO, MxServers, greeting_server, mx_transport
 from dns_server import DnsServer
 
 from lettre import Message
@@ -15,8 +15,6 @@ from lettre.transports.mx import ChannelSecurity, MxSendResult, MxTransport
 from servers import RecordingHandler
 
 pytestmark = pytest.mark.anyio
-
-HELLO = "sender.lettre.test"
 
 
 class _CountingHandler(RecordingHandler):
@@ -28,17 +26,6 @@ class _CountingHandler(RecordingHandler):
         session.host_name = hostname  # what aiosmtpd's own EHLO would have done
         self.commands.append("EHLO")
         return responses
-
-
-def _transport(dns_server: DnsServer, mx_servers: MxServers, **kwargs: object) -> MxTransport:
-    return MxTransport(
-        hello_name=HELLO,
-        nameservers=["127.0.0.1"],
-        dns_port=dns_server.port,
-        port=mx_servers.port,
-        timeout=5.0,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def _message(*to: str) -> Message:
@@ -66,7 +53,7 @@ async def test_delivers_to_the_preferred_exchanger_with_opportunistic_tls(
     # The certificate is for another name: opportunistic TLS does not check it.
     first = mx_servers.start("127.0.0.2", cert_names=("not-mx1.other.test",))
     second = mx_servers.start("127.0.0.3")
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         result = await transport.send(_message("bob@a.test"))
     assert isinstance(result, MxSendResult)
     assert result.accepted == ("bob@a.test",)
@@ -90,7 +77,7 @@ async def test_plain_text_when_the_exchanger_offers_no_starttls(
 ) -> None:
     dns_server.add("a.test. 300 IN MX 10 mx1.a.test.\nmx1.a.test. 300 IN A 127.0.0.2")
     handler = mx_servers.start("127.0.0.2", starttls=False)
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         result = await transport.send(_message("bob@a.test"))
     assert result.deliveries[0].security is ChannelSecurity.NONE
     assert not handler.messages[0].tls
@@ -113,7 +100,7 @@ async def test_fails_over_to_the_next_exchanger(
     third = mx_servers.start("127.0.0.4")
     async with (
         greeting_server("127.0.0.3", mx_servers.port, b"421 4.3.2 busy, try later\r\n") as accepted,
-        _transport(dns_server, mx_servers) as transport,
+        mx_transport(dns_server, mx_servers) as transport,
     ):
         result = await transport.send(_message("bob@a.test"))
     assert accepted == [1]
@@ -138,7 +125,7 @@ async def test_required_tls_fails_over_then_fails_transiently(
     )
     mx_servers.start("127.0.0.2", starttls=False)
     second = mx_servers.start("127.0.0.3")
-    async with _transport(dns_server, mx_servers, tls="starttls") as transport:
+    async with mx_transport(dns_server, mx_servers, tls="starttls") as transport:
         with pytest.raises(DeliveryError) as info:
             await transport.send(_message("bob@a.test"))
     # TLS required: 127.0.0.2 has no STARTTLS, 127.0.0.3's certificate is
@@ -159,7 +146,7 @@ async def test_required_tls_with_a_valid_certificate(
     dns_server.add("a.test. 300 IN MX 10 mx1.a.test.\nmx1.a.test. 300 IN A 127.0.0.2")
     handler = mx_servers.start("127.0.0.2", cert_names=("mx1.a.test",))
     params = TlsParameters(ca_data=mx_servers.tls_material.ca_pem, use_system_trust=False)
-    async with _transport(
+    async with mx_transport(
         dns_server, mx_servers, tls="starttls", tls_parameters=params
     ) as transport:
         result = await transport.send(_message("bob@a.test"))
@@ -179,7 +166,7 @@ async def test_one_transaction_per_domain(dns_server: DnsServer, mx_servers: MxS
     a = mx_servers.start("127.0.0.2")
     b = mx_servers.start("127.0.0.3")
     message = _message("one@a.test", "x@c.test", "bob@b.test", "two@a.test")
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         result = await transport.send(message)
     assert [m.rcpt_tos for m in a.messages] == [["one@a.test", "two@a.test"]]
     assert [m.rcpt_tos for m in b.messages] == [["bob@b.test"]]  # implicit MX
@@ -203,7 +190,7 @@ async def test_null_mx_refuses_without_connecting(
     dns_server.add("c.test. 300 IN MX 0 .\nc.test. 300 IN A 127.0.0.2")
     async with (
         greeting_server("127.0.0.2", mx_servers.port, b"220 hi\r\n") as accepted,
-        _transport(dns_server, mx_servers) as transport,
+        mx_transport(dns_server, mx_servers) as transport,
     ):
         with pytest.raises(DeliveryError, match="null MX") as info:
             await transport.send(_message("x@c.test"))
@@ -222,7 +209,7 @@ async def test_a_refused_recipient_is_final(dns_server: DnsServer, mx_servers: M
     )
     first = mx_servers.start("127.0.0.2", handler=RecordingHandler(refuse=["nobody@a.test"]))
     second = mx_servers.start("127.0.0.3")
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         result = await transport.send(_message("bob@a.test", "nobody@a.test"))
         with pytest.raises(DeliveryError) as info:
             await transport.send(_message("nobody@a.test"))
@@ -241,7 +228,7 @@ async def test_transient_dns_failure_is_reported_per_domain(
     dns_server.add("a.test. 300 IN MX 10 mx.a.test.\nmx.a.test. 300 IN A 127.0.0.2")
     dns_server.servfail("broken.test")
     mx_servers.start("127.0.0.2")
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         result = await transport.send(_message("bob@a.test", "eve@broken.test"))
         with pytest.raises(DeliveryError) as info:
             await transport.send(_message("eve@broken.test"))
@@ -256,7 +243,7 @@ async def test_connections_are_reused_across_messages(
 ) -> None:
     dns_server.add("a.test. 300 IN MX 10 mx.a.test.\nmx.a.test. 300 IN A 127.0.0.2")
     handler = mx_servers.start("127.0.0.2", starttls=False, handler=_CountingHandler())
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         for _ in range(3):
             await transport.send(_message("bob@a.test"))
     assert len(handler.messages) == 3
@@ -269,7 +256,7 @@ async def test_send_raw_with_an_explicit_envelope(
 ) -> None:
     dns_server.add("a.test. 300 IN MX 10 mx.a.test.\nmx.a.test. 300 IN A 127.0.0.2")
     handler = mx_servers.start("127.0.0.2")
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         result = await transport.send_raw(
             Envelope("", ["bob@a.test"]), b"Subject: bounce\r\n\r\nbody\r\n"
         )
@@ -298,7 +285,7 @@ async def test_for_new_process_shares_no_connection(
 ) -> None:
     dns_server.add("a.test. 300 IN MX 10 mx.a.test.\nmx.a.test. 300 IN A 127.0.0.2")
     handler = mx_servers.start("127.0.0.2", starttls=False, handler=_CountingHandler())
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         await transport.send(_message("bob@a.test"))
         child = transport.for_new_process()
         assert child is not transport

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from direct_support import MxServers
+from direct_support import HELLO, MxServers, mx_transport
 from dns_server import DnsServer
 
 from lettre import Message
@@ -17,25 +17,12 @@ from lettre.errors import DeliveryError, SenderRefused, SmtpReplyError
 from lettre.transports.mx import ChannelSecurity, MxTransport
 from servers import RecordingHandler
 
-HELLO = "sender.lettre.test"
-
 TWO_EXCHANGERS = """
 a.test. 300 IN MX 10 mx1.a.test.
 a.test. 300 IN MX 20 mx2.a.test.
 mx1.a.test. 300 IN A 127.0.0.2
 mx2.a.test. 300 IN A 127.0.0.3
 """
-
-
-def _transport(dns_server: DnsServer, mx_servers: MxServers, **kwargs: object) -> MxTransport:
-    return MxTransport(
-        hello_name=HELLO,
-        nameservers=["127.0.0.1"],
-        dns_port=dns_server.port,
-        port=mx_servers.port,
-        timeout=5.0,
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def _message(*to: str) -> Message:
@@ -74,7 +61,7 @@ async def test_plain_smtp_and_the_delivery_of_each_recipient(
     )
     first = mx_servers.start("127.0.0.2")
     second = mx_servers.start("127.0.0.3")
-    async with _transport(dns_server, mx_servers, tls="none") as transport:
+    async with mx_transport(dns_server, mx_servers, tls="none") as transport:
         result = await transport.send(_message("bob@a.test", "carol@b.test"))
     assert not first.messages[0].tls
     assert [m.rcpt_tos for m in second.messages] == [["carol@b.test"]]
@@ -92,7 +79,7 @@ async def test_a_sender_refused_for_now_goes_to_the_next_exchanger(
     dns_server.add(TWO_EXCHANGERS)
     busy = mx_servers.start("127.0.0.2", handler=RecordingHandler(mail_reply="451 4.3.0 Busy"))
     second = mx_servers.start("127.0.0.3")
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         result = await transport.send(_message("bob@a.test"))
     assert result.accepted == ("bob@a.test",)
     assert [m.rcpt_tos for m in second.messages] == [["bob@a.test"]]
@@ -120,7 +107,7 @@ async def test_a_final_refusal_is_not_tried_elsewhere(
     dns_server.add(TWO_EXCHANGERS)
     mx_servers.start("127.0.0.2", handler=handler)
     second = mx_servers.start("127.0.0.3")
-    async with _transport(dns_server, mx_servers) as transport:
+    async with mx_transport(dns_server, mx_servers) as transport:
         with pytest.raises(DeliveryError) as info:
             await transport.send(_message("bob@a.test"))
     assert second.messages == []
@@ -158,7 +145,7 @@ async def test_connections_it_does_not_keep(
 ) -> None:
     dns_server.add("a.test. 300 IN MX 10 mx1.a.test.\nmx1.a.test. 300 IN A 127.0.0.2")
     handler = mx_servers.start("127.0.0.2", starttls=False, handler=_ConnectionsHandler())
-    async with _transport(dns_server, mx_servers, **keep) as transport:
+    async with mx_transport(dns_server, mx_servers, **keep) as transport:
         await transport.send(_message("bob@a.test"))
         await transport.send(_message("carol@a.test"))
     assert len(handler.messages) == 2
@@ -177,7 +164,7 @@ def test_connections_of_an_ended_loop_are_let_go(
 ) -> None:
     dns_server.add("a.test. 300 IN MX 10 mx1.a.test.\nmx1.a.test. 300 IN A 127.0.0.2")
     handler = mx_servers.start("127.0.0.2", starttls=False, handler=_ConnectionsHandler())
-    transport = _transport(dns_server, mx_servers)
+    transport = mx_transport(dns_server, mx_servers)
 
     async def send(to: str) -> None:
         await transport.send(_message(to))

@@ -2,14 +2,12 @@
 
 The SES, direct-delivery and HTTP API stand-ins live with their own tests;
 their support modules are imported from there (their directories are put on
-``sys.path``), the fixtures that start moto and the HTTP API stand-in with
-them. The direct-delivery fixtures live in ``tests/direct/conftest.py``, which
-cannot be imported: they are made here again.
+``sys.path``), the fixtures that start moto, the HTTP API stand-in, the DNS
+server and the exchangers on 127.0.0.x with them.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,15 +22,14 @@ for _sub in ("ses", "direct", "transports/http"):
 
 from api_server import api as api  # noqa: E402, PLC0414 - shared fixture
 from api_server import api_server_session as api_server_session  # noqa: E402, PLC0414
-from direct_support import MxServers  # noqa: E402
-from dns_server import DnsServer  # noqa: E402
+from direct_support import dns_server as dns_server  # noqa: E402, PLC0414 - shared fixture
+from direct_support import mx_servers as mx_servers  # noqa: E402, PLC0414 - shared fixture
 from observability_support import Otel, Recorder  # noqa: E402
 from ses_support import aws_environment as aws_environment  # noqa: E402, PLC0414
 from ses_support import moto as moto  # noqa: E402, PLC0414 - shared fixture
 from ses_support import moto_server as moto_server  # noqa: E402, PLC0414
 
 import lettre.hooks  # noqa: E402
-from servers import TlsMaterial  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -61,24 +58,3 @@ def otel() -> Iterator[Otel]:
         yield handle
     finally:
         handle.shutdown()
-
-
-# -- direct delivery: a DNS server and exchangers on 127.0.0.x -------------------------------
-
-
-@pytest.fixture
-def dns_server() -> Iterator[DnsServer]:
-    with DnsServer() as server:
-        yield server
-
-
-@pytest.fixture
-def mx_servers(tls_material: TlsMaterial) -> Iterator[MxServers]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.2", 0))
-        port = int(sock.getsockname()[1])
-    servers = MxServers(port, tls_material)
-    try:
-        yield servers
-    finally:
-        servers.stop()
