@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from anyio.abc import ByteStream
+
 from lettre.envelope import Envelope
 from lettre.smtp.client import SmtpClient
 from lettre.smtp.settings import SmtpSettings
@@ -45,3 +47,19 @@ async def connected(server: AiosmtpdServer | ScriptedServer, **kwargs: Any) -> S
     client = SmtpClient(settings_for(server, **kwargs))
     await client.connect()
     return client
+
+
+async def read_exactly(stream: ByteStream, size: int) -> bytes:
+    """Receive exactly ``size`` bytes from ``stream``."""
+    data = b""
+    while len(data) < size:
+        data += await stream.receive(size - len(data))
+    return data
+
+
+async def read_until(stream: ByteStream, end: bytes) -> bytes:
+    """Receive from ``stream`` one byte at a time until the data ends with ``end``."""
+    data = b""
+    while not data.endswith(end):
+        data += await stream.receive(1)
+    return data

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 from anyio.abc import ByteStream, SocketAttribute
+from smtp_support import read_exactly, read_until
 
 from lettre import TlsMode
 from lettre.errors import SmtpConnectError
@@ -29,20 +30,6 @@ from servers import serve_tcp
 TARGET = "smtp.proxy-only.test"
 
 Handshake = Callable[[ByteStream], Awaitable[None]]
-
-
-async def _read_exactly(stream: ByteStream, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        data += await stream.receive(size - len(data))
-    return data
-
-
-async def _read_until(stream: ByteStream, end: bytes) -> bytes:
-    data = b""
-    while not data.endswith(end):
-        data += await stream.receive(1)
-    return data
 
 
 async def _connect_through(
@@ -69,14 +56,26 @@ async def _connect_through(
 
 async def _socks5_greeting(client: ByteStream) -> bytes:
     """Read the client's SOCKS5 greeting; the methods it offers."""
-    head = await _read_exactly(client, 2)
+    head = await read_exactly(client, 2)
     assert head[0] == 5
-    return await _read_exactly(client, head[1])
+    return await read_exactly(client, head[1])
 
 
 async def _socks5_request(client: ByteStream) -> None:
-    head = await _read_exactly(client, 5)  # VER CMD RSV ATYP=3 LEN
-    await _read_exactly(client, head[4] + 2)
+    head = await read_exactly(client, 5)  # VER CMD RSV ATYP=3 LEN
+    await read_exactly(client, head[4] + 2)
+
+
+def _socks5_answering(code: int) -> Handshake:
+    """A SOCKS5 proxy that asks for no authentication and answers the request with ``code``."""
+
+    async def answer(client: ByteStream) -> None:
+        await _socks5_greeting(client)
+        await client.send(b"\x05\x00")  # no authentication
+        await _socks5_request(client)
+        await client.send(bytes([5, code]) + b"\x00\x01" + bytes(6))  # bound to 0.0.0.0:0
+
+    return answer
 
 
 # --------------------------------------------------------------------------- SOCKS5
@@ -87,11 +86,11 @@ async def test_socks5_refusing_the_password_is_a_permanent_error() -> None:
     async def refuse(client: ByteStream) -> None:
         assert b"\x02" in await _socks5_greeting(client)
         await client.send(b"\x05\x02")  # user name and password, please
-        version, ulen = await _read_exactly(client, 2)
+        version, ulen = await read_exactly(client, 2)
         assert version == 1
-        assert (await _read_exactly(client, ulen)) == b"proxyuser"
-        (plen,) = await _read_exactly(client, 1)
-        await _read_exactly(client, plen)
+        assert (await read_exactly(client, ulen)) == b"proxyuser"
+        (plen,) = await read_exactly(client, 1)
+        await read_exactly(client, plen)
         await client.send(b"\x01\x01")  # failure
 
     error = await _connect_through(refuse, "socks5", "proxyuser:pr0xy-s3cret@")
@@ -123,26 +122,14 @@ async def test_socks5_accepting_no_offered_method_is_a_permanent_error(
 
 @pytest.mark.anyio
 async def test_socks5_rules_refusing_the_connection_is_permanent() -> None:
-    async def forbid(client: ByteStream) -> None:
-        await _socks5_greeting(client)
-        await client.send(b"\x05\x00")
-        await _socks5_request(client)
-        await client.send(b"\x05\x02\x00\x01\x00\x00\x00\x00\x00\x00")
-
-    error = await _connect_through(forbid, "socks5")
+    error = await _connect_through(_socks5_answering(0x02), "socks5")  # not allowed by rules
     assert "the proxy's rules do not allow the connection" in str(error)
     assert not error.transient
 
 
 @pytest.mark.anyio
 async def test_socks5_reply_code_outside_the_rfc_is_reported_as_a_failed_handshake() -> None:
-    async def strange(client: ByteStream) -> None:
-        await _socks5_greeting(client)
-        await client.send(b"\x05\x00")
-        await _socks5_request(client)
-        await client.send(b"\x05\x42\x00\x01\x00\x00\x00\x00\x00\x00")
-
-    error = await _connect_through(strange, "socks5")
+    error = await _connect_through(_socks5_answering(0x42), "socks5")
     assert "the SOCKS5 handshake failed (" in str(error)
     assert "0X42" in str(error).upper()
 
@@ -151,10 +138,10 @@ async def test_socks5_reply_code_outside_the_rfc_is_reported_as_a_failed_handsha
 
 
 async def _socks4a_request(client: ByteStream) -> None:
-    head = await _read_exactly(client, 8)
+    head = await read_exactly(client, 8)
     assert head[:2] == b"\x04\x01"
-    await _read_until(client, b"\x00")  # user id
-    await _read_until(client, b"\x00")  # host name
+    await read_until(client, b"\x00")  # user id
+    await read_until(client, b"\x00")  # host name
 
 
 @pytest.mark.anyio
@@ -186,7 +173,7 @@ async def test_socks4a_refusing_the_user_id_names_it_and_is_permanent() -> None:
 @pytest.mark.anyio
 async def test_http_answer_without_end_is_cut_at_the_bound() -> None:
     async def endless(client: ByteStream) -> None:
-        await _read_until(client, b"\r\n\r\n")
+        await read_until(client, b"\r\n\r\n")
         await client.send(b"HTTP/1.1 200 OK\r\n")
         header = b"X-Padding: " + b"a" * 1000 + b"\r\n"
         try:
@@ -203,7 +190,7 @@ async def test_http_answer_without_end_is_cut_at_the_bound() -> None:
 @pytest.mark.anyio
 async def test_http_proxy_resetting_the_connection_is_a_broken_tunnel() -> None:
     async def reset(client: ByteStream) -> None:
-        await _read_until(client, b"\r\n\r\n")
+        await read_until(client, b"\r\n\r\n")
         sock = client.extra(SocketAttribute.raw_socket)
         # Linger 0: closing sends a reset, not an orderly end.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

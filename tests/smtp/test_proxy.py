@@ -30,7 +30,7 @@ from urllib.parse import quote
 import anyio
 import pytest
 from anyio.abc import ByteStream
-from smtp_support import HELLO, envelope, message_bytes
+from smtp_support import HELLO, envelope, message_bytes, read_exactly, read_until
 
 from lettre import SmtpTransport, TlsMode
 from lettre.errors import AuthenticationError, SmtpConnectError, SmtpTimeoutError, TlsError
@@ -244,20 +244,6 @@ async def _relay(client: ByteStream, upstream: ByteStream) -> None:
     async with upstream, anyio.create_task_group() as tg:
         tg.start_soon(_pump(client, upstream))
         tg.start_soon(_pump(upstream, client))
-
-
-async def _read_exactly(stream: ByteStream, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        data += await stream.receive(size - len(data))
-    return data
-
-
-async def _read_until(stream: ByteStream, end: bytes) -> bytes:
-    data = b""
-    while not data.endswith(end):
-        data += await stream.receive(1)
-    return data
 
 
 @asynccontextmanager
@@ -636,11 +622,11 @@ async def test_a_socks5_proxy_that_cannot_reach_the_server(plain_server: Aiosmtp
     requests: list[bytes] = []
 
     async def refuse(client: ByteStream) -> None:
-        greeting = await _read_exactly(client, 2)
-        await _read_exactly(client, greeting[1])
+        greeting = await read_exactly(client, 2)
+        await read_exactly(client, greeting[1])
         await client.send(b"\x05\x00")  # no authentication
-        head = await _read_exactly(client, 5)  # VER CMD RSV ATYP=3 LEN
-        requests.append(head + await _read_exactly(client, head[4] + 2))
+        head = await read_exactly(client, 5)  # VER CMD RSV ATYP=3 LEN
+        requests.append(head + await read_exactly(client, head[4] + 2))
         await client.send(b"\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00")  # connection refused
 
     async def handshake(client: ByteStream) -> None:
@@ -669,12 +655,12 @@ async def test_socks4a_sends_the_name_for_the_proxy_to_resolve(
     seen: list[tuple[str, str]] = []
 
     async def socks4a(client: ByteStream) -> ByteStream:
-        head = await _read_exactly(client, 8)  # VN CD DSTPORT DSTIP
+        head = await read_exactly(client, 8)  # VN CD DSTPORT DSTIP
         assert head[:2] == b"\x04\x01"
         assert head[4:7] == b"\x00\x00\x00"  # 0.0.0.x (x > 0): a name follows
         assert head[7] != 0
-        user_id = (await _read_until(client, b"\x00"))[:-1].decode()
-        name = (await _read_until(client, b"\x00"))[:-1].decode()
+        user_id = (await read_until(client, b"\x00"))[:-1].decode()
+        name = (await read_until(client, b"\x00"))[:-1].decode()
         seen.append((user_id, name))
         upstream = await _connect_by_name(name, int.from_bytes(head[2:4], "big"))
         await client.send(b"\x00\x5a" + head[2:8])
@@ -694,12 +680,12 @@ async def test_http_connect_keeps_a_greeting_sent_with_the_200(
     requests: list[bytes] = []
 
     async def eager(client: ByteStream) -> ByteStream:
-        request = await _read_until(client, b"\r\n\r\n")
+        request = await read_until(client, b"\r\n\r\n")
         requests.append(request)
         authority = request.split(b" ")[1].decode()
         name, _, port = authority.rpartition(":")
         upstream = await _connect_by_name(name, int(port))
-        greeting = await _read_until(upstream, b"\r\n")
+        greeting = await read_until(upstream, b"\r\n")
         # The answer and the server's greeting in one write: a client that
         # reads the answer with one large read loses the greeting.
         await client.send(b"HTTP/1.1 200 Connection established\r\n\r\n" + greeting)
@@ -756,7 +742,7 @@ async def test_an_http_proxy_that_cannot_reach_the_server(pproxy: Pproxy, closed
 )
 async def test_http_proxy_refusals(answer: bytes, expected: str, transient: bool) -> None:
     async def refuse(client: ByteStream) -> None:
-        await _read_until(client, b"\r\n\r\n")
+        await read_until(client, b"\r\n\r\n")
         await client.send(answer + b"\r\nContent-Length: 0\r\n\r\n")
 
     async with relay_proxy(refuse) as port:
