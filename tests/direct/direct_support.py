@@ -22,6 +22,8 @@ from aiosmtpd.smtp import SMTP
 from anyio.abc import SocketStream
 from dns_server import DnsServer
 
+from lettre.dns.mta_sts import MemoryPolicyCache, MtaSts
+from lettre.smtp.tls import TlsParameters
 from lettre.transports.mx import MxTransport
 from servers import SERVER_NAME, RecordingHandler, TlsMaterial
 
@@ -31,6 +33,7 @@ __all__ = [
     "PolicyServer",
     "dns_server",
     "greeting_server",
+    "mta_sts_for",
     "mx_servers",
     "mx_transport",
 ]
@@ -219,6 +222,16 @@ def mx_transport(dns_server: DnsServer, mx_servers: MxServers, **kwargs: object)
         port=mx_servers.port,
         timeout=5.0,
         **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def mta_sts_for(policy_server: PolicyServer, tls_material: TlsMaterial) -> MtaSts:
+    """An MtaSts that fetches from ``policy_server`` (trusting only the test CA), cache empty."""
+    return MtaSts(
+        tls_parameters=TlsParameters(ca_data=tls_material.ca_pem, use_system_trust=False),
+        port=policy_server.port,
+        timeout=3.0,
+        cache=MemoryPolicyCache(),
     )
 
 

@@ -8,14 +8,12 @@ import textwrap
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from direct_support import PolicyServer
+from direct_support import PolicyServer, mta_sts_for
 from dns_server import DnsServer
 
 from lettre.dkim import DkimSigner
 from lettre.dns import Finding, Severity, check_sender_domain
-from lettre.dns.mta_sts import MemoryPolicyCache, MtaSts
 from lettre.dns.resolver import Resolver
-from lettre.smtp.tls import TlsParameters
 from servers import TlsMaterial
 
 pytestmark = pytest.mark.anyio
@@ -157,15 +155,6 @@ async def test_tls_rpt_without_destination(dns_server: DnsServer, resolver: Reso
     assert tls_rpt.message == "'v=TLSRPTv1;' has no rua= destination"
 
 
-def _mta_sts(policy_server: PolicyServer, tls_material: TlsMaterial) -> MtaSts:
-    return MtaSts(
-        tls_parameters=TlsParameters(ca_data=tls_material.ca_pem, use_system_trust=False),
-        port=policy_server.port,
-        timeout=3.0,
-        cache=MemoryPolicyCache(),
-    )
-
-
 async def test_mta_sts_policy_fetched(
     dns_server: DnsServer,
     resolver: Resolver,
@@ -178,7 +167,7 @@ async def test_mta_sts_policy_fetched(
     policy_server.policy(
         "a.test", "version: STSv1\r\nmode: testing\r\nmx: mx1.a.test\r\nmax_age: 86400\r\n"
     )
-    mta_sts = _mta_sts(policy_server, tls_material)
+    mta_sts = mta_sts_for(policy_server, tls_material)
     found = (await check_sender_domain("a.test", resolver=resolver, mta_sts=mta_sts)).findings[4]
     assert found.severity is Severity.OK
     assert found.message == "mode testing, mx mx1.a.test, max_age 86400"
@@ -194,7 +183,7 @@ async def test_mta_sts_published_but_no_policy(
     dns_server.add(
         '_mta-sts.b.test. 300 IN TXT "v=STSv1; id=1;"\nmta-sts.b.test. 300 IN A 127.0.0.10'
     )
-    mta_sts = _mta_sts(policy_server, tls_material)  # the server has no policy for b.test: 404
+    mta_sts = mta_sts_for(policy_server, tls_material)  # the server has no policy for b.test: 404
     found = (await check_sender_domain("b.test", resolver=resolver, mta_sts=mta_sts)).findings[4]
     assert found.severity is Severity.WARNING
     assert found.message == (

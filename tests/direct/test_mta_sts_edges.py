@@ -5,10 +5,10 @@ host without an address."""
 from __future__ import annotations
 
 import pytest
-from direct_support import PolicyServer
+from direct_support import PolicyServer, mta_sts_for
 from dns_server import DnsServer
 
-from lettre.dns.mta_sts import MemoryPolicyCache, MtaSts
+from lettre.dns.mta_sts import MtaSts
 from lettre.dns.resolver import Resolver
 from lettre.smtp.tls import TlsParameters
 from servers import TlsMaterial
@@ -16,15 +16,6 @@ from servers import TlsMaterial
 pytestmark = pytest.mark.anyio
 
 POLICY = "version: STSv1\r\n\r\nmode: enforce\r\n\r\nmx: mx1.a.test\r\nmax_age: 86400\r\n\r\n"
-
-
-def _mta_sts(policy_server: PolicyServer, tls_material: TlsMaterial) -> MtaSts:
-    return MtaSts(
-        tls_parameters=TlsParameters(ca_data=tls_material.ca_pem, use_system_trust=False),
-        port=policy_server.port,
-        timeout=3.0,
-        cache=MemoryPolicyCache(),
-    )
 
 
 @pytest.mark.parametrize(
@@ -49,7 +40,7 @@ async def test_blank_lines_in_a_policy_and_a_failing_txt_lookup_afterwards(
         '_mta-sts.a.test. 300 IN TXT "v=STSv1; id=1;"\nmta-sts.a.test. 300 IN A 127.0.0.10'
     )
     policy_server.policy("a.test", POLICY)
-    mta_sts = _mta_sts(policy_server, tls_material)
+    mta_sts = mta_sts_for(policy_server, tls_material)
     policy = await mta_sts.policy("a.test", resolver)
     assert policy is not None
     assert (policy.mode, policy.mx, policy.max_age) == ("enforce", ("mx1.a.test",), 86400)
@@ -66,7 +57,7 @@ async def test_a_failing_txt_lookup_without_a_cached_policy(
     tls_material: TlsMaterial,
 ) -> None:
     dns_server.servfail("_mta-sts.a.test")
-    assert await _mta_sts(policy_server, tls_material).policy("a.test", resolver) is None
+    assert await mta_sts_for(policy_server, tls_material).policy("a.test", resolver) is None
     assert policy_server.fetches("a.test") == 0
 
 
@@ -78,7 +69,7 @@ async def test_a_policy_host_without_an_address(
 ) -> None:
     dns_server.add('_mta-sts.b.test. 300 IN TXT "v=STSv1; id=1;"')
     policy_server.policy("b.test", POLICY.replace("a.test", "b.test"))
-    assert await _mta_sts(policy_server, tls_material).policy("b.test", resolver) is None
+    assert await mta_sts_for(policy_server, tls_material).policy("b.test", resolver) is None
     assert dns_server.asked("mta-sts.b.test", "A")
     assert dns_server.asked("mta-sts.b.test", "AAAA")
     assert policy_server.fetches("b.test") == 0
