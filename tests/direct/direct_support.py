@@ -29,6 +29,7 @@ from servers import SERVER_NAME, RecordingHandler, TlsMaterial
 
 __all__ = [
     "HELLO",
+    "EhloCountingHandler",
     "MxServers",
     "PolicyServer",
     "dns_server",
@@ -49,6 +50,17 @@ class _Controller(Controller):
 
     def factory(self) -> SMTP:
         return SMTP(self.handler, **self._smtp_kwargs)
+
+
+class EhloCountingHandler(RecordingHandler):
+    """Also records each EHLO (one per connection without STARTTLS)."""
+
+    async def handle_EHLO(
+        self, server: object, session: Any, envelope: object, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd's own EHLO would have done
+        self.commands.append("EHLO")
+        return responses
 
 
 class MxServers:

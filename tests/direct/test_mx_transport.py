@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from direct_support import HELLO, MxServers, greeting_server, mx_transport
+from direct_support import HELLO, EhloCountingHandler, MxServers, greeting_server, mx_transport
 from dns_server import DnsServer
 
 from lettre import Message
@@ -15,17 +13,6 @@ from lettre.transports.mx import ChannelSecurity, MxSendResult, MxTransport
 from servers import RecordingHandler
 
 pytestmark = pytest.mark.anyio
-
-
-class _CountingHandler(RecordingHandler):
-    """Also records each EHLO (one per connection without STARTTLS)."""
-
-    async def handle_EHLO(
-        self, server: object, session: Any, envelope: object, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname  # what aiosmtpd's own EHLO would have done
-        self.commands.append("EHLO")
-        return responses
 
 
 def _message(*to: str) -> Message:
@@ -242,7 +229,7 @@ async def test_connections_are_reused_across_messages(
     dns_server: DnsServer, mx_servers: MxServers
 ) -> None:
     dns_server.add("a.test. 300 IN MX 10 mx.a.test.\nmx.a.test. 300 IN A 127.0.0.2")
-    handler = mx_servers.start("127.0.0.2", starttls=False, handler=_CountingHandler())
+    handler = mx_servers.start("127.0.0.2", starttls=False, handler=EhloCountingHandler())
     async with mx_transport(dns_server, mx_servers) as transport:
         for _ in range(3):
             await transport.send(_message("bob@a.test"))
@@ -284,7 +271,7 @@ async def test_for_new_process_shares_no_connection(
     dns_server: DnsServer, mx_servers: MxServers
 ) -> None:
     dns_server.add("a.test. 300 IN MX 10 mx.a.test.\nmx.a.test. 300 IN A 127.0.0.2")
-    handler = mx_servers.start("127.0.0.2", starttls=False, handler=_CountingHandler())
+    handler = mx_servers.start("127.0.0.2", starttls=False, handler=EhloCountingHandler())
     async with mx_transport(dns_server, mx_servers) as transport:
         await transport.send(_message("bob@a.test"))
         child = transport.for_new_process()

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
-from direct_support import HELLO, MxServers, mx_transport
+from direct_support import HELLO, EhloCountingHandler, MxServers, mx_transport
 from dns_server import DnsServer
 
 from lettre import Message
@@ -119,15 +119,8 @@ async def test_a_final_refusal_is_not_tried_elsewhere(
     assert "5." in str(recipient.error)
 
 
-class _ConnectionsHandler(RecordingHandler):
+class _ConnectionsHandler(EhloCountingHandler):
     """Also records each EHLO (one per connection without STARTTLS) and each QUIT."""
-
-    async def handle_EHLO(
-        self, server: object, session: Any, envelope: object, hostname: str, responses: list[str]
-    ) -> list[str]:
-        session.host_name = hostname  # what aiosmtpd's own EHLO would have done
-        self.commands.append("EHLO")
-        return responses
 
     async def handle_QUIT(self, server: object, session: Any, envelope: object) -> str:
         self.commands.append("QUIT")
