@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from lettre.envelope import Envelope
@@ -350,6 +350,3 @@ def emit(hooks: tuple[Hook, ...], method: str, event: object) -> None:
             getattr(hook, method)(event)
         except Exception:  # noqa: BLE001 - a hook never changes the send
             _failed_hook(hook, method)
-
-
-NO_HOOKS: Final[tuple[Hook, ...]] = ()

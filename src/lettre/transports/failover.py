@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from lettre.errors import (
     DataRefused,
@@ -38,7 +38,7 @@ from lettre.transports.base import (
     DEFAULT_CONCURRENCY,
     BaseTransport,
     Transport,
-    prepare_message,
+    prepare_content,
 )
 
 if TYPE_CHECKING:
@@ -360,12 +360,14 @@ class _TransportGroup(BaseTransport):
         if not active(self._hooks):
             # No one to tell: the transports serialise; this one need not.
             return await self._deliver(call)
-        env, data, message_id = prepare_message(message, envelope)
+        # Serialised only for the hooks' event (its size); streamed attachments
+        # are not read here (a MessageContent knows its size).
+        env, content, message_id = prepare_content(message, envelope)
 
         async def deliver(env: Envelope, data: bytes) -> FailoverSendResult:
             return await self._deliver(call)
 
-        return await self._observed(env, data, message_id, deliver)
+        return await self._observed(env, cast("bytes", content), message_id, deliver)
 
     async def send_raw(self, envelope: Envelope, data: bytes) -> FailoverSendResult:
         """Hand message bytes to one transport's ``send_raw()``, failing over like :meth:`send`.
